@@ -1,0 +1,99 @@
+"""vcpay: the Payment Gateway of a telehealth video-call platform."""
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from vcpay.config import derived_settings, load_settings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_path=os.environ.get("VCPAY_INSTANCE_PATH") or None)
+    configure(app, overrides)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_security_headers(app)
+    register_template_helpers(app)
+    register_cli(app)
+    register_celery(app)
+    return app
+
+
+def configure(app: Flask, overrides: dict[str, Any] | None) -> None:
+    overrides = overrides or {}
+    app.config.update(load_settings(app.instance_path), **overrides)
+    app.config.update(derived_settings(app.config))
+    app.config.update(overrides)  # a test may override a derived setting too
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format=LOG_FORMAT)
+
+
+def register_extensions(app: Flask) -> None:
+    from vcpay.extensions import babel, csrf, db, limiter, login_manager, migrate
+    from vcpay.i18n import select_locale
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.sign_in"
+    login_manager.login_message = None
+    login_manager.session_protection = "strong"
+    _register_models()
+
+
+def _register_models() -> None:
+    """Import every model module so the metadata (and Alembic) sees all tables."""
+    import vcpay.audit.models  # noqa: F401
+    import vcpay.health.models  # noqa: F401
+    import vcpay.people.models  # noqa: F401
+
+
+def register_blueprints(app: Flask) -> None:
+    from vcpay.auth.views import blueprint as auth
+    from vcpay.calls.views import blueprint as calls
+    from vcpay.client_payments.views import blueprint as client_payments
+    from vcpay.health.views import blueprint as health
+    from vcpay.main.views import blueprint as main
+
+    for blueprint in (main, auth, client_payments, calls, health):
+        app.register_blueprint(blueprint)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from vcpay.errors import register_errorhandlers as register
+
+    register(app)
+
+
+def register_security_headers(app: Flask) -> None:
+    from vcpay.security import register_security_headers as register
+
+    register(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from vcpay.main.navigation import navigation_context
+
+    app.context_processor(navigation_context)
+
+
+def register_cli(app: Flask) -> None:
+    from vcpay.cli import commands
+
+    for command in commands:
+        app.cli.add_command(command)
+
+
+def register_celery(app: Flask) -> None:
+    from workers import celery_init_app
+
+    celery_init_app(app)

@@ -1,0 +1,109 @@
+"""Settings from the environment, with embedded defaults that need no external server.
+
+Every setting is declared once in ``SETTINGS``; the README's configuration table lists the
+same names and a test keeps the two in step.
+"""
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    key: str
+    default: Any
+    cast: Any = str
+    secret: bool = False
+
+
+# Defaults that depend on the instance folder are filled in by ``load_settings``.
+SETTINGS = [
+    Setting("VCPAY_SECRET_KEY", "SECRET_KEY", None, secret=True),
+    Setting("VCPAY_DATABASE_URL", "SQLALCHEMY_DATABASE_URI", None, secret=True),
+    Setting("VCPAY_CELERY_BROKER_URL", "CELERY_BROKER_URL", None, secret=True),
+    Setting("VCPAY_REDIS_URL", "REDIS_URL", "", secret=True),
+    Setting("VCPAY_PUBLIC_URL", "PUBLIC_URL", "http://127.0.0.1:5000"),
+    Setting("VCPAY_COOKIE_SECURE", "SESSION_COOKIE_SECURE", None, _bool),
+    Setting("VCPAY_SESSION_HOURS", "SESSION_HOURS", 12, int),
+    Setting("VCPAY_LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT", "10 per minute"),
+    Setting("VCPAY_LOGIN_ACCOUNT_RATE_LIMIT", "LOGIN_ACCOUNT_RATE_LIMIT", "5 per 5 minutes"),
+    Setting("VCPAY_DEFAULT_LOCALE", "BABEL_DEFAULT_LOCALE", "en"),
+    Setting("VCPAY_DEFAULT_TIMEZONE", "BABEL_DEFAULT_TIMEZONE", "Australia/Sydney"),
+    Setting("VCPAY_HEARTBEAT_SECONDS", "HEARTBEAT_SECONDS", 30, int),
+    Setting("VCPAY_LOG_LEVEL", "LOG_LEVEL", "INFO"),
+]
+
+
+def _secret_key(instance_path: Path) -> str:
+    """Keep one generated key per instance so sessions survive a restart of the demo."""
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(48))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def _embedded_defaults(instance_path: Path) -> dict[str, Any]:
+    return {
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance_path / 'vcpay.sqlite'}",
+        "CELERY_BROKER_URL": f"sqla+sqlite:///{instance_path / 'celery-broker.sqlite'}",
+    }
+
+
+def load_settings(instance_path: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Read every setting from ``environ`` (the process environment by default)."""
+    environ = os.environ if environ is None else environ
+    instance = Path(instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    defaults = _embedded_defaults(instance)
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.env)
+        if raw is None or raw == "":
+            values[setting.key] = defaults.get(setting.key, setting.default)
+            continue
+        try:
+            values[setting.key] = setting.cast(raw)
+        except ValueError as error:
+            raise ValueError(f"{setting.env}: {error}") from None
+    if values["SECRET_KEY"] is None:
+        values["SECRET_KEY"] = _secret_key(instance)
+    if values["SESSION_COOKIE_SECURE"] is None:
+        values["SESSION_COOKIE_SECURE"] = values["PUBLIC_URL"].startswith("https://")
+    return values
+
+
+def derived_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """Flask and extension settings that follow from the documented ones."""
+    from datetime import timedelta
+
+    secure = values["SESSION_COOKIE_SECURE"]
+    redis_url = values["REDIS_URL"]
+    return {
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_NAME": "vcpay_session",
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=values["SESSION_HOURS"]),
+        "REMEMBER_COOKIE_SECURE": secure,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": values["SESSION_HOURS"] * 3600,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "PREFERRED_URL_SCHEME": "https" if secure else "http",
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+    }

@@ -1,0 +1,98 @@
+"""Demo data: one organisation, two clinics and one person per role.
+
+Seeding is idempotent: running it again finds what exists and adds only what is missing,
+so ``make run`` can call it on every start.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from vcpay.extensions import db
+from vcpay.people.models import (
+    Clinic,
+    ClinicMembership,
+    ClinicRole,
+    Organisation,
+    OrganisationMembership,
+    User,
+)
+from vcpay.people.services import (
+    add_clinic_role,
+    add_organisation_admin,
+    create_user,
+    find_user_by_email,
+)
+
+DEMO_PASSWORD = "vcpay-demo-2026"  # noqa: S105 - documented demo credential
+ORGANISATION = "Harbourside Health"
+CLINICS = ("Harbourside GP Clinic", "Harbourside Physiotherapy")
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    email: str
+    name: str
+    role: str
+
+
+DEMO_PEOPLE = (
+    DemoPerson("manager@harbourside.example", "Morgan Lee", "Organisation admin, telehealth manager"),
+    DemoPerson("orgadmin@harbourside.example", "Alex Chen", "Organisation admin"),
+    DemoPerson("clinicadmin@harbourside.example", "Sam Patel", "Clinic admin, GP Clinic"),
+    DemoPerson("clinician@harbourside.example", "Dr Jordan Rivers", "Clinician, GP Clinic"),
+)
+
+
+def _organisation() -> Organisation:
+    organisation = db.session.scalar(select(Organisation).where(Organisation.name == ORGANISATION))
+    if organisation is None:
+        organisation = Organisation(name=ORGANISATION)
+        db.session.add(organisation)
+    return organisation
+
+
+def _clinic(organisation: Organisation, name: str) -> Clinic:
+    for clinic in organisation.clinics:
+        if clinic.name == name:
+            return clinic
+    clinic = Clinic(organisation=organisation, name=name)
+    db.session.add(clinic)
+    return clinic
+
+
+def _user(person: DemoPerson) -> User:
+    return find_user_by_email(person.email) or create_user(
+        person.email, person.name, DEMO_PASSWORD, phone="+61 2 5550 0100"
+    )
+
+
+def _ensure_org_admin(user: User, organisation: Organisation, manager: bool) -> None:
+    existing = db.session.scalar(
+        select(OrganisationMembership).filter_by(user=user, organisation=organisation)
+    )
+    if existing is None:
+        add_organisation_admin(user, organisation, telehealth_manager=manager)
+
+
+def _ensure_clinic_role(user: User, clinic: Clinic, role: ClinicRole) -> None:
+    existing = db.session.scalar(
+        select(ClinicMembership).filter_by(user=user, clinic=clinic, role=role.value)
+    )
+    if existing is None:
+        add_clinic_role(user, clinic, role)
+
+
+def seed_demo() -> Organisation:
+    """Create or complete the demo organisation; the caller commits."""
+    organisation = _organisation()
+    gp_clinic, _physio = (_clinic(organisation, name) for name in CLINICS)
+    db.session.flush()
+    manager, org_admin, clinic_admin, clinician = (_user(p) for p in DEMO_PEOPLE)
+    db.session.flush()
+    _ensure_org_admin(manager, organisation, manager=True)
+    _ensure_org_admin(org_admin, organisation, manager=False)
+    _ensure_clinic_role(clinic_admin, gp_clinic, ClinicRole.CLINIC_ADMIN)
+    _ensure_clinic_role(clinician, gp_clinic, ClinicRole.CLINICIAN)
+    db.session.flush()
+    return organisation

@@ -1,0 +1,133 @@
+"""Organisations, their clinics, the people who work in them and the roles they hold."""
+
+import enum
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from vcpay.database import CreatedAtMixin
+from vcpay.extensions import db
+
+
+class ClinicRole(enum.StrEnum):
+    CLINIC_ADMIN = "clinic_admin"
+    CLINICIAN = "clinician"
+
+
+class Organisation(CreatedAtMixin, db.Model):
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+    clinics: Mapped[list["Clinic"]] = relationship(
+        back_populates="organisation", order_by="Clinic.name"
+    )
+    memberships: Mapped[list["OrganisationMembership"]] = relationship(
+        back_populates="organisation"
+    )
+
+    @property
+    def telehealth_manager(self) -> "User | None":
+        for membership in self.memberships:
+            if membership.is_telehealth_manager:
+                return membership.user
+        return None
+
+    def __repr__(self) -> str:
+        return f"<Organisation {self.id} {self.name!r}>"
+
+
+class Clinic(CreatedAtMixin, db.Model):
+    __tablename__ = "clinics"
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Set by an approved enablement request; the request that set it is recorded later.
+    gateway_enabled_at: Mapped[datetime | None]
+
+    organisation: Mapped[Organisation] = relationship(back_populates="clinics")
+    memberships: Mapped[list["ClinicMembership"]] = relationship(back_populates="clinic")
+
+    @property
+    def gateway_enabled(self) -> bool:
+        return self.gateway_enabled_at is not None
+
+    def __repr__(self) -> str:
+        return f"<Clinic {self.id} {self.name!r}>"
+
+
+class User(UserMixin, CreatedAtMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Stored lower-cased so sign-in and uniqueness ignore case on every backend.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_disabled: Mapped[bool] = mapped_column(default=False)
+    locale: Mapped[str | None] = mapped_column(String(16))
+    last_signed_in_at: Mapped[datetime | None]
+
+    organisation_memberships: Mapped[list["OrganisationMembership"]] = relationship(
+        back_populates="user"
+    )
+    clinic_memberships: Mapped[list["ClinicMembership"]] = relationship(back_populates="user")
+
+    @property
+    def is_active(self) -> bool:
+        return not self.is_disabled
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email}>"
+
+
+class OrganisationMembership(CreatedAtMixin, db.Model):
+    """An organisation admin; at most one per organisation is its telehealth manager."""
+
+    __tablename__ = "organisation_memberships"
+    __table_args__ = (
+        UniqueConstraint("user_id", "organisation_id"),
+        Index(
+            "uq_organisation_memberships_one_telehealth_manager",
+            "organisation_id",
+            unique=True,
+            sqlite_where=text("is_telehealth_manager"),
+            postgresql_where=text("is_telehealth_manager"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    is_telehealth_manager: Mapped[bool] = mapped_column(default=False)
+
+    user: Mapped[User] = relationship(back_populates="organisation_memberships")
+    organisation: Mapped[Organisation] = relationship(back_populates="memberships")
+
+
+class ClinicMembership(CreatedAtMixin, db.Model):
+    """A role in one clinic; a person who both administers and consults holds two rows."""
+
+    __tablename__ = "clinic_memberships"
+    __table_args__ = (
+        UniqueConstraint("user_id", "clinic_id", "role"),
+        CheckConstraint("role IN ('clinic_admin', 'clinician')", name="role_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    clinic_id: Mapped[int] = mapped_column(
+        ForeignKey("clinics.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(20))
+
+    user: Mapped[User] = relationship(back_populates="clinic_memberships")
+    clinic: Mapped[Clinic] = relationship(back_populates="memberships")
