@@ -32,6 +32,8 @@ def configure(app: Flask, overrides: dict[str, Any] | None) -> None:
     app.config.update(derived_settings(app.config))
     app.config.update(overrides)  # a test may override a derived setting too
     logging.basicConfig(level=app.config["LOG_LEVEL"], format=LOG_FORMAT)
+    # Alembic announces each plugin it loads; that is noise in every command's output.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def register_extensions(app: Flask) -> None:
@@ -52,8 +54,8 @@ def register_extensions(app: Flask) -> None:
 
 def _register_models() -> None:
     """Import every model module so the metadata (and Alembic) sees all tables."""
-    import vcpay.audit.models  # noqa: F401
-    import vcpay.health.models  # noqa: F401
+    import vcpay.audit.models
+    import vcpay.health.models
     import vcpay.people.models  # noqa: F401
 
 

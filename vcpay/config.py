@@ -59,7 +59,8 @@ def _secret_key(instance_path: Path) -> str:
 def _embedded_defaults(instance_path: Path) -> dict[str, Any]:
     return {
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance_path / 'vcpay.sqlite'}",
-        "CELERY_BROKER_URL": f"sqla+sqlite:///{instance_path / 'celery-broker.sqlite'}",
+        # Kombu's file-system transport: a broker with no server, in the instance folder.
+        "CELERY_BROKER_URL": "filesystem://",
     }
 
 

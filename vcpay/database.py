@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 
 # Named constraints let migrations drop or alter them on every backend.
 NAMING_CONVENTION = {
@@ -41,8 +41,10 @@ class UTCDateTime(TypeDecorator):
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime()}
+    registry = registry(
+        metadata=MetaData(naming_convention=NAMING_CONVENTION),
+        type_annotation_map={datetime: UTCDateTime()},
+    )
 
 
 class CreatedAtMixin:

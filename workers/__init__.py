@@ -1,6 +1,7 @@
 """Celery bound to the Flask factory: every task runs inside an application context."""
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
@@ -9,22 +10,38 @@ from flask import Flask
 # Modules whose tasks the worker registers; each feature adds its own.
 TASK_MODULES = ["vcpay.health.tasks"]
 
-# Embedded brokers (no server) poll a database; they cannot broadcast to workers.
+# Embedded brokers (no server) are polled; they cannot broadcast to workers.
 SERVERLESS_SCHEMES = ("sqla+", "filesystem")
+# A short poll keeps the embedded broker responsive: a payment reaches a clinician quickly.
+EMBEDDED_POLLING_SECONDS = 0.05
 
 
 def is_embedded_broker(url: str) -> bool:
     return url.startswith(SERVERLESS_SCHEMES)
 
 
-def celery_settings(config: dict[str, Any]) -> dict[str, Any]:
+def broker_transport_options(broker_url: str, instance_path: str) -> dict[str, Any]:
+    if not broker_url.startswith("filesystem"):
+        return {}
+    folder = Path(instance_path) / "broker"
+    queues, control = folder / "queues", folder / "control"
+    for path in (queues, control):
+        path.mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(queues),
+        "data_folder_out": str(queues),
+        "control_folder": str(control),
+        "polling_interval": EMBEDDED_POLLING_SECONDS,
+    }
+
+
+def celery_settings(config: dict[str, Any], instance_path: str) -> dict[str, Any]:
     broker_url = config["CELERY_BROKER_URL"]
     embedded = is_embedded_broker(broker_url)
     return {
         "broker_url": broker_url,
         "broker_connection_retry_on_startup": True,
-        # A short poll keeps the embedded broker responsive for a demo.
-        "broker_transport_options": {"polling_interval": 0.1} if embedded else {},
+        "broker_transport_options": broker_transport_options(broker_url, instance_path),
         "worker_enable_remote_control": not embedded,
         "task_ignore_result": True,
         # A task is acknowledged only once done, so a crashed worker's task runs again;
@@ -51,7 +68,7 @@ def celery_init_app(app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
-    celery_app.config_from_object(celery_settings(app.config))
+    celery_app.config_from_object(celery_settings(app.config, app.instance_path))
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app

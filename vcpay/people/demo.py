@@ -37,7 +37,9 @@ class DemoPerson:
 
 
 DEMO_PEOPLE = (
-    DemoPerson("manager@harbourside.example", "Morgan Lee", "Organisation admin, telehealth manager"),
+    DemoPerson(
+        "manager@harbourside.example", "Morgan Lee", "Organisation admin, telehealth manager"
+    ),
     DemoPerson("orgadmin@harbourside.example", "Alex Chen", "Organisation admin"),
     DemoPerson("clinicadmin@harbourside.example", "Sam Patel", "Clinic admin, GP Clinic"),
     DemoPerson("clinician@harbourside.example", "Dr Jordan Rivers", "Clinician, GP Clinic"),

@@ -124,9 +124,7 @@ class ClinicMembership(CreatedAtMixin, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    clinic_id: Mapped[int] = mapped_column(
-        ForeignKey("clinics.id", ondelete="CASCADE"), index=True
-    )
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(20))
 
     user: Mapped[User] = relationship(back_populates="clinic_memberships")

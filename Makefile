@@ -1,0 +1,51 @@
+# The two commands: `make run` starts the whole product; `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FLASK := $(BIN)/flask --app wsgi
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test install lint format migrate seed browser clean
+
+run: install migrate seed
+	$(FLASK) run-demo
+
+test: install browser
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+install: $(STAMP)
+
+# Reinstall only when the lock or the project file changes.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+migrate: install
+	$(FLASK) db upgrade
+
+seed: install
+	$(FLASK) seed-demo
+
+# Browser tests drive Debian's Chromium; Playwright never downloads a browser here.
+browser:
+	@test -x $(CHROMIUM) || { \
+		echo "Installing Chromium for the browser tests..."; \
+		SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) instance test-artifacts .pytest_cache

@@ -1,0 +1,56 @@
+"""What the navigation shows: each person sees the places their roles open."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import request
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from vcpay.auth.forms import SignOutForm
+from vcpay.health.services import workers_are_late
+from vcpay.i18n import LANGUAGES, html_lang
+from vcpay.main.forms import LanguageForm
+from vcpay.people.permissions import ADMINS, Role, holds_any
+
+
+@dataclass(frozen=True)
+class NavigationLink:
+    endpoint: str
+    label: Any
+    roles: frozenset[Role]
+
+
+LINKS = (
+    NavigationLink("main.home", _l("Home"), frozenset(Role)),
+    NavigationLink("client_payments.index", _l("Client Payments"), ADMINS),
+    NavigationLink("calls.index", _l("Calls"), frozenset({Role.CLINICIAN})),
+)
+
+
+def links_for(user) -> list[NavigationLink]:
+    return [link for link in LINKS if holds_any(user, link.roles)]
+
+
+def _current_locale() -> str:
+    locale = get_locale()
+    return str(locale) if locale else "en"
+
+
+def navigation_context() -> dict[str, Any]:
+    locale = _current_locale()
+    context: dict[str, Any] = {
+        "languages": LANGUAGES,
+        "current_locale": locale,
+        "html_lang": html_lang(locale),
+        "language_form": LanguageForm(language=locale, next=request.full_path.rstrip("?")),
+        "navigation": [],
+        "show_worker_warning": False,
+    }
+    if current_user.is_authenticated:
+        context["navigation"] = links_for(current_user)
+        context["sign_out_form"] = SignOutForm()
+        # Admins rely on background work (requests, webhooks); tell them when it has stopped.
+        context["show_worker_warning"] = holds_any(current_user, ADMINS) and workers_are_late()
+    return context
