@@ -5,6 +5,7 @@ so ``make run`` can call it on every start.
 """
 
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import select
 
@@ -22,6 +23,7 @@ from vcpay.people.services import (
     add_organisation_admin,
     create_user,
     find_user_by_email,
+    hash_password,
 )
 
 DEMO_PASSWORD = "vcpay-demo-2026"  # noqa: S105 - documented demo credential
@@ -63,10 +65,23 @@ def _clinic(organisation: Organisation, name: str) -> Clinic:
     return clinic
 
 
+@cache
+def _demo_password_hash() -> str:
+    # Hashing is slow on purpose; the demo people share one documented password.
+    return hash_password(DEMO_PASSWORD)
+
+
 def _user(person: DemoPerson) -> User:
-    return find_user_by_email(person.email) or create_user(
-        person.email, person.name, DEMO_PASSWORD, phone="+61 2 5550 0100"
-    )
+    user = find_user_by_email(person.email)
+    if user is None:
+        user = create_user(
+            person.email,
+            person.name,
+            DEMO_PASSWORD,
+            phone="+61 2 5550 0100",
+            password_hash=_demo_password_hash(),
+        )
+    return user
 
 
 def _ensure_org_admin(user: User, organisation: Organisation, manager: bool) -> None:

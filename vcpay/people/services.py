@@ -50,9 +50,15 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-def create_user(email: str, name: str, password: str, phone: str | None = None) -> User:
+def create_user(
+    email: str, name: str, password: str, phone: str | None = None, password_hash: str = ""
+) -> User:
+    """A new user; ``password_hash`` may carry a hash of ``password`` made earlier."""
     user = User(
-        email=normalise_email(email), name=name, phone=phone, password_hash=hash_password(password)
+        email=normalise_email(email),
+        name=name,
+        phone=phone,
+        password_hash=password_hash or hash_password(password),
     )
     db.session.add(user)
     return user

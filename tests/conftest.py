@@ -1,0 +1,95 @@
+"""Fixtures: an application on a real database (SQLite, and PostgreSQL where configured)."""
+
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete
+
+from tests.services import scratch_postgres_database
+from vcpay import create_app
+from vcpay.extensions import db, limiter
+from vcpay.people.demo import seed_demo
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request, tmp_path_factory):
+    """Each test that uses the app runs once per database backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'vcpay.sqlite'}"
+        return
+    with scratch_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def _schema(database_url):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url})
+    with app.app_context():
+        db.create_all()
+    yield database_url
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _empty_tables() -> None:
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(delete(table))
+    db.session.commit()
+
+
+@pytest.fixture
+def app(_schema, tmp_path):
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": _schema,
+            "CELERY_BROKER_URL": "memory://",
+            "RATELIMIT_STORAGE_URI": "memory://",
+        }
+    )
+    with app.app_context():
+        _empty_tables()
+        limiter.reset()
+        yield app
+        db.session.remove()
+        _empty_tables()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def demo(app):
+    """The demo organisation, committed."""
+    organisation = seed_demo()
+    db.session.commit()
+    return organisation
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def csrf_token(client, path: str = "/sign-in") -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = CSRF_FIELD.search(page)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def sign_in(client, email: str, password: str = "vcpay-demo-2026", next_page: str = ""):
+    token = csrf_token(client)
+    query = f"?next={next_page}" if next_page else ""
+    return client.post(
+        f"/sign-in{query}",
+        data={"email": email, "password": password, "csrf_token": token},
+    )
