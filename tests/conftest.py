@@ -1,9 +1,11 @@
 """Fixtures: an application on a real database (SQLite, and PostgreSQL where configured)."""
 
+import contextvars
 import re
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import delete
 
 from tests.services import scratch_postgres_database
@@ -40,6 +42,19 @@ def _empty_tables() -> None:
     db.session.commit()
 
 
+class ServerLikeClient(FlaskClient):
+    """Runs each request in its own application context, as a real server does.
+
+    The test keeps its own context (and database session) open for setting up and checking;
+    without this, requests would share it and hide bugs that only show across requests.
+    """
+
+    def open(self, *args, **kwargs):
+        response = contextvars.Context().run(super().open, *args, **kwargs)
+        db.session.expire_all()  # the test sees what the request committed
+        return response
+
+
 @pytest.fixture
 def app(_schema, tmp_path):
     app = create_app(
@@ -50,6 +65,7 @@ def app(_schema, tmp_path):
             "RATELIMIT_STORAGE_URI": "memory://",
         }
     )
+    app.test_client_class = ServerLikeClient
     with app.app_context():
         _empty_tables()
         limiter.reset()
@@ -86,10 +102,11 @@ def csrf_token(client, path: str = "/sign-in") -> str:
     return match.group(1)
 
 
-def sign_in(client, email: str, password: str = "vcpay-demo-2026", next_page: str = ""):
+def sign_in(client, email: str, password: str = "vcpay-demo-2026", next_page: str = "", **kw):
     token = csrf_token(client)
     query = f"?next={next_page}" if next_page else ""
     return client.post(
         f"/sign-in{query}",
         data={"email": email, "password": password, "csrf_token": token},
+        **kw,
     )

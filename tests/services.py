@@ -28,7 +28,9 @@ def unavailable(reason: str) -> None:
 def postgres_admin_url() -> str:
     url = os.environ.get(POSTGRES_ENV)
     if not url:
-        unavailable(f"PostgreSQL tests need {POSTGRES_ENV}, e.g. postgresql+psycopg://127.0.0.1/test")
+        unavailable(
+            f"PostgreSQL tests need {POSTGRES_ENV}, e.g. postgresql+psycopg://127.0.0.1/test"
+        )
     return url
 
 

@@ -19,18 +19,18 @@ from vcpay.people.permissions import ADMINS, Role, holds_any
 class NavigationLink:
     endpoint: str
     label: Any
-    roles: frozenset[Role]
+    roles: frozenset[Role] | None  # None: everyone signed in
 
 
 LINKS = (
-    NavigationLink("main.home", _l("Home"), frozenset(Role)),
+    NavigationLink("main.home", _l("Home"), None),
     NavigationLink("client_payments.index", _l("Client Payments"), ADMINS),
     NavigationLink("calls.index", _l("Calls"), frozenset({Role.CLINICIAN})),
 )
 
 
 def links_for(user) -> list[NavigationLink]:
-    return [link for link in LINKS if holds_any(user, link.roles)]
+    return [link for link in LINKS if link.roles is None or holds_any(user, link.roles)]
 
 
 def _current_locale() -> str:

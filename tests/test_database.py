@@ -1,0 +1,109 @@
+"""The schema: migrations from empty on every backend, and models that agree with them."""
+
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+
+from tests import factories
+from tests.services import scratch_postgres_database
+from vcpay import create_app
+from vcpay.extensions import db
+from vcpay.people.models import Clinic
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrated.sqlite'}"
+        return
+    with scratch_postgres_database() as url:
+        yield url
+
+
+def migrated_app(url: str):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "CELERY_BROKER_URL": "memory://"})
+    with app.app_context():
+        upgrade()
+    return app
+
+
+def test_upgrade_from_empty_creates_every_table(empty_database):
+    app = migrated_app(empty_database)
+    with app.app_context():
+        tables = set(sa.inspect(db.engine).get_table_names())
+        db.engine.dispose()
+    assert set(db.metadata.tables) <= tables
+    assert "alembic_version" in tables
+
+
+def test_models_and_migrations_agree(empty_database):
+    app = migrated_app(empty_database)
+    with app.app_context(), db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, db.metadata)
+    with app.app_context():
+        db.engine.dispose()
+    assert differences == [], "run `flask --app wsgi db migrate` to add a migration"
+
+
+def test_downgrade_to_empty_and_back(empty_database):
+    app = migrated_app(empty_database)
+    with app.app_context():
+        downgrade(revision="base")
+        assert set(sa.inspect(db.engine).get_table_names()) <= {"alembic_version"}
+        upgrade()
+        assert "clinics" in sa.inspect(db.engine).get_table_names()
+        db.engine.dispose()
+
+
+def test_constraints_follow_the_naming_convention(app):
+    names = {c.name for c in Clinic.__table__.constraints}
+    assert {"pk_clinics", "uq_clinics_organisation_id_name"} <= names
+    assert "fk_clinics_organisation_id_organisations" in names
+
+
+def test_times_are_stored_in_utc_and_read_back_aware(app):
+    org = factories.organisation("Timekeepers")
+    db.session.commit()
+    db.session.expire_all()
+    assert org.created_at.utcoffset().total_seconds() == 0
+
+
+def test_naive_times_are_refused(app):
+    org = factories.organisation("Naive", "Naive Clinic")
+    org.clinics[0].gateway_enabled_at = datetime(2026, 1, 1)  # noqa: DTZ001 - the point of it
+    with pytest.raises(sa.exc.StatementError, match="naive datetimes"):
+        db.session.commit()
+    db.session.rollback()
+
+
+def test_an_organisation_has_at_most_one_telehealth_manager(app):
+    org = factories.organisation("One Manager Health")
+    factories.org_admin("first@one.example", org, manager=True)
+    db.session.commit()
+    with pytest.raises(sa.exc.IntegrityError):
+        factories.org_admin("second@one.example", org, manager=True)
+    db.session.rollback()
+    factories.org_admin("third@one.example", org, manager=False)
+    db.session.commit()
+    assert org.telehealth_manager.email == "first@one.example"
+
+
+def test_clinic_roles_are_checked_by_the_database(app):
+    org = factories.organisation("Checked", "Checked Clinic")
+    user = factories.person("checked@one.example")
+    db.session.commit()
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.execute(
+            sa.text(
+                "INSERT INTO clinic_memberships (user_id, clinic_id, role, created_at) "
+                "VALUES (:u, :c, 'superuser', CURRENT_TIMESTAMP)"
+            ),
+            {"u": user.id, "c": org.clinics[0].id},
+        )
+        db.session.flush()
+    db.session.rollback()
