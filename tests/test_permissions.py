@@ -8,7 +8,6 @@ from tests import factories
 from vcpay.extensions import db
 from vcpay.people.demo import CLINICS
 from vcpay.people.models import ClinicRole
-from vcpay.people.services import add_clinic_role
 from vcpay.people.permissions import (
     Permission,
     Role,
@@ -18,6 +17,7 @@ from vcpay.people.permissions import (
     organisations_where,
     roles_in,
 )
+from vcpay.people.services import add_clinic_role
 
 P = Permission
 ALL = set(Permission)

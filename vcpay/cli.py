@@ -1,10 +1,12 @@
 """Commands for ``flask --app wsgi ...``: demo data and the one-command demo."""
 
+import json
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from urllib.error import URLError
 from urllib.parse import urlsplit
 
@@ -12,7 +14,9 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from vcpay.database import utcnow
 from vcpay.extensions import db
+from vcpay.health.tasks import record_heartbeat
 from vcpay.people.demo import DEMO_PASSWORD, DEMO_PEOPLE, seed_demo
 from workers import is_embedded_broker
 
@@ -64,17 +68,25 @@ def demo_processes(config) -> dict[str, list[str]]:
     }
 
 
+def _heartbeat_since(url: str, started: datetime) -> bool:
+    """Whether the web server answers and the worker has recorded a beat since ``started``."""
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310
+            beat = json.load(response).get("last_worker_heartbeat")
+    except (URLError, OSError, ValueError):
+        return False
+    return beat is not None and datetime.fromisoformat(beat) >= started
+
+
 def _wait_until_serving(url: str, processes: dict[str, subprocess.Popen]) -> bool:
+    """Wait for the web server, beat and the worker: a heartbeat needs all three."""
+    started = utcnow().replace(microsecond=0)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in processes.values()):
             return False
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return True
-        except (URLError, OSError):
-            pass
+        if _heartbeat_since(url, started):
+            return True
         time.sleep(0.5)
     return False
 
@@ -90,6 +102,9 @@ def _print_welcome(url: str) -> None:
 
 
 def _stop(processes: dict[str, subprocess.Popen]) -> None:
+    # A second Ctrl-C must not interrupt the stopping and leave processes behind.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for process in processes.values():
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -101,16 +116,31 @@ def _stop(processes: dict[str, subprocess.Popen]) -> None:
             process.kill()
 
 
+class StopRequested(Exception):
+    """Ctrl-C or a termination signal: stop every process of the demo."""
+
+
+def _request_stop(signum, frame) -> None:
+    raise StopRequested
+
+
 @click.command("run-demo")
 @with_appcontext
 def run_demo_command() -> None:
     """Start the web server, a Celery worker and beat together; Ctrl-C stops them all."""
     url = current_app.config["PUBLIC_URL"].rstrip("/")
+    # Installed explicitly: a shell that starts us in the background ignores SIGINT.
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    # Each process gets its own session: Ctrl-C reaches only this command, which then
+    # stops each of them once and in order, instead of all of them being hit twice.
     processes = {
-        name: subprocess.Popen(command)  # noqa: S603 - our own fixed command lines
+        name: subprocess.Popen(command, start_new_session=True)  # noqa: S603 - fixed commands
         for name, command in demo_processes(current_app.config).items()
     }
     try:
+        # Beat's first heartbeat is one interval away; ask for one now to see the worker answer.
+        record_heartbeat.delay()
         if not _wait_until_serving(url, processes):
             failed = [name for name, p in processes.items() if p.poll() is not None]
             raise click.ClickException(
@@ -121,7 +151,7 @@ def run_demo_command() -> None:
             time.sleep(0.5)
         stopped = [name for name, p in processes.items() if p.poll() is not None]
         raise click.ClickException(f"{', '.join(stopped)} stopped; stopping the rest.")
-    except KeyboardInterrupt:
+    except StopRequested:
         click.echo("\nStopping vcpay...")
     finally:
         _stop(processes)

@@ -1,0 +1,137 @@
+"""The first of the two commands: `make run` starts everything, each demo person signs in.
+
+This starts the real product (gunicorn, a Celery worker and beat) exactly as a person does,
+drives it with Chromium, then stops it with Ctrl-C.
+"""
+
+import signal
+import socket
+import time
+
+import pytest
+
+from tests.browser import chromium  # noqa: F401 - a fixture
+from tests.conftest import ARTIFACTS
+from tests.processes import ROOT, product_environment, running, stop_group, wait_for
+from vcpay.people.demo import DEMO_PASSWORD
+
+pytestmark = pytest.mark.browser
+
+NAVIGATION = {
+    "manager@harbourside.example": ["Home", "Client Payments"],
+    "orgadmin@harbourside.example": ["Home", "Client Payments"],
+    "clinicadmin@harbourside.example": ["Home", "Client Payments"],
+    "clinician@harbourside.example": ["Home", "Calls"],
+}
+STARTUP_LIMIT_SECONDS = 120
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory):
+    instance = tmp_path_factory.mktemp("instance")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = product_environment(VCPAY_INSTANCE_PATH=str(instance), VCPAY_PUBLIC_URL=url)
+    log = instance / "make-run.log"
+    started = time.monotonic()
+    with running(["make", "--no-print-directory", "run"], env, log) as process:
+        wait_for(
+            lambda: f"vcpay is running at {url}" in log.read_text(errors="replace"),
+            STARTUP_LIMIT_SECONDS,
+            "`make run` to print its URL",
+            log,
+        )
+        yield {
+            "url": url,
+            "port": port,
+            "log": log,
+            "process": process,
+            "startup_seconds": time.monotonic() - started,
+        }
+        # Ctrl-C in a terminal signals the whole foreground group.
+        stop_group(process, signal.SIGINT)
+    assert process.returncode is not None
+
+
+def test_make_run_prints_the_url_and_every_demo_login(product):
+    output = product["log"].read_text()
+    assert product["startup_seconds"] < STARTUP_LIMIT_SECONDS
+    assert DEMO_PASSWORD in output
+    for email in NAVIGATION:
+        assert email in output
+
+
+@pytest.mark.parametrize("email", list(NAVIGATION))
+def test_each_demo_person_signs_in_and_sees_their_navigation(product, chromium, email):  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = chromium.new_context()
+    page = context.new_page()
+    try:
+        page.goto(f"{product['url']}/client-payments/")
+        assert page.url.startswith(f"{product['url']}/sign-in")
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(DEMO_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state()
+        links = page.get_by_role("navigation", name="Main").get_by_role("link").all_inner_texts()
+        page.screenshot(path=str(ARTIFACTS / f"make-run-{email.split('@')[0]}.png"), full_page=True)
+        assert [text.strip() for text in links] == NAVIGATION[email]
+        if "Client Payments" in links:
+            # The next page they asked for before signing in.
+            assert page.url == f"{product['url']}/client-payments/"
+    finally:
+        context.close()
+
+
+def test_a_wrong_password_shows_one_clear_message(product, chromium):  # noqa: F811
+    page = chromium.new_page()
+    page.goto(f"{product['url']}/sign-in")
+    page.get_by_label("Email").fill("manager@harbourside.example")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    alert = page.get_by_role("alert")
+    assert alert.inner_text().strip() == ("That email and password do not match an active account.")
+    page.screenshot(path=str(ARTIFACTS / "make-run-wrong-password.png"))
+    page.close()
+
+
+def test_the_language_switcher_changes_the_page_language(product, chromium):  # noqa: F811
+    page = chromium.new_page()
+    page.goto(f"{product['url']}/sign-in")
+    page.get_by_label("Language").select_option("sr_Latn")
+    page.get_by_role("button", name="Change").click()
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == "sr-Latn"
+    page.close()
+
+
+def test_ctrl_c_stops_the_web_server_worker_and_beat(product):
+    process = product["process"]
+    stop_group(process, signal.SIGINT)
+    assert process.returncode is not None
+    wait_for(lambda: not port_open(product["port"]), 20, "the web server to stop")
+    leftovers = [
+        line
+        for line in _processes()
+        if str(product["log"].parent) in line or f":{product['port']}" in line
+    ]
+    assert leftovers == []
+    assert ROOT.exists()
+
+
+def _processes() -> list[str]:
+    import subprocess
+
+    listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return listing.stdout.splitlines()
