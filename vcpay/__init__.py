@@ -50,12 +50,15 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = None
     login_manager.session_protection = "strong"
     _register_models()
+    import vcpay.transactions  # noqa: F401 - installs the after-commit hooks
 
 
 def _register_models() -> None:
     """Import every model module so the metadata (and Alembic) sees all tables."""
     import vcpay.audit.models
+    import vcpay.enablement.models
     import vcpay.health.models
+    import vcpay.mail.models
     import vcpay.people.models  # noqa: F401
 
 
@@ -63,10 +66,11 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.auth.views import blueprint as auth
     from vcpay.calls.views import blueprint as calls
     from vcpay.client_payments.views import blueprint as client_payments
+    from vcpay.enablement.views import blueprint as enablement
     from vcpay.health.views import blueprint as health
     from vcpay.main.views import blueprint as main
 
-    for blueprint in (main, auth, client_payments, calls, health):
+    for blueprint in (main, auth, client_payments, enablement, calls, health):
         app.register_blueprint(blueprint)
 
 

@@ -20,6 +20,11 @@ def _bool(value: str) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def _names(value: str) -> tuple[str, ...]:
+    """A comma-separated list of Jira status or resolution names."""
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
 @dataclass(frozen=True)
 class Setting:
     env: str
@@ -44,6 +49,38 @@ SETTINGS = [
     Setting("VCPAY_DEFAULT_TIMEZONE", "BABEL_DEFAULT_TIMEZONE", "Australia/Sydney"),
     Setting("VCPAY_HEARTBEAT_SECONDS", "HEARTBEAT_SECONDS", 30, int),
     Setting("VCPAY_LOG_LEVEL", "LOG_LEVEL", "INFO"),
+    # Jira Service Management; the defaults point at the stand-in `make run` starts.
+    Setting("VCPAY_JIRA_URL", "JIRA_URL", "http://127.0.0.1:5081"),
+    Setting("VCPAY_JIRA_USER", "JIRA_USER", "vcpay@servicedesk.example"),
+    Setting("VCPAY_JIRA_API_TOKEN", "JIRA_API_TOKEN", "sandbox-api-token", secret=True),
+    Setting("VCPAY_JIRA_SERVICE_DESK", "JIRA_SERVICE_DESK", "PAY"),
+    Setting("VCPAY_JIRA_REQUEST_TYPE", "JIRA_REQUEST_TYPE", "Enable Payment Gateway"),
+    Setting(
+        "VCPAY_JIRA_JQL_FILTER",
+        "JIRA_JQL_FILTER",
+        'project = PAY AND "Request Type" = "Enable Payment Gateway"',
+    ),
+    Setting("VCPAY_JIRA_TIMEOUT_SECONDS", "JIRA_TIMEOUT_SECONDS", 10.0, float),
+    Setting("VCPAY_JIRA_POLL_SECONDS", "JIRA_POLL_SECONDS", 60, int),
+    Setting("VCPAY_JIRA_POLL_OVERLAP_MINUTES", "JIRA_POLL_OVERLAP_MINUTES", 2, int),
+    Setting("VCPAY_JIRA_SWEEP_SECONDS", "JIRA_SWEEP_SECONDS", 900, int),
+    Setting("VCPAY_JIRA_SEARCH_SETTLE_SECONDS", "JIRA_SEARCH_SETTLE_SECONDS", 60, int),
+    Setting(
+        "VCPAY_JIRA_AWAITING_STATUSES", "JIRA_AWAITING_STATUSES", "Waiting for approval", _names
+    ),
+    Setting("VCPAY_JIRA_APPROVED_STATUSES", "JIRA_APPROVED_STATUSES", "Approved", _names),
+    Setting(
+        "VCPAY_JIRA_DECLINED_RESOLUTIONS", "JIRA_DECLINED_RESOLUTIONS", "Declined, Won't Do", _names
+    ),
+    # Outgoing email.
+    Setting("VCPAY_SMTP_HOST", "SMTP_HOST", "127.0.0.1"),
+    Setting("VCPAY_SMTP_PORT", "SMTP_PORT", 1025, int),
+    Setting("VCPAY_SMTP_USERNAME", "SMTP_USERNAME", ""),
+    Setting("VCPAY_SMTP_PASSWORD", "SMTP_PASSWORD", "", secret=True),
+    Setting("VCPAY_SMTP_STARTTLS", "SMTP_STARTTLS", False, _bool),
+    Setting("VCPAY_SMTP_TIMEOUT_SECONDS", "SMTP_TIMEOUT_SECONDS", 10.0, float),
+    Setting("VCPAY_MAIL_FROM", "MAIL_FROM", "vcpay <no-reply@vcpay.example>"),
+    Setting("VCPAY_MAIL_CATCHER_URL", "MAIL_CATCHER_URL", "http://127.0.0.1:5082"),
 ]
 
 
@@ -74,7 +111,9 @@ def load_settings(instance_path: str, environ: dict[str, str] | None = None) -> 
     for setting in SETTINGS:
         raw = environ.get(setting.env)
         if raw is None or raw == "":
-            values[setting.key] = defaults.get(setting.key, setting.default)
+            default = defaults.get(setting.key, setting.default)
+            # Defaults are written as they would be in the environment: read them the same way.
+            values[setting.key] = setting.cast(default) if isinstance(default, str) else default
             continue
         try:
             values[setting.key] = setting.cast(raw)

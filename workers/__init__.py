@@ -8,7 +8,7 @@ from celery import Celery, Task
 from flask import Flask
 
 # Modules whose tasks the worker registers; each feature adds its own.
-TASK_MODULES = ["vcpay.health.tasks"]
+TASK_MODULES = ["vcpay.health.tasks", "vcpay.mail.tasks", "vcpay.enablement.tasks"]
 
 # Embedded brokers (no server) are polled; they cannot broadcast to workers.
 SERVERLESS_SCHEMES = ("sqla+", "filesystem")
@@ -35,6 +35,11 @@ def broker_transport_options(broker_url: str, instance_path: str) -> dict[str, A
     }
 
 
+def _every(task: str, seconds: float) -> dict[str, Any]:
+    # A run that could not start within its own interval is dropped: the next one does its work.
+    return {"task": task, "schedule": timedelta(seconds=seconds), "options": {"expires": seconds}}
+
+
 def celery_settings(config: dict[str, Any], instance_path: str) -> dict[str, Any]:
     broker_url = config["CELERY_BROKER_URL"]
     embedded = is_embedded_broker(broker_url)
@@ -52,11 +57,16 @@ def celery_settings(config: dict[str, Any], instance_path: str) -> dict[str, Any
         "timezone": "UTC",
         "include": TASK_MODULES,
         "beat_schedule": {
-            "record-heartbeat": {
-                "task": "vcpay.health.record_heartbeat",
-                "schedule": timedelta(seconds=config["HEARTBEAT_SECONDS"]),
-                "options": {"expires": config["HEARTBEAT_SECONDS"]},
-            },
+            "record-heartbeat": _every(
+                "vcpay.health.record_heartbeat", config["HEARTBEAT_SECONDS"]
+            ),
+            "poll-service-desk": _every(
+                "vcpay.enablement.poll_service_desk", config["JIRA_POLL_SECONDS"]
+            ),
+            "sweep-service-desk": _every(
+                "vcpay.enablement.sweep_service_desk", config["JIRA_SWEEP_SECONDS"]
+            ),
+            "resend-pending-email": _every("vcpay.mail.resend_pending", 600),
         },
     }
 

@@ -47,8 +47,11 @@ class Clinic(CreatedAtMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    # Set by an approved enablement request; the request that set it is recorded later.
+    # Set by an approved enablement request, which is recorded with it.
     gateway_enabled_at: Mapped[datetime | None]
+    gateway_enabled_by_request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("enablement_requests.id", ondelete="SET NULL")
+    )
 
     organisation: Mapped[Organisation] = relationship(back_populates="clinics")
     memberships: Mapped[list["ClinicMembership"]] = relationship(back_populates="clinic")

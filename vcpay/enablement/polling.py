@@ -1,0 +1,270 @@
+"""Reading decisions back from Jira and applying them, each exactly once.
+
+A poll runs one enhanced search for requests updated since the cursor (less an overlap,
+because JQL dates have minutes only and Jira's search lags writes), then reads approvals
+only for requests whose Jira ``updated`` stamp changed. A sweep re-reads every open request
+now and then, so nothing depends on the cursor alone.
+"""
+
+import enum
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from vcpay.audit.services import record_audit
+from vcpay.database import utcnow
+from vcpay.enablement.models import (
+    IN_SERVICE_DESK,
+    EnablementRequest,
+    JiraPollCursor,
+    RequestState,
+)
+from vcpay.enablement.services import add_event, people_to_tell
+from vcpay.extensions import db
+from vcpay.integrations.servicedesk import RequestSnapshot, ServiceDesk
+from vcpay.mail.services import queue_to_each
+from vcpay.transactions import after_commit
+
+CURSOR = "enablement_requests"
+SEARCH_PAGE = 50
+KEYS_PER_SEARCH = 50
+
+
+class Decision(enum.StrEnum):
+    WAITING = "waiting"
+    APPROVED = "approved"
+    DECLINED = "declined"
+    NEEDS_REVIEW = "needs_review"
+
+
+@dataclass
+class PollReport:
+    searches: int = 0
+    seen: int = 0
+    changed: list[str] = field(default_factory=list)
+
+
+def _cursor() -> JiraPollCursor:
+    cursor = db.session.get(JiraPollCursor, CURSOR)
+    if cursor is None:
+        cursor = JiraPollCursor(name=CURSOR)
+        db.session.add(cursor)
+    return cursor
+
+
+def _open_keys() -> set[str]:
+    states = [s.value for s in IN_SERVICE_DESK]
+    query = select(EnablementRequest.jira_key).where(EnablementRequest.state.in_(states))
+    return set(db.session.scalars(query))
+
+
+def poll(desk: ServiceDesk) -> PollReport:
+    """One poll: apply every decision made since the last one. Commits as it goes."""
+    report = PollReport()
+    open_keys = _open_keys()
+    cursor = _cursor()
+    started = utcnow()
+    if not open_keys:
+        cursor.polled_at = started
+        db.session.commit()
+        return report
+    since = cursor.updated or _oldest_raise()
+    overlap = timedelta(minutes=current_app.config["JIRA_POLL_OVERLAP_MINUTES"])
+    newest = _search_all(desk, desk.changed_since(since, overlap), open_keys, report)
+    cursor = _cursor()
+    cursor.updated = max(filter(None, [cursor.updated, newest])) if newest else cursor.updated
+    cursor.polled_at = started
+    db.session.commit()
+    return report
+
+
+def sweep(desk: ServiceDesk) -> PollReport:
+    """Re-read every open request by key, whatever the cursor says."""
+    report = PollReport()
+    keys = sorted(_open_keys(), key=_key_order)
+    for start in range(0, len(keys), KEYS_PER_SEARCH):
+        chunk = keys[start : start + KEYS_PER_SEARCH]
+        _search_all(desk, desk.keys_jql(chunk), set(chunk), report)
+    _cursor().swept_at = utcnow()
+    db.session.commit()
+    return report
+
+
+def _key_order(key: str) -> tuple[str, int]:
+    project, _, number = key.partition("-")
+    return project, int(number) if number.isdigit() else 0
+
+
+def _oldest_raise():
+    query = select(EnablementRequest.raised_at).where(EnablementRequest.raised_at.is_not(None))
+    return min(db.session.scalars(query), default=utcnow())
+
+
+def _search_all(desk: ServiceDesk, jql: str, watched: set[str], report: PollReport):
+    newest = None
+    page_token = None
+    while True:
+        snapshots, page_token = desk.search(jql, page_token, SEARCH_PAGE)
+        report.searches += 1
+        for snapshot in snapshots:
+            report.seen += 1
+            newest = max(filter(None, [newest, snapshot.updated_at]))
+            if snapshot.key in watched and apply_snapshot(snapshot, desk):
+                report.changed.append(snapshot.key)
+        if not page_token:
+            return newest
+
+
+def apply_snapshot(snapshot: RequestSnapshot, desk: ServiceDesk) -> bool:
+    """Bring one request up to date with Jira; False when this version was applied before."""
+    request = db.session.scalar(
+        select(EnablementRequest).filter_by(jira_key=snapshot.key).with_for_update()
+    )
+    if request is None or request.state not in IN_SERVICE_DESK:
+        db.session.rollback()
+        return False
+    if request.jira_updated == snapshot.updated:
+        db.session.rollback()
+        return False
+    decision = decide(snapshot, desk)
+    _note_status(request, snapshot)
+    if decision == Decision.APPROVED:
+        approve(request)
+    elif decision == Decision.DECLINED:
+        decline(request, _decline_reason(snapshot, desk))
+    elif decision == Decision.NEEDS_REVIEW and request.state != RequestState.NEEDS_REVIEW:
+        flag_for_review(request, snapshot)
+    request.jira_updated = snapshot.updated
+    db.session.commit()
+    return True
+
+
+def decide(snapshot: RequestSnapshot, desk: ServiceDesk) -> Decision:
+    config = current_app.config
+    approvals = desk.approvals(snapshot.key)
+    if approvals:
+        if any(a.final_decision == "declined" for a in approvals):
+            return Decision.DECLINED
+        if all(a.final_decision == "approved" for a in approvals):
+            return Decision.APPROVED
+        # Still pending: anything other than waiting means someone moved it by hand.
+        if snapshot.status in config["JIRA_AWAITING_STATUSES"]:
+            return Decision.WAITING
+        return Decision.NEEDS_REVIEW
+    # No approval step on this workflow: fall back to the configured names.
+    if snapshot.resolution in config["JIRA_DECLINED_RESOLUTIONS"]:
+        return Decision.DECLINED
+    if snapshot.status in config["JIRA_APPROVED_STATUSES"]:
+        return Decision.APPROVED
+    if snapshot.status_category == "done":
+        return Decision.NEEDS_REVIEW
+    return Decision.WAITING
+
+
+def _note_status(request: EnablementRequest, snapshot: RequestSnapshot) -> None:
+    if request.jira_status != snapshot.status:
+        add_event(request, "status_changed", f"Service desk status: {snapshot.status}.")
+    request.jira_status = snapshot.status
+    request.jira_resolution = snapshot.resolution
+
+
+def approve(request: EnablementRequest) -> None:
+    """Enable every listed clinic, in the caller's transaction; comment and email after it."""
+    now = utcnow()
+    enabled = []
+    for requested in request.clinics:
+        clinic = requested.clinic
+        if not clinic.gateway_enabled:
+            clinic.gateway_enabled_at = now
+            clinic.gateway_enabled_by_request_id = request.id
+            enabled.append(clinic)
+            record_audit("clinic.gateway_enabled", clinic, request=request.jira_key)
+    request.state = RequestState.APPROVED.value
+    request.decided_at = now
+    names = ", ".join(c.name for c in enabled) or "none (already enabled)"
+    add_event(request, "approved", f"Approved in the service desk. Enabled: {names}.")
+    record_audit("enablement.approved", request, jira_key=request.jira_key)
+    _tell_people(request, "approved", f"Payment Gateway approved for {request.organisation.name}")
+    _comment_after_commit(request)
+
+
+def decline(request: EnablementRequest, reason: str) -> None:
+    request.state = RequestState.DECLINED.value
+    request.decided_at = utcnow()
+    request.decision_reason = reason
+    add_event(request, "declined", f"Declined in the service desk. {reason}".strip())
+    record_audit("enablement.declined", request, jira_key=request.jira_key)
+    _tell_people(
+        request, "declined", f"Payment Gateway request declined: {request.organisation.name}"
+    )
+
+
+def flag_for_review(request: EnablementRequest, snapshot: RequestSnapshot) -> None:
+    request.state = RequestState.NEEDS_REVIEW.value
+    request.review_reason = (
+        f"The service desk moved {snapshot.key} to '{snapshot.status}' while its approval is "
+        "still pending. vcpay has not enabled anything; a person needs to check it."
+    )
+    add_event(request, "needs_review", request.review_reason)
+    record_audit("enablement.needs_review", request, status=snapshot.status)
+    _tell_people(request, "needs_review", f"Payment Gateway request needs review: {snapshot.key}")
+
+
+def _decline_reason(snapshot: RequestSnapshot, desk: ServiceDesk) -> str:
+    comments = desk.public_comments(snapshot.key)
+    parts = [f"Resolution: {snapshot.resolution}." if snapshot.resolution else ""]
+    if comments:
+        parts.append(f"Service desk: {comments[-1]}")
+    return " ".join(p for p in parts if p)
+
+
+def _tell_people(request: EnablementRequest, outcome: str, subject: str) -> None:
+    from vcpay.links import public_url_for
+
+    queue_to_each(
+        f"enablement:{request.id}:{outcome}",
+        people_to_tell(request),
+        subject,
+        f"decision_{outcome}",
+        request=request,
+        link=public_url_for("enablement.detail", request_id=request.id),
+    )
+
+
+def _comment_after_commit(request: EnablementRequest) -> None:
+    from vcpay.enablement.tasks import post_decision_comment
+
+    request_id = request.id
+    after_commit(db.session(), lambda: post_decision_comment.delay(request_id))
+
+
+def comment_body(request: EnablementRequest) -> str:
+    """The public comment vcpay leaves on the Jira request; the marker makes it findable."""
+    if request.state == RequestState.WITHDRAWN:
+        return (
+            f"The organisation withdrew this request in vcpay; nothing will be enabled. "
+            f"[{request.correlation_id}:withdrawn]"
+        )
+    enabled = [
+        rc.clinic for rc in request.clinics if rc.clinic.gateway_enabled_by_request_id == request.id
+    ]
+    lines = ", ".join(f"{c.name} (vcpay clinic {c.id})" for c in enabled) or "none"
+    return f"vcpay has enabled the Payment Gateway for: {lines}. [{request.correlation_id}:enabled]"
+
+
+def comment_marker(request: EnablementRequest) -> str:
+    suffix = "withdrawn" if request.state == RequestState.WITHDRAWN else "enabled"
+    return f"[{request.correlation_id}:{suffix}]"
+
+
+def post_comment_once(request: EnablementRequest, desk: ServiceDesk) -> None:
+    """Comment on the Jira request unless vcpay has already; the caller commits."""
+    if request.comment_posted_at is not None or request.jira_key is None:
+        return
+    marker = comment_marker(request)
+    if not any(marker in body for body in desk.all_comment_bodies(request.jira_key)):
+        desk.add_public_comment(request.jira_key, comment_body(request))
+    request.comment_posted_at = utcnow()
+    add_event(request, "commented", "vcpay commented on the service desk request.")

@@ -1,0 +1,61 @@
+"""Queueing email: rows now, delivery by a worker once the change is committed."""
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+from flask import current_app, render_template
+from sqlalchemy import select
+
+from vcpay.database import utcnow
+from vcpay.extensions import db
+from vcpay.mail.models import EmailState, OutboundEmail
+from vcpay.transactions import after_commit
+
+
+def queue_email(dedupe_key: str, recipient: str, subject: str, template: str, **context):
+    """Add an email to the outbox unless one with ``dedupe_key`` exists; the caller commits.
+
+    Returns the new row, or None when this email was queued before (a replayed change).
+    """
+    existing = db.session.scalar(select(OutboundEmail).filter_by(dedupe_key=dedupe_key))
+    if existing is not None:
+        return None
+    context.setdefault("public_url", current_app.config["PUBLIC_URL"].rstrip("/"))
+    email = OutboundEmail(
+        dedupe_key=dedupe_key,
+        recipient=recipient,
+        subject=subject,
+        body_text=render_template(f"mail/{template}.txt", **context),
+    )
+    db.session.add(email)
+    db.session.flush()
+    _send_once_committed(email.id)
+    return email
+
+
+def queue_to_each(key: str, recipients: Iterable[str], subject: str, template: str, **context):
+    """One email per distinct recipient; returns the rows queued now."""
+    queued = []
+    for recipient in sorted({r.strip().lower() for r in recipients if r}):
+        email = queue_email(f"{key}:{recipient}", recipient, subject, template, **context)
+        if email is not None:
+            queued.append(email)
+    return queued
+
+
+def _send_once_committed(email_id: int) -> None:
+    from vcpay.mail.tasks import send_email
+
+    after_commit(db.session(), lambda: send_email.delay(email_id))
+
+
+def pending_email_ids(older_than: timedelta = timedelta(minutes=15)) -> list[int]:
+    """Emails still unsent well after they were queued: their broker message may be lost."""
+    cutoff = utcnow() - older_than
+    return list(
+        db.session.scalars(
+            select(OutboundEmail.id).where(
+                OutboundEmail.state == EmailState.PENDING.value, OutboundEmail.created_at < cutoff
+            )
+        )
+    )
