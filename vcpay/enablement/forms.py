@@ -50,6 +50,11 @@ class EnablementRequestForm(FlaskForm):
     save_draft = SubmitField(_l("Save draft"))
     submit = SubmitField(_l("Send request"))
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Messages about the clinic list as a whole, not one clinic.
+        self.clinic_errors: list[str] = []
+
     def chosen(self) -> list[ClinicChoiceForm]:
         return [entry.form for entry in self.clinics if entry.form.selected.data]
 
@@ -59,11 +64,12 @@ class EnablementRequestForm(FlaskForm):
 
         def refuse(field, message) -> None:
             nonlocal complete
-            field.errors = [*field.errors, message]
+            field.errors = [*field.errors, str(message)]
             complete = False
 
         if not self.chosen():
-            refuse(self.clinics, _l("Choose at least one clinic."))
+            self.clinic_errors.append(str(_l("Choose at least one clinic.")))
+            complete = False
         for choice in self.chosen():
             name = clinic_names.get(int(choice.clinic_id.data), "")
             if not choice.has_stripe_account.data:

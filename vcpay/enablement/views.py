@@ -4,7 +4,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from vcpay.enablement.forms import ConfirmForm, EnablementRequestForm, SendBackForm
-from vcpay.enablement.models import EnablementRequest
+from vcpay.enablement.models import EnablementRequest, RequestState
 from vcpay.enablement.services import (
     ClinicChoice,
     EnablementError,
@@ -60,7 +60,9 @@ def index(organisation_id: int):
 @login_required
 def new(organisation_id: int):
     organisation = _organisation(organisation_id)
-    draft = EnablementRequest(organisation=organisation, requester=current_user)
+    draft = EnablementRequest(
+        organisation=organisation, requester=current_user, state=RequestState.DRAFT.value
+    )
     return _edit(draft)
 
 
@@ -122,9 +124,9 @@ def _known_clinics(form: EnablementRequestForm, names: dict[int, str]) -> bool:
     for entry in form.clinics:
         clinic_id = entry.form.clinic_id.data
         if not (clinic_id or "").isdigit() or int(clinic_id) not in names:
-            form.clinics.errors = [
+            form.clinic_errors.append(
                 _("One of the clinics can no longer be requested. Reload the page and try again.")
-            ]
+            )
             return False
     return True
 
