@@ -37,6 +37,37 @@ def _bind_address(public_url: str) -> str:
     return f"{parts.hostname or '127.0.0.1'}:{parts.port or 5000}"
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _is_local(url: str) -> bool:
+    return urlsplit(url).hostname in LOCAL_HOSTS
+
+
+def standin_processes(config) -> dict[str, list[str]]:
+    """The stand-ins for Jira and the mail server, when vcpay is pointed at this machine."""
+    python = sys.executable
+    instance = current_app.instance_path
+    processes = {}
+    if _is_local(config["JIRA_URL"]):
+        jira = urlsplit(config["JIRA_URL"])
+        processes["jira"] = [
+            python, "-m", "vcpay.sandbox.jira",
+            "--host", jira.hostname, "--port", str(jira.port or 80),
+            "--public-url", config["JIRA_URL"],
+            "--state-file", f"{instance}/jira-standin.json",
+        ]  # fmt: skip
+    if config["SMTP_HOST"] in LOCAL_HOSTS:
+        catcher = urlsplit(config["MAIL_CATCHER_URL"])
+        processes["mail"] = [
+            python, "-m", "vcpay.sandbox.mail",
+            "--host", config["SMTP_HOST"], "--smtp-port", str(config["SMTP_PORT"]),
+            "--http-port", str(catcher.port or 80),
+            "--folder", f"{instance}/mail",
+        ]  # fmt: skip
+    return processes
+
+
 def demo_processes(config) -> dict[str, list[str]]:
     """The command line of each process the demo runs, by name."""
     python = sys.executable
@@ -47,6 +78,7 @@ def demo_processes(config) -> dict[str, list[str]]:
         worker += ["--without-mingle", "--without-gossip"]
     schedule = f"{current_app.instance_path}/celerybeat-schedule"
     return {
+        **standin_processes(config),
         "web": [
             python,
             "-m",
@@ -91,12 +123,17 @@ def _wait_until_serving(url: str, processes: dict[str, subprocess.Popen]) -> boo
     return False
 
 
-def _print_welcome(url: str) -> None:
+def _print_welcome(url: str, processes: dict) -> None:
+    config = current_app.config
     click.echo("")
     click.secho(f"vcpay is running at {url}", bold=True)
     click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
     for person in DEMO_PEOPLE:
         click.echo(f"  {person.email:<34} {person.role}")
+    if "jira" in processes:
+        click.echo(f"Service desk stand-in (approve or decline requests): {config['JIRA_URL']}/")
+    if "mail" in processes:
+        click.echo(f"Email vcpay sent (local catcher): {config['MAIL_CATCHER_URL']}/")
     click.echo("Press Ctrl-C to stop the web server, the worker and beat.")
     click.echo("")
 
@@ -146,7 +183,7 @@ def run_demo_command() -> None:
             raise click.ClickException(
                 f"vcpay did not start (stopped: {', '.join(failed) or 'none'}); see the log above."
             )
-        _print_welcome(url)
+        _print_welcome(url, processes)
         while all(p.poll() is None for p in processes.values()):
             time.sleep(0.5)
         stopped = [name for name, p in processes.items() if p.poll() is not None]
