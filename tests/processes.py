@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,3 +60,54 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, log: Pa
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+STARTUP_LIMIT_SECONDS = 120
+
+
+@contextmanager
+def running_product(instance: Path, **settings: str) -> Iterator[dict]:
+    """`make run` on free ports, stand-ins included; stopped with Ctrl-C afterwards."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    jira_url = f"http://127.0.0.1:{free_port()}"
+    catcher_url = f"http://127.0.0.1:{free_port()}"
+    env = product_environment(
+        VCPAY_INSTANCE_PATH=str(instance),
+        VCPAY_PUBLIC_URL=url,
+        VCPAY_JIRA_URL=jira_url,
+        VCPAY_SMTP_PORT=str(free_port()),
+        VCPAY_MAIL_CATCHER_URL=catcher_url,
+        **settings,
+    )
+    log = instance / "make-run.log"
+    started = time.monotonic()
+    with running(["make", "--no-print-directory", "run"], env, log) as process:
+        wait_for(
+            lambda: f"vcpay is running at {url}" in log.read_text(errors="replace"),
+            STARTUP_LIMIT_SECONDS,
+            "`make run` to print its URL",
+            log,
+        )
+        yield {
+            "url": url,
+            "port": port,
+            "jira_url": jira_url,
+            "catcher_url": catcher_url,
+            "log": log,
+            "process": process,
+            "startup_seconds": time.monotonic() - started,
+        }
+        # Ctrl-C in a terminal signals the whole foreground group.
+        stop_group(process, signal.SIGINT)

@@ -5,14 +5,12 @@ drives it with Chromium, then stops it with Ctrl-C.
 """
 
 import signal
-import socket
-import time
 
 import pytest
 
 from tests.browser import chromium  # noqa: F401 - a fixture
 from tests.conftest import ARTIFACTS
-from tests.processes import ROOT, product_environment, running, stop_group, wait_for
+from tests.processes import ROOT, port_open, running_product, stop_group, wait_for
 from vcpay.people.demo import DEMO_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -23,50 +21,17 @@ NAVIGATION = {
     "clinicadmin@harbourside.example": ["Home", "Client Payments"],
     "clinician@harbourside.example": ["Home", "Calls"],
 }
-STARTUP_LIMIT_SECONDS = 120
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")
 def product(tmp_path_factory):
-    instance = tmp_path_factory.mktemp("instance")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = product_environment(VCPAY_INSTANCE_PATH=str(instance), VCPAY_PUBLIC_URL=url)
-    log = instance / "make-run.log"
-    started = time.monotonic()
-    with running(["make", "--no-print-directory", "run"], env, log) as process:
-        wait_for(
-            lambda: f"vcpay is running at {url}" in log.read_text(errors="replace"),
-            STARTUP_LIMIT_SECONDS,
-            "`make run` to print its URL",
-            log,
-        )
-        yield {
-            "url": url,
-            "port": port,
-            "log": log,
-            "process": process,
-            "startup_seconds": time.monotonic() - started,
-        }
-        # Ctrl-C in a terminal signals the whole foreground group.
-        stop_group(process, signal.SIGINT)
-    assert process.returncode is not None
+    with running_product(tmp_path_factory.mktemp("instance")) as started:
+        yield started
 
 
 def test_make_run_prints_the_url_and_every_demo_login(product):
     output = product["log"].read_text()
-    assert product["startup_seconds"] < STARTUP_LIMIT_SECONDS
+    assert product["startup_seconds"] < 120
     assert DEMO_PASSWORD in output
     for email in NAVIGATION:
         assert email in output

@@ -15,6 +15,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from vcpay.database import utcnow
+from vcpay.enablement.cli import poll_jira_command
 from vcpay.extensions import db
 from vcpay.health.tasks import record_heartbeat
 from vcpay.people.demo import DEMO_PASSWORD, DEMO_PEOPLE, seed_demo
@@ -194,4 +195,4 @@ def run_demo_command() -> None:
         _stop(processes)
 
 
-commands = [seed_demo_command, run_demo_command]
+commands = [seed_demo_command, run_demo_command, poll_jira_command]

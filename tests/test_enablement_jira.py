@@ -1,0 +1,302 @@
+"""Raising requests in Jira and reading decisions back, over real HTTP to the stand-in."""
+
+from datetime import timedelta
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from tests.sandbox.conftest import start_jira_standin
+from vcpay.database import utcnow
+from vcpay.enablement import polling
+from vcpay.enablement.models import EnablementRequest, JiraPollCursor, RequestState
+from vcpay.enablement.raising import WaitForSearch, raise_in_service_desk
+from vcpay.enablement.services import ClinicChoice, save_draft, submit
+from vcpay.enablement.tasks import backoff
+from vcpay.extensions import db
+from vcpay.integrations.servicedesk import (
+    ServiceDesk,
+    ServiceDeskRefused,
+    ServiceDeskUnavailable,
+    forget_clients,
+)
+from vcpay.mail.models import OutboundEmail
+from vcpay.people.services import find_user_by_email
+
+
+@pytest.fixture(scope="module")
+def standin():
+    base_url, server = start_jira_standin()
+    yield base_url
+    server.shutdown()
+
+
+class Control:
+    """The stand-in's test controls."""
+
+    def __init__(self, base_url: str):
+        self.base = base_url
+
+    def post(self, path: str, **body):
+        response = requests.post(f"{self.base}/_sandbox/{path}", json=body, timeout=5)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def fault(self, **fault):
+        return self.post("faults", **fault)
+
+    def requests(self) -> list[dict]:
+        return requests.get(f"{self.base}/_sandbox/requests", timeout=5).json()
+
+    def calls(self) -> list[dict]:
+        return requests.get(f"{self.base}/_sandbox/calls", timeout=5).json()
+
+    def clear_calls(self) -> None:
+        requests.delete(f"{self.base}/_sandbox/calls", timeout=5)
+
+    def decide(self, key: str, decision: str, comment: str | None = None) -> None:
+        self.post(f"requests/{key}/decide", decision=decision, comment=comment)
+
+    def move(self, key: str, status: str) -> None:
+        self.post(f"requests/{key}/move", status=status)
+
+
+@pytest.fixture
+def jira(app, standin):
+    control = Control(standin)
+    control.post("reset")
+    requests.delete(f"{standin}/_sandbox/faults", timeout=5)
+    app.config.update(JIRA_URL=standin, JIRA_TIMEOUT_SECONDS=1.0, JIRA_SEARCH_SETTLE_SECONDS=0)
+    forget_clients()
+    yield control
+    forget_clients()
+
+
+@pytest.fixture
+def desk(app, jira):
+    return ServiceDesk.from_config(app.config)
+
+
+def queued_request(demo, clinics=None) -> EnablementRequest:
+    manager = find_user_by_email("manager@harbourside.example")
+    request = EnablementRequest(
+        organisation=demo, requester=manager, state=RequestState.DRAFT.value
+    )
+    choices = [
+        ClinicChoice(c.id, True, f"accounts+{c.id}@harbourside.example")
+        for c in (clinics or demo.clinics)
+    ]
+    contact = {"name": manager.name, "email": manager.email, "phone": "02 5550 0100"}
+    save_draft(request, choices, contact, True, "Please enable before Monday.")
+    submit(request, manager)
+    db.session.commit()
+    return request
+
+
+def raised_request(demo, desk, clinics=None) -> EnablementRequest:
+    request = queued_request(demo, clinics)
+    raise_in_service_desk(request, desk)
+    db.session.commit()
+    return request
+
+
+def test_a_queued_request_is_raised_on_behalf_of_the_manager(demo, desk, jira):
+    request = raised_request(demo, desk)
+    assert request.state == RequestState.RAISED
+    [raised] = jira.requests()
+    assert raised["key"] == request.jira_key
+    assert request.correlation_id in raised["summary"]
+    for clinic in demo.clinics:
+        assert f"{clinic.name} (vcpay clinic {clinic.id})" in raised["description"]
+    assert "manager@harbourside.example" in str(raised)
+
+
+def test_approval_enables_every_clinic_comments_and_emails_once(demo, desk, jira):
+    request = raised_request(demo, desk)
+    jira.decide(request.jira_key, "approve")
+    report = polling.poll(desk)
+    assert report.changed == [request.jira_key]
+    request = db.session.get(EnablementRequest, request.id)
+    assert request.state == RequestState.APPROVED
+    for clinic in demo.clinics:
+        assert clinic.gateway_enabled
+        assert clinic.gateway_enabled_by_request_id == request.id
+    polling.post_comment_once(request, desk)
+    db.session.commit()
+    # Replays: another poll, a sweep and a second comment attempt change nothing.
+    assert polling.poll(desk).changed == []
+    assert polling.sweep(desk).changed == []
+    request.comment_posted_at = None  # as if the worker crashed before recording it
+    polling.post_comment_once(request, desk)
+    db.session.commit()
+    [raised] = jira.requests()
+    vcpay_comments = [c for c in raised["comments"] if request.correlation_id in c["body"]]
+    assert len(vcpay_comments) == 1
+    assert "Harbourside GP Clinic" in vcpay_comments[0]["body"]
+    recipients = set(
+        db.session.scalars(
+            select(OutboundEmail.recipient).where(OutboundEmail.dedupe_key.like("%approved%"))
+        )
+    )
+    assert {"manager@harbourside.example", "clinicadmin@harbourside.example"} <= recipients
+    assert db.session.scalar(
+        select(func.count())
+        .select_from(OutboundEmail)
+        .where(OutboundEmail.dedupe_key.like("%approved%"))
+    ) == len(recipients)
+
+
+def test_a_decline_records_the_reason_and_enables_nothing(demo, desk, jira):
+    request = raised_request(demo, desk)
+    jira.decide(request.jira_key, "decline", comment="No Stripe account found for this clinic.")
+    polling.poll(desk)
+    request = db.session.get(EnablementRequest, request.id)
+    assert request.state == RequestState.DECLINED
+    assert "No Stripe account found" in request.decision_reason
+    assert "Declined" in request.decision_reason
+    assert not any(c.gateway_enabled for c in demo.clinics)
+    assert db.session.scalar(
+        select(func.count())
+        .select_from(OutboundEmail)
+        .where(OutboundEmail.dedupe_key.like("%declined%"))
+    )
+
+
+def test_a_manual_move_while_the_approval_is_pending_needs_review(demo, desk, jira):
+    request = raised_request(demo, desk)
+    jira.move(request.jira_key, "Resolved")
+    polling.poll(desk)
+    request = db.session.get(EnablementRequest, request.id)
+    assert request.state == RequestState.NEEDS_REVIEW
+    assert "still pending" in request.review_reason
+    assert not any(c.gateway_enabled for c in demo.clinics)
+    # The approval that follows is applied.
+    jira.decide(request.jira_key, "approve")
+    polling.poll(desk)
+    assert db.session.get(EnablementRequest, request.id).state == RequestState.APPROVED
+
+
+def test_jira_down_then_back(demo, desk, jira):
+    request = queued_request(demo)
+    jira.fault(path="/rest/servicedeskapi", status=503, times=None)
+    with pytest.raises(ServiceDeskUnavailable):
+        raise_in_service_desk(request, desk)
+    db.session.commit()
+    request = db.session.get(EnablementRequest, request.id)
+    assert request.state == RequestState.QUEUED
+    assert "503" in request.last_error
+    requests.delete(f"{jira.base}/_sandbox/faults", timeout=5)
+    assert raise_in_service_desk(request, desk)
+    db.session.commit()
+    assert request.state == RequestState.RAISED
+    assert len(jira.requests()) == 1
+
+
+def test_a_429_carries_retry_after_into_the_retry_delay(demo, desk, jira):
+    request = queued_request(demo)
+    jira.fault(method="POST", path="/rest/servicedeskapi/request", status=429, retry_after=7)
+    with pytest.raises(ServiceDeskUnavailable) as raised:
+        raise_in_service_desk(request, desk)
+    assert raised.value.retry_after == 7
+    assert backoff(0, raised.value.retry_after) == 7
+    assert raised.value.outcome_unknown is False
+
+
+def test_a_timeout_after_jira_created_the_request_never_raises_it_twice(demo, desk, jira):
+    request = queued_request(demo)
+    jira.fault(method="POST", path="/rest/servicedeskapi/request", delay=2.0, after_effect=True)
+    with pytest.raises(ServiceDeskUnavailable) as timed_out:
+        raise_in_service_desk(request, desk)
+    assert timed_out.value.outcome_unknown
+    db.session.commit()
+    assert len(jira.requests()) == 1  # Jira did create it
+    assert raise_in_service_desk(request, desk)
+    db.session.commit()
+    assert len(jira.requests()) == 1
+    assert request.jira_key == jira.requests()[0]["key"]
+
+
+def test_a_lagging_search_makes_the_retry_wait_rather_than_raise_again(app, demo, desk, jira):
+    app.config["JIRA_SEARCH_SETTLE_SECONDS"] = 60
+    jira.post("search-lag", seconds=30)
+    request = queued_request(demo)
+    jira.fault(method="POST", path="/rest/servicedeskapi/request", delay=2.0, after_effect=True)
+    with pytest.raises(ServiceDeskUnavailable):
+        raise_in_service_desk(request, desk)
+    db.session.commit()
+    with pytest.raises(WaitForSearch):
+        raise_in_service_desk(request, desk)
+    assert len(jira.requests()) == 1
+
+
+def test_a_decision_in_the_same_minute_as_the_cursor_is_seen(demo, desk, jira):
+    request = raised_request(demo, desk)
+    polling.poll(desk)  # the cursor now sits at the raise, this very minute
+    cursor = db.session.get(JiraPollCursor, polling.CURSOR)
+    assert cursor.updated is not None
+    jira.decide(request.jira_key, "approve")
+    polling.poll(desk)
+    assert db.session.get(EnablementRequest, request.id).state == RequestState.APPROVED
+
+
+def test_nothing_changed_costs_exactly_one_search(demo, desk, jira):
+    raised_request(demo, desk)
+    polling.poll(desk)
+    jira.clear_calls()
+    polling.poll(desk)
+    searches = [c for c in jira.calls() if "/search" in c["path"]]
+    assert len(searches) == 1
+    assert not [c for c in jira.calls() if "/approval" in c["path"]]
+
+
+def test_the_sweep_finds_a_decision_the_cursor_missed(demo, desk, jira):
+    request = raised_request(demo, desk)
+    jira.decide(request.jira_key, "approve")
+    cursor = polling._cursor()
+    cursor.updated = utcnow() + timedelta(days=1)  # as if a poll had skipped past it
+    db.session.commit()
+    polling.poll(desk)
+    assert db.session.get(EnablementRequest, request.id).state == RequestState.RAISED
+    polling.sweep(desk)
+    assert db.session.get(EnablementRequest, request.id).state == RequestState.APPROVED
+
+
+def test_a_decision_after_withdrawal_enables_nothing(demo, desk, jira):
+    from vcpay.enablement.services import withdraw
+
+    request = raised_request(demo, desk)
+    withdraw(request, request.requester)
+    db.session.commit()
+    jira.decide(request.jira_key, "approve")
+    polling.poll(desk)
+    polling.sweep(desk)
+    assert not any(c.gateway_enabled for c in demo.clinics)
+    assert db.session.get(EnablementRequest, request.id).state == RequestState.WITHDRAWN
+
+
+def test_wrong_credentials_are_refused_with_a_clear_message(app, demo, jira):
+    app.config["JIRA_API_TOKEN"] = "wrong"
+    forget_clients()
+    desk = ServiceDesk.from_config(app.config)
+    request = queued_request(demo)
+    with pytest.raises(ServiceDeskRefused, match="credentials"):
+        raise_in_service_desk(request, desk)
+
+
+def test_an_unknown_request_type_is_refused_with_a_clear_message(app, demo, jira):
+    app.config["JIRA_REQUEST_TYPE"] = "No Such Type"
+    forget_clients()
+    desk = ServiceDesk.from_config(app.config)
+    with pytest.raises(ServiceDeskRefused, match="No Such Type"):
+        raise_in_service_desk(queued_request(demo), desk)
+
+
+def test_a_manager_endorsed_request_shows_its_jira_key_and_status(client, demo, desk, jira):
+    from tests.conftest import sign_in
+
+    request = raised_request(demo, desk)
+    sign_in(client, "clinicadmin@harbourside.example")
+    html = client.get(f"/enablement/requests/{request.id}").get_data(as_text=True)
+    assert request.jira_key in html
+    assert "Waiting for approval" in html
+    assert f"/browse/{request.jira_key}" in html
