@@ -1,6 +1,6 @@
 """Languages: the locale comes from the person's choice, then their browser."""
 
-from flask import request, session
+from flask import current_app, has_request_context, request, session
 from flask_login import current_user
 
 # Babel identifiers; Serbian is offered in both of its scripts.
@@ -15,6 +15,8 @@ _BROWSER_TAGS = {"en": "en", "sr": "sr_Cyrl", "sr-cyrl": "sr_Cyrl", "sr-latn": "
 
 
 def select_locale() -> str:
+    if not has_request_context():
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     chosen = session.get("locale")
     if chosen in LANGUAGES:
         return chosen

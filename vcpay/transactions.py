@@ -14,6 +14,8 @@ _KEY = "vcpay_after_commit"
 
 def after_commit(session: Session, callback: Callable[[], object]) -> None:
     """Run ``callback`` once ``session`` commits; forget it if the session rolls back."""
+    if not session.in_transaction():
+        session.begin()  # so a rollback before any query still discards the callback
     session.info.setdefault(_KEY, []).append(callback)
 
 

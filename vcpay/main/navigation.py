@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Any
 
-from flask import request
+from flask import has_request_context, request
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -39,6 +39,8 @@ def _current_locale() -> str:
 
 
 def navigation_context() -> dict[str, Any]:
+    if not has_request_context():  # email and Jira text rendered by a worker
+        return {}
     locale = _current_locale()
     context: dict[str, Any] = {
         "languages": LANGUAGES,
