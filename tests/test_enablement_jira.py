@@ -6,7 +6,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from tests.sandbox.conftest import start_jira_standin
+from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
 from vcpay.database import utcnow
 from vcpay.enablement import polling
 from vcpay.enablement.models import EnablementRequest, JiraPollCursor, RequestState
@@ -28,7 +28,7 @@ from vcpay.people.services import find_user_by_email
 def standin():
     base_url, server = start_jira_standin()
     yield base_url
-    server.shutdown()
+    stop_jira_standin(server)
 
 
 class Control:
@@ -37,13 +37,13 @@ class Control:
     def __init__(self, base_url: str):
         self.base = base_url
 
-    def post(self, path: str, **body):
-        response = requests.post(f"{self.base}/_sandbox/{path}", json=body, timeout=5)
+    def post(self, endpoint: str, body: dict | None = None):
+        response = requests.post(f"{self.base}/_sandbox/{endpoint}", json=body or {}, timeout=5)
         response.raise_for_status()
         return response.json() if response.content else None
 
     def fault(self, **fault):
-        return self.post("faults", **fault)
+        return self.post("faults", fault)
 
     def requests(self) -> list[dict]:
         return requests.get(f"{self.base}/_sandbox/requests", timeout=5).json()
@@ -55,10 +55,10 @@ class Control:
         requests.delete(f"{self.base}/_sandbox/calls", timeout=5)
 
     def decide(self, key: str, decision: str, comment: str | None = None) -> None:
-        self.post(f"requests/{key}/decide", decision=decision, comment=comment)
+        self.post(f"requests/{key}/decide", {"decision": decision, "comment": comment})
 
     def move(self, key: str, status: str) -> None:
-        self.post(f"requests/{key}/move", status=status)
+        self.post(f"requests/{key}/move", {"status": status})
 
 
 @pytest.fixture
@@ -218,7 +218,7 @@ def test_a_timeout_after_jira_created_the_request_never_raises_it_twice(demo, de
 
 def test_a_lagging_search_makes_the_retry_wait_rather_than_raise_again(app, demo, desk, jira):
     app.config["JIRA_SEARCH_SETTLE_SECONDS"] = 60
-    jira.post("search-lag", seconds=30)
+    jira.post("search-lag", {"seconds": 30})
     request = queued_request(demo)
     jira.fault(method="POST", path="/rest/servicedeskapi/request", delay=2.0, after_effect=True)
     with pytest.raises(ServiceDeskUnavailable):
