@@ -74,7 +74,10 @@ def poll(desk: ServiceDesk) -> PollReport:
     overlap = timedelta(minutes=current_app.config["JIRA_POLL_OVERLAP_MINUTES"])
     newest = _search_all(desk, desk.changed_since(since, overlap), open_keys, report)
     cursor = _cursor()
-    cursor.updated = max(filter(None, [cursor.updated, newest])) if newest else cursor.updated
+    # Whatever changed before this poll less the overlap is visible to search by now, so the
+    # cursor may move up to there even when nothing changed: a burst of old updates is not
+    # fetched again on every poll.
+    cursor.updated = max(filter(None, [cursor.updated, newest, started - overlap]))
     cursor.polled_at = started
     db.session.commit()
     return report

@@ -1,0 +1,315 @@
+"""How much a Jira poll costs: HTTP calls and wall time per poll, by open requests and changes.
+
+For each number of open requests (10, 100, 1,000) and each number changed since the last poll
+(0, 5, 50) it builds a fresh stand-in and database, raises the requests two days in the past
+(as a real backlog would be), approves k of them in the stand-in, then times one poll and
+counts the calls the stand-in received. A baseline in the same run times one bare search call,
+so figures can be compared across machines. Then it runs a real Celery worker and beat and
+measures how long a decision takes to enable a clinic.
+
+    python bench/jira_poll.py [--quick] [--database-url URL]
+
+Prints a table and, as its last line, one JSON object; saves it to bench/results/.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+from sqlalchemy import delete, insert
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vcpay import create_app  # noqa: E402
+from vcpay.database import utcnow  # noqa: E402
+from vcpay.enablement import polling  # noqa: E402
+from vcpay.enablement.models import EnablementRequest, RequestedClinic, RequestState  # noqa: E402
+from vcpay.extensions import db  # noqa: E402
+from vcpay.integrations.servicedesk import ServiceDesk, forget_clients  # noqa: E402
+from vcpay.people.models import Clinic, Organisation, User  # noqa: E402
+from vcpay.sandbox.jira.server import start_jira_standin, stop_jira_standin  # noqa: E402
+
+TWO_DAYS = 2 * 24 * 3600
+
+
+class Standin:
+    def __init__(self, base: str):
+        self.base = base
+
+    def control(self, method: str, path: str, body: dict | None = None):
+        response = requests.request(method, f"{self.base}/_sandbox/{path}", json=body, timeout=30)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+
+def empty_database() -> None:
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(delete(table))
+    db.session.commit()
+
+
+def backlog(standin: Standin, open_requests: int) -> list[dict]:
+    """``open_requests`` raised two days ago in Jira and recorded as raised in vcpay."""
+    standin.control("POST", "reset")
+    standin.control("POST", "clock", {"offset_seconds": -TWO_DAYS})
+    standin.control("POST", "bulk", {"count": open_requests, "customer_email": "m@bench.example"})
+    standin.control("POST", "clock", {"offset_seconds": 0})
+    raised = standin.control("GET", "requests")
+    empty_database()
+    organisation = Organisation(name="Bench Health")
+    requester = User(email="m@bench.example", name="Bench Manager", password_hash="x")  # noqa: S106 - never signs in
+    db.session.add_all([organisation, requester])
+    db.session.flush()
+    two_days_ago = utcnow() - timedelta(days=2)
+    clinics = [
+        {"organisation_id": organisation.id, "name": f"Clinic {i}", "created_at": two_days_ago}
+        for i in range(open_requests)
+    ]
+    db.session.execute(insert(Clinic), clinics)
+    clinic_ids = [c.id for c in organisation.clinics]
+    rows = [
+        {
+            "organisation_id": organisation.id,
+            "correlation_id": f"vcpay-er-bench{i:07d}",
+            "state": RequestState.RAISED.value,
+            "requester_id": requester.id,
+            "jira_key": issue["key"],
+            "jira_status": issue["status"],
+            "jira_updated": issue["updated"],
+            "raised_at": two_days_ago,
+            "created_at": two_days_ago,
+            "updated_at": two_days_ago,
+        }
+        for i, issue in enumerate(raised)
+    ]
+    db.session.execute(insert(EnablementRequest), rows)
+    ids = dict(
+        db.session.execute(db.select(EnablementRequest.jira_key, EnablementRequest.id)).all()
+    )
+    db.session.execute(
+        insert(RequestedClinic),
+        [
+            {
+                "request_id": ids[issue["key"]],
+                "clinic_id": clinic_ids[i],
+                "has_stripe_account": True,
+                "stripe_account_hint": "",
+            }
+            for i, issue in enumerate(raised)
+        ],
+    )
+    db.session.commit()
+    return raised
+
+
+def calls_by_kind(calls: list[dict]) -> dict[str, int]:
+    kinds = {"search": 0, "approvals": 0, "comments": 0, "other": 0}
+    for call in calls:
+        path = call["path"]
+        if "/search" in path:
+            kinds["search"] += 1
+        elif path.endswith("/approval"):
+            kinds["approvals"] += 1
+        elif "/comment" in path:
+            kinds["comments"] += 1
+        else:
+            kinds["other"] += 1
+    kinds["total"] = len(calls)
+    return kinds
+
+
+def one_scenario(app, standin: Standin, open_requests: int, changed: int) -> dict:
+    raised = backlog(standin, open_requests)
+    forget_clients()
+    desk = ServiceDesk.from_config(app.config)
+    polling.poll(desk)  # settles the cursor on the backlog, as a running system has
+    for issue in raised[:changed]:
+        standin.control("POST", f"requests/{issue['key']}/decide", {"decision": "approve"})
+    requests.delete(f"{standin.base}/_sandbox/calls", timeout=5)
+    started = time.perf_counter()
+    report = polling.poll(desk)
+    seconds = time.perf_counter() - started
+    calls = calls_by_kind(standin.control("GET", "calls"))
+    enabled = db.session.scalar(
+        db.select(db.func.count()).select_from(Clinic).where(Clinic.gateway_enabled_at.is_not(None))
+    )
+    max_pages = max(1, math.ceil(changed / polling.SEARCH_PAGE))
+    return {
+        "open_requests": open_requests,
+        "changed": changed,
+        "poll_seconds": round(seconds, 4),
+        "calls": calls,
+        "requests_seen": report.seen,
+        "clinics_enabled": enabled,
+        "goal_met": calls["search"] <= max_pages
+        and calls["approvals"] == changed
+        and enabled == changed
+        and (changed > 0 or calls["search"] == 1),
+    }
+
+
+def baseline_search(standin: Standin, samples: int = 20) -> float:
+    """The median time of one bare search call: the unit the poll times compare with."""
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        requests.get(
+            f"{standin.base}/rest/api/2/search/jql",
+            params={"jql": "project = PAY ORDER BY key ASC", "maxResults": 50},
+            auth=("vcpay@servicedesk.example", "sandbox-api-token"),
+            timeout=30,
+        ).raise_for_status()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def decision_latency(database_url: str, standin: Standin, poll_seconds: int, rounds: int) -> dict:
+    """Approve in Jira, then wait for a real worker (driven by beat) to enable the clinic."""
+    instance = Path(tempfile.mkdtemp(prefix="vcpay-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VCPAY_")}
+    env.update(
+        VCPAY_INSTANCE_PATH=str(instance),
+        VCPAY_DATABASE_URL=database_url,
+        VCPAY_JIRA_URL=standin.base,
+        VCPAY_JIRA_POLL_SECONDS=str(poll_seconds),
+        VCPAY_SMTP_PORT="1",  # emails wait in the outbox; not what is measured here
+    )
+    celery = [sys.executable, "-m", "celery", "-A", "workers.main"]
+    worker = subprocess.Popen(
+        [
+            *celery,
+            "worker",
+            "--pool",
+            "solo",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    beat = subprocess.Popen(
+        [*celery, "beat", "--schedule", str(instance / "beat"), "--loglevel", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    latencies = []
+    try:
+        raised = standin.control("GET", "requests")
+        time.sleep(poll_seconds + 2)  # let the first poll settle the cursor
+        for issue in raised[:rounds]:
+            time.sleep(poll_seconds * 0.37)  # decisions land anywhere in the interval
+            standin.control("POST", f"requests/{issue['key']}/decide", {"decision": "approve"})
+            decided = time.perf_counter()
+            while time.perf_counter() - decided < poll_seconds + 30:
+                db.session.expire_all()
+                request = db.session.scalar(
+                    db.select(EnablementRequest).filter_by(jira_key=issue["key"])
+                )
+                if request.state == RequestState.APPROVED:
+                    latencies.append(time.perf_counter() - decided)
+                    break
+                db.session.rollback()
+                time.sleep(0.1)
+            else:
+                latencies.append(float("inf"))
+    finally:
+        for process in (beat, worker):
+            process.terminate()
+            process.wait(timeout=30)
+    worst = max(latencies)
+    return {
+        "poll_interval_seconds": poll_seconds,
+        "decisions": len(latencies),
+        "seconds_to_enable": [round(s, 2) for s in latencies],
+        "worst_seconds": round(worst, 2),
+        "goal_seconds": poll_seconds + 5,
+        "goal_met": worst <= poll_seconds + 5,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--database-url", help="default: a temporary SQLite file")
+    args = parser.parse_args()
+    sizes = (10, 100) if args.quick else (10, 100, 1000)
+    changes = (0, 5) if args.quick else (0, 5, 50)
+    database_url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite"
+
+    base, server = start_jira_standin()
+    standin = Standin(base)
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "CELERY_BROKER_URL": "memory://",
+            "JIRA_URL": base,
+            "JIRA_TIMEOUT_SECONDS": 30.0,
+        }
+    )
+    results = []
+    try:
+        with app.app_context():
+            db.create_all()
+            standin.control("POST", "bulk", {"count": 50})
+            baseline = baseline_search(standin)
+            for size in sizes:
+                for changed in changes:
+                    if changed <= size:
+                        results.append(one_scenario(app, standin, size, changed))
+                        row = results[-1]
+                        print(
+                            f"open={size:5d} changed={changed:3d} "
+                            f"poll={row['poll_seconds'] * 1000:8.1f} ms "
+                            f"({row['poll_seconds'] / baseline:6.1f}x one search) "
+                            f"calls={row['calls']} goal_met={row['goal_met']}"
+                        )
+            backlog(standin, 5 if args.quick else 10)
+            latency = decision_latency(
+                database_url, standin, 3 if args.quick else 10, 2 if args.quick else 5
+            )
+            print(
+                f"decision to enabled: {latency['seconds_to_enable']} s "
+                f"(goal <= {latency['goal_seconds']} s) goal_met={latency['goal_met']}"
+            )
+            db.drop_all()
+    finally:
+        stop_jira_standin(server)
+
+    summary = {
+        "benchmark": "jira_poll",
+        "when": utcnow().isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
+        "database": database_url.split(":")[0],
+        "quick": args.quick,
+        "baseline_search_seconds": round(baseline, 5),
+        "scenarios": results,
+        "decision_latency": latency,
+        "all_goals_met": all(r["goal_met"] for r in results) and latency["goal_met"],
+    }
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"jira_poll{'-quick' if args.quick else ''}.json").write_text(
+        json.dumps(summary, indent=2)
+    )
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
