@@ -305,9 +305,8 @@ def main() -> None:
     }
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"jira_poll{'-quick' if args.quick else ''}.json").write_text(
-        json.dumps(summary, indent=2)
-    )
+    name = f"jira_poll-{summary['database']}{'-quick' if args.quick else ''}.json"
+    (out / name).write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))
 
 
