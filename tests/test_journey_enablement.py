@@ -1,0 +1,115 @@
+"""The enablement story by clicking, on `make run`: ask, endorse, approve in Jira, enabled.
+
+An organisation admin asks for the gateway; the telehealth manager, emailed a link, endorses
+it; a worker raises it in the Jira stand-in; an agent approves it on the stand-in's page; a
+worker's poll enables the clinic, comments on the Jira request and emails everyone.
+"""
+
+import re
+import time
+
+import pytest
+import requests
+
+from tests.browser import chromium  # noqa: F401 - a fixture
+from tests.conftest import ARTIFACTS
+from tests.processes import running_product, wait_for
+from vcpay.people.demo import DEMO_PASSWORD
+
+pytestmark = pytest.mark.browser
+
+ORG_ADMIN = "orgadmin@harbourside.example"
+MANAGER = "manager@harbourside.example"
+CLINIC_ADMIN = "clinicadmin@harbourside.example"
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory):
+    settings = {"VCPAY_JIRA_POLL_SECONDS": "2", "VCPAY_HEARTBEAT_SECONDS": "5"}
+    with running_product(tmp_path_factory.mktemp("instance"), **settings) as started:
+        yield started
+
+
+def signed_in(browser, product, email: str, next_path: str = "/"):
+    page = browser.new_context().new_page()
+    page.goto(f"{product['url']}/sign-in?next={next_path}")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+    return page
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"enablement-{name}.png"), full_page=True)
+
+
+def emails_to(product, address: str) -> list[dict]:
+    listing = requests.get(
+        f"{product['catcher_url']}/api/messages", params={"to": address}, timeout=5
+    ).json()
+    return [
+        requests.get(f"{product['catcher_url']}/api/messages/{m['id']}", timeout=5).json()
+        for m in listing
+    ]
+
+
+def reload_until(page, text: str, seconds: float = 40) -> None:
+    deadline = time.monotonic() + seconds
+    while text not in page.content():
+        assert time.monotonic() < deadline, f"'{text}' did not appear on {page.url}"
+        time.sleep(0.5)
+        page.reload()
+
+
+def test_ask_endorse_approve_in_jira_and_the_clinic_is_enabled(product, chromium):  # noqa: F811
+    admin = signed_in(chromium, product, ORG_ADMIN, "/client-payments/")
+    admin.get_by_role("link", name="Request the Payment Gateway").first.click()
+    admin.locator("#clinics-0-selected").check()
+    admin.locator("#clinics-0-has_stripe_account").check()
+    admin.locator("#clinics-0-stripe_account_hint").fill("accounts@harbourside.example")
+    admin.get_by_label("I accept the Payment Gateway terms").check()
+    shot(admin, "1-form")
+    admin.get_by_role("button", name="Send request").click()
+    assert "Waiting for the telehealth manager" in admin.content()
+    shot(admin, "2-waiting-for-manager")
+
+    [invitation] = wait_for(lambda: emails_to(product, MANAGER), 30, "the manager's email")
+    link = re.search(r"http://\S+/enablement/requests/\d+", invitation["text"]).group(0)
+    manager = signed_in(chromium, product, MANAGER, link.split(product["url"])[1])
+    assert manager.url == link
+    manager.get_by_role("button", name="Endorse and send to the service desk").click()
+    reload_until(manager, "With the service desk")
+    key = re.search(r"PAY-\d+", manager.content()).group(0)
+    shot(manager, "3-raised")
+
+    agent = chromium.new_page()
+    agent.goto(f"{product['jira_url']}/")
+    agent.get_by_role("button", name=f"Approve {key}").click()
+    shot(agent, "4-approved-in-jira")
+
+    reload_until(manager, "Approved: the Payment Gateway is on")
+    shot(manager, "5-approved")
+    manager.goto(f"{product['url']}/client-payments/")
+    gp_row = manager.get_by_role("row", name=re.compile("Harbourside GP Clinic"))
+    assert "On" in gp_row.inner_text()
+
+    approved = wait_for(
+        lambda: [m for m in emails_to(product, CLINIC_ADMIN) if "approved" in m["subject"]],
+        30,
+        "the clinic admin's email",
+    )
+    assert "Harbourside GP Clinic" in approved[0]["text"]
+    comments = wait_for(
+        lambda: [
+            c
+            for r in requests.get(f"{product['jira_url']}/_sandbox/requests", timeout=5).json()
+            for c in r["comments"]
+            if "vcpay has enabled the Payment Gateway" in c["body"]
+        ],
+        30,
+        "vcpay's comment on the Jira request",
+    )
+    assert len(comments) == 1
+    assert "Harbourside GP Clinic" in comments[0]["body"]
