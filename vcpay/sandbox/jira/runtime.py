@@ -1,0 +1,87 @@
+"""The parts of one running stand-in, and what a request handler needs from them."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, g, request
+
+from vcpay.sandbox.jira.clock import Clock
+from vcpay.sandbox.jira.errors import Invalid
+from vcpay.sandbox.jira.faults import CallLog, FaultBoard
+from vcpay.sandbox.jira.representations import Site
+from vcpay.sandbox.jira.settings import StandinSettings
+from vcpay.sandbox.jira.state import JiraState
+
+EXTENSION = "jira_standin"
+
+
+@dataclass
+class Standin:
+    settings: StandinSettings
+    clock: Clock
+    state: JiraState
+    faults: FaultBoard
+    calls: CallLog
+
+    @classmethod
+    def build(cls, settings: StandinSettings) -> "Standin":
+        clock = Clock()
+        return cls(settings, clock, JiraState(settings, clock), FaultBoard(), CallLog())
+
+    def reset(self) -> None:
+        self.state.reset()
+        self.faults.clear()
+        self.calls.clear()
+        self.clock.shift_to(0)
+
+
+def standin() -> Standin:
+    return current_app.extensions[EXTENSION]
+
+
+def site(api: str = "2") -> Site:
+    """Links on the public URL (or the one the request came in on), times in the site's zone."""
+    running = standin()
+    base = running.settings.public_url or request.host_url.rstrip("/")
+    return Site(
+        base=base,
+        time_zone=running.settings.time_zone,
+        accounts=running.state.account,
+        api="3" if api == "3" else "2",
+        caller=g.get("account"),
+    )
+
+
+def json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Invalid("The request body must be a JSON object.")
+    return body
+
+
+def int_arg(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Invalid(f"The '{name}' parameter must be a whole number.") from None
+    if value < minimum:
+        raise Invalid(f"The '{name}' parameter must be at least {minimum}.")
+    return min(value, maximum) if maximum is not None else value
+
+
+def list_arg(name: str) -> list[str]:
+    """A parameter given repeatedly, comma-separated, or both."""
+    return [
+        part.strip()
+        for raw in request.args.getlist(name)
+        for part in raw.split(",")
+        if part.strip()
+    ]
+
+
+def bool_arg(name: str, default: bool) -> bool:
+    raw = request.args.get(name)
+    return default if raw is None else raw.strip().lower() == "true"
