@@ -1,0 +1,150 @@
+"""Fixtures for the Jira stand-in: a real threaded HTTP server, the real ``jira`` library.
+
+Other vcpay tests may import ``start_jira_standin`` and ``stop_jira_standin`` from here.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import requests
+from jira import JIRA
+from werkzeug.serving import BaseWSGIServer
+
+from vcpay.sandbox.jira import server as standin_server
+
+INTEGRATION = ("vcpay@servicedesk.example", "sandbox-api-token")
+AGENT = ("agent@servicedesk.example", "sandbox-agent-token")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONTRACTS = REPO_ROOT.parent / "shared" / "contracts"
+
+
+def start_jira_standin(**config: Any) -> tuple[str, BaseWSGIServer]:
+    """Serve a fresh stand-in on a free port in a background thread.
+
+    ``config`` takes ``StandinSettings`` fields (``deployment_type``, ``time_zone``,
+    ``state_file``, ``public_url``...). Stop it with ``stop_jira_standin(server)``.
+    """
+    return standin_server.start_jira_standin(config)
+
+
+def stop_jira_standin(server: BaseWSGIServer) -> None:
+    standin_server.stop_jira_standin(server)
+
+
+def jira_client(url: str, auth: tuple[str, str] = INTEGRATION, **options: Any) -> JIRA:
+    settings = {"max_retries": 0, "timeout": 5, "get_server_info": True, **options}
+    return JIRA(server=url, basic_auth=auth, options={"check_update": False}, **settings)
+
+
+class Sandbox:
+    """The ``/_sandbox`` control API, and shortcuts that go through the real library."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.request(method, f"{self.url}/_sandbox{path}", timeout=5, **kwargs)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        response = self.call("POST", path, json=body)
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    def fault(self, **spec: Any) -> str:
+        return self.post("/faults", spec)["id"]
+
+    def calls(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/calls").json()
+
+    def request(self, key: str) -> dict[str, Any]:
+        return self.call("GET", f"/requests/{key}").json()
+
+    def customer(self, email: str = "manager@clinic.example", name: str = "Telehealth Manager"):
+        return self.post("/customers", {"email": email, "displayName": name})["accountId"]
+
+    def raise_request(self, jira: JIRA, summary: str = "Enable Payment Gateway", **fields: Any):
+        """A customer request raised as vcpay raises it; returns the prefetched issue."""
+        on_behalf_of = fields.pop("raiseOnBehalfOf", None) or self.customer()
+        return jira.create_customer_request(
+            {
+                "serviceDeskId": 1,
+                "requestTypeId": 10,
+                "requestFieldValues": {"summary": summary, "description": "Clinics: North, South"},
+                "raiseOnBehalfOf": on_behalf_of,
+                **fields,
+            },
+            prefetch=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def jira_standin():
+    url, server = start_jira_standin()
+    yield url
+    stop_jira_standin(server)
+
+
+@pytest.fixture
+def standin_url(jira_standin: str) -> str:
+    """The shared stand-in, reset to its seed state."""
+    requests.post(f"{jira_standin}/_sandbox/reset", timeout=5).raise_for_status()
+    return jira_standin
+
+
+@pytest.fixture
+def sandbox(standin_url: str) -> Sandbox:
+    return Sandbox(standin_url)
+
+
+@pytest.fixture
+def jira(standin_url: str) -> JIRA:
+    return jira_client(standin_url)
+
+
+@pytest.fixture
+def agent_jira(standin_url: str) -> JIRA:
+    """The service-desk agent, who is the approver."""
+    return jira_client(standin_url, AGENT)
+
+
+@pytest.fixture
+def other_standin():
+    """A second stand-in for tests that need other settings; call it with the settings."""
+    servers = []
+
+    def start(**config: Any) -> str:
+        url, server = start_jira_standin(**config)
+        servers.append(server)
+        return url
+
+    yield start
+    for server in servers:
+        stop_jira_standin(server)
+
+
+class Contracts:
+    """The official OpenAPI schemas; ``errors`` lists where a payload breaks one."""
+
+    def __init__(self, folder: Path):
+        self._specs = {
+            "jsm": json.loads((folder / "jira-service-management.openapi.json").read_text()),
+            "platform": json.loads((folder / "jira-platform-v3.openapi.json").read_text()),
+        }
+
+    def errors(self, spec: str, schema: str, payload: Any) -> list[str]:
+        components = self._specs[spec]["components"]
+        assert schema in components["schemas"], f"{schema} is not in the {spec} spec"
+        validator = jsonschema.Draft4Validator(
+            {"$ref": f"#/components/schemas/{schema}", "components": components}
+        )
+        return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(payload)]
+
+
+@pytest.fixture(scope="session")
+def contracts() -> Contracts:
+    if not CONTRACTS.is_dir():
+        pytest.skip(f"contracts folder ../shared/contracts is absent (looked in {CONTRACTS})")
+    return Contracts(CONTRACTS)
