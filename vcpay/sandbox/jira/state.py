@@ -8,6 +8,7 @@ eventually consistent search.
 import copy
 import json
 import os
+import secrets
 import tempfile
 import threading
 import uuid
@@ -75,7 +76,8 @@ class JiraState:
             (self.integration_user, s.api_token),
             (self.agent, s.agent_token),
         ):
-            if token == account_token and (email is None or email.lower() == account.email.lower()):
+            same_token = secrets.compare_digest(token.encode(), account_token.encode())
+            if same_token and (email is None or email.lower() == account.email.lower()):
                 return account
         return None
 
