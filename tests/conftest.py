@@ -8,6 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import delete
 
+from tests.browser import chromium  # noqa: F401 - one browser for the whole session
 from tests.services import scratch_postgres_database
 from vcpay import create_app
 from vcpay.extensions import db, limiter

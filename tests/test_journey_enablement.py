@@ -11,7 +11,6 @@ import time
 import pytest
 import requests
 
-from tests.browser import chromium  # noqa: F401 - a fixture
 from tests.conftest import ARTIFACTS
 from tests.processes import running_product, wait_for
 from vcpay.people.demo import DEMO_PASSWORD
@@ -63,7 +62,7 @@ def reload_until(page, text: str, seconds: float = 40) -> None:
         page.reload()
 
 
-def test_ask_endorse_approve_in_jira_and_the_clinic_is_enabled(product, chromium):  # noqa: F811
+def test_ask_endorse_approve_in_jira_and_the_clinic_is_enabled(product, chromium):
     admin = signed_in(chromium, product, ORG_ADMIN, "/client-payments/")
     admin.get_by_role("link", name="Request the Payment Gateway").first.click()
     admin.locator("#clinics-0-selected").check()

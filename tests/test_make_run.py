@@ -8,7 +8,6 @@ import signal
 
 import pytest
 
-from tests.browser import chromium  # noqa: F401 - a fixture
 from tests.conftest import ARTIFACTS
 from tests.processes import ROOT, port_open, running_product, stop_group, wait_for
 from vcpay.people.demo import DEMO_PASSWORD
@@ -38,7 +37,7 @@ def test_make_run_prints_the_url_and_every_demo_login(product):
 
 
 @pytest.mark.parametrize("email", list(NAVIGATION))
-def test_each_demo_person_signs_in_and_sees_their_navigation(product, chromium, email):  # noqa: F811
+def test_each_demo_person_signs_in_and_sees_their_navigation(product, chromium, email):
     ARTIFACTS.mkdir(exist_ok=True)
     context = chromium.new_context()
     page = context.new_page()
@@ -59,7 +58,7 @@ def test_each_demo_person_signs_in_and_sees_their_navigation(product, chromium, 
         context.close()
 
 
-def test_a_wrong_password_shows_one_clear_message(product, chromium):  # noqa: F811
+def test_a_wrong_password_shows_one_clear_message(product, chromium):
     page = chromium.new_page()
     page.goto(f"{product['url']}/sign-in")
     page.get_by_label("Email").fill("manager@harbourside.example")
@@ -71,7 +70,7 @@ def test_a_wrong_password_shows_one_clear_message(product, chromium):  # noqa: F
     page.close()
 
 
-def test_the_language_switcher_changes_the_page_language(product, chromium):  # noqa: F811
+def test_the_language_switcher_changes_the_page_language(product, chromium):
     page = chromium.new_page()
     page.goto(f"{product['url']}/sign-in")
     page.get_by_label("Language").select_option("sr_Latn")
