@@ -186,6 +186,7 @@ def decision_latency(database_url: str, standin: Standin, poll_seconds: int, rou
         VCPAY_SMTP_PORT="1",  # emails wait in the outbox; not what is measured here
     )
     celery = [sys.executable, "-m", "celery", "-A", "workers.main"]
+    worker_log = (instance / "worker.log").open("wb")
     worker = subprocess.Popen(
         [
             *celery,
@@ -195,19 +196,19 @@ def decision_latency(database_url: str, standin: Standin, poll_seconds: int, rou
             "--without-mingle",
             "--without-gossip",
             "--loglevel",
-            "WARNING",
+            "INFO",
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
     )
     beat = subprocess.Popen(
-        [*celery, "beat", "--schedule", str(instance / "beat"), "--loglevel", "WARNING"],
+        [*celery, "beat", "--schedule", str(instance / "beat"), "--loglevel", "INFO"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
     )
     latencies = []
     try:
@@ -241,6 +242,7 @@ def decision_latency(database_url: str, standin: Standin, poll_seconds: int, rou
         "worst_seconds": round(worst, 2),
         "goal_seconds": poll_seconds + 5,
         "goal_met": worst <= poll_seconds + 5,
+        "log": str(instance / "worker.log"),
     }
 
 

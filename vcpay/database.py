@@ -1,8 +1,9 @@
 """The declarative base every model shares: naming convention, UTC timestamps."""
 
+import sqlite3
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 
 # Named constraints let migrations drop or alter them on every backend.
@@ -49,3 +50,16 @@ class Base(DeclarativeBase):
 
 class CreatedAtMixin:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+@event.listens_for(Engine, "connect")
+def _tune_sqlite(dbapi_connection, connection_record) -> None:
+    """The embedded SQLite serves a web server and workers at once: with write-ahead logging
+    readers never block the writer, and a writer waits for another instead of failing."""
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
