@@ -94,3 +94,46 @@ def test_a_worker_runs_tasks_through_redis(tmp_path, server_database):
         with app.app_context():
             record_heartbeat.apply_async(args=["sent-through-redis"], queue=queue)
         wait_for(lambda: heartbeat_from(server_database, "sent-through-redis"), 60, "the task", log)
+
+
+PRODUCER = """
+import sys
+from kombu import Connection, Queue
+from workers import broker_transport_options
+options = broker_transport_options("filesystem://", sys.argv[1])
+queue = Queue("race", routing_key="race")
+with Connection("filesystem://", transport=sys.argv[2], transport_options=options) as c:
+    producer = c.Producer()
+    for number in range(int(sys.argv[3])):
+        producer.publish({"n": number, "pad": "x" * 200_000}, routing_key="race",
+                         declare=[queue], serializer="json")
+"""
+
+
+@pytest.mark.parametrize("transport", ["workers.filesystem:Transport"])
+def test_the_embedded_broker_never_hands_out_a_half_written_message(tmp_path, transport):
+    """A consumer reading while another process writes gets every message, whole."""
+    import subprocess
+    import sys
+
+    from kombu import Connection, Queue
+
+    from workers import broker_transport_options
+
+    options = broker_transport_options("filesystem://", str(tmp_path))
+    sent = 200
+    received: list[int] = []
+    with Connection("filesystem://", transport=transport, transport_options=options) as c:
+        channel = c.default_channel
+        Queue("race", routing_key="race")(channel).declare()
+        producer = subprocess.Popen(
+            [sys.executable, "-c", PRODUCER, str(tmp_path), transport, str(sent)]
+        )
+        while len(received) < sent:
+            message = channel.basic_get("race", no_ack=True)
+            if message is None:
+                assert producer.poll() in (None, 0), "the producer failed"
+                continue
+            received.append(message.payload["n"])
+        producer.wait(timeout=30)
+    assert sorted(received) == list(range(sent))  # each exactly once, none torn

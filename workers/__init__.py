@@ -45,6 +45,10 @@ def celery_settings(config: dict[str, Any], instance_path: str) -> dict[str, Any
     embedded = is_embedded_broker(broker_url)
     return {
         "broker_url": broker_url,
+        # Our atomic variant of the file-system transport (see workers/filesystem.py).
+        "broker_transport": (
+            "workers.filesystem:Transport" if broker_url.startswith("filesystem") else None
+        ),
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": broker_transport_options(broker_url, instance_path),
         "worker_enable_remote_control": not embedded,
