@@ -4,6 +4,7 @@ Other vcpay tests may import ``start_jira_standin`` and ``stop_jira_standin`` fr
 """
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from vcpay.sandbox.jira import server as standin_server
 INTEGRATION = ("vcpay@servicedesk.example", "sandbox-api-token")
 AGENT = ("agent@servicedesk.example", "sandbox-agent-token")
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS = REPO_ROOT.parent / "shared" / "contracts"
+# Beside the repository, or wherever VCPAY_CONTRACTS_DIR says (CI clones elsewhere).
+CONTRACTS = Path(os.environ.get("VCPAY_CONTRACTS_DIR") or REPO_ROOT.parent / "shared" / "contracts")
 
 
 def start_jira_standin(**config: Any) -> tuple[str, BaseWSGIServer]:
