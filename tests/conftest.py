@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete
 
 from tests.browser import chromium  # noqa: F401 - one browser for the whole session
-from tests.services import scratch_postgres_database
+from tests.services import empty_database
 from vcpay import create_app
 from vcpay.extensions import db, limiter
 from vcpay.people.demo import seed_demo
@@ -20,10 +20,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_url(request, tmp_path_factory):
     """Each test that uses the app runs once per database backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'vcpay.sqlite'}"
-        return
-    with scratch_postgres_database() as url:
+    with empty_database(request.param, tmp_path_factory.mktemp("db")) as url:
         yield url
 
 

@@ -6,6 +6,7 @@ they fail instead, so a missing service can never pass silently.
 
 import os
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -64,3 +65,13 @@ def scratch_postgres_database():
         with engine.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+@contextmanager
+def empty_database(backend: str, folder) -> Iterator[str]:
+    """The URL of an empty database: a SQLite file in ``folder``, or a new PostgreSQL one."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'vcpay.sqlite'}"
+        return
+    with scratch_postgres_database() as url:
+        yield url

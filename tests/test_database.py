@@ -8,8 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
-from tests import factories
-from tests.services import scratch_postgres_database
+from tests import factories, services
 from vcpay import create_app
 from vcpay.extensions import db
 from vcpay.people.models import Clinic
@@ -17,10 +16,7 @@ from vcpay.people.models import Clinic
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_database(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrated.sqlite'}"
-        return
-    with scratch_postgres_database() as url:
+    with services.empty_database(request.param, tmp_path) as url:
         yield url
 
 

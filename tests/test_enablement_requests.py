@@ -83,12 +83,18 @@ def test_another_admins_request_waits_for_the_manager_who_is_emailed(client, dem
     assert db.session.get(EnablementRequest, request.id).state == RequestState.AWAITING_ENDORSEMENT
 
 
-def test_the_manager_endorses_a_waiting_request(client, demo):
+def waiting_for_the_manager(client, demo) -> int:
+    """An organisation admin's request, with the manager now signed in to decide it."""
     sign_in(client, ORG_ADMIN)
     client.post(new_path(demo), data=request_data(client, new_path(demo)))
     request_id = db.session.scalar(select(EnablementRequest.id))
     client.delete_cookie("vcpay_session")
     sign_in(client, MANAGER)
+    return request_id
+
+
+def test_the_manager_endorses_a_waiting_request(client, demo):
+    request_id = waiting_for_the_manager(client, demo)
     detail = f"/enablement/requests/{request_id}"
     assert "Endorse and send to the service desk" in client.get(detail).get_data(as_text=True)
     client.post(f"{detail}/endorse", data={"csrf_token": csrf_token(client, detail)})
@@ -98,11 +104,7 @@ def test_the_manager_endorses_a_waiting_request(client, demo):
 
 
 def test_the_manager_sends_a_request_back_with_a_reason(client, demo):
-    sign_in(client, ORG_ADMIN)
-    client.post(new_path(demo), data=request_data(client, new_path(demo)))
-    request_id = db.session.scalar(select(EnablementRequest.id))
-    client.delete_cookie("vcpay_session")
-    sign_in(client, MANAGER)
+    request_id = waiting_for_the_manager(client, demo)
     detail = f"/enablement/requests/{request_id}"
     token = csrf_token(client, detail)
     empty = client.post(f"{detail}/send-back", data={"csrf_token": token, "reason": " "})
