@@ -83,12 +83,14 @@ def running_product(instance: Path, **settings: str) -> Iterator[dict]:
     url = f"http://127.0.0.1:{port}"
     jira_url = f"http://127.0.0.1:{free_port()}"
     catcher_url = f"http://127.0.0.1:{free_port()}"
+    stripe_url = f"http://127.0.0.1:{free_port()}"
     env = product_environment(
         VCPAY_INSTANCE_PATH=str(instance),
         VCPAY_PUBLIC_URL=url,
         VCPAY_JIRA_URL=jira_url,
         VCPAY_SMTP_PORT=str(free_port()),
         VCPAY_MAIL_CATCHER_URL=catcher_url,
+        VCPAY_STRIPE_API_BASE=stripe_url,
         **settings,
     )
     log = instance / "make-run.log"
@@ -105,6 +107,7 @@ def running_product(instance: Path, **settings: str) -> Iterator[dict]:
             "port": port,
             "jira_url": jira_url,
             "catcher_url": catcher_url,
+            "stripe_url": stripe_url,
             "log": log,
             "process": process,
             "startup_seconds": time.monotonic() - started,

@@ -56,10 +56,13 @@ def register_extensions(app: Flask) -> None:
 def _register_models() -> None:
     """Import every model module so the metadata (and Alembic) sees all tables."""
     import vcpay.audit.models
+    import vcpay.client_payments.models
+    import vcpay.client_payments.webhooks
     import vcpay.enablement.models
     import vcpay.health.models
     import vcpay.mail.models
-    import vcpay.people.models  # noqa: F401
+    import vcpay.people.models
+    import vcpay.webhooks.models  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:
@@ -69,8 +72,9 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.enablement.views import blueprint as enablement
     from vcpay.health.views import blueprint as health
     from vcpay.main.views import blueprint as main
+    from vcpay.webhooks.views import blueprint as webhooks
 
-    for blueprint in (main, auth, client_payments, enablement, calls, health):
+    for blueprint in (main, auth, client_payments, enablement, calls, health, webhooks):
         app.register_blueprint(blueprint)
 
 

@@ -19,18 +19,28 @@ from vcpay.enablement.cli import poll_jira_command
 from vcpay.extensions import db
 from vcpay.health.tasks import record_heartbeat
 from vcpay.people.demo import DEMO_PASSWORD, DEMO_PEOPLE, seed_demo
+from vcpay.webhooks.cli import stripe_events
 from workers import is_embedded_broker
 
 STARTUP_SECONDS = 60
 
 
 @click.command("seed-demo")
+@click.option(
+    "--gateway/--no-gateway",
+    default=True,
+    show_default=True,
+    help="Switch the Payment Gateway on for the GP clinic (the other stays off, to request).",
+)
 @with_appcontext
-def seed_demo_command() -> None:
+def seed_demo_command(gateway: bool) -> None:
     """Create the demo organisation, clinics and people (safe to run again)."""
-    organisation = seed_demo()
+    organisation = seed_demo(enable_gateway=gateway)
     db.session.commit()
     click.echo(f"Demo data ready: {organisation.name}, {len(organisation.clinics)} clinics.")
+    for clinic in organisation.clinics:
+        state = "on" if clinic.gateway_enabled else "off"
+        click.echo(f"  {clinic.name}: Payment Gateway {state}")
 
 
 def _bind_address(public_url: str) -> str:
@@ -58,6 +68,8 @@ def standin_processes(config) -> dict[str, list[str]]:
             "--public-url", config["JIRA_URL"],
             "--state-file", f"{instance}/jira-standin.json",
         ]  # fmt: skip
+    if _is_local(config["STRIPE_API_BASE"]):
+        processes["stripe"] = stripe_standin_command(config, instance)
     if config["SMTP_HOST"] in LOCAL_HOSTS:
         catcher = urlsplit(config["MAIL_CATCHER_URL"])
         processes["mail"] = [
@@ -67,6 +79,24 @@ def standin_processes(config) -> dict[str, list[str]]:
             "--folder", f"{instance}/mail",
         ]  # fmt: skip
     return processes
+
+
+def stripe_standin_command(config, instance: str) -> list[str]:
+    """The Stripe stand-in, knowing vcpay as its Connect platform and webhook endpoint."""
+    api = urlsplit(config["STRIPE_API_BASE"])
+    public = config["PUBLIC_URL"].rstrip("/")
+    return [
+        sys.executable, "-m", "vcpay.sandbox.stripe",
+        "--host", api.hostname, "--port", str(api.port or 80),
+        "--public-url", config["STRIPE_API_BASE"].rstrip("/"),
+        "--state-file", f"{instance}/stripe-standin.json",
+        "--secret-key", config["STRIPE_SECRET_KEY"],
+        "--client-id", config["STRIPE_CLIENT_ID"],
+        "--redirect-uri", f"{public}/client-payments/stripe/callback",
+        "--webhook-url", f"{public}/webhooks/stripe",
+        "--webhook-secret", config["STRIPE_WEBHOOK_SECRET"],
+        "--demo-accounts",
+    ]  # fmt: skip
 
 
 def demo_processes(config) -> dict[str, list[str]]:
@@ -133,6 +163,10 @@ def _print_welcome(url: str, processes: dict) -> None:
         click.echo(f"  {person.email:<34} {person.role}")
     if "jira" in processes:
         click.echo(f"Service desk stand-in (approve or decline requests): {config['JIRA_URL']}/")
+    if "stripe" in processes:
+        click.echo(
+            f"Stripe stand-in (test accounts and their dashboards): {config['STRIPE_API_BASE']}/"
+        )
     if "mail" in processes:
         click.echo(f"Email vcpay sent (local catcher): {config['MAIL_CATCHER_URL']}/")
     click.echo("Press Ctrl-C to stop the web server, the worker and beat.")
@@ -195,4 +229,4 @@ def run_demo_command() -> None:
         _stop(processes)
 
 
-commands = [seed_demo_command, run_demo_command, poll_jira_command]
+commands = [seed_demo_command, run_demo_command, poll_jira_command, stripe_events]

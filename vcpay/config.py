@@ -81,6 +81,23 @@ SETTINGS = [
     Setting("VCPAY_SMTP_TIMEOUT_SECONDS", "SMTP_TIMEOUT_SECONDS", 10.0, float),
     Setting("VCPAY_MAIL_FROM", "MAIL_FROM", "vcpay <no-reply@vcpay.example>"),
     Setting("VCPAY_MAIL_CATCHER_URL", "MAIL_CATCHER_URL", "http://127.0.0.1:5082"),
+    # Stripe Connect; the defaults point at the stand-in `make run` starts.
+    Setting("VCPAY_STRIPE_SECRET_KEY", "STRIPE_SECRET_KEY", "sk_test_vcpay_sandbox", secret=True),
+    Setting("VCPAY_STRIPE_CLIENT_ID", "STRIPE_CLIENT_ID", "ca_vcpay_sandbox"),
+    Setting(
+        "VCPAY_STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET", "whsec_vcpay_sandbox", secret=True
+    ),
+    Setting("VCPAY_STRIPE_API_BASE", "STRIPE_API_BASE", "http://127.0.0.1:5083"),
+    Setting("VCPAY_STRIPE_CONNECT_BASE", "STRIPE_CONNECT_BASE", "http://127.0.0.1:5083"),
+    Setting(
+        "VCPAY_STRIPE_DASHBOARD_URL", "STRIPE_DASHBOARD_URL", "http://127.0.0.1:5083/dashboard"
+    ),
+    Setting("VCPAY_STRIPE_MAX_NETWORK_RETRIES", "STRIPE_MAX_NETWORK_RETRIES", 2, int),
+    Setting("VCPAY_STRIPE_TIMEOUT_SECONDS", "STRIPE_TIMEOUT_SECONDS", 10.0, float),
+    Setting("VCPAY_STRIPE_OAUTH_STATE_MINUTES", "STRIPE_OAUTH_STATE_MINUTES", 15, int),
+    Setting("VCPAY_STRIPE_WEBHOOK_TOLERANCE_SECONDS", "STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, int),
+    Setting("VCPAY_STRIPE_EVENT_MAX_ATTEMPTS", "STRIPE_EVENT_MAX_ATTEMPTS", 8, int),
+    Setting("VCPAY_STRIPE_EVENT_SWEEP_SECONDS", "STRIPE_EVENT_SWEEP_SECONDS", 60, int),
 ]
 
 

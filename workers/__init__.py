@@ -8,7 +8,12 @@ from celery import Celery, Task
 from flask import Flask
 
 # Modules whose tasks the worker registers; each feature adds its own.
-TASK_MODULES = ["vcpay.health.tasks", "vcpay.mail.tasks", "vcpay.enablement.tasks"]
+TASK_MODULES = [
+    "vcpay.health.tasks",
+    "vcpay.mail.tasks",
+    "vcpay.enablement.tasks",
+    "vcpay.webhooks.tasks",
+]
 
 # Embedded brokers (no server) are polled; they cannot broadcast to workers.
 SERVERLESS_SCHEMES = ("sqla+", "filesystem")
@@ -71,6 +76,9 @@ def celery_settings(config: dict[str, Any], instance_path: str) -> dict[str, Any
                 "vcpay.enablement.sweep_service_desk", config["JIRA_SWEEP_SECONDS"]
             ),
             "resend-pending-email": _every("vcpay.mail.resend_pending", 600),
+            "sweep-stripe-events": _every(
+                "vcpay.webhooks.sweep_stripe_events", config["STRIPE_EVENT_SWEEP_SECONDS"]
+            ),
         },
     }
 

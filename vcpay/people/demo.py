@@ -9,6 +9,7 @@ from functools import cache
 
 from sqlalchemy import select
 
+from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.people.models import (
     Clinic,
@@ -100,8 +101,12 @@ def _ensure_clinic_role(user: User, clinic: Clinic, role: ClinicRole) -> None:
         add_clinic_role(user, clinic, role)
 
 
-def seed_demo() -> Organisation:
-    """Create or complete the demo organisation; the caller commits."""
+def seed_demo(enable_gateway: bool = False) -> Organisation:
+    """Create or complete the demo organisation; the caller commits.
+
+    ``enable_gateway`` switches the Payment Gateway on for the GP clinic, as an approved
+    request would, so the demo can link Stripe and take payments straight away.
+    """
     organisation = _organisation()
     gp_clinic, _physio = (_clinic(organisation, name) for name in CLINICS)
     db.session.flush()
@@ -111,5 +116,7 @@ def seed_demo() -> Organisation:
     _ensure_org_admin(org_admin, organisation, manager=False)
     _ensure_clinic_role(clinic_admin, gp_clinic, ClinicRole.CLINIC_ADMIN)
     _ensure_clinic_role(clinician, gp_clinic, ClinicRole.CLINICIAN)
+    if enable_gateway and gp_clinic.gateway_enabled_at is None:
+        gp_clinic.gateway_enabled_at = utcnow()
     db.session.flush()
     return organisation

@@ -1,0 +1,112 @@
+"""Live Stripe links: finding them, refreshing what they show, and removing them."""
+
+from blinker import Namespace
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from vcpay.audit.services import record_audit
+from vcpay.client_payments.models import LinkState, RemovalCause, StripeLink
+from vcpay.database import utcnow
+from vcpay.extensions import db
+from vcpay.integrations.stripe_gateway import (
+    AccountNotConnected,
+    AccountSummary,
+    StripeGateway,
+    StripeRefused,
+)
+from vcpay.people.models import Clinic, User
+
+signals = Namespace()
+# Sent with the removed link, inside the removing transaction: whatever depends on the link
+# (the clinic's open payment requests) is settled in the same commit.
+link_removed = signals.signal("stripe-link-removed")
+
+
+def live_link(clinic: Clinic) -> StripeLink | None:
+    return db.session.scalar(
+        select(StripeLink).filter_by(clinic_id=clinic.id, state=LinkState.LINKED.value)
+    )
+
+
+def live_links_for_account(account_id: str) -> list[StripeLink]:
+    return list(
+        db.session.scalars(
+            select(StripeLink)
+            .filter_by(account_id=account_id, state=LinkState.LINKED.value)
+            .order_by(StripeLink.id)
+        )
+    )
+
+
+def apply_account(link: StripeLink, account: AccountSummary) -> None:
+    """Copy what Stripe says of the account onto the link, for the page to show."""
+    link.display_name = account.display_name[:200]
+    link.country = account.country[:2]
+    link.email = account.email[:254]
+    link.charges_enabled = account.charges_enabled
+    link.payouts_enabled = account.payouts_enabled
+    link.details_submitted = account.details_submitted
+    link.requirements_due = account.requirements_due
+    link.disabled_reason = account.disabled_reason
+    link.refreshed_at = utcnow()
+
+
+def refresh_links(account_id: str, gateway: StripeGateway) -> list[StripeLink]:
+    """Read the account now and update every live link to it; order of events does not matter."""
+    links = live_links_for_account(account_id)
+    if links:
+        account = gateway.retrieve_account(account_id)
+        for link in links:
+            apply_account(link, account)
+    return links
+
+
+def _mark_removed(link: StripeLink, cause: RemovalCause, actor: User | None) -> None:
+    link.state = LinkState.REMOVED.value
+    link.removed_at = utcnow()
+    link.removed_by = actor
+    link.removal_cause = cause.value
+    record_audit("stripe.removed", link.clinic, actor=actor, account=link.account_id, cause=cause)
+    link_removed.send(link)
+
+
+def remove_link(link: StripeLink, actor: User, gateway: StripeGateway) -> list[Clinic]:
+    """Unlink the clinic. The account is disconnected from vcpay at Stripe unless another
+    clinic of the organisation still uses it; returns those clinics. The caller commits."""
+    still_using = [
+        other.clinic for other in live_links_for_account(link.account_id) if other != link
+    ]
+    if not still_using:
+        _deauthorize(link.account_id, gateway)
+    _mark_removed(link, RemovalCause.BY_ADMIN, actor)
+    return still_using
+
+
+def _deauthorize(account_id: str, gateway: StripeGateway) -> None:
+    try:
+        gateway.deauthorize(account_id)
+    except AccountNotConnected:
+        # Already disconnected (from the clinic's dashboard, say) -- unless Stripe still
+        # lets vcpay act for the account, which means something else is wrong.
+        try:
+            gateway.retrieve_account(account_id)
+        except AccountNotConnected:
+            return
+        raise StripeRefused(
+            _("Stripe would not disconnect the account; please check vcpay's Stripe settings.")
+        ) from None
+
+
+def account_disconnected(account_id: str, gateway: StripeGateway) -> list[StripeLink]:
+    """Stripe says the account left vcpay. Believe it only if Stripe refuses vcpay access now:
+    a late event from an earlier disconnection must not undo a newer link."""
+    links = live_links_for_account(account_id)
+    if not links:
+        return []
+    try:
+        gateway.retrieve_account(account_id)
+    except AccountNotConnected:
+        for link in links:
+            _mark_removed(link, RemovalCause.IN_STRIPE, actor=None)
+        return links
+    return []

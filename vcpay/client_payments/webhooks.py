@@ -1,0 +1,46 @@
+"""Stripe's account events: what the clinic changed in its own Stripe dashboard."""
+
+from contextlib import suppress
+
+from flask import current_app
+
+from vcpay.client_payments.links import account_disconnected, refresh_links
+from vcpay.enablement.services import clinic_admin_emails
+from vcpay.integrations.stripe_gateway import AccountNotConnected, StripeGateway
+from vcpay.links import public_url_for
+from vcpay.mail.services import queue_to_each
+from vcpay.webhooks.handlers import handles
+from vcpay.webhooks.models import StripeEvent
+
+
+def _gateway() -> StripeGateway:
+    return StripeGateway.from_config(current_app.config)
+
+
+@handles("account.updated")
+def account_updated(event: StripeEvent) -> None:
+    # Read the account as it is now rather than trusting the event's copy: an older update
+    # arriving late then changes nothing.
+    # If the account was disconnected since, the deauthorized event removes the link.
+    with suppress(AccountNotConnected):
+        refresh_links(event.account or "", _gateway())
+
+
+@handles("account.application.authorized")
+def application_authorized(event: StripeEvent) -> None:
+    """Linking is completed by the OAuth callback, which knows the clinic; nothing to do."""
+
+
+@handles("account.application.deauthorized")
+def application_deauthorized(event: StripeEvent) -> None:
+    for link in account_disconnected(event.account or "", _gateway()):
+        clinic = link.clinic
+        queue_to_each(
+            f"stripe-disconnected:{link.id}",
+            clinic_admin_emails([clinic]),
+            f"{clinic.name}: Stripe account disconnected",
+            "stripe_disconnected",
+            clinic=clinic,
+            link=link,
+            page=public_url_for("client_payments.clinic", clinic_id=clinic.id),
+        )

@@ -1,0 +1,293 @@
+"""The Stripe adapter: the only code in vcpay that imports ``stripe``.
+
+One ``StripeClient`` per configuration, with explicit base addresses (real Stripe or the
+stand-in), network retries and timeouts; the module-level globals are never used, because
+``stripe.OAuth`` captures the connect base when it is first imported. Failures come out as
+``StripeUnavailable`` (try again later) or ``StripeRefused`` (Stripe said no), with a message
+fit for people; the Stripe request id is kept for support.
+"""
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import stripe
+from stripe import oauth_error
+
+log = logging.getLogger(__name__)
+
+
+class StripeGatewayError(Exception):
+    def __init__(self, message: str, request_id: str | None = None):
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class StripeUnavailable(StripeGatewayError):
+    """Stripe could not be reached, was too slow, or failed: the same call may work later."""
+
+
+class StripeRefused(StripeGatewayError):
+    """Stripe refused the call: retrying it unchanged will not help."""
+
+
+class AuthorisationCodeRejected(StripeRefused):
+    """The code Stripe sent back was unknown, expired or already used."""
+
+
+class AccountNotConnected(StripeRefused):
+    """The account is not (or no longer) connected to vcpay's platform."""
+
+
+class WebhookSignatureInvalid(Exception):
+    """A webhook whose signature is missing, wrong or too old: it did not come from Stripe."""
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """What the Client Payments page shows of a connected Stripe account."""
+
+    id: str
+    display_name: str
+    country: str
+    email: str
+    charges_enabled: bool
+    payouts_enabled: bool
+    details_submitted: bool
+    requirements_due: list[str] = field(default_factory=list)
+    disabled_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """The envelope of a verified Stripe event; ``payload`` is the body exactly as received."""
+
+    id: str
+    type: str
+    account: str | None
+    livemode: bool
+    created: int
+    payload: str
+
+    @property
+    def data_object(self) -> dict[str, Any]:
+        return json.loads(self.payload)["data"]["object"]
+
+
+def _request_id(error: stripe.StripeError) -> str | None:
+    return getattr(error, "request_id", None)
+
+
+def _oauth_refusal(error: oauth_error.OAuthError, action: str) -> StripeRefused:
+    if isinstance(error, oauth_error.InvalidGrantError):
+        return AuthorisationCodeRejected(
+            "Stripe did not accept the authorisation: it has expired or was already used.",
+            _request_id(error),
+        )
+    if isinstance(error, oauth_error.InvalidClientError):
+        return AccountNotConnected(
+            f"Stripe says this account is not connected to vcpay ({action}).", _request_id(error)
+        )
+    return StripeRefused(
+        f"Stripe refused to {action}: {error.user_message or error}", _request_id(error)
+    )
+
+
+@contextmanager
+def _calling(action: str) -> Iterator[None]:
+    """Translate the library's errors; the library has already retried what it may."""
+    try:
+        yield
+    except oauth_error.OAuthError as error:
+        raise _oauth_refusal(error, action) from None
+    except stripe.APIConnectionError as error:
+        raise StripeUnavailable(
+            f"Stripe could not be reached to {action}.", _request_id(error)
+        ) from None
+    except stripe.RateLimitError as error:
+        raise StripeUnavailable(
+            f"Stripe is busy and asked vcpay to slow down while trying to {action}.",
+            _request_id(error),
+        ) from None
+    except stripe.AuthenticationError as error:
+        log.error("Stripe rejected vcpay's secret key (request %s)", _request_id(error))
+        raise StripeRefused(
+            "Stripe rejected vcpay's platform key; an administrator must check the Stripe "
+            "settings.",
+            _request_id(error),
+        ) from None
+    except stripe.PermissionError as error:
+        raise AccountNotConnected(
+            f"Stripe says this account is not connected to vcpay ({action}).", _request_id(error)
+        ) from None
+    except stripe.InvalidRequestError as error:
+        raise StripeRefused(
+            f"Stripe refused to {action}: {error.user_message or error}", _request_id(error)
+        ) from None
+    except stripe.StripeError as error:
+        status = getattr(error, "http_status", None)
+        raise StripeUnavailable(
+            f"Stripe failed ({status or 'no answer'}) while vcpay tried to {action}.",
+            _request_id(error),
+        ) from None
+
+
+def _summary(account: Any) -> AccountSummary:
+    data = account.to_dict()
+    profile = data.get("business_profile") or {}
+    dashboard = (data.get("settings") or {}).get("dashboard") or {}
+    requirements = data.get("requirements") or {}
+    due = [*requirements.get("past_due", []), *requirements.get("currently_due", [])]
+    return AccountSummary(
+        id=data["id"],
+        display_name=dashboard.get("display_name") or profile.get("name") or data["id"],
+        country=data.get("country") or "",
+        email=data.get("email") or "",
+        charges_enabled=bool(data.get("charges_enabled")),
+        payouts_enabled=bool(data.get("payouts_enabled")),
+        details_submitted=bool(data.get("details_submitted")),
+        requirements_due=list(dict.fromkeys(due)),
+        disabled_reason=requirements.get("disabled_reason"),
+    )
+
+
+@dataclass(frozen=True)
+class StripeSettings:
+    secret_key: str
+    client_id: str
+    webhook_secret: str
+    api_base: str
+    connect_base: str
+    dashboard_url: str
+    max_network_retries: int
+    timeout_seconds: float
+    webhook_tolerance_seconds: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "StripeSettings":
+        api_base = config["STRIPE_API_BASE"].rstrip("/")
+        connect_base, dashboard_url = _companion_addresses(api_base)
+        return cls(
+            secret_key=config["STRIPE_SECRET_KEY"],
+            client_id=config["STRIPE_CLIENT_ID"],
+            webhook_secret=config["STRIPE_WEBHOOK_SECRET"],
+            api_base=api_base,
+            connect_base=(config["STRIPE_CONNECT_BASE"] or connect_base).rstrip("/"),
+            dashboard_url=(config["STRIPE_DASHBOARD_URL"] or dashboard_url).rstrip("/"),
+            max_network_retries=config["STRIPE_MAX_NETWORK_RETRIES"],
+            timeout_seconds=config["STRIPE_TIMEOUT_SECONDS"],
+            webhook_tolerance_seconds=config["STRIPE_WEBHOOK_TOLERANCE_SECONDS"],
+        )
+
+    @property
+    def livemode(self) -> bool:
+        return self.secret_key.startswith(("sk_live_", "rk_live_"))
+
+
+STRIPE_API = "https://api.stripe.com"
+
+
+def _companion_addresses(api_base: str) -> tuple[str, str]:
+    """The connect base and dashboard that go with an api base: Stripe's own for Stripe,
+    the same server for the stand-in, which serves all three."""
+    if api_base == STRIPE_API:
+        return "https://connect.stripe.com", "https://dashboard.stripe.com"
+    return api_base, f"{api_base}/dashboard"
+
+
+@lru_cache(maxsize=8)
+def _client(settings: StripeSettings) -> stripe.StripeClient:
+    # The library joins base and path as they are, so the bases carry no trailing slash.
+    return stripe.StripeClient(
+        settings.secret_key,
+        client_id=settings.client_id,
+        base_addresses={"api": settings.api_base, "connect": settings.connect_base},
+        max_network_retries=settings.max_network_retries,
+        http_client=stripe.RequestsClient(timeout=settings.timeout_seconds),
+    )
+
+
+def forget_clients() -> None:
+    """Drop cached clients (tests change the configuration between cases)."""
+    _client.cache_clear()
+
+
+class StripeGateway:
+    """Everything vcpay asks of Stripe, in vcpay's words."""
+
+    def __init__(self, settings: StripeSettings):
+        self.settings = settings
+        self.client = _client(settings)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "StripeGateway":
+        return cls(StripeSettings.from_config(config))
+
+    def authorize_url(self, state: str, redirect_uri: str) -> str:
+        """Where "Go to Stripe" sends the clinic admin: sign in and connect an existing account."""
+        return self.client.oauth.authorize_url(
+            {
+                "scope": "read_write",
+                "state": state,
+                "stripe_landing": "login",
+                "redirect_uri": redirect_uri,
+            }
+        )
+
+    def exchange_code(self, code: str) -> str:
+        """The connected account's ``acct_`` id; the tokens Stripe also returns are dropped."""
+        with _calling("finish linking the account"):
+            token = self.client.oauth.token({"grant_type": "authorization_code", "code": code})
+        return token["stripe_user_id"]
+
+    def deauthorize(self, account_id: str) -> None:
+        with _calling("disconnect the account"):
+            self.client.oauth.deauthorize({"stripe_user_id": account_id})
+
+    def retrieve_account(self, account_id: str) -> AccountSummary:
+        with _calling("read the account"):
+            account = self.client.v1.accounts.retrieve(account_id)
+        return _summary(account)
+
+    def dashboard_url(self, account_id: str) -> str:
+        return f"{self.settings.dashboard_url}/{account_id}"
+
+    def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
+        """Check the signature on the raw body, then read the envelope (nothing else)."""
+        if not signature:
+            raise WebhookSignatureInvalid("The Stripe-Signature header is missing.")
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload,
+                signature,
+                self.settings.webhook_secret,
+                tolerance=self.settings.webhook_tolerance_seconds,
+            )
+        except stripe.SignatureVerificationError as error:
+            raise WebhookSignatureInvalid(str(error).split(",")[0]) from None
+        return _envelope(payload)
+
+
+def _envelope(payload: bytes) -> WebhookEvent:
+    try:
+        text = payload.decode("utf-8")
+        body = json.loads(text)
+        event = WebhookEvent(
+            id=body["id"],
+            type=body["type"],
+            account=body.get("account"),
+            livemode=bool(body.get("livemode")),
+            created=int(body["created"]),
+            payload=text,
+        )
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+        raise ValueError("The body is not a Stripe event.") from None
+    if not (isinstance(event.id, str) and event.id.startswith("evt_") and len(event.id) <= 255):
+        raise ValueError("The event id is not a Stripe event id.")
+    if not (isinstance(event.type, str) and 0 < len(event.type) <= 100):
+        raise ValueError("The event type is missing.")
+    return event

@@ -1,0 +1,1 @@
+"""Stripe webhooks: verified, stored in an inbox, then processed by Celery."""

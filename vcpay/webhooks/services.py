@@ -1,0 +1,182 @@
+"""Storing verified events once, and processing each exactly once."""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import insert, or_, select, update
+
+from vcpay.database import utcnow
+from vcpay.extensions import db
+from vcpay.integrations.stripe_gateway import StripeSettings, WebhookEvent
+from vcpay.transactions import after_commit
+from vcpay.webhooks.handlers import handler_for
+from vcpay.webhooks.models import EventState, StripeEvent
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_SECONDS = 600
+
+
+def backoff(attempts: int) -> float:
+    """Doubling from 5 s up to 10 minutes."""
+    return float(min(MAX_BACKOFF_SECONDS, 5 * 2 ** max(attempts - 1, 0)))
+
+
+def _insert_ignoring_duplicates(values: dict):
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - vcpay runs on SQLite and PostgreSQL
+        return insert(StripeEvent).values(values).returning(StripeEvent.id)
+    statement = dialect_insert(StripeEvent).values(values)
+    return statement.on_conflict_do_nothing(index_elements=["event_id"]).returning(StripeEvent.id)
+
+
+def store_event(event: WebhookEvent) -> int | None:
+    """Keep the event and have it processed once committed; None if it was already kept."""
+    now = utcnow()
+    values = {
+        "event_id": event.id,
+        "type": event.type,
+        "account": event.account,
+        "livemode": event.livemode,
+        "created": datetime.fromtimestamp(event.created, UTC),
+        "payload": event.payload,
+        "received_at": now,
+        "state": EventState.RECEIVED.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
+    row_id = db.session.scalar(_insert_ignoring_duplicates(values))
+    if row_id is not None:
+        after_commit(db.session(), lambda: enqueue(row_id))
+    return row_id
+
+
+def enqueue(row_id: int) -> bool:
+    """Hand the event to a worker; if the broker is down the sweeper will do it later."""
+    from vcpay.webhooks.tasks import process_stripe_event
+
+    try:
+        process_stripe_event.delay(row_id)
+    except Exception:  # noqa: BLE001 - any broker failure; the event is safe in the inbox
+        log.warning("Could not enqueue Stripe event %s; the sweeper will retry", row_id)
+        return False
+    return True
+
+
+class ProcessingFailed(Exception):
+    def __init__(self, retry_in: float | None):
+        super().__init__(retry_in)
+        self.retry_in = retry_in  # None: no attempts left
+
+
+def _expected_mode(event: StripeEvent) -> bool:
+    return event.livemode == StripeSettings.from_config(current_app.config).livemode
+
+
+def process(row_id: int) -> None:
+    """Apply one stored event, at most once, whatever else is running."""
+    event = db.session.get(StripeEvent, row_id, with_for_update=True)
+    if event is None or event.state != EventState.RECEIVED:
+        db.session.rollback()
+        return
+    seen_attempts = event.attempts
+    handler = handler_for(event.type)
+    outcome = EventState.PROCESSED
+    if handler is None or not _expected_mode(event):
+        outcome = EventState.IGNORED
+    else:
+        try:
+            handler(event)
+        except Exception as error:
+            db.session.rollback()
+            raise _record_failure(row_id, seen_attempts, error) from error
+    # The handler's changes and the mark commit together; if another worker got here first,
+    # the guarded update matches nothing and everything is rolled back.
+    marked = db.session.execute(
+        update(StripeEvent)
+        .where(
+            StripeEvent.id == row_id,
+            StripeEvent.state == EventState.RECEIVED.value,
+            StripeEvent.attempts == seen_attempts,
+        )
+        .values(
+            state=outcome.value,
+            attempts=seen_attempts + 1,
+            processed_at=utcnow(),
+            next_attempt_at=None,
+            last_error=None,
+        )
+    )
+    if marked.rowcount != 1:
+        db.session.rollback()
+        return
+    db.session.commit()
+
+
+def _record_failure(row_id: int, seen_attempts: int, error: Exception) -> ProcessingFailed:
+    attempts = seen_attempts + 1
+    exhausted = attempts >= current_app.config["STRIPE_EVENT_MAX_ATTEMPTS"]
+    retry_in = None if exhausted else backoff(attempts)
+    log.warning("Stripe event %s failed (attempt %s): %s", row_id, attempts, error)
+    db.session.execute(
+        update(StripeEvent)
+        .where(StripeEvent.id == row_id, StripeEvent.state == EventState.RECEIVED.value)
+        .values(
+            attempts=attempts,
+            last_error=f"{type(error).__name__}: {error}"[:2000],
+            state=(EventState.FAILED if exhausted else EventState.RECEIVED).value,
+            next_attempt_at=None if exhausted else utcnow() + timedelta(seconds=retry_in),
+        )
+    )
+    db.session.commit()
+    return ProcessingFailed(retry_in)
+
+
+def overdue_event_ids(limit: int = 500) -> list[int]:
+    """Events waiting longer than a sweep interval past their time: their message was lost."""
+    grace = timedelta(seconds=current_app.config["STRIPE_EVENT_SWEEP_SECONDS"])
+    return list(
+        db.session.scalars(
+            select(StripeEvent.id)
+            .where(
+                StripeEvent.state == EventState.RECEIVED.value,
+                or_(
+                    StripeEvent.next_attempt_at.is_(None),
+                    StripeEvent.next_attempt_at <= utcnow() - grace,
+                ),
+            )
+            .order_by(StripeEvent.id)
+            .limit(limit)
+        )
+    )
+
+
+def requeue(row_ids: list[int]) -> int:
+    """Enqueue again; each is due now, so the next sweep leaves it alone for a while."""
+    if not row_ids:
+        return 0
+    db.session.execute(
+        update(StripeEvent).where(StripeEvent.id.in_(row_ids)).values(next_attempt_at=utcnow())
+    )
+    db.session.commit()
+    return sum(enqueue(row_id) for row_id in row_ids)
+
+
+def retry_failed(event_ids: list[str] | None = None) -> list[StripeEvent]:
+    """An admin's retry: failed events (all, or the given ``evt_`` ids) get fresh attempts."""
+    query = select(StripeEvent).where(StripeEvent.state == EventState.FAILED.value)
+    if event_ids is not None:
+        query = query.where(StripeEvent.event_id.in_(event_ids))
+    events = list(db.session.scalars(query.order_by(StripeEvent.id)))
+    for event in events:
+        event.state = EventState.RECEIVED.value
+        event.attempts = 0
+        event.next_attempt_at = utcnow()
+    db.session.commit()
+    for event in events:
+        enqueue(event.id)
+    return events
