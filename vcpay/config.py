@@ -88,10 +88,9 @@ SETTINGS = [
         "VCPAY_STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET", "whsec_vcpay_sandbox", secret=True
     ),
     Setting("VCPAY_STRIPE_API_BASE", "STRIPE_API_BASE", "http://127.0.0.1:5083"),
-    Setting("VCPAY_STRIPE_CONNECT_BASE", "STRIPE_CONNECT_BASE", "http://127.0.0.1:5083"),
-    Setting(
-        "VCPAY_STRIPE_DASHBOARD_URL", "STRIPE_DASHBOARD_URL", "http://127.0.0.1:5083/dashboard"
-    ),
+    # Empty: follow the api base (Stripe's own addresses for Stripe, the stand-in's for it).
+    Setting("VCPAY_STRIPE_CONNECT_BASE", "STRIPE_CONNECT_BASE", ""),
+    Setting("VCPAY_STRIPE_DASHBOARD_URL", "STRIPE_DASHBOARD_URL", ""),
     Setting("VCPAY_STRIPE_MAX_NETWORK_RETRIES", "STRIPE_MAX_NETWORK_RETRIES", 2, int),
     Setting("VCPAY_STRIPE_TIMEOUT_SECONDS", "STRIPE_TIMEOUT_SECONDS", 10.0, float),
     Setting("VCPAY_STRIPE_OAUTH_STATE_MINUTES", "STRIPE_OAUTH_STATE_MINUTES", 15, int),

@@ -1,0 +1,112 @@
+"""Driving the Stripe stand-in from tests, and serving vcpay over HTTP for its webhooks."""
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from flask import Flask
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from vcpay.extensions import db
+from vcpay.webhooks import services
+from vcpay.webhooks.models import EventState, StripeEvent
+
+
+class StripeControl:
+    """The stand-in's ``/_sandbox`` controls."""
+
+    def __init__(self, base: str):
+        self.base = base
+
+    def call(self, method: str, path: str, body: dict | None = None) -> Any:
+        response = requests.request(method, f"{self.base}/_sandbox/{path}", json=body, timeout=10)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else None
+
+    def account(self, **fields: Any) -> str:
+        return self.call("POST", "accounts", fields)["id"]
+
+    def accounts(self) -> dict[str, dict]:
+        return {a["id"]: a for a in self.call("GET", "accounts")}
+
+    def update_account(self, account_id: str, **fields: Any) -> None:
+        self.call("POST", f"accounts/{account_id}", fields)
+
+    def disconnect(self, account_id: str) -> None:
+        self.call("POST", f"accounts/{account_id}/disconnect")
+
+    def consent(self, authorize_url: str, **choice: Any) -> dict[str, str]:
+        """Answer Stripe's consent page as the person would; returns the redirect's query."""
+        query = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
+        body = {
+            "client_id": query["client_id"],
+            "redirect_uri": query["redirect_uri"],
+            "state": query.get("state"),
+            "scope": query.get("scope", "read_write"),
+            **choice,
+        }
+        location = self.call("POST", "oauth/authorize", body)["location"]
+        return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+    def send_webhooks_to(self, url: str, secret: str) -> None:
+        self.call("POST", "webhooks", {"url": url, "secret": secret})
+
+    def wait_for_webhooks(self, timeout: float = 10) -> None:
+        self.call("POST", "webhooks/wait", {"timeout": timeout})
+
+    def webhook_fault(self, mode: str, count: int = 1, **extra: Any) -> None:
+        self.call("POST", "webhook-faults", {"mode": mode, "count": count, **extra})
+
+    def release_held(self, order: str = "reverse") -> None:
+        self.call("POST", "webhooks/release", {"order": order})
+
+    def fault(self, **spec: Any) -> None:
+        self.call("POST", "faults", spec)
+
+    def clear_faults(self) -> None:
+        self.call("DELETE", "faults")
+
+    def deliveries(self) -> list[dict]:
+        return self.call("GET", "deliveries")
+
+
+@contextmanager
+def served(app: Flask) -> Iterator[str]:
+    """vcpay over real HTTP in a background thread, for the stand-in's webhooks."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def received(event_type: str | None = None) -> list[StripeEvent]:
+    db.session.rollback()  # see what the server committed
+    query = select(StripeEvent).order_by(StripeEvent.id)
+    if event_type:
+        query = query.filter_by(type=event_type)
+    return list(db.session.scalars(query))
+
+
+def wait_for_events(event_type: str, count: int = 1, seconds: float = 10) -> list[StripeEvent]:
+    deadline = time.monotonic() + seconds
+    while len(events := received(event_type)) < count:
+        assert time.monotonic() < deadline, f"{count} {event_type} event(s) did not arrive"
+        time.sleep(0.05)
+    return events
+
+
+def process_received() -> int:
+    """What a worker does with each stored event; returns how many it looked at."""
+    waiting = [e.id for e in received() if e.state == EventState.RECEIVED]
+    for row_id in waiting:
+        services.process(row_id)
+    return len(waiting)
