@@ -2,19 +2,17 @@
 
 import contextvars
 import re
-from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import delete
 
 from tests.browser import chromium  # noqa: F401 - one browser for the whole session
+from tests.journeys import ARTIFACTS, demo_product  # noqa: F401 - one `make run` for journeys
 from tests.services import empty_database
 from vcpay import create_app
 from vcpay.extensions import db, limiter
 from vcpay.people.demo import seed_demo
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -7,14 +7,12 @@ worker's poll enables the clinic, comments on the Jira request and emails everyo
 """
 
 import re
-import time
 
 import pytest
 import requests
 
-from tests.conftest import ARTIFACTS
-from tests.processes import running_product, wait_for
-from vcpay.people.demo import DEMO_PASSWORD
+from tests.journeys import reload_until, save_screenshot, signed_in
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -22,26 +20,13 @@ ORG_ADMIN = "orgadmin@harbourside.example"
 MANAGER = "manager@harbourside.example"
 
 
-@pytest.fixture(scope="module")
-def product(tmp_path_factory):
-    settings = {"VCPAY_JIRA_POLL_SECONDS": "2", "VCPAY_HEARTBEAT_SECONDS": "5"}
-    with running_product(tmp_path_factory.mktemp("instance"), **settings) as started:
-        yield started
-
-
-def signed_in(browser, product, email: str, next_path: str = "/"):
-    page = browser.new_context().new_page()
-    page.goto(f"{product['url']}/sign-in?next={next_path}")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
-    return page
+@pytest.fixture
+def product(demo_product):
+    return demo_product
 
 
 def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"enablement-{name}.png"), full_page=True)
+    save_screenshot(page, f"enablement-{name}")
 
 
 def emails_to(product, address: str) -> list[dict]:
@@ -52,14 +37,6 @@ def emails_to(product, address: str) -> list[dict]:
         requests.get(f"{product['catcher_url']}/api/messages/{m['id']}", timeout=5).json()
         for m in listing
     ]
-
-
-def reload_until(page, text: str, seconds: float = 40) -> None:
-    deadline = time.monotonic() + seconds
-    while text not in page.content():
-        assert time.monotonic() < deadline, f"'{text}' did not appear on {page.url}"
-        time.sleep(0.5)
-        page.reload()
 
 
 def test_ask_endorse_approve_in_jira_and_the_clinic_is_enabled(product, chromium):

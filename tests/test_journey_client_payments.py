@@ -1,0 +1,70 @@
+"""Linking Stripe by clicking, on `make run`: link, edit in Stripe, see it, remove.
+
+The clinic admin goes to Stripe (the stand-in's consent page), picks the clinic's account and
+connects it; edits it in the stand-in's dashboard (charges off), and vcpay's page shows the
+change once the worker has processed the webhook; then removes the link, which disconnects
+the account at Stripe.
+"""
+
+import re
+
+import pytest
+import requests
+
+from tests.journeys import reload_until, save_screenshot, signed_in
+
+pytestmark = pytest.mark.browser
+
+CLINIC_ADMIN = "clinicadmin@harbourside.example"
+ACCOUNT_NAME = "Harbourside GP Clinic Pty Ltd"
+
+
+def shot(page, name: str) -> None:
+    save_screenshot(page, f"client-payments-{name}")
+
+
+def standin_accounts(product) -> dict[str, dict]:
+    listing = requests.get(f"{product['stripe_url']}/_sandbox/accounts", timeout=5).json()
+    return {a["business_profile"]["name"]: a for a in listing}
+
+
+def test_link_edit_in_stripe_and_remove_by_clicking(demo_product, chromium):
+    admin = signed_in(chromium, demo_product, CLINIC_ADMIN, "/client-payments/")
+    admin.get_by_role("link", name="Harbourside GP Clinic").first.click()
+    shot(admin, "1-not-linked")
+    admin.get_by_role("button", name="Go to Stripe").click()
+
+    # Stripe's consent page (the stand-in's): choose the clinic's existing account.
+    assert admin.url.startswith(demo_product["stripe_url"])
+    account_id = standin_accounts(demo_product)[ACCOUNT_NAME]["id"]
+    admin.get_by_label(f"{ACCOUNT_NAME} ({account_id})").check()
+    shot(admin, "2-stripe-consent")
+    admin.get_by_role("button", name="Connect my Stripe account").click()
+
+    admin.wait_for_url(re.compile(r".*/client-payments/clinics/\d+$"))
+    page = admin.content()
+    assert f"Linked Stripe account {ACCOUNT_NAME}" in page
+    assert account_id in page
+    shot(admin, "3-linked")
+
+    # Edit in Stripe opens the account's dashboard in a new tab.
+    with admin.context.expect_page() as opened:
+        admin.get_by_role("link", name="Edit in Stripe").click()
+    dashboard = opened.value
+    dashboard.wait_for_load_state()
+    assert account_id in dashboard.url
+    dashboard.get_by_label("Charges enabled").uncheck()
+    dashboard.get_by_role("button", name="Save account").click()
+    shot(dashboard, "4-stripe-dashboard")
+
+    # The worker processes account.updated; the page shows it.
+    reload_until(admin, "Patients cannot pay until Stripe enables charges")
+    shot(admin, "5-charges-disabled")
+
+    admin.get_by_role("link", name="Remove").click()
+    shot(admin, "6-confirm-remove")
+    admin.get_by_role("button", name="Remove Stripe account").click()
+    assert f"Stripe account {account_id} removed" in admin.content()
+    assert admin.get_by_role("button", name="Go to Stripe").is_visible()
+    shot(admin, "7-removed")
+    assert standin_accounts(demo_product)[ACCOUNT_NAME]["connected"] is False
