@@ -150,3 +150,14 @@ def contracts() -> Contracts:
     if not CONTRACTS.is_dir():
         pytest.skip(f"contracts folder ../shared/contracts is absent (looked in {CONTRACTS})")
     return Contracts(CONTRACTS)
+
+
+# The Stripe stand-in's fixtures live beside its helpers.
+from tests.sandbox.stripe_helpers import (  # noqa: E402, F401
+    other_stripe_standin,
+    stripe_api,
+    stripe_sandbox,
+    stripe_standin,
+    stripe_url,
+    webhook_receiver,
+)

@@ -1,0 +1,213 @@
+"""Helpers for the Stripe stand-in's tests: a real threaded server, the real ``stripe``
+library pointed at it, the ``/_sandbox`` controls, and a webhook receiver to deliver to.
+
+Other vcpay tests may import ``start_stripe_standin``, ``stop_stripe_standin``,
+``stripe_client``, ``StripeSandbox`` and ``WebhookReceiver`` from here.
+"""
+
+import json
+import threading
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import stripe
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from vcpay.sandbox.stripe import server as standin_server
+
+PLATFORM_KEY = "sk_test_vcpay_sandbox"
+CLIENT_ID = "ca_vcpay_sandbox"
+WEBHOOK_SECRET = "whsec_vcpay_sandbox"
+REDIRECT_URI = "http://127.0.0.1:9/stripe/callback"  # never followed: tests read the redirect
+# Short retries keep webhook tests quick.
+FAST_WEBHOOKS = {"webhook_retry_seconds": (0.2, 0.5), "webhook_timeout_seconds": 2.0}
+
+
+def start_stripe_standin(**config: Any) -> tuple[str, BaseWSGIServer]:
+    """A fresh stand-in on a free port; ``config`` takes ``StripeStandinSettings`` fields."""
+    return standin_server.start_stripe_standin(config)
+
+
+def stop_stripe_standin(server: BaseWSGIServer) -> None:
+    standin_server.stop_stripe_standin(server)
+
+
+def stripe_client(url: str, key: str = PLATFORM_KEY, retries: int = 0) -> stripe.StripeClient:
+    """The client as vcpay builds it: one base for api and connect, explicit retries."""
+    return stripe.StripeClient(
+        key,
+        client_id=CLIENT_ID,
+        base_addresses={"api": url, "connect": url},
+        max_network_retries=retries,
+    )
+
+
+def query_of(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+class StripeSandbox:
+    """The ``/_sandbox`` control API."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.request(method, f"{self.url}/_sandbox{path}", timeout=10, **kwargs)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self.call("POST", path, json=body or {})
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.call("GET", path, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def create_account(self, **fields: Any) -> dict[str, Any]:
+        return self.post("/accounts", {"business_name": "Harbourside GP Clinic", **fields})
+
+    def authorize(self, **body: Any) -> str:
+        """The redirect the consent screen would send the browser to."""
+        body = {"redirect_uri": REDIRECT_URI, "state": "state-1", **body}
+        return self.post("/oauth/authorize", body)["location"]
+
+    def code_for(self, account_id: str) -> str:
+        return query_of(self.authorize(account=account_id))["code"]
+
+    def connect(self, client: stripe.StripeClient, account_id: str | None = None) -> str:
+        """A test account connected through the real code exchange; its id."""
+        account_id = account_id or self.create_account()["id"]
+        code = self.code_for(account_id)
+        return client.oauth.token({"grant_type": "authorization_code", "code": code}).stripe_user_id
+
+    def events(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.get("/events", **filters)
+
+    def calls(self) -> list[dict[str, Any]]:
+        return self.get("/calls")
+
+    def deliveries(self, event_id: str | None = None) -> list[dict[str, Any]]:
+        return self.get("/deliveries", **({"event": event_id} if event_id else {}))
+
+    def send_webhooks_to(self, url: str, secret: str = WEBHOOK_SECRET) -> None:
+        self.post("/webhooks", {"url": url, "secret": secret})
+
+    def wait_for_webhooks(self, timeout: float = 5.0) -> None:
+        self.post("/webhooks/wait", {"timeout": timeout})
+
+    def webhook_fault(self, mode: str, **spec: Any) -> None:
+        self.post("/webhook-faults", {"mode": mode, **spec})
+
+    def fault(self, **spec: Any) -> None:
+        self.post("/faults", spec)
+
+
+class WebhookReceiver:
+    """A tiny endpoint that records each delivery and answers with the next planned status
+    (200 once the plan runs out)."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.planned_statuses: list[int] = []
+        self._lock = threading.Condition()
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/webhooks/stripe"
+        # A short poll interval makes stopping quick.
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        body = request.get_data(as_text=True)
+        with self._lock:
+            status = self.planned_statuses.pop(0) if self.planned_statuses else 200
+            self.received.append(
+                {
+                    "body": body,
+                    "event": json.loads(body),
+                    "signature": request.headers.get("Stripe-Signature"),
+                    "content_type": request.headers.get("Content-Type"),
+                    "status": status,
+                    "at": time.monotonic(),
+                }
+            )
+            self._lock.notify_all()
+        return Response("", status=status)(environ, start_response)
+
+    def answer_with(self, *statuses: int) -> None:
+        with self._lock:
+            self.planned_statuses.extend(statuses)
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self.received) < count:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"expected {count} deliveries, got {len(self.received)}"
+                self._lock.wait(remaining)
+            return list(self.received)
+
+    def event_types(self) -> list[str]:
+        with self._lock:
+            return [r["event"]["type"] for r in self.received]
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# -- fixtures (conftest.py imports them) -----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def stripe_standin():
+    url, server = start_stripe_standin(**FAST_WEBHOOKS)
+    yield url
+    stop_stripe_standin(server)
+
+
+@pytest.fixture
+def stripe_url(stripe_standin: str) -> str:
+    """The shared stand-in, emptied."""
+    requests.post(f"{stripe_standin}/_sandbox/reset", timeout=5).raise_for_status()
+    return stripe_standin
+
+
+@pytest.fixture
+def stripe_sandbox(stripe_url: str) -> StripeSandbox:
+    return StripeSandbox(stripe_url)
+
+
+@pytest.fixture
+def stripe_api(stripe_url: str) -> stripe.StripeClient:
+    return stripe_client(stripe_url)
+
+
+@pytest.fixture
+def webhook_receiver(stripe_sandbox: StripeSandbox):
+    """A receiver the stand-in delivers to."""
+    receiver = WebhookReceiver()
+    stripe_sandbox.send_webhooks_to(receiver.url)
+    yield receiver
+    stripe_sandbox.post("/reset")
+    receiver.stop()
+
+
+@pytest.fixture
+def other_stripe_standin():
+    """A second stand-in for tests that need other settings; call it with the settings."""
+    servers = []
+
+    def start(**config: Any) -> str:
+        url, server = start_stripe_standin(**{**FAST_WEBHOOKS, **config})
+        servers.append(server)
+        return url
+
+    yield start
+    for server in servers:
+        stop_stripe_standin(server)

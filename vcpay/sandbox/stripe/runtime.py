@@ -1,0 +1,67 @@
+"""The parts of one running stand-in, and what a request handler needs from them."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, request
+
+from vcpay.sandbox.stripe.events import Events, originating_request
+from vcpay.sandbox.stripe.faults import CallLog, FaultBoard
+from vcpay.sandbox.stripe.idempotency import IdempotencyRecords
+from vcpay.sandbox.stripe.settings import StripeStandinSettings
+from vcpay.sandbox.stripe.state import StripeState
+from vcpay.sandbox.stripe.webhooks import WebhookSender
+
+EXTENSION = "stripe_standin"
+
+
+@dataclass
+class StripeStandin:
+    settings: StripeStandinSettings
+    state: StripeState
+    webhooks: WebhookSender
+    events: Events
+    idempotency: IdempotencyRecords
+    faults: FaultBoard
+    calls: CallLog
+
+    @classmethod
+    def build(cls, settings: StripeStandinSettings) -> "StripeStandin":
+        state = StripeState(settings)
+        events = Events(state, settings)
+        return cls(
+            settings, state, events.webhooks, events, IdempotencyRecords(), FaultBoard(), CallLog()
+        )
+
+    def reset(self) -> None:
+        """Forget everything; the webhook endpoint goes back to the configured one."""
+        self.webhooks.reset()
+        self.webhooks.configure(self.settings.webhook_url, self.settings.webhook_secret)
+        self.state.reset()
+        self.idempotency.clear()
+        self.faults.clear()
+        self.calls.clear()
+
+    def close(self) -> None:
+        self.webhooks.stop()
+
+
+def standin() -> StripeStandin:
+    return current_app.extensions[EXTENSION]
+
+
+def public_url() -> str:
+    """The base URL links use: the configured one, or the one the request came in on."""
+    return standin().settings.public_url or request.host_url.rstrip("/")
+
+
+def emit_event(
+    event_type: str,
+    data_object: dict[str, Any],
+    account: str | None,
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Raise an event from a request handler; ``request`` names the API call, if any."""
+    return standin().events.emit(
+        event_type, data_object, account, previous, request=originating_request()
+    )

@@ -1,0 +1,52 @@
+"""How one Stripe stand-in is configured: the platform's keys, OAuth redirects and webhooks."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StripeStandinSettings:
+    # Links in responses (Checkout URLs, the dashboard) use this; empty means "the URL the
+    # request came in on".
+    public_url: str = ""
+    state_file: str | None = None
+    # The platform's credentials. Published sandbox values, not secrets.
+    secret_key: str = "sk_test_vcpay_sandbox"  # noqa: S105
+    client_id: str = "ca_vcpay_sandbox"
+    platform_name: str = "vcpay"
+    # Registered OAuth redirect URIs. Empty accepts any http(s) URI; otherwise a redirect_uri
+    # must match one exactly, and an omitted one means the first, as on Stripe.
+    redirect_uris: tuple[str, ...] = ()
+    # The Connect webhook endpoint; empty stores events without delivering them.
+    webhook_url: str = ""
+    webhook_secret: str = "whsec_vcpay_sandbox"  # noqa: S105
+    # Seconds to wait before each retry of a failed delivery; Stripe's sandbox retries three
+    # times over a few hours, compressed here.
+    webhook_retry_seconds: tuple[float, ...] = (5.0, 30.0, 120.0)
+    webhook_timeout_seconds: float = 10.0
+    code_lifetime_seconds: float = 300
+    # Create two clinics' test accounts when the state is empty, so a demo has some to pick.
+    demo_accounts: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        object.__setattr__(self, "redirect_uris", tuple(self.redirect_uris))
+        object.__setattr__(
+            self, "webhook_retry_seconds", tuple(float(s) for s in self.webhook_retry_seconds)
+        )
+        if any(s < 0 for s in self.webhook_retry_seconds):
+            raise ValueError("webhook_retry_seconds must not be negative")
+        if not self.secret_key.startswith("sk_"):
+            raise ValueError("secret_key must look like a Stripe secret key (sk_...)")
+        if not self.client_id.startswith("ca_"):
+            raise ValueError("client_id must look like a Connect client id (ca_...)")
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any] | None) -> "StripeStandinSettings":
+        config = dict(config or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(config) - known
+        if unknown:
+            raise TypeError(f"unknown Stripe stand-in settings: {', '.join(sorted(unknown))}")
+        return cls(**config)
