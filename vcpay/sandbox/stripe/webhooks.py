@@ -2,9 +2,9 @@
 
 First attempts go out in creation order. A non-2xx answer, a timeout or a refused connection
 is retried after each of ``webhook_retry_seconds`` and then given up. Tests can ask for the
-next events to be duplicated, held back (and released in any order), delayed, signed with the
-wrong secret or stamped with an old timestamp, to exercise the receiver's dedupe, ordering
-guards and signature checks.
+next events to be duplicated, held back (and released in any order), delayed, or have their
+first attempt signed with the wrong secret or stamped with an old timestamp, to exercise the
+receiver's dedupe, ordering guards and signature checks.
 """
 
 import heapq
@@ -273,8 +273,11 @@ class WebhookSender:
                 self._schedule(delivery, time.monotonic() + delay)
 
     def _attempt(self, delivery: Delivery, endpoint: Endpoint) -> dict[str, Any]:
-        timestamp = int(time.time() - delivery.timestamp_age)
-        secret = WRONG_SECRET if delivery.signing == "bad_signature" else endpoint.secret
+        # A signing fault spoils the first attempt only: Stripe signs every retry afresh,
+        # so a receiver that refuses it gets a good copy later.
+        signing = delivery.signing if delivery.attempts == 1 else "normal"
+        timestamp = int(time.time() - (delivery.timestamp_age if signing == "old_timestamp" else 0))
+        secret = WRONG_SECRET if signing == "bad_signature" else endpoint.secret
         header = signature_header(delivery.payload, secret, timestamp)
         record: dict[str, Any] = {
             "event_id": delivery.event_id,
