@@ -161,7 +161,7 @@ def test_link_show_edit_in_stripe_and_remove(app, client, gp, webhooks):
     assert "Remove the Stripe account from Harbourside GP Clinic?" in confirm
     assert links()[0].is_live  # looking is not removing
     removed_signals = []
-    link_removed.connect(removed_signals.append)
+    link_removed.connect(removed_signals.append, weak=False)
     try:
         token = csrf_token(client, f"/client-payments/clinics/{gp.id}/stripe/remove")
         done = client.post(

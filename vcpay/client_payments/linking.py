@@ -99,6 +99,9 @@ def _read_state(state: str | None) -> dict:
 
 def _claim_attempt(nonce: str, clinic_id: int, user: User) -> StripeOAuthAttempt:
     """Use the attempt once: a replayed answer from Stripe finds it used."""
+    attempt = db.session.scalar(select(StripeOAuthAttempt).filter_by(nonce=nonce))
+    if attempt is not None and attempt.used_at is not None:
+        raise _already_used(clinic_id)
     if nonce not in session.get(SESSION_KEY, []):
         raise LinkingFailed(
             _(
@@ -119,15 +122,19 @@ def _claim_attempt(nonce: str, clinic_id: int, user: User) -> StripeOAuthAttempt
     )
     db.session.commit()
     session[SESSION_KEY] = [n for n in session.get(SESSION_KEY, []) if n != nonce]
-    if claimed.rowcount != 1:
-        raise LinkingFailed(
-            _(
-                "This answer from Stripe was already used. If the account is not shown as "
-                "linked, please use Go to Stripe again."
-            ),
-            clinic_id,
-        )
+    if claimed.rowcount != 1:  # used a moment ago, by a request racing this one
+        raise _already_used(clinic_id)
     return db.session.scalar(select(StripeOAuthAttempt).filter_by(nonce=nonce))
+
+
+def _already_used(clinic_id: int) -> LinkingFailed:
+    return LinkingFailed(
+        _(
+            "This answer from Stripe was already used. If the account is not shown as "
+            "linked, please use Go to Stripe again."
+        ),
+        clinic_id,
+    )
 
 
 def _finish(attempt: StripeOAuthAttempt, outcome: AttemptOutcome, detail: str = "") -> None:
