@@ -12,7 +12,6 @@ import pytest
 import requests
 import stripe
 from sqlalchemy import select
-from vcpay.sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 
 from tests import factories
 from tests.conftest import csrf_token, sign_in
@@ -32,6 +31,7 @@ from vcpay.integrations.stripe_gateway import forget_clients
 from vcpay.mail.models import OutboundEmail
 from vcpay.people.demo import seed_demo
 from vcpay.people.models import Clinic, ClinicMembership, ClinicRole
+from vcpay.sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from vcpay.webhooks import services
 from vcpay.webhooks.models import EventState
 
