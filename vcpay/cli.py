@@ -82,7 +82,11 @@ def standin_processes(config) -> dict[str, list[str]]:
 
 
 def stripe_standin_command(config, instance: str) -> list[str]:
-    """The Stripe stand-in, knowing vcpay as its Connect platform and webhook endpoint."""
+    """The Stripe stand-in, knowing vcpay as its Connect platform and webhook endpoint.
+
+    It reads the platform key and webhook secret from the environment it inherits, where
+    vcpay reads them (or both use the same sandbox defaults): never from the command line.
+    """
     api = urlsplit(config["STRIPE_API_BASE"])
     public = config["PUBLIC_URL"].rstrip("/")
     return [
@@ -90,11 +94,9 @@ def stripe_standin_command(config, instance: str) -> list[str]:
         "--host", api.hostname, "--port", str(api.port or 80),
         "--public-url", config["STRIPE_API_BASE"].rstrip("/"),
         "--state-file", f"{instance}/stripe-standin.json",
-        "--secret-key", config["STRIPE_SECRET_KEY"],
         "--client-id", config["STRIPE_CLIENT_ID"],
         "--redirect-uri", f"{public}/client-payments/stripe/callback",
         "--webhook-url", f"{public}/webhooks/stripe",
-        "--webhook-secret", config["STRIPE_WEBHOOK_SECRET"],
         "--demo-accounts",
     ]  # fmt: skip
 

@@ -5,6 +5,7 @@
 """
 
 import argparse
+import os
 import signal
 import sys
 
@@ -27,7 +28,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=5083)
     parser.add_argument("--public-url", default="", help="the base URL links should use")
     parser.add_argument("--state-file", help="keep accounts and events in this JSON file")
-    parser.add_argument("--secret-key", default=DEFAULTS.secret_key, help="the platform's key")
+    # Secrets default to vcpay's own settings in the environment, so that the command
+    # line, which other users of the machine can see, never has to carry them.
+    parser.add_argument(
+        "--secret-key",
+        default=os.environ.get("VCPAY_STRIPE_SECRET_KEY") or DEFAULTS.secret_key,
+        help="the platform's key (default: $VCPAY_STRIPE_SECRET_KEY)",
+    )
     parser.add_argument("--client-id", default=DEFAULTS.client_id, help="the Connect client id")
     parser.add_argument("--platform-name", default=DEFAULTS.platform_name)
     parser.add_argument(
@@ -37,7 +44,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="a registered OAuth redirect URI (repeatable; none accepts any http(s) URI)",
     )
     parser.add_argument("--webhook-url", default="", help="the Connect webhook endpoint")
-    parser.add_argument("--webhook-secret", default=DEFAULTS.webhook_secret)
+    parser.add_argument(
+        "--webhook-secret",
+        default=os.environ.get("VCPAY_STRIPE_WEBHOOK_SECRET") or DEFAULTS.webhook_secret,
+        help="the endpoint's signing secret (default: $VCPAY_STRIPE_WEBHOOK_SECRET)",
+    )
     parser.add_argument(
         "--demo-accounts",
         action="store_true",
