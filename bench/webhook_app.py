@@ -1,0 +1,27 @@
+"""vcpay with one extra route, for ``bench/webhook_ingest.py``: ``gunicorn bench.webhook_app:app``.
+
+``POST /bench/baseline`` checks a Stripe signature exactly as ``POST /webhooks/stripe`` does and
+answers, without storing or enqueueing anything: the floor the ingest endpoint is compared with.
+It exists only in this module, never in vcpay itself.
+"""
+
+from flask import current_app, jsonify, request
+
+from vcpay import create_app
+from vcpay.extensions import csrf, limiter
+from vcpay.integrations.stripe_gateway import StripeGateway, WebhookSignatureInvalid
+
+app = create_app()
+
+
+@app.post("/bench/baseline")
+@csrf.exempt
+@limiter.exempt
+def baseline():
+    gateway = StripeGateway.from_config(current_app.config)
+    payload = request.get_data(cache=False)
+    try:
+        event = gateway.verify_webhook(payload, request.headers.get("Stripe-Signature"))
+    except (WebhookSignatureInvalid, ValueError) as error:
+        return jsonify({"error": str(error)}), 400
+    return jsonify({"received": event.id, "duplicate": False})
