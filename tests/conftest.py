@@ -68,6 +68,8 @@ def app(_schema, tmp_path):
         yield app
         db.session.remove()
         _empty_tables()
+        if (inbox := app.extensions.get("stripe_inbox_engine")) is not None:
+            inbox.dispose()
 
 
 @pytest.fixture

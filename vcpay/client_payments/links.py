@@ -76,9 +76,11 @@ def remove_link(link: StripeLink, actor: User, gateway: StripeGateway) -> list[C
     still_using = [
         other.clinic for other in live_links_for_account(link.account_id) if other != link
     ]
+    # First what depends on the link (open payment pages are closed while vcpay still has
+    # access), then Stripe; if Stripe refuses, the caller rolls all of it back.
+    _mark_removed(link, RemovalCause.BY_ADMIN, actor)
     if not still_using:
         _deauthorize(link.account_id, gateway)
-    _mark_removed(link, RemovalCause.BY_ADMIN, actor)
     return still_using
 
 

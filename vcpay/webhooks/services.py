@@ -4,13 +4,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Engine, bindparam, create_engine, or_, select, text, update
+from sqlalchemy.exc import DBAPIError
 
-from vcpay.database import utcnow
+from vcpay.database import UTCDateTime, utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_gateway import StripeSettings, WebhookEvent
-from vcpay.transactions import after_commit
 from vcpay.webhooks.handlers import handler_for
+from vcpay.webhooks.handoff import Handoff
 from vcpay.webhooks.models import EventState, StripeEvent
 
 log = logging.getLogger(__name__)
@@ -22,21 +23,21 @@ def backoff(attempts: int) -> float:
     return float(min(MAX_BACKOFF_SECONDS, 5 * 2 ** max(attempts - 1, 0)))
 
 
-def _insert_ignoring_duplicates(values: dict):
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover - vcpay runs on SQLite and PostgreSQL
-        return insert(StripeEvent).values(values).returning(StripeEvent.id)
-    statement = dialect_insert(StripeEvent).values(values)
-    return statement.on_conflict_do_nothing(index_elements=["event_id"]).returning(StripeEvent.id)
+# Plain SQL on a connection of its own: the hottest path in vcpay, and the dialects'
+# "insert ... on conflict" constructs are compiled afresh on every call.
+INSERT_EVENT = text(
+    "INSERT INTO stripe_events (event_id, type, account, livemode, created, payload,"
+    " received_at, state, attempts, next_attempt_at)"
+    " VALUES (:event_id, :type, :account, :livemode, :created, :payload,"
+    " :received_at, 'received', 0, :received_at)"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING id"
+).bindparams(
+    bindparam("created", type_=UTCDateTime()), bindparam("received_at", type_=UTCDateTime())
+)
 
 
 def store_event(event: WebhookEvent) -> int | None:
-    """Keep the event and have it processed once committed; None if it was already kept."""
-    now = utcnow()
+    """Keep the event, committed; its row id, or None if it was kept before."""
     values = {
         "event_id": event.id,
         "type": event.type,
@@ -44,19 +45,50 @@ def store_event(event: WebhookEvent) -> int | None:
         "livemode": event.livemode,
         "created": datetime.fromtimestamp(event.created, UTC),
         "payload": event.payload,
-        "received_at": now,
-        "state": EventState.RECEIVED.value,
-        "attempts": 0,
-        "next_attempt_at": now,
+        "received_at": utcnow(),
     }
-    row_id = db.session.scalar(_insert_ignoring_duplicates(values))
-    if row_id is not None:
-        after_commit(db.session(), lambda: enqueue(row_id))
-    return row_id
+    try:
+        return _insert(values)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        return _insert(values)  # the pooled connection had gone stale (a database restart)
+
+
+def _insert(values: dict) -> int | None:
+    with _inbox_engine().connect() as connection:
+        return connection.execute(INSERT_EVENT, values).scalar()
+
+
+def _inbox_engine() -> Engine:
+    """The webhook's own small pool: autocommit, since one statement is atomic on its own
+    (no BEGIN and COMMIT round trips), and no ping before each use (another round trip); a
+    stale connection is retried once instead."""
+    app = current_app._get_current_object()
+    engine = app.extensions.get("stripe_inbox_engine")
+    if engine is None:
+        engine = create_engine(
+            db.engine.url,
+            isolation_level="AUTOCOMMIT",
+            pool_pre_ping=False,
+            pool_size=5,
+            max_overflow=10,
+        )
+        app.extensions["stripe_inbox_engine"] = engine
+    return engine
+
+
+def _send_batch(row_ids: list[int]) -> None:
+    from vcpay.webhooks.tasks import process_stripe_events
+
+    process_stripe_events.delay(row_ids)
+
+
+handoff = Handoff(_send_batch)
 
 
 def enqueue(row_id: int) -> bool:
-    """Hand the event to a worker; if the broker is down the sweeper will do it later."""
+    """Hand the event to a worker now; if the broker is down the sweeper will do it later."""
     from vcpay.webhooks.tasks import process_stripe_event
 
     try:

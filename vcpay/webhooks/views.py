@@ -4,9 +4,9 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
-from vcpay.extensions import csrf, db, limiter
+from vcpay.extensions import csrf, limiter
 from vcpay.integrations.stripe_gateway import StripeGateway, WebhookSignatureInvalid
-from vcpay.webhooks.services import store_event
+from vcpay.webhooks.services import handoff, store_event
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
@@ -31,5 +31,6 @@ def stripe_webhook():
     except ValueError as error:
         return _refuse(str(error))
     row_id = store_event(event)
-    db.session.commit()
+    if row_id is not None:
+        handoff.submit(row_id)
     return jsonify({"received": event.id, "duplicate": row_id is None})
