@@ -13,7 +13,11 @@ from vcpay.extensions import db
 from vcpay.webhooks import services
 from vcpay.webhooks.handlers import HANDLERS
 from vcpay.webhooks.models import EventState, StripeEvent
-from vcpay.webhooks.tasks import process_stripe_event, sweep_stripe_events
+from vcpay.webhooks.tasks import (
+    process_stripe_event,
+    process_stripe_events,
+    sweep_stripe_events,
+)
 
 
 @pytest.fixture
@@ -228,3 +232,25 @@ def test_with_the_broker_down_the_event_is_kept_and_the_sweeper_enqueues_it_late
     assert services.overdue_event_ids() == []  # due again only after another interval
     services.process(row.id)
     assert db.session.get(StripeEvent, row.id).state == EventState.PROCESSED
+
+
+def test_stored_events_reach_the_broker_in_batches_off_the_request_thread(app, client):
+    celery = app.extensions["celery"]
+    celery.set_current()
+    with celery.connection_for_write() as connection:
+        queue = connection.SimpleQueue("celery")
+        queue.clear()
+        for _ in range(3):
+            assert post_event(client, event("account.updated")).status_code == 200
+        ids = {row.id for row in stored()}
+        handed = set()
+        deadline = time.monotonic() + 5
+        while handed != ids and time.monotonic() < deadline:
+            message = queue.get(timeout=5)
+            assert message.headers["task"] == "vcpay.webhooks.process_stripe_events"
+            handed.update(message.decode()[0][0])
+            message.ack()
+        queue.close()
+    assert handed == ids
+    process_stripe_events(sorted(ids))  # what the worker runs
+    assert {row.state for row in stored()} == {EventState.PROCESSED}
