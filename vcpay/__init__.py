@@ -56,17 +56,21 @@ def register_extensions(app: Flask) -> None:
 def _register_models() -> None:
     """Import every model module so the metadata (and Alembic) sees all tables."""
     import vcpay.audit.models
+    import vcpay.calls.models
     import vcpay.client_payments.models
     import vcpay.client_payments.webhooks
     import vcpay.enablement.models
     import vcpay.health.models
     import vcpay.mail.models
+    import vcpay.payments.models
+    import vcpay.payments.webhooks
     import vcpay.people.models
     import vcpay.webhooks.models  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:
     from vcpay.auth.views import blueprint as auth
+    from vcpay.calls.guest import blueprint as guest
     from vcpay.calls.views import blueprint as calls
     from vcpay.client_payments.views import blueprint as client_payments
     from vcpay.enablement.views import blueprint as enablement
@@ -74,7 +78,7 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.main.views import blueprint as main
     from vcpay.webhooks.views import blueprint as webhooks
 
-    for blueprint in (main, auth, client_payments, enablement, calls, health, webhooks):
+    for blueprint in (main, auth, client_payments, enablement, calls, guest, health, webhooks):
         app.register_blueprint(blueprint)
 
 
@@ -91,9 +95,13 @@ def register_security_headers(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
+    from vcpay.calls.live import install_waker
     from vcpay.main.navigation import navigation_context
+    from vcpay.payments.amounts import format_amount
 
     app.context_processor(navigation_context)
+    app.add_template_filter(format_amount, "money")
+    install_waker(app)
 
 
 def register_cli(app: Flask) -> None:

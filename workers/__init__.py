@@ -13,6 +13,7 @@ TASK_MODULES = [
     "vcpay.mail.tasks",
     "vcpay.enablement.tasks",
     "vcpay.webhooks.tasks",
+    "vcpay.payments.tasks",
 ]
 
 # Embedded brokers (no server) are polled; they cannot broadcast to workers.
@@ -76,6 +77,9 @@ def celery_settings(config: dict[str, Any], instance_path: str) -> dict[str, Any
                 "vcpay.enablement.sweep_service_desk", config["JIRA_SWEEP_SECONDS"]
             ),
             "resend-pending-email": _every("vcpay.mail.resend_pending", 600),
+            "reconcile-payment-requests": _every(
+                "vcpay.payments.reconcile_payment_requests", config["RECONCILE_SECONDS"]
+            ),
             "sweep-stripe-events": _every(
                 "vcpay.webhooks.sweep_stripe_events", config["STRIPE_EVENT_SWEEP_SECONDS"]
             ),

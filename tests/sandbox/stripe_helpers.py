@@ -2,7 +2,8 @@
 library pointed at it, the ``/_sandbox`` controls, and a webhook receiver to deliver to.
 
 Other vcpay tests may import ``start_stripe_standin``, ``stop_stripe_standin``,
-``stripe_client``, ``StripeSandbox`` and ``WebhookReceiver`` from here.
+``stripe_client``, ``StripeSandbox``, ``WebhookReceiver``, ``checkout_params`` and
+``card_form`` from here.
 """
 
 import json
@@ -25,6 +26,9 @@ WEBHOOK_SECRET = "whsec_vcpay_sandbox"
 REDIRECT_URI = "http://127.0.0.1:9/stripe/callback"  # never followed: tests read the redirect
 # Short retries keep webhook tests quick.
 FAST_WEBHOOKS = {"webhook_retry_seconds": (0.2, 0.5), "webhook_timeout_seconds": 2.0}
+VISA = "4242424242424242"
+SUCCESS_URL = "http://127.0.0.1:9/payments/12/done?session_id={CHECKOUT_SESSION_ID}"
+CANCEL_URL = "http://127.0.0.1:9/payments/12/cancelled"
 
 
 def start_stripe_standin(**config: Any) -> tuple[str, BaseWSGIServer]:
@@ -106,6 +110,57 @@ class StripeSandbox:
 
     def fault(self, **spec: Any) -> None:
         self.post("/faults", spec)
+
+    def pay(self, session_id: str, card: str = VISA, **body: Any) -> dict[str, Any]:
+        """Pay a Checkout Session as the pay page would; the outcome and the session."""
+        body = {"card": card, "email": "patient@example.com", "name": "Pat Citizen", **body}
+        return self.post(f"/checkout/sessions/{session_id}/pay", body)
+
+    def settle(self, session_id: str, outcome: str) -> dict[str, Any]:
+        return self.post(f"/checkout/sessions/{session_id}/settle", {"outcome": outcome})
+
+    def expire_now(self, session_id: str) -> dict[str, Any]:
+        return self.post(f"/checkout/sessions/{session_id}/expire-now")
+
+
+def checkout_params(**overrides: Any) -> dict[str, Any]:
+    """A Checkout Session as vcpay asks for one: A$85.00 for a consultation."""
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": "aud",
+                    "unit_amount": 8500,
+                    "product_data": {"name": "Consultation"},
+                },
+            }
+        ],
+        "payment_intent_data": {
+            "description": "Telehealth consultation with Dr Lee",
+            "metadata": {"payment_request_id": "12", "clinic_id": "3", "call_id": "7"},
+        },
+        "metadata": {"payment_request_id": "12"},
+        "client_reference_id": "payreq_12",
+        "success_url": SUCCESS_URL,
+        "cancel_url": CANCEL_URL,
+        "expires_at": int(time.time()) + 30 * 60 + 5,
+    }
+    params.update(overrides)
+    return params
+
+
+def card_form(card: str = "4242 4242 4242 4242", **fields: str) -> dict[str, str]:
+    """The pay page's form, filled in."""
+    return {
+        "email": "patient@example.com",
+        "cardnumber": card,
+        "expiry": f"12 / {(time.gmtime().tm_year + 3) % 100:02d}",
+        "cvc": "123",
+        "name": "Pat Citizen",
+        **fields,
+    }
 
 
 class WebhookReceiver:

@@ -1,13 +1,226 @@
-from flask import Blueprint, render_template
-from flask_login import current_user, login_required
+"""The clinician's side of a call: start or reopen it, the call screen, Request Payment."""
 
-from vcpay.people.permissions import Permission, clinics_where
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from vcpay.calls import live
+from vcpay.calls.forms import RequestPaymentForm, StartCallForm
+from vcpay.calls.models import Call
+from vcpay.calls.services import calls_of, end_call, patients, start_call
+from vcpay.database import utcnow
+from vcpay.enablement.forms import ConfirmForm
+from vcpay.extensions import db, limiter
+from vcpay.integrations.stripe_gateway import StripeGateway, StripeGatewayError
+from vcpay.links import public_url_for
+from vcpay.payments import services as payments
+from vcpay.payments.models import PaymentRequest, PaymentState
+from vcpay.people.models import Clinic, User
+from vcpay.people.permissions import Permission, can, clinics_where, require
 
 blueprint = Blueprint("calls", __name__, url_prefix="/calls")
+
+
+def _call(call_id: int) -> Call:
+    call = db.session.get(Call, call_id)
+    require(Permission.START_CALL, call)
+    return call
+
+
+def _payment(call: Call, request_key: str) -> PaymentRequest:
+    found = db.session.scalar(
+        select(PaymentRequest).filter_by(call_id=call.id, request_key=request_key)
+    )
+    if found is None:
+        abort(404)
+    return found
+
+
+def _gateway() -> StripeGateway:
+    return StripeGateway.from_config(current_app.config)
+
+
+def requests_of(call: Call) -> list[PaymentRequest]:
+    return list(
+        db.session.scalars(
+            select(PaymentRequest).filter_by(call_id=call.id).order_by(PaymentRequest.id.desc())
+        )
+    )
+
+
+def unacknowledged_payments(call: Call) -> list[PaymentRequest]:
+    """Payments the clinician has not dismissed the popup for: shown again on every load."""
+    return [
+        r for r in requests_of(call) if r.state == PaymentState.PAID and r.acknowledged_at is None
+    ]
 
 
 @blueprint.route("/")
 @login_required
 def index():
     clinics = clinics_where(current_user, Permission.START_CALL)
-    return render_template("calls/index.html", clinics=clinics)
+    return render_template(
+        "calls/index.html",
+        clinics=clinics,
+        calls=calls_of(clinics),
+        forms={c.id: StartCallForm(clinic_id=c.id) for c in clinics},
+    )
+
+
+@blueprint.route("/start", methods=["POST"])
+@login_required
+@limiter.limit("30 per minute")
+def start():
+    form = StartCallForm()
+    clinic = db.session.get(Clinic, int(form.clinic_id.data or 0))
+    require(Permission.START_CALL, clinic)
+    if not form.validate_on_submit():
+        flash(_("Keep the title to 120 characters or fewer."), "error")
+        return redirect(url_for("calls.index"), code=303)
+    call = start_call(clinic, current_user, form.title.data or "")
+    return redirect(url_for("calls.screen", call_id=call.id), code=303)
+
+
+@blueprint.route("/<int:call_id>")
+@login_required
+def screen(call_id: int):
+    call = _call(call_id)
+    return render_template(
+        "calls/call.html",
+        call=call,
+        guest_link=public_url_for("guest.join", token=call.guest_token),
+        payment_form=RequestPaymentForm().fresh(),
+        unavailable=payments.why_payments_unavailable(call.clinic),
+        last_event_id=live.latest_event_id(call.id),
+        **_panel_context(call),
+    )
+
+
+def _panel_context(call: Call) -> dict:
+    return {
+        "requests": requests_of(call),
+        "patients": patients(call),
+        "popups": unacknowledged_payments(call),
+    }
+
+
+@blueprint.route("/<int:call_id>/panel")
+@login_required
+def panel(call_id: int):
+    """The live parts of the screen, re-rendered when an event arrives."""
+    call = _call(call_id)
+    return render_template("calls/_staff_panel.html", call=call, **_panel_context(call))
+
+
+@blueprint.route("/<int:call_id>/events")
+@login_required
+def events(call_id: int):
+    call = _call(call_id)
+    user_id = current_user.id
+    return live.stream_response(call, live.STAFF_AUDIENCES, lambda c: _still_clinician(c, user_id))
+
+
+def _still_clinician(call: Call, user_id: int) -> bool:
+    user = db.session.get(User, user_id)
+    return user is not None and can(user, Permission.START_CALL, call)
+
+
+@blueprint.route("/<int:call_id>/end", methods=["POST"])
+@login_required
+def end(call_id: int):
+    call = _call(call_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    end_call(call)
+    flash(_("The call has ended. The patient's link stops working shortly."), "success")
+    return redirect(url_for("calls.index"), code=303)
+
+
+@blueprint.route("/<int:call_id>/payment-requests", methods=["POST"])
+@login_required
+@limiter.limit("30 per minute")
+def request_payment(call_id: int):
+    call = _call(call_id)
+    form = RequestPaymentForm()
+    if not form.validate_on_submit():
+        return _refused(call, _("The form expired; please try again."), None)
+    try:
+        made = payments.request_payment(
+            call, current_user, form.amount.data or "", form.description.data or "",
+            form.request_key.data or "", _gateway(),
+        )  # fmt: skip
+    except payments.PaymentRefused as refused:
+        return _refused(call, refused.message, refused.field)
+    if _wants_json():
+        return jsonify(request=made.request.request_key, repeated=made.repeated), 201
+    if not made.repeated:
+        flash(_("Payment requested: the patient sees it now."), "success")
+    return redirect(url_for("calls.screen", call_id=call.id) + "#request-payment", code=303)
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+def _refused(call: Call, message: str, field: str | None):
+    if _wants_json():
+        return jsonify(error=message, field=field), 400
+    form = RequestPaymentForm()
+    return render_template(
+        "calls/call.html",
+        call=call,
+        guest_link=public_url_for("guest.join", token=call.guest_token),
+        payment_form=form,
+        payment_error=message,
+        payment_error_field=field,
+        unavailable=payments.why_payments_unavailable(call.clinic),
+        last_event_id=live.latest_event_id(call.id),
+        **_panel_context(call),
+    ), 400
+
+
+@blueprint.route("/<int:call_id>/payment-requests/<request_key>/cancel", methods=["POST"])
+@login_required
+def cancel_payment(call_id: int, request_key: str):
+    call = _call(call_id)
+    payment = _payment(call, request_key)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        payments.cancel_request(payment, current_user, _gateway())
+    except StripeGatewayError as error:
+        db.session.rollback()
+        flash(
+            _("Stripe could not be reached to cancel it; it is still open: %(why)s", why=error),
+            "error",
+        )
+        return redirect(url_for("calls.screen", call_id=call.id), code=303)
+    db.session.commit()
+    if payment.state == PaymentState.CANCELLED:
+        flash(_("Payment request cancelled."), "success")
+    else:
+        flash(_("It could not be cancelled: the patient has already paid."), "warning")
+    return redirect(url_for("calls.screen", call_id=call.id), code=303)
+
+
+@blueprint.route("/<int:call_id>/payment-requests/<request_key>/acknowledge", methods=["POST"])
+@login_required
+def acknowledge_payment(call_id: int, request_key: str):
+    """The clinician dismissed the "payment received" popup."""
+    call = _call(call_id)
+    payment = _payment(call, request_key)
+    if payment.acknowledged_at is None and payment.state != PaymentState.REQUESTED:
+        payment.acknowledged_at = utcnow()
+        db.session.commit()
+    return jsonify(acknowledged=True)

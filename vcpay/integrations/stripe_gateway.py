@@ -63,6 +63,44 @@ class AccountSummary:
 
 
 @dataclass(frozen=True)
+class CheckoutSummary:
+    """A Checkout Session and, once paid, the card and receipt details of its charge."""
+
+    id: str
+    url: str | None
+    status: str  # open, complete or expired
+    payment_status: str  # unpaid, paid or no_payment_required
+    amount_total: int
+    expires_at: int
+    payment_intent_id: str | None = None
+    email: str = ""
+    name: str = ""
+    card_brand: str = ""
+    card_last4: str = ""
+    receipt_number: str = ""
+    amount_refunded: int = 0
+
+    @property
+    def is_paid(self) -> bool:
+        return self.status == "complete" and self.payment_status == "paid"
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """What vcpay asks Stripe Checkout for: one line, in the clinic's account."""
+
+    account_id: str
+    amount: int
+    currency: str
+    description: str
+    success_url: str
+    cancel_url: str
+    expires_at: int
+    idempotency_key: str
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
 class WebhookEvent:
     """The envelope of a verified Stripe event; ``payload`` is the body exactly as received."""
 
@@ -253,6 +291,52 @@ class StripeGateway:
             account = self.client.v1.accounts.retrieve(account_id)
         return _summary(account)
 
+    def create_checkout_session(self, order: CheckoutRequest) -> CheckoutSummary:
+        """A direct charge on the clinic's account; the same key makes the same session."""
+        params = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": order.currency,
+                        "unit_amount": order.amount,
+                        "product_data": {"name": order.description},
+                    },
+                }
+            ],
+            "payment_intent_data": {"description": order.description, "metadata": order.metadata},
+            "metadata": order.metadata,
+            "client_reference_id": order.metadata.get("payment_request", ""),
+            "success_url": order.success_url,
+            "cancel_url": order.cancel_url,
+            "expires_at": order.expires_at,
+        }
+        options = {"stripe_account": order.account_id, "idempotency_key": order.idempotency_key}
+        with _calling("create the payment page"):
+            session = self.client.v1.checkout.sessions.create(params, options)
+        return _checkout(session.to_dict())
+
+    def retrieve_checkout_session(self, account_id: str, session_id: str) -> CheckoutSummary:
+        with _calling("read the payment"):
+            session = self.client.v1.checkout.sessions.retrieve(
+                session_id,
+                {"expand": ["payment_intent.latest_charge"]},
+                {"stripe_account": account_id},
+            )
+        return _checkout(session.to_dict())
+
+    def expire_checkout_session(self, account_id: str, session_id: str) -> CheckoutSummary:
+        """Close the payment page; Stripe refuses once it is paid or expired (then re-read it)."""
+        try:
+            with _calling("close the payment page"):
+                self.client.v1.checkout.sessions.expire(
+                    session_id, options={"stripe_account": account_id}
+                )
+        except StripeRefused:
+            pass  # no longer open: what it became is read below
+        return self.retrieve_checkout_session(account_id, session_id)
+
     def dashboard_url(self, account_id: str) -> str:
         return f"{self.settings.dashboard_url}/{account_id}"
 
@@ -270,6 +354,41 @@ class StripeGateway:
         except stripe.SignatureVerificationError as error:
             raise WebhookSignatureInvalid(str(error).split(",")[0]) from None
         return _envelope(payload)
+
+
+def _charge_details(payment_intent: Any) -> dict[str, Any]:
+    """Card, receipt and refund details of the intent's latest charge, when expanded."""
+    if not isinstance(payment_intent, dict):
+        return {}
+    charge = payment_intent.get("latest_charge")
+    if not isinstance(charge, dict):
+        return {}
+    card = (charge.get("payment_method_details") or {}).get("card") or {}
+    return {
+        "card_brand": card.get("brand") or "",
+        "card_last4": card.get("last4") or "",
+        "receipt_number": charge.get("receipt_number") or "",
+        "amount_refunded": charge.get("amount_refunded") or 0,
+    }
+
+
+def _checkout(data: dict[str, Any]) -> CheckoutSummary:
+    payment_intent = data.get("payment_intent")
+    customer = data.get("customer_details") or {}
+    return CheckoutSummary(
+        id=data["id"],
+        url=data.get("url"),
+        status=data.get("status") or "open",
+        payment_status=data.get("payment_status") or "unpaid",
+        amount_total=data.get("amount_total") or 0,
+        expires_at=data.get("expires_at") or 0,
+        payment_intent_id=(
+            payment_intent.get("id") if isinstance(payment_intent, dict) else payment_intent
+        ),
+        email=customer.get("email") or data.get("customer_email") or "",
+        name=customer.get("name") or "",
+        **_charge_details(payment_intent),
+    )
 
 
 def _envelope(payload: bytes) -> WebhookEvent:

@@ -4,7 +4,13 @@ One server is both the ``api`` and the ``connect`` base for ``stripe.StripeClien
 Connect OAuth (a consent page, token, deauthorize), accounts and events under ``/v1`` with
 Stripe's authentication, ``Stripe-Account`` scoping, idempotency, paging and error shapes,
 signs and delivers Connect webhooks, offers a Dashboard page per test account, and has
-``/_sandbox`` controls for tests. See ``app.create_stripe_standin`` and
+``/_sandbox`` controls for tests.
+
+Checkout direct charges: ``/v1/checkout/sessions`` (``checkout``, ``checkout_api``) on a
+connected account, a hosted pay page at ``/c/pay/<session>`` where test cards decide the
+outcome (``paypage``, ``cards``), the PaymentIntents, Charges and Refunds a payment leaves
+(``payments``, ``payments_api``), ``expand`` (``expand``), and a clock that expires sessions
+at ``expires_at`` (``chores``). See ``app.create_stripe_standin`` and
 ``server.start_stripe_standin``; ``python -m vcpay.sandbox.stripe --help`` runs it as a process.
 
 A new ``/v1`` resource is a blueprint under ``/v1`` registered in ``app.register_blueprints``:

@@ -9,6 +9,8 @@ from werkzeug.exceptions import HTTPException
 
 from vcpay.sandbox.stripe.accounts import create_demo_accounts
 from vcpay.sandbox.stripe.api import api
+from vcpay.sandbox.stripe.checkout import expire_due_sessions
+from vcpay.sandbox.stripe.checkout_api import checkout_api
 from vcpay.sandbox.stripe.control import control
 from vcpay.sandbox.stripe.dashboard import dashboard
 from vcpay.sandbox.stripe.errors import (
@@ -22,6 +24,8 @@ from vcpay.sandbox.stripe.errors import (
 )
 from vcpay.sandbox.stripe.gateway import is_api_call, register_gateway
 from vcpay.sandbox.stripe.oauth import oauth
+from vcpay.sandbox.stripe.payments_api import payments_api
+from vcpay.sandbox.stripe.paypage import paypage
 from vcpay.sandbox.stripe.runtime import EXTENSION, StripeStandin
 from vcpay.sandbox.stripe.settings import StripeStandinSettings
 
@@ -29,7 +33,8 @@ from vcpay.sandbox.stripe.settings import StripeStandinSettings
 def create_stripe_standin(config: Mapping[str, Any] | StripeStandinSettings | None = None) -> Flask:
     """A Stripe (api + connect) stand-in; ``config`` holds ``StripeStandinSettings`` fields.
 
-    It runs a webhook sender thread: stop it with ``app.extensions["stripe_standin"].close()``
+    It runs a webhook sender thread and a clock that expires Checkout Sessions: stop them
+    with ``app.extensions["stripe_standin"].close()``
     (``server.stop_stripe_standin`` does).
     """
     if isinstance(config, StripeStandinSettings):
@@ -43,6 +48,7 @@ def create_stripe_standin(config: Mapping[str, Any] | StripeStandinSettings | No
     app.extensions[EXTENSION] = running
     if settings.demo_accounts:
         create_demo_accounts(running)
+    running.every(settings.checkout_expiry_seconds, expire_due_sessions)
     register_gateway(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -51,6 +57,9 @@ def create_stripe_standin(config: Mapping[str, Any] | StripeStandinSettings | No
 
 def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api)
+    app.register_blueprint(checkout_api)
+    app.register_blueprint(payments_api)
+    app.register_blueprint(paypage)
     app.register_blueprint(oauth)
     app.register_blueprint(dashboard)
     app.register_blueprint(control)

@@ -3,20 +3,23 @@
 Nothing here needs credentials, and none of it is in the call log.
 """
 
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, jsonify, request
 
-from vcpay.sandbox.stripe import connect
+from vcpay.sandbox.stripe import checkout, connect, payments
 from vcpay.sandbox.stripe.accounts import (
     AccountFieldError,
     AccountFields,
     create_test_account,
     update_test_account,
 )
+from vcpay.sandbox.stripe.cards import read_card, read_payer
+from vcpay.sandbox.stripe.errors import StripeError
 from vcpay.sandbox.stripe.faults import FaultSpecError
-from vcpay.sandbox.stripe.runtime import standin
+from vcpay.sandbox.stripe.runtime import public_url, standin
 from vcpay.sandbox.stripe.webhooks import WebhookFaultError
 
 control = Blueprint("control", __name__, url_prefix="/_sandbox")
@@ -192,6 +195,95 @@ def redeliver(event_id: str):
         raise ControlError("No webhook endpoint is set.", 409)
     standin().events.redeliver(found[1])
     return jsonify({"redelivering": event_id})
+
+
+# -- Checkout ---------------------------------------------------------------------------------
+
+
+@control.get("/checkout/sessions")
+def checkout_sessions():
+    """Every Checkout Session in every account, oldest first, each with its ``account``;
+    ``?account=`` and ``?status=`` narrow it."""
+    running = standin()
+    checkout.expire_due_sessions(running)
+    account, status = request.args.get("account"), request.args.get("status")
+    found = [
+        {**session, "account": scope}
+        for scope, session in running.state.objects_everywhere(checkout.SESSION)
+        if account in (None, scope) and status in (None, session["status"])
+    ]
+    return jsonify(sorted(found, key=lambda s: s["created"]))
+
+
+def session_account(session_id: str) -> str | None:
+    found = checkout.find_session(standin(), session_id)
+    if found is None:
+        raise ControlError(f"No Checkout Session {session_id}.", 404)
+    return found[0]
+
+
+@control.post("/checkout/sessions/<session_id>/expire-now")
+def expire_session_now(session_id: str):
+    """What the clock does at ``expires_at``: ``checkout.session.expired``."""
+    account = session_account(session_id)
+    try:
+        return jsonify(checkout.expire(standin(), account, session_id))
+    except StripeError as refused:
+        raise ControlError(refused.message, 409) from None
+
+
+def some_future_expiry() -> str:
+    return f"12 / {(time.gmtime().tm_year + 5) % 100:02d}"
+
+
+@control.post("/checkout/sessions/<session_id>/pay")
+def pay_session(session_id: str):
+    """Pay as the pay page would: ``card`` (a test card number), ``email``, ``name``, and
+    optionally ``expiry``, ``cvc``, ``authenticate`` (for 3-D Secure cards) or
+    ``delayed: true`` (a bank debit that ``settle`` decides)."""
+    body = json_body()
+    account = session_account(session_id)
+    session = standin().state.get_object(account, session_id) or {}
+    authenticate = body.get("authenticate")
+    if authenticate not in (True, False, None):
+        raise ControlError("'authenticate' must be true, false or absent.")
+    fields = {
+        "email": str(body.get("email") or session.get("customer_email") or ""),
+        "name": str(body.get("name") or "Test Patient"),
+        "cardnumber": str(body.get("card") or ""),
+        "expiry": str(body.get("expiry") or some_future_expiry()),
+        "cvc": str(body.get("cvc") or "123"),
+    }
+    delayed = body.get("delayed") is True
+    payer, problems = read_payer(fields) if delayed else read_card(fields)
+    if payer is None:
+        return jsonify({"error": "The payment details are not valid.", "problems": problems}), 400
+    try:
+        if delayed:
+            attempt = payments.pay_by_debit(standin(), account, session_id, payer, public_url())
+        else:
+            attempt = payments.pay_by_card(
+                standin(), account, session_id, payer, public_url(), authenticate
+            )
+    except payments.PaymentRefused as refused:
+        return jsonify({"error": refused.message, "session": refused.session}), 409
+    return jsonify(attempt.as_json())
+
+
+@control.post("/checkout/sessions/<session_id>/settle")
+def settle_session(session_id: str):
+    """The bank's answer to a delayed payment: ``{"outcome": "succeeded" | "failed"}``."""
+    outcome = json_body().get("outcome")
+    if outcome not in ("succeeded", "failed"):
+        raise ControlError("'outcome' is 'succeeded' or 'failed'.")
+    account = session_account(session_id)
+    try:
+        attempt = payments.settle(
+            standin(), account, session_id, outcome == "succeeded", public_url()
+        )
+    except payments.PaymentRefused as refused:
+        return jsonify({"error": refused.message, "session": refused.session}), 409
+    return jsonify(attempt.as_json())
 
 
 # -- API faults and the call log -------------------------------------------------------------

@@ -1,10 +1,12 @@
 """The parts of one running stand-in, and what a request handler needs from them."""
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app, request
 
+from vcpay.sandbox.stripe.chores import Chore
 from vcpay.sandbox.stripe.events import Events, originating_request
 from vcpay.sandbox.stripe.faults import CallLog, FaultBoard
 from vcpay.sandbox.stripe.idempotency import IdempotencyRecords
@@ -24,6 +26,7 @@ class StripeStandin:
     idempotency: IdempotencyRecords
     faults: FaultBoard
     calls: CallLog
+    chores: list[Chore] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: StripeStandinSettings) -> "StripeStandin":
@@ -42,7 +45,14 @@ class StripeStandin:
         self.faults.clear()
         self.calls.clear()
 
+    def every(self, seconds: float, job: Callable[["StripeStandin"], object]) -> None:
+        """Run ``job(self)`` on the stand-in's own clock until it is closed."""
+        name = f"stripe-{getattr(job, '__name__', 'chore')}"
+        self.chores.append(Chore(name, seconds, lambda: job(self)))
+
     def close(self) -> None:
+        for chore in self.chores:
+            chore.stop()
         self.webhooks.stop()
 
 

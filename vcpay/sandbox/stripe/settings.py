@@ -26,6 +26,8 @@ class StripeStandinSettings:
     webhook_retry_seconds: tuple[float, ...] = (5.0, 30.0, 120.0)
     webhook_timeout_seconds: float = 10.0
     code_lifetime_seconds: float = 300
+    # How often open Checkout Sessions past their expires_at are expired.
+    checkout_expiry_seconds: float = 1.0
     # Create two clinics' test accounts when the state is empty, so a demo has some to pick.
     demo_accounts: bool = False
 
@@ -35,6 +37,8 @@ class StripeStandinSettings:
         object.__setattr__(
             self, "webhook_retry_seconds", tuple(float(s) for s in self.webhook_retry_seconds)
         )
+        if self.checkout_expiry_seconds <= 0:
+            raise ValueError("checkout_expiry_seconds must be positive")
         if any(s < 0 for s in self.webhook_retry_seconds):
             raise ValueError("webhook_retry_seconds must not be negative")
         if not self.secret_key.startswith("sk_"):

@@ -1,0 +1,151 @@
+"""The patient's side of a call: join with the link and a name, see requests live, pay.
+
+The guest token in the link is the only key: it reaches this one call, and stops working
+when the call ends (after a short grace, so a payment under way can finish).
+"""
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import select
+
+from vcpay.calls import live
+from vcpay.calls.forms import JoinForm
+from vcpay.calls.models import Call, Participant
+from vcpay.calls.services import call_for_guest, guest_link_works, join_as_patient, patients
+from vcpay.extensions import db, limiter
+from vcpay.integrations.stripe_gateway import StripeGateway, StripeGatewayError
+from vcpay.payments import services as payments
+from vcpay.payments.models import PaymentRequest, PaymentState
+
+blueprint = Blueprint("guest", __name__, url_prefix="/join")
+SESSION_KEY = "guest_participants"  # call id -> participant id, for this browser
+
+
+def _call(token: str) -> Call:
+    call = call_for_guest(token)
+    if call is None:
+        abort(make_response(render_template("guest/message.html"), 404))
+    return call
+
+
+def _me(call: Call) -> Participant | None:
+    participant_id = session.get(SESSION_KEY, {}).get(str(call.id))
+    participant = db.session.get(Participant, participant_id) if participant_id else None
+    return participant if participant is not None and participant.call_id == call.id else None
+
+
+def _payment(call: Call, request_key: str) -> PaymentRequest:
+    found = db.session.scalar(
+        select(PaymentRequest).filter_by(call_id=call.id, request_key=request_key)
+    )
+    if found is None:
+        abort(404)
+    return found
+
+
+def _visible_requests(call: Call) -> list[PaymentRequest]:
+    return list(
+        db.session.scalars(
+            select(PaymentRequest).filter_by(call_id=call.id).order_by(PaymentRequest.id.desc())
+        )
+    )
+
+
+@blueprint.route("/<token>", methods=["GET", "POST"])
+@limiter.limit("30 per minute", methods=["POST"])
+def join(token: str):
+    call = _call(token)
+    if _me(call) is not None:
+        return _screen(call)
+    form = JoinForm()
+    if not call.is_open:
+        return render_template("guest/message.html", call=call, ended=True)
+    if form.validate_on_submit():
+        patient = join_as_patient(call, form.display_name.data)
+        joined = dict(session.get(SESSION_KEY, {}))
+        joined[str(call.id)] = patient.id
+        session[SESSION_KEY] = joined
+        return redirect(url_for("guest.join", token=token), code=303)
+    return render_template("guest/join.html", call=call, form=form), 400 if form.errors else 200
+
+
+def _screen(call: Call):
+    return render_template(
+        "guest/call.html",
+        call=call,
+        me=_me(call),
+        last_event_id=live.latest_event_id(call.id),
+        **_panel_context(call),
+    )
+
+
+def _panel_context(call: Call) -> dict:
+    return {"requests": _visible_requests(call), "patients": patients(call)}
+
+
+@blueprint.route("/<token>/panel")
+def panel(token: str):
+    call = _call(token)
+    if _me(call) is None:
+        abort(403)
+    return render_template("guest/_panel.html", call=call, **_panel_context(call))
+
+
+@blueprint.route("/<token>/events")
+def events(token: str):
+    call = _call(token)
+    if _me(call) is None:
+        abort(403)
+    return live.stream_response(call, live.PATIENT_AUDIENCES, guest_link_works)
+
+
+@blueprint.route("/<token>/payments/<request_key>/pay")
+def pay(token: str, request_key: str):
+    """Pay now: to Stripe Checkout while the request is open, else say what became of it."""
+    call = _call(token)
+    payment = _payment(call, request_key)
+    if payment.state == PaymentState.REQUESTED and payment.checkout_url:
+        return redirect(payment.checkout_url, code=303)
+    return render_template("guest/payment.html", call=call, payment=payment)
+
+
+@blueprint.route("/<token>/payments/<request_key>/done")
+def payment_done(token: str, request_key: str):
+    """Where Stripe sends the patient after paying. The redirect proves nothing; asking
+    Stripe does, so the page applies what Stripe says without waiting for the webhook."""
+    call = _call(token)
+    payment = _payment(call, request_key)
+    if payment.is_open and request.args.get("session_id") == payment.checkout_session_id:
+        _ask_stripe(payment)
+    return render_template("guest/payment.html", call=call, payment=payment)
+
+
+def _ask_stripe(payment: PaymentRequest) -> None:
+    gateway = StripeGateway.from_config(current_app.config)
+    locked = payments.request_for_session(payment.checkout_session_id)
+    try:
+        session_now = gateway.retrieve_checkout_session(
+            locked.stripe_account_id, locked.checkout_session_id
+        )
+    except StripeGatewayError:
+        db.session.rollback()
+        return  # the webhook will tell; the page says the payment is being confirmed
+    payments.apply_checkout(locked, session_now)
+    db.session.commit()
+
+
+@blueprint.route("/<token>/payments/<request_key>/left")
+def payment_left(token: str, request_key: str):
+    """The patient went back from Checkout without paying."""
+    call = _call(token)
+    payment = _payment(call, request_key)
+    return render_template("guest/payment.html", call=call, payment=payment, left=True)

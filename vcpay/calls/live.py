@@ -1,0 +1,206 @@
+"""Live call updates: events recorded with the change, streamed as Server-Sent Events.
+
+A stream never holds a database connection while it waits. One waker per process learns of
+new events (from Redis pub/sub when configured, else by one short query every
+``STREAM_POLL_SECONDS``) and wakes only the streams of the calls concerned, so hundreds of
+open streams cost one subscription or one query, not one each.
+"""
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from flask import Flask, Response, abort, current_app, request
+from sqlalchemy import func, select
+
+from vcpay.calls.models import Audience, Call, CallEvent
+from vcpay.extensions import db
+from vcpay.transactions import after_commit
+
+log = logging.getLogger(__name__)
+CHANNEL = "vcpay:call-events"
+KEEPALIVE_SECONDS = 15.0
+RECONNECT_MILLISECONDS = 2000
+
+
+def record_event(call: Call, kind: str, audience: Audience = Audience.EVERYONE, **data: Any):
+    """Add an event to the caller's transaction; streams hear of it once it commits."""
+    event = CallEvent(call=call, kind=kind, audience=audience.value, data=data)
+    db.session.add(event)
+    db.session.flush()
+    waker = current_app.extensions.get("call_waker")
+    if waker is not None:
+        call_id, event_id = call.id, event.id
+        after_commit(db.session(), lambda: waker.announce(call_id, event_id))
+    return event
+
+
+def events_after(call_id: int, after: int, audiences: Iterable[str]) -> list[CallEvent]:
+    return list(
+        db.session.scalars(
+            select(CallEvent)
+            .where(
+                CallEvent.call_id == call_id,
+                CallEvent.id > after,
+                CallEvent.audience.in_(list(audiences)),
+            )
+            .order_by(CallEvent.id)
+            .limit(200)
+        )
+    )
+
+
+def latest_event_id(call_id: int) -> int:
+    return db.session.scalar(select(func.max(CallEvent.id)).filter_by(call_id=call_id)) or 0
+
+
+class CallWaker:
+    """Knows the newest event id of each call, and wakes the streams waiting on it."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.redis_url = app.config["REDIS_URL"]
+        self.poll_seconds = app.config["STREAM_POLL_SECONDS"]
+        self.newest: dict[int, int] = {}
+        self.condition = threading.Condition()
+        self.started = False
+        self.lock = threading.Lock()
+        self.high_water = 0
+
+    def announce(self, call_id: int, event_id: int) -> None:
+        """Called after a commit in this process; other processes hear it from Redis or poll."""
+        self.note(call_id, event_id)
+        if self.redis_url:
+            try:
+                self._redis().publish(CHANNEL, f"{call_id}:{event_id}")
+            except Exception:  # noqa: BLE001 - streams fall back to their keepalive re-check
+                log.warning("Could not publish a call event to Redis")
+
+    def note(self, call_id: int, event_id: int) -> None:
+        with self.condition:
+            if event_id > self.newest.get(call_id, 0):
+                self.newest[call_id] = event_id
+                self.condition.notify_all()
+
+    def wait(self, call_id: int, after: int, timeout: float) -> bool:
+        """Block until the call has an event newer than ``after``; False on timeout."""
+        self._start_once()
+        deadline = time.monotonic() + timeout
+        with self.condition:
+            while self.newest.get(call_id, 0) <= after:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.condition.wait(remaining)
+        return True
+
+    def _start_once(self) -> None:
+        with self.lock:
+            if self.started:
+                return
+            self.started = True
+        target = self._listen if self.redis_url else self._poll
+        threading.Thread(target=target, name="call-waker", daemon=True).start()
+
+    def _redis(self):
+        import redis
+
+        if not hasattr(self, "_client"):
+            self._client = redis.Redis.from_url(self.redis_url)
+        return self._client
+
+    def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self._redis().pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(CHANNEL)
+                for message in pubsub.listen():
+                    call_id, event_id = message["data"].decode().split(":")
+                    self.note(int(call_id), int(event_id))
+            except Exception:  # noqa: BLE001 - reconnect; streams re-check on keepalive
+                log.warning("Lost the Redis subscription for call events; reconnecting")
+                time.sleep(1)
+
+    def _poll(self) -> None:
+        with self.app.app_context():
+            self.high_water = db.session.scalar(select(func.max(CallEvent.id))) or 0
+            db.session.remove()
+        while True:
+            time.sleep(self.poll_seconds)
+            try:
+                self._poll_once()
+            except Exception:  # a busy database: try again next tick
+                log.warning("Could not poll for call events", exc_info=True)
+
+    def _poll_once(self) -> None:
+        with self.app.app_context():
+            rows = db.session.execute(
+                select(CallEvent.call_id, func.max(CallEvent.id))
+                .where(CallEvent.id > self.high_water)
+                .group_by(CallEvent.call_id)
+            ).all()
+            db.session.remove()
+        for call_id, newest in rows:
+            self.high_water = max(self.high_water, newest)
+            self.note(call_id, newest)
+
+
+def sse(event: CallEvent) -> str:
+    payload = json.dumps({"id": event.id, "kind": event.kind, **event.data})
+    return f"id: {event.id}\ndata: {payload}\n\n"
+
+
+def stream_events(
+    app: Flask, call_id: int, after: int, audiences: tuple[str, ...], still_allowed
+) -> Iterator[str]:
+    """The event stream of one call for one viewer, resuming after event ``after``.
+
+    It ends after ``STREAM_MAX_SECONDS`` (the browser reconnects with ``Last-Event-ID``) or
+    when ``still_allowed(call)`` says the viewer may no longer see the call.
+    """
+    waker: CallWaker = app.extensions["call_waker"]
+    deadline = time.monotonic() + app.config["STREAM_MAX_SECONDS"]
+    yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
+    while time.monotonic() < deadline:
+        with app.app_context():
+            call = db.session.get(Call, call_id)
+            if call is None or not still_allowed(call):
+                yield "event: closed\ndata: {}\n\n"
+                return
+            events = events_after(call_id, after, audiences)
+            chunk = "".join(sse(event) for event in events)
+            if events:
+                after = events[-1].id
+                waker.note(call_id, after)
+            db.session.remove()
+        if chunk:
+            yield chunk
+            continue
+        if not waker.wait(call_id, after, min(KEEPALIVE_SECONDS, deadline - time.monotonic())):
+            yield ": keepalive\n\n"
+
+
+def stream_response(call: Call, audiences: tuple[str, ...], still_allowed) -> Response:
+    """The event stream for a view: resumes after ``Last-Event-ID`` (or ``?after=``)."""
+    after = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
+    if not after.isdigit():
+        abort(400)
+    app = current_app._get_current_object()
+    response = Response(
+        stream_events(app, call.id, int(after), audiences, still_allowed),
+        mimetype="text/event-stream",
+    )
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # a proxy must not hold events back
+    return response
+
+
+def install_waker(app: Flask) -> None:
+    app.extensions["call_waker"] = CallWaker(app)
+
+
+STAFF_AUDIENCES = (Audience.EVERYONE.value, Audience.STAFF.value)
+PATIENT_AUDIENCES = (Audience.EVERYONE.value,)

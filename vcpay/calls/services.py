@@ -1,0 +1,78 @@
+"""Starting, joining and ending calls."""
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from vcpay.calls.live import record_event
+from vcpay.calls.models import Call, CallState, Participant, ParticipantRole
+from vcpay.database import utcnow
+from vcpay.extensions import db
+from vcpay.people.models import Clinic, User
+
+
+def start_call(clinic: Clinic, clinician: User, title: str) -> Call:
+    call = Call(clinic=clinic, clinician=clinician, title=" ".join(title.split())[:120])
+    db.session.add(call)
+    db.session.add(
+        Participant(
+            call=call, role=ParticipantRole.CLINICIAN.value, display_name=clinician.name[:80],
+            user_id=clinician.id,
+        )
+    )  # fmt: skip
+    db.session.flush()
+    record_event(call, "call_started")
+    db.session.commit()
+    return call
+
+
+def join_as_patient(call: Call, display_name: str) -> Participant:
+    patient = Participant(
+        call=call, role=ParticipantRole.PATIENT.value, display_name=" ".join(display_name.split())
+    )
+    db.session.add(patient)
+    db.session.flush()
+    record_event(call, "participant_joined", name=patient.display_name, role=patient.role)
+    db.session.commit()
+    return patient
+
+
+def end_call(call: Call) -> None:
+    if not call.is_open:
+        return
+    call.state = CallState.ENDED.value
+    call.ended_at = utcnow()
+    record_event(call, "call_ended")
+    db.session.commit()
+
+
+def guest_link_works(call: Call) -> bool:
+    """Open calls, and ended ones for a short grace (the patient may be finishing a payment)."""
+    if call.is_open:
+        return True
+    grace = timedelta(minutes=current_app.config["GUEST_LINK_GRACE_MINUTES"])
+    return call.ended_at is not None and utcnow() < call.ended_at + grace
+
+
+def call_for_guest(token: str) -> Call | None:
+    call = db.session.scalar(select(Call).filter_by(guest_token=token))
+    return call if call is not None and guest_link_works(call) else None
+
+
+def calls_of(clinicians_clinics: list[Clinic], limit: int = 30) -> list[Call]:
+    """The open and recent calls in the clinics where this person consults."""
+    if not clinicians_clinics:
+        return []
+    return list(
+        db.session.scalars(
+            select(Call)
+            .where(Call.clinic_id.in_([c.id for c in clinicians_clinics]))
+            .order_by(Call.state.desc(), Call.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def patients(call: Call) -> list[Participant]:
+    return [p for p in call.participants if p.role == ParticipantRole.PATIENT]

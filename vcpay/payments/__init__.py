@@ -1,0 +1,1 @@
+"""Payment requests made in calls, paid on Stripe Checkout."""

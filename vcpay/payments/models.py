@@ -1,0 +1,85 @@
+"""A payment request: asked for in a call, paid on Stripe Checkout, maybe refunded."""
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from vcpay.calls.models import Call
+from vcpay.database import CreatedAtMixin
+from vcpay.extensions import db
+from vcpay.people.models import Clinic, User
+
+MINIMUM_AMOUNT = 50  # A$0.50, Stripe's minimum for AUD
+MAXIMUM_AMOUNT = 99_999_999  # A$999,999.99, eight digits in cents
+
+
+class PaymentState(enum.StrEnum):
+    REQUESTED = "requested"  # waiting for the patient (a declined card leaves it here)
+    PROCESSING = "processing"  # paid with a method that settles later
+    PAID = "paid"
+    FAILED = "failed"  # a delayed payment that did not settle
+    CANCELLED = "cancelled"  # by the clinician, or because the Stripe link was removed
+    EXPIRED = "expired"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+OPEN_STATES = frozenset({PaymentState.REQUESTED, PaymentState.PROCESSING})
+SETTLED_STATES = frozenset(
+    {PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED, PaymentState.REFUNDED}
+)
+
+
+class PaymentRequest(CreatedAtMixin, db.Model):
+    __tablename__ = "payment_requests"
+    __table_args__ = (
+        CheckConstraint(
+            f"amount >= {MINIMUM_AMOUNT} AND amount <= {MAXIMUM_AMOUNT}", name="amount_in_range"
+        ),
+        CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refund_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Made when the clinician's form is shown: a second click sends the same key and
+    # finds the request the first one made (and Stripe replays the same session).
+    request_key: Mapped[str] = mapped_column(String(40), unique=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    amount: Mapped[int]  # minor units (cents)
+    currency: Mapped[str] = mapped_column(String(3), default="aud")
+    description: Mapped[str] = mapped_column(String(120))
+    state: Mapped[str] = mapped_column(String(20), default=PaymentState.REQUESTED.value, index=True)
+    updated_at: Mapped[datetime]
+
+    # The clinic's Stripe account when asked, and the Checkout Session made on it.
+    stripe_account_id: Mapped[str] = mapped_column(String(64))
+    checkout_session_id: Mapped[str] = mapped_column(String(255), unique=True)
+    checkout_url: Mapped[str] = mapped_column(String(2000))
+    expires_at: Mapped[datetime]
+
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    paid_at: Mapped[datetime | None]
+    patient_name: Mapped[str] = mapped_column(String(80), default="")
+    patient_email: Mapped[str] = mapped_column(String(254), default="")
+    receipt_number: Mapped[str] = mapped_column(String(64), default="")
+    card_brand: Mapped[str] = mapped_column(String(20), default="")
+    card_last4: Mapped[str] = mapped_column(String(4), default="")
+    amount_refunded: Mapped[int] = mapped_column(default=0)
+    last_decline: Mapped[str] = mapped_column(String(300), default="")
+    # The clinician saw the "payment received" popup; until then it is shown again.
+    acknowledged_at: Mapped[datetime | None]
+    reconciled_at: Mapped[datetime | None]
+
+    call: Mapped[Call] = relationship()
+    clinic: Mapped[Clinic] = relationship()
+    requested_by: Mapped[User | None] = relationship()
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    def __repr__(self) -> str:
+        return f"<PaymentRequest {self.id} {self.amount} {self.currency} {self.state}>"

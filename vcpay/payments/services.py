@@ -1,0 +1,362 @@
+"""Requesting payments in a call and moving them through their states.
+
+Every transition is guarded by the current state and applied the same way whoever learns of
+it first: a webhook, the reconciler, or the patient's confirmation page. Each writes a call
+event in the same transaction, so both screens see it, and a payment is announced, emailed
+and counted once.
+"""
+
+import re
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from vcpay.audit.services import record_audit
+from vcpay.calls.live import record_event
+from vcpay.calls.models import Audience, Call, ParticipantRole
+from vcpay.client_payments.links import link_removed, live_link
+from vcpay.database import utcnow
+from vcpay.extensions import db
+from vcpay.integrations.stripe_gateway import (
+    CheckoutRequest,
+    CheckoutSummary,
+    StripeGateway,
+    StripeGatewayError,
+)
+from vcpay.links import public_url_for
+from vcpay.mail.services import queue_email
+from vcpay.payments.amounts import AmountInvalid, format_amount, parse_amount
+from vcpay.payments.models import (
+    OPEN_STATES,
+    SETTLED_STATES,
+    PaymentRequest,
+    PaymentState,
+)
+from vcpay.people.models import Clinic, User
+
+DESCRIPTION_MAX = 120
+REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
+# Stripe accepts 30 minutes to 24 hours.
+MINUTES_ALLOWED = (30, 24 * 60)
+
+
+class PaymentRefused(Exception):
+    """The request was not made; ``field`` names the form field at fault, if any."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def why_payments_unavailable(clinic: Clinic) -> str | None:
+    """Why Request Payment cannot be used in this clinic's calls, and who can fix it."""
+    if not clinic.gateway_enabled:
+        return _(
+            "Payments are not switched on for %(clinic)s. An organisation admin can ask for "
+            "the Payment Gateway under Client Payments.",
+            clinic=clinic.name,
+        )
+    link = live_link(clinic)
+    if link is None:
+        return _(
+            "%(clinic)s has no Stripe account linked yet. A clinic admin can link it with "
+            "Go to Stripe under Client Payments.",
+            clinic=clinic.name,
+        )
+    if not link.charges_enabled:
+        return _(
+            "Stripe has not enabled card payments on %(clinic)s's account yet. A clinic admin "
+            "can see what Stripe needs under Client Payments.",
+            clinic=clinic.name,
+        )
+    return None
+
+
+def _description(text: str) -> str:
+    description = " ".join((text or "").split())
+    if not description:
+        raise PaymentRefused(
+            _("Enter a description: the patient sees it and it is on the receipt."), "description"
+        )
+    if len(description) > DESCRIPTION_MAX:
+        raise PaymentRefused(
+            _("Keep the description to %(max)s characters or fewer.", max=DESCRIPTION_MAX),
+            "description",
+        )
+    return description
+
+
+def _expiry() -> datetime:
+    low, high = MINUTES_ALLOWED
+    minutes = min(max(current_app.config["PAYMENT_REQUEST_MINUTES"], low), high)
+    return (utcnow() + timedelta(minutes=minutes)).replace(microsecond=0)
+
+
+def existing_request(request_key: str) -> PaymentRequest | None:
+    return db.session.scalar(select(PaymentRequest).filter_by(request_key=request_key))
+
+
+@dataclass(frozen=True)
+class Requested:
+    request: PaymentRequest
+    repeated: bool  # a second click: the first click's request
+
+
+def request_payment(
+    call: Call, clinician: User, amount_text: str, description_text: str, request_key: str,
+    gateway: StripeGateway,
+) -> Requested:  # fmt: skip
+    """Make the Checkout Session on the clinic's account, then the request; commits."""
+    if not REQUEST_KEY.match(request_key or ""):
+        raise PaymentRefused(_("The form expired; please try again."))
+    if (earlier := existing_request(request_key)) is not None:
+        return Requested(earlier, repeated=True)
+    if not call.is_open:
+        raise PaymentRefused(_("This call has ended."))
+    if (reason := why_payments_unavailable(call.clinic)) is not None:
+        raise PaymentRefused(reason)
+    amount = _parse(amount_text)
+    description = _description(description_text)
+    link = live_link(call.clinic)
+    expires_at = _expiry()
+    session = _create_session(
+        call, link.account_id, amount, description, request_key, expires_at, gateway
+    )
+    request = PaymentRequest(
+        request_key=request_key, call=call, clinic=call.clinic, requested_by=clinician,
+        amount=amount, currency="aud", description=description, updated_at=utcnow(),
+        stripe_account_id=link.account_id, checkout_session_id=session.id,
+        checkout_url=session.url or "", expires_at=expires_at, patient_name=_patients(call),
+    )  # fmt: skip
+    db.session.add(request)
+    try:
+        db.session.flush()
+    except IntegrityError:  # the other click of a double click got here first
+        db.session.rollback()
+        return Requested(existing_request(request_key), repeated=True)
+    _announce(request, "payment_requested")
+    db.session.commit()
+    return Requested(request, repeated=False)
+
+
+def _patients(call: Call) -> str:
+    names = [p.display_name for p in call.participants if p.role == ParticipantRole.PATIENT]
+    return ", ".join(names)[:80]
+
+
+def _parse(amount_text: str) -> int:
+    try:
+        return parse_amount(amount_text)
+    except AmountInvalid as invalid:
+        raise PaymentRefused(invalid.message, "amount") from None
+
+
+def _create_session(call, account_id, amount, description, request_key, expires_at, gateway):
+    token = call.guest_token
+    done = public_url_for("guest.payment_done", token=token, request_key=request_key)
+    order = CheckoutRequest(
+        account_id=account_id,
+        amount=amount,
+        currency="aud",
+        description=description,
+        # Stripe puts the session id in place of the placeholder.
+        success_url=f"{done}?session_id={{CHECKOUT_SESSION_ID}}",
+        cancel_url=public_url_for("guest.payment_left", token=token, request_key=request_key),
+        expires_at=int(expires_at.timestamp()),
+        idempotency_key=f"vcpay-payreq-{request_key}-checkout",
+        metadata={
+            "payment_request": request_key,
+            "clinic_id": str(call.clinic_id),
+            "call_id": str(call.id),
+        },
+    )
+    try:
+        return gateway.create_checkout_session(order)
+    except StripeGatewayError as error:
+        raise PaymentRefused(
+            _("Stripe could not create the payment, so nothing was requested: %(why)s", why=error)
+        ) from None
+
+
+def _announce(request: PaymentRequest, kind: str, audience=Audience.EVERYONE, **extra) -> None:
+    record_event(
+        request.call,
+        kind,
+        audience,
+        request=request.request_key,
+        state=request.state,
+        amount=format_amount(request.amount, request.currency),
+        description=request.description,
+        **extra,
+    )
+
+
+def _move(request: PaymentRequest, state: PaymentState) -> None:
+    request.state = state.value
+    request.updated_at = utcnow()
+
+
+def apply_checkout(request: PaymentRequest, session: CheckoutSummary) -> bool:
+    """Bring the request in line with what Stripe says of its session; True if it moved."""
+    if session.is_paid:
+        return mark_paid(request, session)
+    if session.status == "complete" and request.state == PaymentState.REQUESTED:
+        _move(request, PaymentState.PROCESSING)
+        _announce(request, "payment_processing")
+        return True
+    if session.status == "expired" and request.is_open:
+        _move(request, PaymentState.EXPIRED)
+        _announce(request, "payment_expired")
+        return True
+    return False
+
+
+def mark_paid(request: PaymentRequest, session: CheckoutSummary) -> bool:
+    if request.state in SETTLED_STATES:
+        return False
+    _move(request, PaymentState.PAID)
+    request.paid_at = utcnow()
+    request.payment_intent_id = session.payment_intent_id
+    request.patient_email = session.email[:254]
+    request.receipt_number = session.receipt_number[:64]
+    request.card_brand = session.card_brand[:20]
+    request.card_last4 = session.card_last4[:4]
+    request.last_decline = ""
+    request.patient_name = request.patient_name or _patients(request.call)
+    patient = request.patient_name or session.email or _("the patient")
+    _announce(request, "payment_paid", patient=patient)
+    _queue_receipt(request)
+    return True
+
+
+def _queue_receipt(request: PaymentRequest) -> None:
+    if not request.patient_email:
+        return
+    queue_email(
+        f"receipt:{request.id}",
+        request.patient_email,
+        _("Your receipt from %(clinic)s", clinic=request.clinic.name),
+        "payment_receipt",
+        request=request,
+        amount=format_amount(request.amount, request.currency),
+    )
+
+
+def record_decline(request: PaymentRequest, message: str) -> bool:
+    """A declined card: the request stays open; both sides are told, the patient can retry."""
+    if request.state != PaymentState.REQUESTED:
+        return False
+    request.last_decline = (message or _("The card was declined."))[:300]
+    request.updated_at = utcnow()
+    _announce(request, "payment_declined", Audience.EVERYONE, message=request.last_decline)
+    return True
+
+
+def record_async_failure(request: PaymentRequest) -> bool:
+    if request.state not in OPEN_STATES:
+        return False
+    _move(request, PaymentState.FAILED)
+    _announce(request, "payment_failed")
+    return True
+
+
+def record_refund(request: PaymentRequest, amount_refunded: int) -> bool:
+    """Refunds only grow, so an older event arriving late changes nothing."""
+    if request.state not in SETTLED_STATES or amount_refunded <= request.amount_refunded:
+        return False
+    request.amount_refunded = min(amount_refunded, request.amount)
+    full = request.amount_refunded >= request.amount
+    _move(request, PaymentState.REFUNDED if full else PaymentState.PARTIALLY_REFUNDED)
+    _announce(
+        request,
+        "payment_refunded",
+        Audience.STAFF,
+        refunded=format_amount(request.amount_refunded, request.currency),
+    )
+    return True
+
+
+def cancel_request(request: PaymentRequest, user: User, gateway: StripeGateway) -> bool:
+    """Close the Checkout page first: if the patient paid meanwhile, it is paid, not cancelled."""
+    if request.state != PaymentState.REQUESTED:
+        return False
+    session = gateway.expire_checkout_session(
+        request.stripe_account_id, request.checkout_session_id
+    )
+    if session.status != "expired":
+        return apply_checkout(request, session)
+    _move(request, PaymentState.CANCELLED)
+    record_audit("payment.cancelled", request, actor=user, amount=request.amount)
+    _announce(request, "payment_cancelled")
+    return True
+
+
+@link_removed.connect
+def cancel_when_the_link_is_removed(link) -> None:
+    """Nobody can pay a clinic whose Stripe account is gone: cancel what is still open."""
+    gateway = StripeGateway.from_config(current_app.config)
+    open_requests = db.session.scalars(
+        select(PaymentRequest).where(
+            PaymentRequest.clinic_id == link.clinic_id,
+            PaymentRequest.stripe_account_id == link.account_id,
+            PaymentRequest.state == PaymentState.REQUESTED.value,
+        )
+    )
+    for request in open_requests:
+        # Access may be gone already (disconnected in Stripe); cancel here regardless.
+        with suppress(StripeGatewayError):
+            gateway.expire_checkout_session(request.stripe_account_id, request.checkout_session_id)
+        _move(request, PaymentState.CANCELLED)
+        _announce(request, "payment_cancelled", reason="stripe_removed")
+
+
+def reconcile(gateway: StripeGateway, limit: int = 100) -> int:
+    """Ask Stripe about open requests past their expiry or quiet for a while (a missed
+    webhook); apply what it says. Returns how many changed."""
+    now = utcnow()
+    quiet = now - timedelta(minutes=2)
+    candidates = db.session.scalars(
+        select(PaymentRequest)
+        .where(
+            PaymentRequest.state.in_([s.value for s in OPEN_STATES]),
+            PaymentRequest.created_at < quiet,
+            (PaymentRequest.reconciled_at.is_(None))
+            | (PaymentRequest.reconciled_at < now - timedelta(minutes=5))
+            | (PaymentRequest.expires_at < now),
+        )
+        .order_by(PaymentRequest.expires_at)
+        .limit(limit)
+    ).all()
+    changed = 0
+    for request in candidates:
+        try:
+            session = gateway.retrieve_checkout_session(
+                request.stripe_account_id, request.checkout_session_id
+            )
+        except StripeGatewayError:
+            continue  # asked again next run
+        changed += apply_checkout(request, session)
+        request.reconciled_at = now
+        db.session.commit()
+    return changed
+
+
+def request_for_session(session_id: str) -> PaymentRequest | None:
+    return db.session.scalar(
+        select(PaymentRequest).filter_by(checkout_session_id=session_id).with_for_update()
+    )
+
+
+def request_for_intent(payment_intent_id: str, request_key: str | None) -> PaymentRequest | None:
+    query = select(PaymentRequest)
+    if request_key:
+        query = query.filter_by(request_key=request_key)
+    else:
+        query = query.filter_by(payment_intent_id=payment_intent_id)
+    return db.session.scalar(query.with_for_update())

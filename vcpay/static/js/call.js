@@ -1,0 +1,94 @@
+// The call screen, for both sides: the live panel follows the call's events (Server-Sent
+// Events, resumed from the last id after a reconnect), and the clinician's "payment received"
+// popups stay until dismissed.
+(function () {
+  "use strict";
+  const root = document.getElementById("call");
+  if (!root) return;
+  const panel = document.getElementById("live-panel");
+
+  const toggle = document.getElementById("tools-toggle");
+  if (toggle) {
+    toggle.addEventListener("click", function () {
+      const drawer = document.getElementById(toggle.getAttribute("aria-controls"));
+      const open = toggle.getAttribute("aria-expanded") === "true";
+      toggle.setAttribute("aria-expanded", String(!open));
+      drawer.hidden = open;
+      const amount = document.getElementById("amount");
+      if (!open && amount) amount.focus();
+    });
+  }
+
+  document.querySelectorAll("[data-copy]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      const input = document.querySelector(button.dataset.copy);
+      input.select();
+      if (navigator.clipboard) navigator.clipboard.writeText(input.value);
+      button.textContent = button.dataset.copied || "Copied";
+    });
+  });
+
+  // One click, one request: the form carries a key, and the button goes quiet once pressed.
+  document.querySelectorAll("form").forEach(function (form) {
+    form.addEventListener("submit", function () {
+      const button = form.querySelector("[data-once]");
+      if (button) setTimeout(function () { button.disabled = true; }, 0);
+    });
+  });
+
+  const dialog = document.getElementById("popup");
+  const waiting = [];
+  const seen = new Set();
+
+  function collectPopups() {
+    panel.querySelectorAll("template[data-popup]").forEach(function (popup) {
+      if (seen.has(popup.dataset.popup)) return;
+      seen.add(popup.dataset.popup);
+      waiting.push(popup);
+    });
+    showNextPopup();
+  }
+
+  function showNextPopup() {
+    if (!dialog || dialog.open || waiting.length === 0) return;
+    document.getElementById("popup-text").textContent = waiting[0].content.textContent.trim();
+    dialog.showModal();
+  }
+
+  if (dialog) {
+    document.getElementById("popup-dismiss").addEventListener("click", function () {
+      const popup = waiting.shift();
+      fetch(popup.dataset.ackUrl, {
+        method: "POST",
+        headers: { "X-CSRFToken": root.dataset.csrfToken },
+        credentials: "same-origin",
+      });
+      dialog.close();
+      showNextPopup();
+    });
+  }
+
+  let pending = null;
+  function refreshPanel() {
+    if (pending) return;
+    pending = setTimeout(function () {
+      pending = null;
+      fetch(root.dataset.panelUrl, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (html === null) return;
+          panel.innerHTML = html;
+          collectPopups();
+        });
+    }, 30);
+  }
+
+  collectPopups();
+  if (!window.EventSource) return;
+  const source = new EventSource(root.dataset.eventsUrl + "?after=" + root.dataset.lastEventId);
+  source.onmessage = refreshPanel;
+  source.addEventListener("closed", function () {
+    source.close();
+    refreshPanel();
+  });
+})();
