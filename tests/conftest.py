@@ -70,6 +70,7 @@ def app(_schema, tmp_path):
         _empty_tables()
         if (inbox := app.extensions.get("stripe_inbox_engine")) is not None:
             inbox.dispose()
+        app.extensions["call_waker"].stop()
 
 
 @pytest.fixture

@@ -74,6 +74,38 @@ class StripeControl:
     def deliveries(self) -> list[dict]:
         return self.call("GET", "deliveries")
 
+    def connected_account(self, client_id: str, **fields: Any) -> str:
+        """A test account that has granted vcpay's platform access (as after Go to Stripe)."""
+        account = self.account(**fields)
+        answer = self.call(
+            "POST",
+            "oauth/authorize",
+            {"client_id": client_id, "redirect_uri": "http://127.0.0.1/cb", "state": "s",
+             "account": account},
+        )  # fmt: skip
+        code = parse_qs(urlsplit(answer["location"]).query)["code"][0]
+        token = requests.post(
+            f"{self.base}/oauth/token",
+            data={"grant_type": "authorization_code", "code": code},
+            headers={"Authorization": "Bearer sk_test_vcpay_sandbox"},
+            timeout=10,
+        )
+        assert token.status_code == 200, token.text
+        return account
+
+    def sessions(self) -> list[dict]:
+        return self.call("GET", "checkout/sessions")
+
+    def pay(self, session_id: str, card: str = "4242424242424242", **details: Any) -> dict:
+        body = {"card": card, "email": "pat@example.org", "name": "Pat Citizen", **details}
+        return self.call("POST", f"checkout/sessions/{session_id}/pay", body)
+
+    def expire_now(self, session_id: str) -> None:
+        self.call("POST", f"checkout/sessions/{session_id}/expire-now")
+
+    def settle(self, session_id: str, outcome: str) -> None:
+        self.call("POST", f"checkout/sessions/{session_id}/settle", {"outcome": outcome})
+
 
 @contextmanager
 def served(app: Flask) -> Iterator[str]:

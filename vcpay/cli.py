@@ -123,8 +123,10 @@ def demo_processes(config) -> dict[str, list[str]]:
             "gthread",
             "--workers",
             "2",
+            # Each open call screen holds a thread for its event stream (waiting, not
+            # working): enough threads that streams never queue ahead of page loads.
             "--threads",
-            "8",
+            str(config["WEB_THREADS"]),
             "--access-logfile",
             "-",
         ],

@@ -69,6 +69,11 @@ class CallWaker:
         self.started = False
         self.lock = threading.Lock()
         self.high_water = 0
+        self.stopped = threading.Event()
+
+    def stop(self) -> None:
+        """End the background thread (tests build many apps; a server runs one for good)."""
+        self.stopped.set()
 
     def announce(self, call_id: int, event_id: int) -> None:
         """Called after a commit in this process; other processes hear it from Redis or poll."""
@@ -113,13 +118,16 @@ class CallWaker:
         return self._client
 
     def _listen(self) -> None:
-        while True:
+        while not self.stopped.is_set():
             try:
                 pubsub = self._redis().pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
-                for message in pubsub.listen():
-                    call_id, event_id = message["data"].decode().split(":")
-                    self.note(int(call_id), int(event_id))
+                while not self.stopped.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        call_id, event_id = message["data"].decode().split(":")
+                        self.note(int(call_id), int(event_id))
+                pubsub.close()
             except Exception:  # noqa: BLE001 - reconnect; streams re-check on keepalive
                 log.warning("Lost the Redis subscription for call events; reconnecting")
                 time.sleep(1)
@@ -128,8 +136,7 @@ class CallWaker:
         with self.app.app_context():
             self.high_water = db.session.scalar(select(func.max(CallEvent.id))) or 0
             db.session.remove()
-        while True:
-            time.sleep(self.poll_seconds)
+        while not self.stopped.wait(self.poll_seconds):
             try:
                 self._poll_once()
             except Exception:  # a busy database: try again next tick

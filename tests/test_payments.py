@@ -1,0 +1,606 @@
+"""Request Payment in a call, paid on the Stripe stand-in's Checkout, every way it can go.
+
+The real ``stripe`` library talks HTTP to the stand-in, whose webhooks reach vcpay over HTTP;
+stored events are processed as a worker would.
+"""
+
+import time
+from datetime import timedelta
+
+import pytest
+import stripe
+from sqlalchemy import select, update
+
+from tests import factories
+from tests.conftest import csrf_token, sign_in
+from tests.stripe_standin import StripeControl, process_received, served, wait_for_events
+from vcpay.calls.models import Call, CallEvent
+from vcpay.client_payments.links import remove_link
+from vcpay.client_payments.models import StripeLink
+from vcpay.database import utcnow
+from vcpay.extensions import db
+from vcpay.integrations.stripe_gateway import StripeGateway, forget_clients
+from vcpay.mail.models import OutboundEmail
+from vcpay.payments import services
+from vcpay.payments.models import PaymentRequest, PaymentState
+from vcpay.people.demo import seed_demo
+from vcpay.people.models import Clinic, ClinicRole, User
+from vcpay.sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
+
+CLINICIAN = "clinician@harbourside.example"
+SECRET = "whsec_vcpay_sandbox"
+
+
+@pytest.fixture(scope="module")
+def standin():
+    url, server = start_stripe_standin({"webhook_retry_seconds": (0.2, 0.5)})
+    yield url
+    stop_stripe_standin(server)
+
+
+@pytest.fixture
+def stripe_control(app, standin):
+    control = StripeControl(standin)
+    control.call("POST", "reset")
+    app.config.update(STRIPE_API_BASE=standin, STRIPE_MAX_NETWORK_RETRIES=0)
+    forget_clients()
+    yield control
+    forget_clients()
+
+
+@pytest.fixture
+def webhooks(app, stripe_control):
+    with served(app) as url:
+        stripe_control.send_webhooks_to(f"{url}/webhooks/stripe", SECRET)
+        yield stripe_control
+
+
+@pytest.fixture
+def gp(app, stripe_control):
+    """The GP clinic: gateway on, its Stripe account linked with charges enabled."""
+    organisation = seed_demo(enable_gateway=True)
+    clinic = next(c for c in organisation.clinics if c.name == "Harbourside GP Clinic")
+    account = stripe_control.connected_account(
+        app.config["STRIPE_CLIENT_ID"], business_name="Harbourside GP Clinic Pty Ltd"
+    )
+    now = utcnow()
+    db.session.add(
+        StripeLink(
+            clinic=clinic, account_id=account, linked_at=now, refreshed_at=now,
+            display_name="Harbourside GP Clinic Pty Ltd", charges_enabled=True,
+        )
+    )  # fmt: skip
+    db.session.commit()
+    return clinic
+
+
+@pytest.fixture
+def clinician(app, gp):
+    browser = app.test_client()
+    sign_in(browser, CLINICIAN)
+    return browser
+
+
+def start_call(browser, clinic, title="Pat Citizen, 10:30") -> Call:
+    token = csrf_token(browser, "/calls/")
+    response = browser.post(
+        "/calls/start", data={"csrf_token": token, "clinic_id": clinic.id, "title": title}
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return db.session.get(Call, int(response.location.rsplit("/", 1)[1]))
+
+
+def join(app, call, name="Pat Citizen"):
+    patient = app.test_client()
+    token = csrf_token(patient, f"/join/{call.guest_token}")
+    response = patient.post(
+        f"/join/{call.guest_token}", data={"csrf_token": token, "display_name": name}
+    )
+    assert response.status_code == 303
+    return patient
+
+
+def request_form(browser, call) -> dict:
+    page = browser.get(f"/calls/{call.id}").get_data(as_text=True)
+    key = page.split('name="request_key" type="hidden" value="')[1].split('"')[0]
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    return {"csrf_token": token, "request_key": key}
+
+
+def ask(browser, call, amount="85.00", description="Consultation", form=None):
+    data = {**(form or request_form(browser, call)), "amount": amount, "description": description}
+    return browser.post(f"/calls/{call.id}/payment-requests", data=data)
+
+
+def requests_made() -> list[PaymentRequest]:
+    db.session.rollback()
+    return list(db.session.scalars(select(PaymentRequest).order_by(PaymentRequest.id)))
+
+
+def the_request() -> PaymentRequest:
+    [request] = requests_made()
+    return request
+
+
+def kinds(call, audience=None) -> list[str]:
+    db.session.rollback()
+    query = select(CallEvent).filter_by(call_id=call.id).order_by(CallEvent.id)
+    if audience:
+        query = query.filter_by(audience=audience)
+    return [e.kind for e in db.session.scalars(query)]
+
+
+# Calls and the guest link.
+
+
+def test_a_clinician_starts_a_call_and_the_patient_joins_with_the_link_and_a_name(
+    app, clinician, gp
+):
+    call = start_call(clinician, gp)
+    page = clinician.get(f"/calls/{call.id}").get_data(as_text=True)
+    assert f"http://127.0.0.1:5000/join/{call.guest_token}" in page
+    assert "Apps & Tools" in page and "Request Payment" in page
+    assert len(call.guest_token) >= 40
+    patient = join(app, call, "Pat Citizen")
+    screen = patient.get(f"/join/{call.guest_token}").get_data(as_text=True)
+    assert "You joined as Pat Citizen." in screen
+    assert "Pat Citizen" in clinician.get(f"/calls/{call.id}/panel").get_data(as_text=True)
+    assert "Pat Citizen, 10:30" in clinician.get("/calls/").get_data(as_text=True)
+
+
+def test_joining_needs_a_name(app, clinician, gp):
+    call = start_call(clinician, gp)
+    patient = app.test_client()
+    token = csrf_token(patient, f"/join/{call.guest_token}")
+    response = patient.post(
+        f"/join/{call.guest_token}", data={"csrf_token": token, "display_name": " "}
+    )
+    assert response.status_code == 400
+    assert "Enter the name the clinician will see." in response.get_data(as_text=True)
+
+
+def test_the_guest_link_reaches_one_call_and_stops_after_the_call_ends(app, clinician, gp):
+    call = start_call(clinician, gp)
+    other = start_call(clinician, gp, "Someone else")
+    patient = join(app, call)
+    assert patient.get("/join/not-a-real-token").status_code == 404
+    assert patient.get(f"/join/{other.guest_token}/panel").status_code == 403  # not joined there
+    token = csrf_token(clinician, f"/calls/{call.id}")
+    clinician.post(f"/calls/{call.id}/end", data={"csrf_token": token})
+    assert "The clinician has ended the call." in patient.get(
+        f"/join/{call.guest_token}/panel"
+    ).get_data(as_text=True)
+    db.session.execute(
+        update(Call).filter_by(id=call.id).values(ended_at=utcnow() - timedelta(minutes=16))
+    )
+    db.session.commit()
+    gone = patient.get(f"/join/{call.guest_token}")
+    assert gone.status_code == 404
+    assert "This call link is not valid" in gone.get_data(as_text=True)
+
+
+def test_only_the_clinics_clinicians_reach_the_call(app, clinician, gp):
+    call = start_call(clinician, gp)
+    admin = app.test_client()
+    sign_in(admin, "clinicadmin@harbourside.example")
+    assert admin.get(f"/calls/{call.id}").status_code == 403
+    bayside = factories.organisation("Bayside Medical", "Bayside Clinic").clinics[0]
+    factories.clinic_person("doc@bayside.example", bayside, ClinicRole.CLINICIAN)
+    db.session.commit()
+    stranger = app.test_client()
+    sign_in(stranger, "doc@bayside.example", factories.PASSWORD)
+    for path in ("", "/panel", "/events"):
+        assert stranger.get(f"/calls/{call.id}{path}").status_code == 404, path
+    token = csrf_token(stranger, "/calls/")
+    refused = stranger.post(
+        f"/calls/{call.id}/payment-requests",
+        data={"csrf_token": token, "amount": "1", "description": "x"},
+    )
+    assert refused.status_code == 404
+    assert requests_made() == []
+
+
+# Request Payment: when it is offered, and what it accepts.
+
+
+@pytest.mark.parametrize(
+    "state, reason",
+    [
+        ("gateway_off", "Payments are not switched on for Harbourside GP Clinic"),
+        ("not_linked", "has no Stripe account linked yet. A clinic admin can link it"),
+        ("charges_off", "Stripe has not enabled card payments"),
+    ],
+)
+def test_request_payment_says_why_it_is_unavailable_and_who_can_fix_it(
+    app, clinician, gp, state, reason
+):
+    call = start_call(clinician, gp)
+    if state == "gateway_off":
+        db.session.execute(update(Clinic).filter_by(id=gp.id).values(gateway_enabled_at=None))
+    elif state == "not_linked":
+        db.session.execute(update(StripeLink).values(state="removed"))
+    else:
+        db.session.execute(update(StripeLink).values(charges_enabled=False))
+    db.session.commit()
+    page = clinician.get(f"/calls/{call.id}").get_data(as_text=True)
+    assert reason in page
+    assert 'id="request-payment-form"' not in page
+    token = csrf_token(clinician, "/calls/")
+    refused = clinician.post(
+        f"/calls/{call.id}/payment-requests",
+        data={
+            "csrf_token": token,
+            "request_key": "k" * 20,
+            "amount": "85",
+            "description": "Consult",
+        },
+    )
+    assert refused.status_code == 400 and reason in refused.get_data(as_text=True)
+    assert requests_made() == []
+
+
+@pytest.mark.parametrize(
+    "amount, description, message",
+    [
+        ("0", "Consultation", "The amount must be more than zero."),
+        ("-5", "Consultation", "The amount must be more than zero."),
+        ("0.49", "Consultation", "The smallest amount Stripe accepts is A$0.50."),
+        ("1000000", "Consultation", "The largest amount Stripe accepts is A$999,999.99."),
+        ("85.505", "Consultation", "at most two decimal places"),
+        ("lots", "Consultation", "as a number in dollars and cents"),
+        ("85", "", "Enter a description"),
+        ("85", "x" * 121, "120 characters or fewer"),
+    ],
+)
+def test_a_bad_amount_or_description_is_refused_and_nothing_is_requested(
+    clinician, gp, stripe_control, amount, description, message
+):
+    call = start_call(clinician, gp)
+    response = ask(clinician, call, amount, description)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert requests_made() == []
+    assert stripe_control.sessions() == []
+
+
+def test_request_payment_makes_one_checkout_session_on_the_clinics_account(
+    app, clinician, gp, stripe_control
+):
+    call = start_call(clinician, gp)
+    join(app, call, "Pat Citizen")
+    form = request_form(clinician, call)
+    first = ask(clinician, call, "$1,250.00", "Consultation and report", form)
+    second = ask(clinician, call, "$1,250.00", "Consultation and report", form)  # a double click
+    assert first.status_code == second.status_code == 303
+    request = the_request()
+    assert (request.amount, request.currency, request.state) == (
+        125000,
+        "aud",
+        PaymentState.REQUESTED,
+    )
+    assert request.patient_name == "Pat Citizen"
+    [session] = stripe_control.sessions()
+    assert session["id"] == request.checkout_session_id
+    assert session["amount_total"] == 125000 and session["currency"] == "aud"
+    assert session["metadata"]["payment_request"] == request.request_key
+    assert 29 * 60 <= session["expires_at"] - int(time.time()) <= 30 * 60
+    assert kinds(call).count("payment_requested") == 1
+
+
+def test_stripe_unreachable_requests_nothing(app, clinician, gp):
+    call = start_call(clinician, gp)
+    app.config.update(STRIPE_API_BASE="http://127.0.0.1:1", STRIPE_TIMEOUT_SECONDS=1.0)
+    forget_clients()
+    response = ask(clinician, call)
+    assert response.status_code == 400
+    assert "Stripe could not create the payment, so nothing was requested" in response.get_data(
+        as_text=True
+    )
+    assert requests_made() == []
+
+
+# Paying, and every way a payment can go.
+
+
+def pay_and_process(control, request, card="4242424242424242", **details):
+    outcome = control.pay(request.checkout_session_id, card, **details)
+    return outcome
+
+
+def test_paid_with_a_good_card_shows_paid_emails_one_receipt_and_pops_up(
+    app, clinician, gp, webhooks
+):
+    call = start_call(clinician, gp)
+    patient = join(app, call, "Pat Citizen")
+    ask(clinician, call, "85.00", "Consultation")
+    request = the_request()
+    webhooks.webhook_fault("duplicate")  # and Stripe delivers the completion twice
+    pay_and_process(webhooks, request)
+    wait_for_events("checkout.session.completed")
+    process_received()
+    request = the_request()
+    assert request.state == PaymentState.PAID
+    assert (request.card_brand, request.card_last4, request.patient_email) == (
+        "visa",
+        "4242",
+        "pat@example.org",
+    )
+    assert request.receipt_number
+    # The patient's confirmation page applies nothing more.
+    done = patient.get(
+        f"/join/{call.guest_token}/payments/{request.request_key}/done?session_id={request.checkout_session_id}"
+    )
+    page = done.get_data(as_text=True)
+    for shown in (
+        "Payment received",
+        "Harbourside GP Clinic",
+        "Consultation",
+        "A$85.00",
+        request.receipt_number,
+        "Visa",
+        "4242",
+        "pat@example.org",
+    ):
+        assert shown in page, shown
+    [receipt] = db.session.scalars(select(OutboundEmail)).all()
+    assert receipt.recipient == "pat@example.org"
+    for shown in (
+        "A$85.00",
+        "Consultation",
+        request.receipt_number,
+        "ending in 4242",
+        "Harbourside GP Clinic",
+    ):
+        assert shown in receipt.body_text, shown
+    assert kinds(call).count("payment_paid") == 1
+    panel = clinician.get(f"/calls/{call.id}/panel").get_data(as_text=True)
+    assert "Payment received: A$85.00, Consultation, Pat Citizen" in panel
+    # Dismissed, it is not shown again; until then every reload shows it.
+    token = csrf_token(clinician, f"/calls/{call.id}")
+    acknowledged = clinician.post(
+        f"/calls/{call.id}/payment-requests/{request.request_key}/acknowledge",
+        headers={"X-CSRFToken": token},
+    )
+    assert acknowledged.status_code == 200
+    assert "Payment received:" not in clinician.get(f"/calls/{call.id}/panel").get_data(
+        as_text=True
+    )
+    assert "Paid" in patient.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
+
+
+def test_the_confirmation_page_asks_stripe_when_the_webhook_is_late(
+    app, clinician, gp, stripe_control
+):
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    ask(clinician, call)
+    request = the_request()
+    pay_and_process(stripe_control, request)  # no webhook endpoint: nothing arrives
+    done = patient.get(
+        f"/join/{call.guest_token}/payments/{request.request_key}/done?session_id={request.checkout_session_id}"
+    )
+    assert "Payment received" in done.get_data(as_text=True)
+    assert the_request().state == PaymentState.PAID
+    assert len(db.session.scalars(select(OutboundEmail)).all()) == 1
+
+
+def test_a_declined_card_leaves_the_request_open_and_both_sides_see_it(
+    app, clinician, gp, webhooks
+):
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    ask(clinician, call)
+    request = the_request()
+    outcome = pay_and_process(webhooks, request, "4000000000000002")
+    assert outcome["outcome"] != "succeeded"
+    wait_for_events("payment_intent.payment_failed")
+    process_received()
+    request = the_request()
+    assert request.state == PaymentState.REQUESTED
+    assert "declined" in request.last_decline
+    assert "Card declined, patient can retry" in clinician.get(f"/calls/{call.id}/panel").get_data(
+        as_text=True
+    )
+    patient_panel = patient.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
+    assert "Your card was not accepted" in patient_panel and "Pay now" in patient_panel
+    pay_and_process(webhooks, request)  # another card
+    wait_for_events("checkout.session.completed")
+    process_received()
+    assert the_request().state == PaymentState.PAID
+
+
+def test_a_late_decline_after_the_payment_changes_nothing(app, clinician, gp, webhooks):
+    call = start_call(clinician, gp)
+    ask(clinician, call)
+    request = the_request()
+    webhooks.webhook_fault("hold", count=20)
+    pay_and_process(webhooks, request, "4000000000009995")
+    pay_and_process(webhooks, request)
+    webhooks.release_held("reverse")  # completion first, the older decline last
+    wait_for_events("payment_intent.payment_failed")
+    wait_for_events("checkout.session.completed")
+    process_received()
+    request = the_request()
+    assert (request.state, request.last_decline) == (PaymentState.PAID, "")
+
+
+def test_the_clinician_cancels_a_pending_request(app, clinician, gp, webhooks):
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    ask(clinician, call)
+    request = the_request()
+    token = csrf_token(clinician, f"/calls/{call.id}")
+    clinician.post(
+        f"/calls/{call.id}/payment-requests/{request.request_key}/cancel",
+        data={"csrf_token": token},
+    )
+    assert the_request().state == PaymentState.CANCELLED
+    [session] = webhooks.sessions()
+    assert session["status"] == "expired"  # nobody can pay it any more
+    assert "Cancelled by the clinic" in patient.get(f"/join/{call.guest_token}/panel").get_data(
+        as_text=True
+    )
+    wait_for_events("checkout.session.expired")
+    process_received()
+    assert the_request().state == PaymentState.CANCELLED  # not "expired"
+    assert (
+        patient.get(f"/join/{call.guest_token}/payments/{request.request_key}/pay").status_code
+        == 200
+    )
+
+
+def test_cancelling_what_the_patient_just_paid_leaves_it_paid(app, clinician, gp, stripe_control):
+    call = start_call(clinician, gp)
+    ask(clinician, call)
+    request = the_request()
+    pay_and_process(stripe_control, request)  # its webhook has not arrived yet
+    token = csrf_token(clinician, f"/calls/{call.id}")
+    response = clinician.post(
+        f"/calls/{call.id}/payment-requests/{request.request_key}/cancel",
+        data={"csrf_token": token},
+    )
+    assert "the patient has already paid" in clinician.get(response.location).get_data(as_text=True)
+    assert the_request().state == PaymentState.PAID
+
+
+def test_an_unpaid_request_expires(app, clinician, gp, webhooks):
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    ask(clinician, call)
+    webhooks.expire_now(the_request().checkout_session_id)
+    wait_for_events("checkout.session.expired")
+    process_received()
+    assert the_request().state == PaymentState.EXPIRED
+    assert "Expired" in patient.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
+    assert "Expired, not paid" in clinician.get(f"/calls/{call.id}/panel").get_data(as_text=True)
+
+
+def test_a_delayed_payment_method_settles_later_or_fails(app, clinician, gp, webhooks):
+    call = start_call(clinician, gp)
+    for outcome, final in (("succeeded", PaymentState.PAID), ("failed", PaymentState.FAILED)):
+        ask(clinician, call)
+        request = requests_made()[-1]
+        webhooks.pay(request.checkout_session_id, delayed=True)
+        webhooks.wait_for_webhooks()
+        process_received()
+        assert requests_made()[-1].state == PaymentState.PROCESSING
+        webhooks.settle(request.checkout_session_id, outcome)
+        webhooks.wait_for_webhooks()
+        process_received()
+        assert requests_made()[-1].state == final
+
+
+def test_refunds_from_stripe_are_recorded(app, clinician, gp, webhooks):
+    call = start_call(clinician, gp)
+    ask(clinician, call, "100.00")
+    request = the_request()
+    pay_and_process(webhooks, request)
+    webhooks.wait_for_webhooks()
+    process_received()
+    platform = stripe.StripeClient(
+        app.config["STRIPE_SECRET_KEY"],
+        base_addresses={"api": webhooks.base, "connect": webhooks.base},
+    )
+    options = {"stripe_account": request.stripe_account_id}
+    platform.v1.refunds.create(
+        {"payment_intent": the_request().payment_intent_id, "amount": 2500}, options
+    )
+    webhooks.wait_for_webhooks()
+    process_received()
+    assert (the_request().state, the_request().amount_refunded) == (
+        PaymentState.PARTIALLY_REFUNDED,
+        2500,
+    )
+    platform.v1.refunds.create({"payment_intent": the_request().payment_intent_id}, options)
+    webhooks.wait_for_webhooks()
+    process_received()
+    assert (the_request().state, the_request().amount_refunded) == (PaymentState.REFUNDED, 10000)
+
+
+def test_the_reconciler_finds_a_payment_whose_webhook_never_came(
+    app, clinician, gp, stripe_control
+):
+    call = start_call(clinician, gp)
+    ask(clinician, call)
+    request = the_request()
+    pay_and_process(stripe_control, request)
+    gateway = StripeGateway.from_config(app.config)
+    assert services.reconcile(gateway) == 0  # too recent to ask about yet
+    db.session.execute(update(PaymentRequest).values(created_at=utcnow() - timedelta(minutes=3)))
+    db.session.commit()
+    assert services.reconcile(gateway) == 1
+    assert the_request().state == PaymentState.PAID
+    assert services.reconcile(gateway) == 0
+
+
+def test_removing_the_stripe_link_cancels_open_requests(app, clinician, gp, stripe_control):
+    call = start_call(clinician, gp)
+    ask(clinician, call)
+    link = db.session.scalar(select(StripeLink))
+    admin = db.session.scalar(select(User).filter_by(email="clinicadmin@harbourside.example"))
+    remove_link(link, admin, StripeGateway.from_config(app.config))
+    db.session.commit()
+    assert the_request().state == PaymentState.CANCELLED
+    assert stripe_control.sessions()[0]["status"] == "expired"
+
+
+# Live updates.
+
+
+def read_stream(browser, path, **headers) -> list[dict]:
+    import json
+
+    body = browser.get(path, headers=headers).get_data(as_text=True)
+    events = []
+    for block in body.split("\n\n"):
+        lines = dict(
+            line.split(": ", 1)
+            for line in block.splitlines()
+            if ": " in line and not line.startswith(":")
+        )
+        if "data" in lines and "id" in lines:
+            events.append({"id": int(lines["id"]), **json.loads(lines["data"])})
+    return events
+
+
+def test_the_event_stream_resumes_after_the_last_event_id_and_keeps_staff_events_from_the_patient(
+    app, clinician, gp, webhooks
+):
+    app.config["STREAM_MAX_SECONDS"] = 1
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    ask(clinician, call, "100.00")
+    request = the_request()
+    pay_and_process(webhooks, request)
+    webhooks.wait_for_webhooks()
+    process_received()
+    platform = stripe.StripeClient(
+        app.config["STRIPE_SECRET_KEY"],
+        base_addresses={"api": webhooks.base, "connect": webhooks.base},
+    )
+    platform.v1.refunds.create(
+        {"payment_intent": the_request().payment_intent_id},
+        {"stripe_account": request.stripe_account_id},
+    )
+    webhooks.wait_for_webhooks()
+    process_received()
+
+    staff = read_stream(clinician, f"/calls/{call.id}/events?after=0")
+    assert [e["kind"] for e in staff] == [
+        "call_started",
+        "participant_joined",
+        "payment_requested",
+        "payment_paid",
+        "payment_refunded",
+    ]
+    assert staff[3]["amount"] == "A$100.00" and staff[3]["patient"] == "Pat Citizen"
+    resumed = read_stream(
+        clinician, f"/calls/{call.id}/events?after=0", **{"Last-Event-ID": str(staff[2]["id"])}
+    )
+    assert [e["kind"] for e in resumed] == ["payment_paid", "payment_refunded"]
+    seen_by_patient = read_stream(patient, f"/join/{call.guest_token}/events")
+    assert "payment_refunded" not in [e["kind"] for e in seen_by_patient]
+    assert "payment_paid" in [e["kind"] for e in seen_by_patient]
+    assert (
+        clinician.get(f"/calls/{call.id}/events", headers={"Last-Event-ID": "x"}).status_code == 400
+    )
