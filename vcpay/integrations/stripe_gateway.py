@@ -361,7 +361,8 @@ def _charge_details(payment_intent: Any) -> dict[str, Any]:
     if not isinstance(payment_intent, dict):
         return {}
     charge = payment_intent.get("latest_charge")
-    if not isinstance(charge, dict):
+    # After a decline the latest charge is the failed one: its card did not pay.
+    if not isinstance(charge, dict) or charge.get("status") != "succeeded":
         return {}
     card = (charge.get("payment_method_details") or {}).get("card") or {}
     return {
