@@ -1,0 +1,145 @@
+"""The heart of the product by clicking, on `make run`: a call, a payment, a popup, a receipt.
+
+The clinician starts a call; the patient joins with the guest link in another browser;
+the clinician requests A$85.00; the patient's screen shows it without a reload; the patient
+pays on the Stripe stand-in's Checkout page in a new tab and sees the confirmation; the
+clinician gets the popup; the receipt arrives in the mail catcher. Then a declined card,
+seen on both sides, and a retry that pays.
+"""
+
+import re
+
+import pytest
+import requests
+
+from tests.journeys import save_screenshot, signed_in
+from tests.processes import wait_for
+
+pytestmark = pytest.mark.browser
+
+CLINICIAN = "clinician@harbourside.example"
+CLINIC_ADMIN = "clinicadmin@harbourside.example"
+ACCOUNT_NAME = "Harbourside GP Clinic Pty Ltd"
+PATIENT_EMAIL = "pat.citizen@example.org"
+
+
+def shot(page, name: str) -> None:
+    save_screenshot(page, f"payment-{name}")
+
+
+def link_stripe_if_needed(browser, product) -> None:
+    admin = signed_in(browser, product, CLINIC_ADMIN, "/client-payments/")
+    admin.get_by_role("link", name="Harbourside GP Clinic").first.click()
+    if admin.get_by_role("button", name="Go to Stripe").count():
+        admin.get_by_role("button", name="Go to Stripe").click()
+        admin.get_by_label(re.compile(re.escape(ACCOUNT_NAME))).check()
+        admin.get_by_role("button", name="Connect my Stripe account").click()
+        admin.wait_for_url(re.compile(r".*/client-payments/clinics/\d+$"))
+    assert "Linked" in admin.content() or "Stripe account id" in admin.content()
+    admin.context.close()
+
+
+def pay_on_checkout(checkout, card: str) -> None:
+    checkout.get_by_label("Email").fill(PATIENT_EMAIL)
+    checkout.get_by_label("Card number").fill(card)
+    checkout.get_by_label("Expiry").fill("12 / 34")
+    checkout.get_by_label("CVC").fill("123")
+    checkout.get_by_label("Name on card").fill("Pat Citizen")
+    checkout.get_by_role("button", name=re.compile(r"^Pay ")).click()
+
+
+def request_payment(clinician, amount: str, description: str) -> None:
+    if (
+        clinician.get_by_role("button", name="Apps & Tools").get_attribute("aria-expanded")
+        != "true"
+    ):
+        clinician.get_by_role("button", name="Apps & Tools").click()
+    clinician.get_by_label("Amount (A$)").fill(amount)
+    clinician.get_by_label("Description").fill(description)
+    clinician.get_by_role("button", name="Request Payment").click()
+
+
+def emails_to(product, address: str) -> list[dict]:
+    catcher = product["catcher_url"]
+    listing = requests.get(f"{catcher}/api/messages", params={"to": address}, timeout=5).json()
+    return [requests.get(f"{catcher}/api/messages/{m['id']}", timeout=5).json() for m in listing]
+
+
+def test_request_pay_popup_and_receipt_then_a_declined_card(demo_product, chromium):
+    link_stripe_if_needed(chromium, demo_product)
+
+    clinician = signed_in(chromium, demo_product, CLINICIAN, "/calls/")
+    clinician.get_by_label("Patient or appointment (optional)").fill("Pat Citizen, follow-up")
+    clinician.get_by_role("button", name="Start a call at Harbourside GP Clinic").click()
+    guest_link = clinician.get_by_label("Patient's link to this call").input_value()
+    shot(clinician, "1-call-started")
+
+    patient_context = chromium.new_context()
+    patient = patient_context.new_page()
+    patient.goto(guest_link)
+    patient.get_by_label("Your name").fill("Pat Citizen")
+    patient.get_by_role("button", name="Join the call").click()
+    assert "You joined as Pat Citizen." in patient.content()
+    clinician.get_by_text("Pat Citizen (patient)").wait_for()  # live, no reload
+
+    request_payment(clinician, "85.00", "Consultation")
+    clinician.get_by_text("Waiting for the patient").wait_for()
+    shot(clinician, "2-requested")
+    patient.get_by_text("A$85.00").wait_for()  # the patient's screen, without a reload
+    shot(patient, "3-patient-sees-request")
+
+    with patient_context.expect_page() as opened:
+        patient.get_by_role("link", name="Pay now").click()
+    checkout = opened.value
+    checkout.wait_for_load_state()
+    assert checkout.url.startswith(demo_product["stripe_url"])
+    shot(checkout, "4-checkout")
+    pay_on_checkout(checkout, "4242 4242 4242 4242")
+    checkout.get_by_role("heading", name="Payment received").wait_for()
+    confirmation = checkout.content()
+    for shown in (
+        "Harbourside GP Clinic",
+        "Consultation",
+        "A$85.00",
+        "Visa",
+        "4242",
+        PATIENT_EMAIL,
+    ):
+        assert shown in confirmation, shown
+    assert re.search(r"Receipt number</dt><dd>[\w-]+", confirmation)
+    shot(checkout, "5-confirmation")
+    patient.get_by_text("Paid").first.wait_for()
+    shot(patient, "6-patient-paid")
+
+    popup = clinician.get_by_role("dialog")
+    popup.wait_for()
+    assert "Payment received: A$85.00, Consultation, Pat Citizen" in popup.inner_text()
+    shot(clinician, "7-popup")
+    popup.get_by_role("button", name="Dismiss").click()
+    clinician.reload()
+    assert not clinician.get_by_role("dialog").is_visible()  # dismissed stays dismissed
+
+    [receipt] = wait_for(lambda: emails_to(demo_product, PATIENT_EMAIL), 30, "the receipt")
+    for shown in ("Harbourside GP Clinic", "A$85.00", "Consultation", "ending in 4242"):
+        assert shown in receipt["text"], shown
+
+    # A declined card: both sides see it, and the patient pays with another card.
+    request_payment(clinician, "40", "Pathology report")
+    patient.get_by_text("A$40.00").wait_for()
+    with patient_context.expect_page() as opened:
+        patient.get_by_role("link", name="Pay now").click()
+    checkout = opened.value
+    checkout.wait_for_load_state()
+    pay_on_checkout(checkout, "4000 0000 0000 0002")
+    checkout.get_by_text("Your card was declined.").wait_for()
+    shot(checkout, "8-declined")
+    clinician.get_by_text("Card declined, patient can retry").wait_for()
+    patient.get_by_text("Your card was not accepted").wait_for()
+    shot(clinician, "9-clinician-sees-decline")
+    pay_on_checkout(checkout, "4242 4242 4242 4242")
+    checkout.get_by_role("heading", name="Payment received").wait_for()
+    popup = clinician.get_by_role("dialog")
+    popup.wait_for()
+    assert "Payment received: A$40.00, Pathology report, Pat Citizen" in popup.inner_text()
+    shot(clinician, "10-second-popup")
+    patient_context.close()
