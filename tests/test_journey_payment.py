@@ -12,7 +12,7 @@ import re
 import pytest
 import requests
 
-from tests.journeys import save_screenshot, signed_in
+from tests.journeys import reload_until, save_screenshot, signed_in
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.browser
@@ -27,7 +27,20 @@ def shot(page, name: str) -> None:
     save_screenshot(page, f"payment-{name}")
 
 
+def charges_enabled_in_stripe(product) -> None:
+    """Another journey may have switched charges off on this demo account: switch them on."""
+    stand_in = f"{product['stripe_url']}/_sandbox/accounts"
+    [account] = [
+        a
+        for a in requests.get(stand_in, timeout=5).json()
+        if a["business_profile"]["name"] == ACCOUNT_NAME
+    ]
+    if not account["charges_enabled"]:
+        requests.post(f"{stand_in}/{account['id']}", json={"charges_enabled": True}, timeout=5)
+
+
 def link_stripe_if_needed(browser, product) -> None:
+    charges_enabled_in_stripe(product)
     admin = signed_in(browser, product, CLINIC_ADMIN, "/client-payments/")
     admin.get_by_role("link", name="Harbourside GP Clinic").first.click()
     if admin.get_by_role("button", name="Go to Stripe").count():
@@ -35,7 +48,7 @@ def link_stripe_if_needed(browser, product) -> None:
         admin.get_by_label(re.compile(re.escape(ACCOUNT_NAME))).check()
         admin.get_by_role("button", name="Connect my Stripe account").click()
         admin.wait_for_url(re.compile(r".*/client-payments/clinics/\d+$"))
-    assert "Linked" in admin.content() or "Stripe account id" in admin.content()
+    reload_until(admin, 'Card payments</dt>\n    <dd><span class="badge on">Enabled')
     admin.context.close()
 
 
