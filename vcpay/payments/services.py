@@ -116,6 +116,8 @@ def request_payment(
     if not REQUEST_KEY.match(request_key or ""):
         raise PaymentRefused(_("The form expired; please try again."))
     if (earlier := existing_request(request_key)) is not None:
+        if earlier.call_id != call.id:
+            raise PaymentRefused(_("The form expired; please try again."))
         return Requested(earlier, repeated=True)
     if not call.is_open:
         raise PaymentRefused(_("This call has ended."))
@@ -141,6 +143,7 @@ def request_payment(
         db.session.rollback()
         return Requested(existing_request(request_key), repeated=True)
     _announce(request, "payment_requested")
+    record_audit("payment.requested", request, actor=clinician, amount=amount)
     db.session.commit()
     return Requested(request, repeated=False)
 
