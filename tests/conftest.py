@@ -10,6 +10,7 @@ from sqlalchemy import delete
 from tests.browser import chromium  # noqa: F401 - one browser for the whole session
 from tests.journeys import ARTIFACTS, demo_product  # noqa: F401 - one `make run` for journeys
 from tests.services import empty_database
+from tests.stripe_standin import standin, stripe_control, webhooks  # noqa: F401 - fixtures
 from vcpay import create_app
 from vcpay.extensions import db, limiter
 from vcpay.people.demo import seed_demo

@@ -7,14 +7,19 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 from flask import Flask
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from vcpay.extensions import db
+from vcpay.integrations.stripe_gateway import forget_clients
+from vcpay.sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from vcpay.webhooks import services
 from vcpay.webhooks.models import EventState, StripeEvent
+
+WEBHOOK_SECRET = "whsec_vcpay_sandbox"
 
 
 class StripeControl:
@@ -142,3 +147,30 @@ def process_received() -> int:
     for row_id in waiting:
         services.process(row_id)
     return len(waiting)
+
+
+@pytest.fixture(scope="module")
+def standin():
+    """A Stripe stand-in of the module's own, retrying webhooks quickly."""
+    url, server = start_stripe_standin({"webhook_retry_seconds": (0.2, 0.5)})
+    yield url
+    stop_stripe_standin(server)
+
+
+@pytest.fixture
+def stripe_control(app, standin):
+    """The stand-in, reset, with vcpay pointed at it."""
+    control = StripeControl(standin)
+    control.call("POST", "reset")
+    app.config.update(STRIPE_API_BASE=standin, STRIPE_MAX_NETWORK_RETRIES=0)
+    forget_clients()
+    yield control
+    forget_clients()
+
+
+@pytest.fixture
+def webhooks(app, stripe_control):
+    """vcpay served over HTTP, registered as the stand-in's Connect webhook endpoint."""
+    with served(app) as url:
+        stripe_control.send_webhooks_to(f"{url}/webhooks/stripe", WEBHOOK_SECRET)
+        yield stripe_control

@@ -15,13 +15,7 @@ from sqlalchemy import select
 
 from tests import factories
 from tests.conftest import csrf_token, sign_in
-from tests.stripe_standin import (
-    StripeControl,
-    process_received,
-    received,
-    served,
-    wait_for_events,
-)
+from tests.stripe_standin import process_received, received, wait_for_events
 from vcpay.audit.models import AuditEntry
 from vcpay.client_payments.links import link_removed
 from vcpay.client_payments.models import LinkState, RemovalCause, StripeLink
@@ -31,37 +25,10 @@ from vcpay.integrations.stripe_gateway import forget_clients
 from vcpay.mail.models import OutboundEmail
 from vcpay.people.demo import seed_demo
 from vcpay.people.models import Clinic, ClinicMembership, ClinicRole
-from vcpay.sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from vcpay.webhooks import services
 from vcpay.webhooks.models import EventState
 
 CLINIC_ADMIN = "clinicadmin@harbourside.example"
-SECRET = "whsec_vcpay_sandbox"
-
-
-@pytest.fixture(scope="module")
-def standin():
-    url, server = start_stripe_standin({"webhook_retry_seconds": (0.2, 0.5)})
-    yield url
-    stop_stripe_standin(server)
-
-
-@pytest.fixture
-def stripe_control(app, standin):
-    control = StripeControl(standin)
-    control.call("POST", "reset")
-    app.config.update(STRIPE_API_BASE=standin, STRIPE_MAX_NETWORK_RETRIES=0)
-    forget_clients()
-    yield control
-    forget_clients()
-
-
-@pytest.fixture
-def webhooks(app, stripe_control):
-    """vcpay served over HTTP, registered as the stand-in's Connect webhook endpoint."""
-    with served(app) as url:
-        stripe_control.send_webhooks_to(f"{url}/webhooks/stripe", SECRET)
-        yield stripe_control
 
 
 @pytest.fixture

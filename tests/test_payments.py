@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from tests import factories
 from tests.conftest import csrf_token, sign_in
-from tests.stripe_standin import StripeControl, process_received, served, wait_for_events
+from tests.stripe_standin import process_received, wait_for_events
 from vcpay.calls.models import Call, CallEvent
 from vcpay.client_payments.links import remove_link
 from vcpay.client_payments.models import StripeLink
@@ -25,34 +25,8 @@ from vcpay.payments import services
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.people.demo import seed_demo
 from vcpay.people.models import Clinic, ClinicRole, User
-from vcpay.sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 
 CLINICIAN = "clinician@harbourside.example"
-SECRET = "whsec_vcpay_sandbox"
-
-
-@pytest.fixture(scope="module")
-def standin():
-    url, server = start_stripe_standin({"webhook_retry_seconds": (0.2, 0.5)})
-    yield url
-    stop_stripe_standin(server)
-
-
-@pytest.fixture
-def stripe_control(app, standin):
-    control = StripeControl(standin)
-    control.call("POST", "reset")
-    app.config.update(STRIPE_API_BASE=standin, STRIPE_MAX_NETWORK_RETRIES=0)
-    forget_clients()
-    yield control
-    forget_clients()
-
-
-@pytest.fixture
-def webhooks(app, stripe_control):
-    with served(app) as url:
-        stripe_control.send_webhooks_to(f"{url}/webhooks/stripe", SECRET)
-        yield stripe_control
 
 
 @pytest.fixture
