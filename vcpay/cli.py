@@ -127,6 +127,9 @@ def demo_processes(config) -> dict[str, list[str]]:
             # working): enough threads that streams never queue ahead of page loads.
             "--threads",
             str(config["WEB_THREADS"]),
+            # Open call streams would hold a stop for the whole default grace.
+            "--graceful-timeout",
+            "5",
             "--access-logfile",
             "-",
         ],
@@ -173,6 +176,12 @@ def _print_welcome(url: str, processes: dict) -> None:
         )
     if "mail" in processes:
         click.echo(f"Email vcpay sent (local catcher): {config['MAIL_CATCHER_URL']}/")
+    click.echo(
+        "To take a payment: as clinicadmin@… link the GP clinic's Stripe account (Client "
+        "Payments, Go to Stripe); as clinician@… open Calls, start a call, open the patient's "
+        "link in another browser window, then Apps & Tools, Request Payment; pay with card "
+        "4242 4242 4242 4242."
+    )
     click.echo("Press Ctrl-C to stop the web server, the worker and beat.")
     click.echo("")
 
