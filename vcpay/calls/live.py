@@ -10,19 +10,23 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, Response, abort, current_app, request
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from vcpay.calls.models import Audience, Call, CallEvent
+from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.transactions import after_commit
 
 log = logging.getLogger(__name__)
 CHANNEL = "vcpay:call-events"
 KEEPALIVE_SECONDS = 15.0
+LOOKBACK = timedelta(seconds=30)
+SHARE_SECONDS = 0.5
 RECONNECT_MILLISECONDS = 2000
 
 
@@ -38,21 +42,6 @@ def record_event(call: Call, kind: str, audience: Audience = Audience.EVERYONE, 
     return event
 
 
-def events_after(call_id: int, after: int, audiences: Iterable[str]) -> list[CallEvent]:
-    return list(
-        db.session.scalars(
-            select(CallEvent)
-            .where(
-                CallEvent.call_id == call_id,
-                CallEvent.id > after,
-                CallEvent.audience.in_(list(audiences)),
-            )
-            .order_by(CallEvent.id)
-            .limit(200)
-        )
-    )
-
-
 def latest_event_id(call_id: int) -> int:
     return db.session.scalar(select(func.max(CallEvent.id)).filter_by(call_id=call_id)) or 0
 
@@ -65,7 +54,14 @@ class CallWaker:
         self.redis_url = app.config["REDIS_URL"]
         self.poll_seconds = app.config["STREAM_POLL_SECONDS"]
         self.newest: dict[int, int] = {}
-        self.condition = threading.Condition()
+        # One lock, and one condition per call being watched: an event wakes only the
+        # streams of its own call, however many other calls are open.
+        self.mutex = threading.Lock()
+        self.conditions: dict[int, threading.Condition] = {}
+        self.waiting: dict[int, int] = {}
+        # The last rows read for each call: the streams of a call woken by one event share
+        # one query instead of making one each.
+        self.shared: dict[int, tuple[int, int, float, list]] = {}
         self.started = False
         self.lock = threading.Lock()
         self.high_water = 0
@@ -85,22 +81,51 @@ class CallWaker:
                 log.warning("Could not publish a call event to Redis")
 
     def note(self, call_id: int, event_id: int) -> None:
-        with self.condition:
+        with self.mutex:
             if event_id > self.newest.get(call_id, 0):
                 self.newest[call_id] = event_id
-                self.condition.notify_all()
+                if call_id in self.conditions:
+                    self.conditions[call_id].notify_all()
 
     def wait(self, call_id: int, after: int, timeout: float) -> bool:
         """Block until the call has an event newer than ``after``; False on timeout."""
         self._start_once()
         deadline = time.monotonic() + timeout
-        with self.condition:
-            while self.newest.get(call_id, 0) <= after:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self.condition.wait(remaining)
-        return True
+        with self.mutex:
+            condition = self.conditions.setdefault(call_id, threading.Condition(self.mutex))
+            self.waiting[call_id] = self.waiting.get(call_id, 0) + 1
+            try:
+                while self.newest.get(call_id, 0) <= after:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    condition.wait(remaining)
+                return True
+            finally:
+                self.waiting[call_id] -= 1
+                if not self.waiting[call_id]:  # nobody watches this call in this process
+                    del self.waiting[call_id], self.conditions[call_id]
+
+    def recent_events(self, engine, call_id: int, after: int, look_back: bool = False) -> list:
+        if look_back:  # now and then, per stream: not shared
+            return _recent_rows(engine, call_id, after, look_back=True)
+        newest = self.newest.get(call_id, 0)
+        with self.mutex:
+            shared = self.shared.get(call_id)
+        if shared is not None:
+            floor, known_newest, read_at, rows = shared
+            if (
+                floor <= after
+                and known_newest >= newest
+                and time.monotonic() - read_at < SHARE_SECONDS
+            ):
+                return rows
+        rows = _recent_rows(engine, call_id, after)
+        with self.mutex:
+            self.shared[call_id] = (after, newest, time.monotonic(), rows)
+            if call_id not in self.waiting and len(self.shared) > 1000:
+                self.shared.clear()  # calls nobody watches any more
+        return rows
 
     def _start_once(self) -> None:
         with self.lock:
@@ -155,9 +180,34 @@ class CallWaker:
             self.note(call_id, newest)
 
 
-def sse(event: CallEvent) -> str:
+def sse(event) -> str:
     payload = json.dumps({"id": event.id, "kind": event.kind, **event.data})
     return f"id: {event.id}\ndata: {payload}\n\n"
+
+
+def _recent_rows(engine, call_id: int, floor: int, look_back: bool = False) -> list:
+    """A call's events after ``floor`` and, with ``look_back``, any of the last ``LOOKBACK``
+    whatever their id: ids are handed out at insert, so a transaction that commits late can
+    add an event below one a stream has already sent. Streams skip what they have sent."""
+    newer = CallEvent.id > floor
+    if look_back:
+        newer = or_(newer, CallEvent.created_at >= utcnow() - LOOKBACK)
+    query = (
+        select(CallEvent.id, CallEvent.kind, CallEvent.audience, CallEvent.data)
+        .where(CallEvent.call_id == call_id, newer)
+        .order_by(CallEvent.id)
+        .limit(500)
+    )
+    with engine.connect() as connection:
+        return list(connection.execute(query))
+
+
+def _allowed(app: Flask, call_id: int, still_allowed) -> bool:
+    with app.app_context():
+        call = db.session.get(Call, call_id)
+        allowed = call is not None and still_allowed(call)
+        db.session.remove()
+    return allowed
 
 
 def stream_events(
@@ -166,27 +216,40 @@ def stream_events(
     """The event stream of one call for one viewer, resuming after event ``after``.
 
     It ends after ``STREAM_MAX_SECONDS`` (the browser reconnects with ``Last-Event-ID``) or
-    when ``still_allowed(call)`` says the viewer may no longer see the call.
+    when ``still_allowed(call)`` says the viewer may no longer see the call. That check is
+    repeated every ``KEEPALIVE_SECONDS``, not on every event: a call with many viewers makes
+    each event cost one small query per stream, and no more.
     """
     waker: CallWaker = app.extensions["call_waker"]
+    with app.app_context():
+        engine = db.engine
     deadline = time.monotonic() + app.config["STREAM_MAX_SECONDS"]
+    check_again = 0.0
+    resumed_after, sent, look_back = after, set(), False
     yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
     while time.monotonic() < deadline:
-        with app.app_context():
-            call = db.session.get(Call, call_id)
-            if call is None or not still_allowed(call):
+        if time.monotonic() >= check_again:
+            if not _allowed(app, call_id, still_allowed):
                 yield "event: closed\ndata: {}\n\n"
                 return
-            events = events_after(call_id, after, audiences)
-            chunk = "".join(sse(event) for event in events)
-            if events:
-                after = events[-1].id
-                waker.note(call_id, after)
-            db.session.remove()
-        if chunk:
-            yield chunk
+            check_again = time.monotonic() + KEEPALIVE_SECONDS
+        rows = waker.recent_events(engine, call_id, after, look_back)
+        fresh = [
+            row for row in rows
+            if row.id > resumed_after and row.id not in sent and row.audience in audiences
+        ]  # fmt: skip
+        sent |= {row.id for row in fresh}
+        if look_back:  # forget what no later query can return again
+            sent &= {row.id for row in rows}
+        after = max([after, *(row.id for row in rows)])
+        if fresh:
+            yield "".join(sse(row) for row in fresh)
             continue
-        if not waker.wait(call_id, after, min(KEEPALIVE_SECONDS, deadline - time.monotonic())):
+        # A quiet spell: look back once for an event that committed late, below ``after``.
+        look_back = not waker.wait(
+            call_id, after, min(KEEPALIVE_SECONDS, deadline - time.monotonic())
+        )
+        if look_back:
             yield ": keepalive\n\n"
 
 

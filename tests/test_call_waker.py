@@ -1,0 +1,63 @@
+"""The per-process waker behind live call streams."""
+
+import threading
+import time
+
+from vcpay.calls import live
+from vcpay.calls.live import CallWaker
+from vcpay.calls.models import Call, CallEvent
+from vcpay.extensions import db
+from vcpay.people.demo import seed_demo
+
+
+def test_an_event_wakes_only_the_streams_of_its_own_call(app):
+    waker = CallWaker(app)
+    waker.started = True  # no background listener: this test announces events itself
+    woken: dict[int, bool] = {}
+
+    def watch(call_id: int) -> None:
+        woken[call_id] = waker.wait(call_id, after=0, timeout=1.0)
+
+    threads = [threading.Thread(target=watch, args=(call_id,)) for call_id in (1, 2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    waker.note(1, 5)
+    threads[0].join()
+    assert woken[1] is True and time.monotonic() - started < 0.5
+    threads[1].join()
+    assert woken[2] is False  # timed out: call 2 had no event
+    assert waker.conditions == {} and waker.waiting == {}  # nothing kept for unwatched calls
+
+
+def test_a_stream_already_behind_returns_at_once(app):
+    waker = CallWaker(app)
+    waker.started = True
+    waker.note(7, 3)
+    assert waker.wait(7, after=2, timeout=5) is True
+    assert waker.wait(7, after=3, timeout=0.05) is False
+
+
+def test_an_event_committed_late_below_the_last_id_sent_still_reaches_the_stream(app, monkeypatch):
+    """Ids are given out at insert: a slow transaction can commit event 2 after event 3 went
+    out. The stream looks back when things go quiet and sends it then, once."""
+    monkeypatch.setattr(live, "KEEPALIVE_SECONDS", 0.2)
+    app.config["STREAM_POLL_SECONDS"] = 0.05
+    clinic = seed_demo().clinics[0]
+    call = Call(clinic=clinic)
+    db.session.add(call)
+    db.session.flush()
+    for event_id, kind in ((101, "first"), (103, "third")):
+        db.session.add(CallEvent(id=event_id, call=call, kind=kind, data={}))
+    db.session.commit()
+
+    stream = live.stream_events(app, call.id, 0, live.STAFF_AUDIENCES, lambda c: True)
+    assert next(stream).startswith("retry:")
+    delivered = next(stream)
+    assert "id: 101\n" in delivered and "id: 103\n" in delivered
+    db.session.add(CallEvent(id=102, call_id=call.id, kind="second", data={}))  # the late one
+    db.session.commit()
+    late = [next(stream) for _ in range(3)]
+    assert sum("id: 102\n" in chunk for chunk in late) == 1
+    assert not any("id: 101\n" in chunk or "id: 103\n" in chunk for chunk in late)
