@@ -25,6 +25,7 @@ from vcpay.transactions import after_commit
 log = logging.getLogger(__name__)
 CHANNEL = "vcpay:call-events"
 KEEPALIVE_SECONDS = 15.0
+RECHECK_SECONDS = 60.0  # how soon a stream notices the viewer lost the right to see the call
 LOOKBACK = timedelta(seconds=30)
 SHARE_SECONDS = 0.5
 RECONNECT_MILLISECONDS = 2000
@@ -217,8 +218,8 @@ def stream_events(
 
     It ends after ``STREAM_MAX_SECONDS`` (the browser reconnects with ``Last-Event-ID``) or
     when ``still_allowed(call)`` says the viewer may no longer see the call. That check is
-    repeated every ``KEEPALIVE_SECONDS``, not on every event: a call with many viewers makes
-    each event cost one small query per stream, and no more.
+    repeated every ``RECHECK_SECONDS``, not on every event: the streams of a call woken by an
+    event share one small query, and cost little more.
     """
     waker: CallWaker = app.extensions["call_waker"]
     with app.app_context():
@@ -232,7 +233,7 @@ def stream_events(
             if not _allowed(app, call_id, still_allowed):
                 yield "event: closed\ndata: {}\n\n"
                 return
-            check_again = time.monotonic() + KEEPALIVE_SECONDS
+            check_again = time.monotonic() + RECHECK_SECONDS
         rows = waker.recent_events(engine, call_id, after, look_back)
         fresh = [
             row for row in rows
