@@ -3,6 +3,7 @@
 import threading
 import time
 
+from tests.services import redis_url
 from vcpay.calls import live
 from vcpay.calls.live import CallWaker
 from vcpay.calls.models import Call, CallEvent
@@ -61,3 +62,20 @@ def test_an_event_committed_late_below_the_last_id_sent_still_reaches_the_stream
     late = [next(stream) for _ in range(3)]
     assert sum("id: 102\n" in chunk for chunk in late) == 1
     assert not any("id: 101\n" in chunk or "id: 103\n" in chunk for chunk in late)
+
+
+def test_with_redis_an_event_in_one_process_wakes_streams_in_another(app):
+    """Web servers scale out: a payment confirmed by a worker reaches every web process."""
+    app.config["REDIS_URL"] = redis_url()
+    web_server, worker = CallWaker(app), CallWaker(app)
+    try:
+        web_server._start_once()  # subscribes
+        deadline = time.monotonic() + 5
+        woken = False
+        while not woken and time.monotonic() < deadline:
+            worker.announce(42, 9)  # until the subscription is in place
+            woken = web_server.wait(42, after=0, timeout=0.2)
+        assert woken
+        assert web_server.newest[42] == 9
+    finally:
+        web_server.stop()
