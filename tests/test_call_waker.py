@@ -3,12 +3,16 @@
 import threading
 import time
 
+from sqlalchemy import select
+
+from tests.conftest import csrf_token, sign_in
 from tests.services import redis_url
 from vcpay.calls import live
 from vcpay.calls.live import CallWaker
 from vcpay.calls.models import Call, CallEvent
 from vcpay.extensions import db
 from vcpay.people.demo import seed_demo
+from vcpay.people.models import Clinic
 
 
 def test_an_event_wakes_only_the_streams_of_its_own_call(app):
@@ -79,3 +83,17 @@ def test_with_redis_an_event_in_one_process_wakes_streams_in_another(app):
         assert web_server.newest[42] == 9
     finally:
         web_server.stop()
+
+
+def test_a_change_made_in_a_request_wakes_streams_once_its_answer_is_sent(app, client):
+    seed_demo()
+    db.session.commit()
+    sign_in(client, "clinician@harbourside.example")
+    waker = app.extensions["call_waker"]
+    clinic = db.session.scalar(select(Clinic).filter_by(name="Harbourside GP Clinic"))
+    token = csrf_token(client, "/calls/")
+    response = client.post("/calls/start", data={"csrf_token": token, "clinic_id": clinic.id})
+    call_id = int(response.location.rsplit("/", 1)[1])
+    response.close()  # the server has sent it
+    [started] = db.session.scalars(select(CallEvent).filter_by(call_id=call_id)).all()
+    assert waker.newest[call_id] == started.id

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Response, abort, current_app, request
+from flask import Flask, Response, abort, current_app, g, has_request_context, request
 from sqlalchemy import func, or_, select
 
 from vcpay.calls.models import Audience, Call, CallEvent
@@ -39,8 +39,26 @@ def record_event(call: Call, kind: str, audience: Audience = Audience.EVERYONE, 
     waker = current_app.extensions.get("call_waker")
     if waker is not None:
         call_id, event_id = call.id, event.id
-        after_commit(db.session(), lambda: waker.announce(call_id, event_id))
+        after_commit(db.session(), lambda: _announce_when_answered(waker, call_id, event_id))
     return event
+
+
+def _announce_when_answered(waker: "CallWaker", call_id: int, event_id: int) -> None:
+    """In a web request, wake the streams once the answer has gone out: the person who made
+    the change is not kept waiting while every screen on the call catches up."""
+    if not has_request_context():
+        waker.announce(call_id, event_id)
+        return
+    g.setdefault("call_announcements", []).append((waker, call_id, event_id))
+
+
+def _send_announcements(response: Response) -> Response:
+    announcements = g.pop("call_announcements", [])
+    if announcements:
+        response.call_on_close(
+            lambda: [waker.announce(call, event) for waker, call, event in announcements]
+        )
+    return response
 
 
 def latest_event_id(call_id: int) -> int:
@@ -271,6 +289,7 @@ def stream_response(call: Call, audiences: tuple[str, ...], still_allowed) -> Re
 
 def install_waker(app: Flask) -> None:
     app.extensions["call_waker"] = CallWaker(app)
+    app.after_request(_send_announcements)
 
 
 STAFF_AUDIENCES = (Audience.EVERYONE.value, Audience.STAFF.value)
