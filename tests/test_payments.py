@@ -578,3 +578,15 @@ def test_the_event_stream_resumes_after_the_last_event_id_and_keeps_staff_events
     assert (
         clinician.get(f"/calls/{call.id}/events", headers={"Last-Event-ID": "x"}).status_code == 400
     )
+
+
+def test_the_reconciler_finds_a_delayed_payment_that_failed(app, clinician, gp, stripe_control):
+    call = start_call(clinician, gp)
+    ask(clinician, call)
+    request = the_request()
+    stripe_control.pay(request.checkout_session_id, delayed=True)  # no webhook endpoint
+    stripe_control.settle(request.checkout_session_id, "failed")
+    db.session.execute(update(PaymentRequest).values(created_at=utcnow() - timedelta(minutes=3)))
+    db.session.commit()
+    assert services.reconcile(StripeGateway.from_config(app.config)) == 1
+    assert the_request().state == PaymentState.FAILED

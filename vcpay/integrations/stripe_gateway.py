@@ -79,6 +79,16 @@ class CheckoutSummary:
     card_last4: str = ""
     receipt_number: str = ""
     amount_refunded: int = 0
+    payment_intent_status: str = ""
+
+    @property
+    def delayed_payment_failed(self) -> bool:
+        """Completed with a method that settles later, which then failed."""
+        return (
+            self.status == "complete"
+            and self.payment_status == "unpaid"
+            and self.payment_intent_status in ("requires_payment_method", "canceled")
+        )
 
     @property
     def is_paid(self) -> bool:
@@ -385,6 +395,9 @@ def _checkout(data: dict[str, Any]) -> CheckoutSummary:
         expires_at=data.get("expires_at") or 0,
         payment_intent_id=(
             payment_intent.get("id") if isinstance(payment_intent, dict) else payment_intent
+        ),
+        payment_intent_status=(
+            payment_intent.get("status") or "" if isinstance(payment_intent, dict) else ""
         ),
         email=customer.get("email") or data.get("customer_email") or "",
         name=customer.get("name") or "",

@@ -209,6 +209,8 @@ def apply_checkout(request: PaymentRequest, session: CheckoutSummary) -> bool:
     """Bring the request in line with what Stripe says of its session; True if it moved."""
     if session.is_paid:
         return mark_paid(request, session)
+    if session.delayed_payment_failed:
+        return record_async_failure(request)
     if session.status == "complete" and request.state == PaymentState.REQUESTED:
         _move(request, PaymentState.PROCESSING)
         _announce(request, "payment_processing")
