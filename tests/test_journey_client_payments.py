@@ -64,7 +64,7 @@ def test_link_edit_in_stripe_and_remove_by_clicking(demo_product, chromium):
     admin.get_by_role("link", name="Remove").click()
     shot(admin, "6-confirm-remove")
     admin.get_by_role("button", name="Remove Stripe account").click()
-    assert f"Stripe account {account_id} removed" in admin.content()
+    admin.get_by_text(f"Stripe account {account_id} removed").wait_for()
     assert admin.get_by_role("button", name="Go to Stripe").is_visible()
     shot(admin, "7-removed")
     assert standin_accounts(demo_product)[ACCOUNT_NAME]["connected"] is False

@@ -48,7 +48,7 @@ def test_ask_endorse_approve_in_jira_and_the_clinic_is_enabled(product, chromium
     admin.get_by_label("I accept the Payment Gateway terms").check()
     shot(admin, "1-form")
     admin.get_by_role("button", name="Send request").click()
-    assert "Waiting for the telehealth manager" in admin.content()
+    admin.get_by_text("Waiting for the telehealth manager").first.wait_for()
     shot(admin, "2-waiting-for-manager")
 
     [invitation] = wait_for(lambda: emails_to(product, MANAGER), 30, "the manager's email")

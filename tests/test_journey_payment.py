@@ -92,7 +92,7 @@ def test_request_pay_popup_and_receipt_then_a_declined_card(demo_product, chromi
     patient.goto(guest_link)
     patient.get_by_label("Your name").fill("Pat Citizen")
     patient.get_by_role("button", name="Join the call").click()
-    assert "You joined as Pat Citizen." in patient.content()
+    patient.get_by_text("You joined as Pat Citizen.").wait_for()
     clinician.get_by_text("Pat Citizen (patient)").wait_for()  # live, no reload
 
     request_payment(clinician, "85.00", "Consultation")
