@@ -30,8 +30,6 @@ import platform
 import random
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,6 +53,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.product import free_port, start, stop, wait_until  # noqa: E402
+
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/vcpay_bench_webhooks"
 REDIS_BROKER_URL = "redis://127.0.0.1:6379/14"
 WEBHOOK_SECRET = "whsec_bench_webhooks"  # noqa: S105 - a throwaway server's secret
@@ -64,7 +64,6 @@ DUPLICATE_SHARE = 0.10
 ROUND_ORDER = "BIIBBIIB"
 BASELINE_PATH = "/bench/baseline"
 INGEST_PATH = "/webhooks/stripe"
-STOP_SECONDS = 30
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -182,53 +181,6 @@ def cpu_per_request(rounds: list[Round], requests_made: int) -> dict[str, float]
         sum(r.cpu_seconds["machine"] for r in rounds) - total["client"] - total["web"]
     )
     return {name: round(seconds * 1000 / requests_made, 2) for name, seconds in total.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """In its own process group, so stopping it stops its children too."""
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-
-
-def stop(process: subprocess.Popen) -> bool:
-    """Ask the leader to shut down (it stops its own children), then make sure its process
-    group is empty, killing what is left after a while; True if nothing had to be killed."""
-    group = process.pid
-    process.terminate()
-    with suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=STOP_SECONDS)
-    clean = wait_until(lambda: process.poll() is not None and not _group_alive(group), 10)
-    if not clean:
-        with suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)
-        process.wait(timeout=STOP_SECONDS)
-    return clean
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def wait_until(check: Callable[[], bool], seconds: float, every: float = 0.25) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(every)
-    return False
 
 
 def serving(base: str) -> bool:
