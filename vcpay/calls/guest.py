@@ -7,7 +7,6 @@ when the call ends (after a short grace, so a payment under way can finish).
 from flask import (
     Blueprint,
     abort,
-    current_app,
     make_response,
     redirect,
     render_template,
@@ -15,7 +14,6 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select
 
 from vcpay.calls import live
 from vcpay.calls.forms import JoinForm
@@ -44,20 +42,10 @@ def _me(call: Call) -> Participant | None:
 
 
 def _payment(call: Call, request_key: str) -> PaymentRequest:
-    found = db.session.scalar(
-        select(PaymentRequest).filter_by(call_id=call.id, request_key=request_key)
-    )
+    found = payments.request_in_call(call, request_key)
     if found is None:
         abort(404)
     return found
-
-
-def _visible_requests(call: Call) -> list[PaymentRequest]:
-    return list(
-        db.session.scalars(
-            select(PaymentRequest).filter_by(call_id=call.id).order_by(PaymentRequest.id.desc())
-        )
-    )
 
 
 @blueprint.route("/<token>", methods=["GET", "POST"])
@@ -89,7 +77,7 @@ def _screen(call: Call):
 
 
 def _panel_context(call: Call) -> dict:
-    return {"requests": _visible_requests(call), "patients": patients(call)}
+    return {"requests": payments.requests_in_call(call), "patients": patients(call)}
 
 
 @blueprint.route("/<token>/panel")
@@ -130,7 +118,7 @@ def payment_done(token: str, request_key: str):
 
 
 def _ask_stripe(payment: PaymentRequest) -> None:
-    gateway = StripeGateway.from_config(current_app.config)
+    gateway = StripeGateway.for_app()
     locked = payments.request_for_session(payment.checkout_session_id)
     try:
         session_now = gateway.retrieve_checkout_session(

@@ -3,7 +3,6 @@
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     jsonify,
     redirect,
@@ -13,7 +12,6 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
 from vcpay.calls import live
 from vcpay.calls.forms import RequestPaymentForm, StartCallForm
@@ -39,31 +37,10 @@ def _call(call_id: int) -> Call:
 
 
 def _payment(call: Call, request_key: str) -> PaymentRequest:
-    found = db.session.scalar(
-        select(PaymentRequest).filter_by(call_id=call.id, request_key=request_key)
-    )
+    found = payments.request_in_call(call, request_key)
     if found is None:
         abort(404)
     return found
-
-
-def _gateway() -> StripeGateway:
-    return StripeGateway.from_config(current_app.config)
-
-
-def requests_of(call: Call) -> list[PaymentRequest]:
-    return list(
-        db.session.scalars(
-            select(PaymentRequest).filter_by(call_id=call.id).order_by(PaymentRequest.id.desc())
-        )
-    )
-
-
-def unacknowledged_payments(call: Call) -> list[PaymentRequest]:
-    """Payments the clinician has not dismissed the popup for: shown again on every load."""
-    return [
-        r for r in requests_of(call) if r.state == PaymentState.PAID and r.acknowledged_at is None
-    ]
 
 
 @blueprint.route("/")
@@ -95,23 +72,29 @@ def start():
 @blueprint.route("/<int:call_id>")
 @login_required
 def screen(call_id: int):
-    call = _call(call_id)
+    return _screen(_call(call_id), RequestPaymentForm().fresh())
+
+
+def _screen(call: Call, payment_form: RequestPaymentForm, **extra):
     return render_template(
         "calls/call.html",
         call=call,
         guest_link=public_url_for("guest.join", token=call.guest_token),
-        payment_form=RequestPaymentForm().fresh(),
+        payment_form=payment_form,
         unavailable=payments.why_payments_unavailable(call.clinic),
         last_event_id=live.latest_event_id(call.id),
         **_panel_context(call),
+        **extra,
     )
 
 
 def _panel_context(call: Call) -> dict:
+    requests = payments.requests_in_call(call)
     return {
-        "requests": requests_of(call),
+        "requests": requests,
         "patients": patients(call),
-        "popups": unacknowledged_payments(call),
+        # Paid, and the clinician has not dismissed the popup: shown again on every load.
+        "popups": [r for r in requests if r.state == PaymentState.PAID and not r.acknowledged_at],
     }
 
 
@@ -158,7 +141,7 @@ def request_payment(call_id: int):
     try:
         made = payments.request_payment(
             call, current_user, form.amount.data or "", form.description.data or "",
-            form.request_key.data or "", _gateway(),
+            form.request_key.data or "", StripeGateway.for_app(),
         )  # fmt: skip
     except payments.PaymentRefused as refused:
         return _refused(call, refused.message, refused.field)
@@ -176,18 +159,8 @@ def _wants_json() -> bool:
 def _refused(call: Call, message: str, field: str | None):
     if _wants_json():
         return jsonify(error=message, field=field), 400
-    form = RequestPaymentForm()
-    return render_template(
-        "calls/call.html",
-        call=call,
-        guest_link=public_url_for("guest.join", token=call.guest_token),
-        payment_form=form,
-        payment_error=message,
-        payment_error_field=field,
-        unavailable=payments.why_payments_unavailable(call.clinic),
-        last_event_id=live.latest_event_id(call.id),
-        **_panel_context(call),
-    ), 400
+    screen = _screen(call, RequestPaymentForm(), payment_error=message, payment_error_field=field)
+    return screen, 400
 
 
 @blueprint.route("/<int:call_id>/payment-requests/<request_key>/cancel", methods=["POST"])
@@ -198,7 +171,7 @@ def cancel_payment(call_id: int, request_key: str):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
-        payments.cancel_request(payment, current_user, _gateway())
+        payments.cancel_request(payment, current_user, StripeGateway.for_app())
     except StripeGatewayError as error:
         db.session.rollback()
         flash(

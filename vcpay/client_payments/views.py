@@ -1,4 +1,4 @@
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -18,10 +18,6 @@ from vcpay.people.models import Clinic
 from vcpay.people.permissions import Permission, clinics_where, require
 
 blueprint = Blueprint("client_payments", __name__, url_prefix="/client-payments")
-
-
-def _gateway() -> StripeGateway:
-    return StripeGateway.from_config(current_app.config)
 
 
 def _clinic(clinic_id: int) -> Clinic:
@@ -58,7 +54,7 @@ def clinic(clinic_id: int):
         "client_payments/clinic.html",
         clinic=clinic,
         link=link,
-        dashboard_url=_gateway().dashboard_url(link.account_id) if link else None,
+        dashboard_url=StripeGateway.for_app().dashboard_url(link.account_id) if link else None,
         enablement=latest_request_by_clinic([clinic]).get(clinic.id),
         can_request=clinic in requestable_clinics(current_user, clinic.organisation),
         form=ConfirmForm(),
@@ -80,7 +76,7 @@ def connect_stripe(clinic_id: int):
     if live_link(clinic) is not None:
         flash(_("This clinic is already linked to a Stripe account."), "warning")
         return _to_clinic(clinic)
-    return redirect(start_linking(clinic, current_user, _gateway()), code=303)
+    return redirect(start_linking(clinic, current_user, StripeGateway.for_app()), code=303)
 
 
 @blueprint.route("/stripe/callback")
@@ -91,7 +87,7 @@ def stripe_callback():
         linked = finish_linking(
             request.args,
             current_user,
-            _gateway(),
+            StripeGateway.for_app(),
             may_link=lambda clinic: require(Permission.MANAGE_CLIENT_PAYMENTS, clinic),
         )
     except LinkingFailed as failure:
@@ -126,7 +122,7 @@ def refresh_stripe(clinic_id: int):
     if link is None or not ConfirmForm().validate_on_submit():
         return _to_clinic(clinic)
     try:
-        refresh_links(link.account_id, _gateway())
+        refresh_links(link.account_id, StripeGateway.for_app())
     except AccountNotConnected:
         flash(
             _(
@@ -156,7 +152,7 @@ def remove_stripe(clinic_id: int):
     if not form.validate_on_submit():
         return render_template("client_payments/remove.html", clinic=clinic, link=link, form=form)
     try:
-        still_using = remove_link(link, current_user, _gateway())
+        still_using = remove_link(link, current_user, StripeGateway.for_app())
     except StripeUnavailable:
         db.session.rollback()
         flash(

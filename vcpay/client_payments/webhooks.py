@@ -2,8 +2,6 @@
 
 from contextlib import suppress
 
-from flask import current_app
-
 from vcpay.client_payments.links import account_disconnected, refresh_links
 from vcpay.enablement.services import clinic_admin_emails
 from vcpay.integrations.stripe_gateway import AccountNotConnected, StripeGateway
@@ -13,17 +11,13 @@ from vcpay.webhooks.handlers import handles
 from vcpay.webhooks.models import StripeEvent
 
 
-def _gateway() -> StripeGateway:
-    return StripeGateway.from_config(current_app.config)
-
-
 @handles("account.updated")
 def account_updated(event: StripeEvent) -> None:
     # Read the account as it is now rather than trusting the event's copy: an older update
     # arriving late then changes nothing.
     # If the account was disconnected since, the deauthorized event removes the link.
     with suppress(AccountNotConnected):
-        refresh_links(event.account or "", _gateway())
+        refresh_links(event.account or "", StripeGateway.for_app())
 
 
 @handles("account.application.authorized")
@@ -33,7 +27,7 @@ def application_authorized(event: StripeEvent) -> None:
 
 @handles("account.application.deauthorized")
 def application_deauthorized(event: StripeEvent) -> None:
-    for link in account_disconnected(event.account or "", _gateway()):
+    for link in account_disconnected(event.account or "", StripeGateway.for_app()):
         clinic = link.clinic
         queue_to_each(
             f"stripe-disconnected:{link.id}",

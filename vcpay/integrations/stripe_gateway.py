@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 import stripe
+from flask import current_app
 from stripe import oauth_error
 
 log = logging.getLogger(__name__)
@@ -120,10 +121,6 @@ class WebhookEvent:
     livemode: bool
     created: int
     payload: str
-
-    @property
-    def data_object(self) -> dict[str, Any]:
-        return json.loads(self.payload)["data"]["object"]
 
 
 def _request_id(error: stripe.StripeError) -> str | None:
@@ -274,6 +271,11 @@ class StripeGateway:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "StripeGateway":
         return cls(StripeSettings.from_config(config))
+
+    @classmethod
+    def for_app(cls) -> "StripeGateway":
+        """The gateway of the running application (a request, a task or a command)."""
+        return cls.from_config(current_app.config)
 
     def authorize_url(self, state: str, redirect_uri: str) -> str:
         """Where "Go to Stripe" sends the clinic admin: sign in and connect an existing account."""

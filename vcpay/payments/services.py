@@ -98,6 +98,21 @@ def _expiry() -> datetime:
     return (utcnow() + timedelta(minutes=minutes)).replace(microsecond=0)
 
 
+def requests_in_call(call: Call) -> list[PaymentRequest]:
+    """The call's payment requests, newest first."""
+    return list(
+        db.session.scalars(
+            select(PaymentRequest).filter_by(call_id=call.id).order_by(PaymentRequest.id.desc())
+        )
+    )
+
+
+def request_in_call(call: Call, request_key: str) -> PaymentRequest | None:
+    return db.session.scalar(
+        select(PaymentRequest).filter_by(call_id=call.id, request_key=request_key)
+    )
+
+
 def existing_request(request_key: str) -> PaymentRequest | None:
     return db.session.scalar(select(PaymentRequest).filter_by(request_key=request_key))
 
@@ -305,7 +320,7 @@ def cancel_request(request: PaymentRequest, user: User, gateway: StripeGateway) 
 @link_removed.connect
 def cancel_when_the_link_is_removed(link) -> None:
     """Nobody can pay a clinic whose Stripe account is gone: cancel what is still open."""
-    gateway = StripeGateway.from_config(current_app.config)
+    gateway = StripeGateway.for_app()
     open_requests = db.session.scalars(
         select(PaymentRequest).where(
             PaymentRequest.clinic_id == link.clinic_id,

@@ -2,7 +2,7 @@
 
 import logging
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from vcpay.extensions import csrf, limiter
 from vcpay.integrations.stripe_gateway import StripeGateway, WebhookSignatureInvalid
@@ -20,7 +20,7 @@ def _refuse(message: str, status: int = 400):
 @csrf.exempt  # Stripe signs the body instead
 @limiter.exempt
 def stripe_webhook():
-    gateway = StripeGateway.from_config(current_app.config)
+    gateway = StripeGateway.for_app()
     # The signature covers the exact bytes: never re-serialise before checking it.
     payload = request.get_data(cache=False)
     try:
