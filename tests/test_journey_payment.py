@@ -72,6 +72,11 @@ def request_payment(clinician, amount: str, description: str) -> None:
     clinician.get_by_role("button", name="Request Payment").click()
 
 
+def acknowledgement(response) -> bool:
+    """The server's answer to the popup's Dismiss: only then is the dismissal stored."""
+    return response.request.method == "POST" and response.url.endswith("/acknowledge")
+
+
 def emails_to(product, address: str) -> list[dict]:
     catcher = product["catcher_url"]
     listing = requests.get(f"{catcher}/api/messages", params={"to": address}, timeout=5).json()
@@ -128,7 +133,8 @@ def test_request_pay_popup_and_receipt_then_a_declined_card(demo_product, chromi
     popup.wait_for()
     assert "Payment received: A$85.00, Consultation, Pat Citizen" in popup.inner_text()
     shot(clinician, "7-popup")
-    popup.get_by_role("button", name="Dismiss").click()
+    with clinician.expect_response(acknowledgement):
+        popup.get_by_role("button", name="Dismiss").click()
     clinician.reload()
     assert not clinician.get_by_role("dialog").is_visible()  # dismissed stays dismissed
 

@@ -62,6 +62,7 @@
         method: "POST",
         headers: { "X-CSRFToken": root.dataset.csrfToken },
         credentials: "same-origin",
+        keepalive: true, // a reload right after Dismiss must not cancel it
       });
       dialog.close();
       showNextPopup();
