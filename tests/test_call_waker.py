@@ -97,3 +97,33 @@ def test_a_change_made_in_a_request_wakes_streams_once_its_answer_is_sent(app, c
     response.close()  # the server has sent it
     [started] = db.session.scalars(select(CallEvent).filter_by(call_id=call_id)).all()
     assert waker.newest[call_id] == started.id
+
+
+def test_the_streams_of_a_call_woken_together_share_one_read(app, monkeypatch):
+    """Ten screens on a call wake on one event: one query, and every stream gets its rows."""
+    reads = []
+
+    def slow_read(engine, call_id, floor, look_back=False):
+        reads.append(call_id)
+        time.sleep(0.1)  # long enough that the others arrive while it runs
+        return [f"rows of call {call_id} after {floor}"]
+
+    monkeypatch.setattr(live, "_recent_rows", slow_read)
+    waker = CallWaker(app)
+    waker.started = True
+    waker.note(4, 9)
+    got = []
+    threads = [
+        threading.Thread(target=lambda: got.append(waker.recent_events(None, 4, after=8)))
+        for _ in range(10)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert reads == [4]
+    assert got == [["rows of call 4 after 8"]] * 10
+
+    waker.note(4, 10)  # a newer event: the shared rows are stale, so the next stream reads
+    waker.recent_events(None, 4, after=9)
+    assert reads == [4, 4]

@@ -81,6 +81,7 @@ class CallWaker:
         # The last rows read for each call: the streams of a call woken by one event share
         # one query instead of making one each.
         self.shared: dict[int, tuple[int, int, float, list]] = {}
+        self.readers: dict[int, threading.Lock] = {}
         self.started = False
         self.lock = threading.Lock()
         self.high_water = 0
@@ -128,23 +129,32 @@ class CallWaker:
     def recent_events(self, engine, call_id: int, after: int, look_back: bool = False) -> list:
         if look_back:  # now and then, per stream: not shared
             return _recent_rows(engine, call_id, after, look_back=True)
-        newest = self.newest.get(call_id, 0)
+        # The streams of a call wake together: the first reads, the others wait for its rows
+        # rather than each missing the shared rows and making the same query at once.
+        with self._reader(call_id):
+            newest = self.newest.get(call_id, 0)
+            with self.mutex:
+                shared = self.shared.get(call_id)
+            if shared is not None:
+                floor, known_newest, read_at, rows = shared
+                if (
+                    floor <= after
+                    and known_newest >= newest
+                    and time.monotonic() - read_at < SHARE_SECONDS
+                ):
+                    return rows
+            rows = _recent_rows(engine, call_id, after)
+            with self.mutex:
+                self.shared[call_id] = (after, newest, time.monotonic(), rows)
+                if len(self.shared) > 1000:  # calls nobody watches any more
+                    for gone in set(self.shared) - set(self.waiting) - {call_id}:
+                        self.shared.pop(gone)
+                        self.readers.pop(gone, None)
+            return rows
+
+    def _reader(self, call_id: int) -> threading.Lock:
         with self.mutex:
-            shared = self.shared.get(call_id)
-        if shared is not None:
-            floor, known_newest, read_at, rows = shared
-            if (
-                floor <= after
-                and known_newest >= newest
-                and time.monotonic() - read_at < SHARE_SECONDS
-            ):
-                return rows
-        rows = _recent_rows(engine, call_id, after)
-        with self.mutex:
-            self.shared[call_id] = (after, newest, time.monotonic(), rows)
-            if call_id not in self.waiting and len(self.shared) > 1000:
-                self.shared.clear()  # calls nobody watches any more
-        return rows
+            return self.readers.setdefault(call_id, threading.Lock())
 
     def _start_once(self) -> None:
         with self.lock:
