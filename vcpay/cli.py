@@ -67,6 +67,7 @@ def standin_processes(config) -> dict[str, list[str]]:
             "--host", jira.hostname, "--port", str(jira.port or 80),
             "--public-url", config["JIRA_URL"],
             "--state-file", f"{instance}/jira-standin.json",
+            "--webhook-url", f"{config['PUBLIC_URL'].rstrip('/')}/webhooks/jira",
         ]  # fmt: skip
     if _is_local(config["STRIPE_API_BASE"]):
         processes["stripe"] = stripe_standin_command(config, instance)

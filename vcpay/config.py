@@ -62,6 +62,13 @@ SETTINGS = [
     ),
     Setting("VCPAY_JIRA_TIMEOUT_SECONDS", "JIRA_TIMEOUT_SECONDS", 10.0, float),
     Setting("VCPAY_JIRA_POLL_SECONDS", "JIRA_POLL_SECONDS", 60, int),
+    # Signs Jira's admin webhook, which only asks for an early look at one request.
+    Setting(
+        "VCPAY_JIRA_WEBHOOK_SECRET",
+        "JIRA_WEBHOOK_SECRET",
+        "jira_webhook_vcpay_sandbox",
+        secret=True,
+    ),
     Setting("VCPAY_JIRA_POLL_OVERLAP_MINUTES", "JIRA_POLL_OVERLAP_MINUTES", 2, int),
     Setting("VCPAY_JIRA_SWEEP_SECONDS", "JIRA_SWEEP_SECONDS", 900, int),
     Setting("VCPAY_JIRA_SEARCH_SETTLE_SECONDS", "JIRA_SEARCH_SETTLE_SECONDS", 60, int),

@@ -186,6 +186,7 @@ class WebhookReceiver:
                     "body": body,
                     "event": json.loads(body),
                     "signature": request.headers.get("Stripe-Signature"),
+                    "headers": dict(request.headers),
                     "content_type": request.headers.get("Content-Type"),
                     "status": status,
                     "at": time.monotonic(),

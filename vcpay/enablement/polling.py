@@ -95,6 +95,20 @@ def sweep(desk: ServiceDesk) -> PollReport:
     return report
 
 
+def is_open(key: str) -> bool:
+    """Whether ``key`` is a request vcpay raised and still waits on."""
+    states = [s.value for s in IN_SERVICE_DESK]
+    query = select(EnablementRequest.id).filter_by(jira_key=key)
+    return db.session.scalar(query.where(EnablementRequest.state.in_(states))) is not None
+
+
+def check(desk: ServiceDesk, key: str) -> bool:
+    """Look at one open request now (Jira's webhook said it changed); True if it moved on."""
+    if not is_open(key):
+        return False
+    return apply_snapshot(desk.read_request(key), desk)
+
+
 def _key_order(key: str) -> tuple[str, int]:
     project, _, number = key.partition("-")
     return project, int(number) if number.isdigit() else 0

@@ -244,3 +244,13 @@ def people_to_tell(request: EnablementRequest) -> set[str]:
         emails.add(manager.email)
     emails.update(clinic_admin_emails([rc.clinic for rc in request.clinics]))
     return {e for e in emails if e}
+
+
+def look_at_request_soon(key: str) -> bool:
+    """Queue a look at request ``key`` if vcpay is waiting on it; False if it is not."""
+    from vcpay.enablement import polling, tasks
+
+    if not polling.is_open(key):
+        return False
+    tasks.check_service_desk_request.delay(key)
+    return True

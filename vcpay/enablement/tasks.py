@@ -69,6 +69,18 @@ def poll_service_desk() -> None:
         current_app.logger.info("Jira poll applied changes to %s", ", ".join(report.changed))
 
 
+@shared_task(name="vcpay.enablement.check_service_desk_request", ignore_result=True)
+def check_service_desk_request(key: str) -> None:
+    """Jira's webhook said this request changed: apply it now rather than at the next poll.
+    Nothing is retried here: if Jira cannot be read, the next poll finds the change."""
+    try:
+        if polling.check(_desk(), key):
+            current_app.logger.info("Jira webhook: applied the change to %s", key)
+    except ServiceDeskError as error:
+        db.session.rollback()
+        current_app.logger.warning("Jira webhook: could not read %s now: %s", key, error)
+
+
 @shared_task(name="vcpay.enablement.sweep_service_desk", ignore_result=True)
 def sweep_service_desk() -> None:
     """Re-read every open request, and re-queue any a lost broker message left behind."""

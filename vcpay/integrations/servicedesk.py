@@ -6,10 +6,13 @@ out as ``ServiceDeskUnavailable`` (try again later) or ``ServiceDeskRefused`` (J
 configuration or data), each with a message fit for people.
 """
 
+import hmac
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from hashlib import sha256
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -253,6 +256,12 @@ class ServiceDesk:
             )
         return [_snapshot(issue) for issue in page], getattr(page, "nextPageToken", None)
 
+    def read_request(self, key: str) -> RequestSnapshot:
+        """One request read by key: straight from the issue, so never behind like search."""
+        with _calling("read the request"):
+            issue = self.client.issue(key, fields=",".join(SNAPSHOT_FIELDS))
+        return _snapshot(issue)
+
     def find_by_correlation(self, correlation_id: str) -> RequestSnapshot | None:
         jql = f'{self.settings.jql_filter} AND summary ~ "{correlation_id}" ORDER BY key ASC'
         found, _next = self.search(jql, page_size=5)
@@ -314,6 +323,32 @@ def _snapshot(issue: Any) -> RequestSnapshot:
         resolution=getattr(resolution, "name", None) if resolution else None,
         updated=fields.updated,
     )
+
+
+class WebhookRefused(ValueError):
+    """A Jira webhook that is not signed with vcpay's secret, or not an issue event."""
+
+
+def changed_request_key(body: bytes, signature: str | None, secret: str) -> str | None:
+    """The request key in a Jira admin webhook, once its ``X-Hub-Signature`` checks out.
+
+    Jira signs the raw body with HMAC-SHA256 (``sha256=<hex>``). None for an event that names
+    no issue. The body carries no timestamp: a replay can only ask for an early look at a
+    request, which changes nothing that Jira does not say.
+    """
+    if not signature:
+        raise WebhookRefused("No X-Hub-Signature header: vcpay only takes signed webhooks.")
+    method, _, digest = signature.partition("=")
+    expected = hmac.new(secret.encode(), body, sha256).hexdigest()
+    if method != "sha256" or not hmac.compare_digest(digest, expected):
+        raise WebhookRefused("The X-Hub-Signature does not match this body and vcpay's secret.")
+    try:
+        event = json.loads(body)
+    except ValueError:
+        raise WebhookRefused("The body is not JSON.") from None
+    issue = event.get("issue") if isinstance(event, dict) else None
+    key = issue.get("key") if isinstance(issue, dict) else None
+    return key if isinstance(key, str) and key else None
 
 
 def forget_clients() -> None:

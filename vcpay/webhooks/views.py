@@ -1,10 +1,13 @@
-"""``POST /webhooks/stripe``: verify, store, answer. Processing happens in a worker."""
+"""Signed webhooks. ``POST /webhooks/stripe``: verify, store, answer; a worker processes.
+``POST /webhooks/jira``: verify, then ask a worker to look at that request now."""
 
 import logging
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
+from vcpay.enablement.services import look_at_request_soon
 from vcpay.extensions import csrf, limiter
+from vcpay.integrations.servicedesk import WebhookRefused, changed_request_key
 from vcpay.integrations.stripe_gateway import StripeGateway, WebhookSignatureInvalid
 from vcpay.webhooks.services import handoff, store_event
 
@@ -34,3 +37,20 @@ def stripe_webhook():
     if row_id is not None:
         handoff.submit(row_id)
     return jsonify({"received": event.id, "duplicate": row_id is None})
+
+
+@blueprint.route("/jira", methods=["POST"])
+@csrf.exempt  # Jira signs the body instead
+@limiter.exempt
+def jira_webhook():
+    """Polling stays the source of truth: this only makes a decision show sooner."""
+    payload = request.get_data(cache=False)
+    secret = current_app.config["JIRA_WEBHOOK_SECRET"]
+    try:
+        key = changed_request_key(payload, request.headers.get("X-Hub-Signature"), secret)
+    except WebhookRefused as error:
+        log.warning("Refused a Jira webhook: %s", error)
+        return _refuse(str(error))
+    if key is None or not look_at_request_soon(key):
+        return jsonify({"key": key, "queued": False})
+    return jsonify({"key": key, "queued": True}), 202

@@ -1,17 +1,18 @@
 """Run the stand-in as its own process:
 
     python -m vcpay.sandbox.jira --host 127.0.0.1 --port 5081 --state-file PATH \
-        --public-url URL --deployment-type Cloud
+        --public-url URL --deployment-type Cloud --webhook-url URL
 """
 
 import argparse
+import os
 import signal
 import sys
 
 from werkzeug.serving import make_server
 
 from vcpay.sandbox.jira.app import create_jira_standin
-from vcpay.sandbox.jira.settings import DEPLOYMENT_TYPES
+from vcpay.sandbox.jira.settings import DEPLOYMENT_TYPES, SANDBOX_WEBHOOK_SECRET
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,6 +26,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--public-url", default="", help="the base URL links should use")
     parser.add_argument("--deployment-type", choices=DEPLOYMENT_TYPES, default="Cloud")
     parser.add_argument("--time-zone", default="Australia/Sydney", help="the users' time zone")
+    parser.add_argument("--webhook-url", default="", help="send an admin webhook here")
+    # From vcpay's own setting in the environment: the command line never carries a secret.
+    parser.add_argument(
+        "--webhook-secret",
+        default=os.environ.get("VCPAY_JIRA_WEBHOOK_SECRET") or SANDBOX_WEBHOOK_SECRET,
+        help="the webhook's signing secret (default: $VCPAY_JIRA_WEBHOOK_SECRET)",
+    )
     return parser.parse_args(argv)
 
 
@@ -40,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
             "deployment_type": arguments.deployment_type,
             "time_zone": arguments.time_zone,
             "state_file": arguments.state_file,
+            "webhook_url": arguments.webhook_url,
+            "webhook_secret": arguments.webhook_secret,
         }
     )
     server = make_server(arguments.host, arguments.port, app, threaded=True)

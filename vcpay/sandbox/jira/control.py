@@ -206,3 +206,33 @@ def bulk():
         keys.append(created.key)
     state.save()
     return jsonify({"keys": keys, "customer": customer.account_id}), 201
+
+
+@control.get("/webhooks")
+def webhooks():
+    sender = standin().webhooks
+    return jsonify(
+        {
+            "url": sender.endpoint.url,
+            "signed": bool(sender.endpoint.secret),
+            "attempts": sender.attempts(),
+        }
+    )
+
+
+@control.put("/webhooks")
+def configure_webhooks():
+    """Where to send the admin webhook, and its secret (empty: unsigned, as Jira allows)."""
+    body = json_body()
+    url, secret = body.get("url", ""), body.get("secret", "")
+    if not isinstance(url, str) or not isinstance(secret, str):
+        raise Invalid("'url' and 'secret' must be strings.")
+    standin().webhooks.configure(url, secret)
+    return webhooks()
+
+
+@control.post("/webhooks/wait")
+def wait_for_webhooks():
+    """Answer once every queued delivery (retries included) has been made, or time is up."""
+    seconds = _number(json_body(), "seconds")
+    return jsonify({"idle": standin().webhooks.wait_idle(min(seconds, 60.0))})

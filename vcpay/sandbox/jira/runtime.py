@@ -8,11 +8,14 @@ from flask import current_app, g, request
 from vcpay.sandbox.jira.clock import Clock
 from vcpay.sandbox.jira.errors import Invalid
 from vcpay.sandbox.jira.faults import CallLog, FaultBoard
-from vcpay.sandbox.jira.representations import Site
+from vcpay.sandbox.jira.records import CustomerRequest
+from vcpay.sandbox.jira.representations import ALL_FIELDS, Site, issue_bean
 from vcpay.sandbox.jira.settings import StandinSettings
 from vcpay.sandbox.jira.state import JiraState
+from vcpay.sandbox.jira.webhooks import JiraWebhookSender
 
 EXTENSION = "jira_standin"
+EVENT_TYPE_NAMES = {"jira:issue_created": "issue_created", "comment_created": "issue_commented"}
 
 
 @dataclass
@@ -22,17 +25,43 @@ class Standin:
     state: JiraState
     faults: FaultBoard
     calls: CallLog
+    webhooks: JiraWebhookSender
 
     @classmethod
     def build(cls, settings: StandinSettings) -> "Standin":
         clock = Clock()
-        return cls(settings, clock, JiraState(settings, clock), FaultBoard(), CallLog())
+        webhooks = JiraWebhookSender(
+            settings.webhook_url,
+            settings.webhook_secret,
+            settings.webhook_retry_seconds,
+            settings.webhook_timeout_seconds,
+        )
+        state = JiraState(settings, clock)
+        running = cls(settings, clock, state, FaultBoard(), CallLog(), webhooks)
+        running.state.on_change = running.send_webhook
+        return running
 
     def reset(self) -> None:
         self.state.reset()
         self.faults.clear()
         self.calls.clear()
+        self.webhooks.reset()
         self.clock.shift_to(0)
+
+    def send_webhook(self, event: str, changed: CustomerRequest) -> None:
+        """The body Jira Cloud posts for an issue event: what happened, by whom, the issue."""
+        here = Site(
+            base=self.settings.public_url or "http://127.0.0.1",
+            time_zone=self.settings.time_zone,
+            accounts=self.state.account,
+        )
+        payload = {
+            "timestamp": self.clock.now_ms(),
+            "webhookEvent": event,
+            "issue_event_type_name": EVENT_TYPE_NAMES.get(event, "issue_generic"),
+            "issue": issue_bean(here, changed, ALL_FIELDS),
+        }
+        self.webhooks.submit(event, changed.key, payload)
 
 
 def standin() -> Standin:

@@ -1,11 +1,13 @@
 """How one stand-in instance is configured: site URL, deployment type, users and time zone."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 from zoneinfo import ZoneInfo
 
 DEPLOYMENT_TYPES = ("Cloud", "Server")
+# vcpay's default VCPAY_JIRA_WEBHOOK_SECRET: a published sandbox value, not a secret.
+SANDBOX_WEBHOOK_SECRET = "jira_webhook_vcpay_sandbox"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,11 @@ class StandinSettings:
     agent_token: str = "sandbox-agent-token"  # noqa: S105 - published sandbox value
     agent_account_id: str = "557058:service-desk-agent"
     agent_display_name: str = "Sam Agent"
+    # An admin webhook: after each change the issue is POSTed here, signed with the secret.
+    webhook_url: str = ""
+    webhook_secret: str = field(default="", repr=False)
+    webhook_retry_seconds: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
+    webhook_timeout_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         if self.deployment_type not in DEPLOYMENT_TYPES:

@@ -12,6 +12,7 @@ import secrets
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -40,6 +41,8 @@ class JiraState:
         self.clock = clock
         self._lock = threading.RLock()
         self.search_lag_seconds = 0.0
+        # Told of every change, still under the lock so that changes are told in order.
+        self.on_change: Callable[[str, CustomerRequest], None] | None = None
         self._state_file = Path(settings.state_file) if settings.state_file else None
         self._seed()
         if self._state_file and self._state_file.exists():
@@ -155,7 +158,7 @@ class JiraState:
             self._next_issue_id += 1
             self._requests[request.key] = request
             self._keys_by_id[request.issue_id] = request.key
-            self._commit(request, save)
+            self._commit(request, save, "jira:issue_created")
             return self._versions[request.key][-1]
 
     def save(self) -> None:
@@ -197,7 +200,7 @@ class JiraState:
             now = self.clock.now_ms()
             comment = self._append_comment(request, author, body, public, now)
             request.updated = now
-            self._commit(request)
+            self._commit(request, event="comment_created")
             return copy.deepcopy(comment)
 
     def decide(
@@ -296,12 +299,16 @@ class JiraState:
         request.resolution = resolution
         request.resolved = now if resolution else None
 
-    def _commit(self, request: CustomerRequest, save: bool = True) -> None:
+    def _commit(
+        self, request: CustomerRequest, save: bool = True, event: str = "jira:issue_updated"
+    ) -> None:
         versions = self._versions.setdefault(request.key, [])
         versions.append(copy.deepcopy(request))
         del versions[:-VERSIONS_KEPT]
         if save:
             self._save()
+        if self.on_change is not None:
+            self.on_change(event, versions[-1])
 
     # -- persistence ----------------------------------------------------------------------
 

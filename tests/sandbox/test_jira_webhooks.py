@@ -1,0 +1,96 @@
+"""The Jira stand-in's admin webhook: sent after each change, signed and retried as Jira's."""
+
+import hashlib
+import hmac
+
+import requests
+
+from tests.sandbox.conftest import Sandbox, jira_client
+from tests.sandbox.stripe_helpers import WebhookReceiver
+
+SECRET = "a-webhook-secret"
+
+
+def standin_sending_to(other_standin, receiver: WebhookReceiver, secret: str = SECRET) -> str:
+    return other_standin(
+        webhook_url=receiver.url, webhook_secret=secret, webhook_retry_seconds=(0.1, 0.2)
+    )
+
+
+def test_each_change_is_posted_signed_with_the_issue(other_standin):
+    receiver = WebhookReceiver()
+    try:
+        url = standin_sending_to(other_standin, receiver)
+        sandbox = Sandbox(url)
+        issue = sandbox.raise_request(jira_client(url))
+        sandbox.post(f"/requests/{issue.key}/decide", {"decision": "approve"})
+        created, approved = receiver.wait_for(2)
+    finally:
+        receiver.stop()
+    assert created["event"]["webhookEvent"] == "jira:issue_created"
+    assert approved["event"]["webhookEvent"] == "jira:issue_updated"
+    assert approved["event"]["issue"]["key"] == issue.key
+    assert approved["event"]["issue"]["fields"]["status"]["name"] == "Approved"
+    for delivery in (created, approved):
+        expected = hmac.new(SECRET.encode(), delivery["body"].encode(), hashlib.sha256)
+        assert delivery["headers"]["X-Hub-Signature"] == f"sha256={expected.hexdigest()}"
+        assert delivery["headers"]["X-Atlassian-Webhook-Identifier"]
+        assert "X-Atlassian-Webhook-Retry" not in delivery["headers"]
+
+
+def test_a_refused_delivery_is_retried_with_the_same_identifier(other_standin):
+    receiver = WebhookReceiver()
+    receiver.answer_with(503, 429)
+    try:
+        url = standin_sending_to(other_standin, receiver)
+        Sandbox(url).raise_request(jira_client(url))
+        first, second, third = receiver.wait_for(3)
+        attempts = requests.get(f"{url}/_sandbox/webhooks", timeout=5).json()["attempts"]
+    finally:
+        receiver.stop()
+    identifiers = {d["headers"]["X-Atlassian-Webhook-Identifier"] for d in (first, second, third)}
+    assert len(identifiers) == 1
+    assert [d["headers"].get("X-Atlassian-Webhook-Retry") for d in (first, second, third)] == [
+        None,
+        "1",
+        "2",
+    ]
+    assert [a["status_code"] for a in attempts] == [503, 429, 200]
+
+
+def test_a_4xx_other_than_jiras_retried_ones_is_not_retried(other_standin):
+    receiver = WebhookReceiver()
+    receiver.answer_with(400)
+    try:
+        url = standin_sending_to(other_standin, receiver)
+        Sandbox(url).raise_request(jira_client(url))
+        receiver.wait_for(1)
+        idle = requests.post(f"{url}/_sandbox/webhooks/wait", json={"seconds": 5}, timeout=10)
+    finally:
+        receiver.stop()
+    assert idle.json() == {"idle": True}
+    assert len(receiver.received) == 1
+
+
+def test_without_a_secret_nothing_is_signed_and_without_a_url_nothing_is_sent(other_standin):
+    receiver = WebhookReceiver()
+    try:
+        url = standin_sending_to(other_standin, receiver, secret="")
+        sandbox = Sandbox(url)
+        sandbox.raise_request(jira_client(url))
+        [unsigned] = receiver.wait_for(1)
+        assert "X-Hub-Signature" not in unsigned["headers"]
+
+        answer = sandbox.call("PUT", "/webhooks", json={"url": "", "secret": ""})
+        assert answer.json()["url"] == ""
+        sandbox.raise_request(jira_client(url), summary="Another")
+        assert len(sandbox.call("GET", "/webhooks").json()["attempts"]) == 1
+    finally:
+        receiver.stop()
+    assert len(receiver.received) == 1
+
+
+def test_the_webhook_control_refuses_what_is_not_a_string(sandbox):
+    answer = sandbox.call("PUT", "/webhooks", json={"url": 5})
+    assert answer.status_code == 400
+    assert "'url' and 'secret' must be strings" in answer.json()["error"]
