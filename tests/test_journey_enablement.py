@@ -3,7 +3,8 @@
 The demo starts with the GP clinic's gateway on; an organisation admin asks for it for the
 physiotherapy clinic; the telehealth manager, emailed a link, endorses
 it; a worker raises it in the Jira stand-in; an agent approves it on the stand-in's page; a
-worker's poll enables the clinic, comments on the Jira request and emails everyone.
+worker enables the clinic (told early by the stand-in's signed webhook, or at the next poll),
+comments on the Jira request and emails everyone.
 """
 
 import re
@@ -89,3 +90,14 @@ def test_ask_endorse_approve_in_jira_and_the_clinic_is_enabled(product, chromium
     )
     assert len(comments) == 1
     assert "Harbourside Physiotherapy" in comments[0]["body"]
+
+    # The stand-in told vcpay of the approval through its signed webhook, and vcpay took it
+    # (202 queued a look; 200 if a poll had already applied the approval).
+    webhooks = requests.get(f"{product['jira_url']}/_sandbox/webhooks", timeout=5).json()
+    assert webhooks["signed"]
+    answers = [
+        a["status_code"]
+        for a in webhooks["attempts"]
+        if a["key"] == key and a["event"] == "jira:issue_updated"
+    ]
+    assert answers and set(answers) <= {200, 202}, answers

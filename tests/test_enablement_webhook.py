@@ -1,0 +1,189 @@
+"""Jira's admin webhook: a signed nudge that makes vcpay look at one request before the next
+poll. Over real HTTP: the stand-in posts to vcpay served in a thread; the queued task is
+taken from the broker and run as a worker runs it."""
+
+import hashlib
+import hmac
+import json
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
+from tests.stripe_standin import served
+from tests.test_enablement_jira import Control, raised_request
+from vcpay.enablement import polling
+from vcpay.enablement.models import EnablementRequest, RequestState
+from vcpay.enablement.tasks import check_service_desk_request
+from vcpay.extensions import db
+from vcpay.integrations.servicedesk import ServiceDesk, forget_clients
+from vcpay.mail.models import OutboundEmail
+
+CHECK_TASK = "vcpay.enablement.check_service_desk_request"
+
+
+@pytest.fixture(scope="module")
+def standin():
+    base_url, server = start_jira_standin(webhook_retry_seconds=(0.1, 0.2))
+    yield base_url
+    stop_jira_standin(server)
+
+
+@pytest.fixture
+def jira(app, standin):
+    control = Control(standin)
+    control.post("reset")
+    requests.delete(f"{standin}/_sandbox/faults", timeout=5)
+    app.config.update(JIRA_URL=standin, JIRA_TIMEOUT_SECONDS=1.0, JIRA_SEARCH_SETTLE_SECONDS=0)
+    forget_clients()
+    yield control
+    requests.put(f"{standin}/_sandbox/webhooks", json={"url": "", "secret": ""}, timeout=5)
+    forget_clients()
+
+
+@pytest.fixture
+def desk(app, jira):
+    return ServiceDesk.from_config(app.config)
+
+
+@pytest.fixture
+def broker(app):
+    """The in-memory broker's queue, emptied: what the webhook view queues lands here."""
+    celery = app.extensions["celery"]
+    celery.set_current()
+    with celery.connection_for_write() as connection:
+        queue = connection.SimpleQueue("celery")
+        queue.clear()
+        yield queue
+        queue.close()
+
+
+def send_webhooks_to_vcpay(jira: Control, vcpay_url: str, secret: str) -> None:
+    body = {"url": f"{vcpay_url}/webhooks/jira", "secret": secret}
+    requests.put(f"{jira.base}/_sandbox/webhooks", json=body, timeout=5).raise_for_status()
+
+
+def take_check(queue) -> str:
+    message = queue.get(timeout=2)
+    assert message.headers["task"] == CHECK_TASK
+    [key] = message.decode()[0]
+    message.ack()
+    return key
+
+
+def queued_checks(queue) -> list[str]:
+    """The keys of the checks waiting in the broker (other tasks, such as emails, dropped)."""
+    keys = []
+    while queue.qsize():
+        message = queue.get(timeout=1)
+        if message.headers["task"] == CHECK_TASK:
+            keys.append(message.decode()[0][0])
+        message.ack()
+    return keys
+
+
+def signed(body: bytes, secret: str) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature": f"sha256={digest}", "Content-Type": "application/json"}
+
+
+def approved_emails() -> int:
+    query = select(func.count()).select_from(OutboundEmail)
+    return db.session.scalar(query.where(OutboundEmail.dedupe_key.like("%approved%")))
+
+
+def test_an_approval_is_applied_on_its_webhook_while_search_still_lags(
+    app, demo, desk, jira, broker
+):
+    request = raised_request(demo, desk)
+    broker.clear()  # the emails raising queued
+    jira.post("search-lag", {"seconds": 600})  # a poll would not see the decision for 10 min
+    with served(app) as vcpay_url:
+        send_webhooks_to_vcpay(jira, vcpay_url, app.config["JIRA_WEBHOOK_SECRET"])
+        jira.decide(request.jira_key, "approve")
+        assert jira.post("webhooks/wait", {"seconds": 10}) == {"idle": True}
+    [delivery] = requests.get(f"{jira.base}/_sandbox/webhooks", timeout=5).json()["attempts"]
+    assert (delivery["key"], delivery["status_code"]) == (request.jira_key, 202)
+
+    key = take_check(broker)
+    assert key == request.jira_key
+    assert polling.poll(desk).changed == []  # search has not caught up
+    check_service_desk_request(key)  # what the worker runs
+
+    request = db.session.get(EnablementRequest, request.id)
+    assert request.state == RequestState.APPROVED
+    assert all(clinic.gateway_enabled for clinic in demo.clinics)
+    emails = approved_emails()
+    assert emails > 0
+
+    # The same delivery again (Jira duplicates, or someone replays it): nothing happens twice.
+    payload = json.dumps({"webhookEvent": "jira:issue_updated", "issue": {"key": key}}).encode()
+    answer = app.test_client().post(
+        "/webhooks/jira", data=payload, headers=signed(payload, app.config["JIRA_WEBHOOK_SECRET"])
+    )
+    assert (answer.status_code, answer.json) == (200, {"key": key, "queued": False})
+    check_service_desk_request(key)
+    assert approved_emails() == emails
+    assert queued_checks(broker) == []
+
+
+def test_a_look_jira_cannot_answer_is_left_to_the_next_poll(app, demo, desk, jira):
+    request = raised_request(demo, desk)
+    jira.decide(request.jira_key, "decline", "No Stripe account yet.")
+    jira.fault(path="/rest/api/2/issue", status=503, times=None)
+    check_service_desk_request(request.jira_key)  # logs and gives up: no exception, no change
+    assert db.session.get(EnablementRequest, request.id).state == RequestState.RAISED
+    requests.delete(f"{jira.base}/_sandbox/faults", timeout=5)
+    assert polling.poll(desk).changed == [request.jira_key]
+    assert db.session.get(EnablementRequest, request.id).state == RequestState.DECLINED
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "message"),
+    [
+        ({}, b'{"issue": {"key": "PAY-1"}}', "No X-Hub-Signature header"),
+        ({"X-Hub-Signature": "sha256=00"}, b'{"issue": {"key": "PAY-1"}}', "does not match"),
+        ("wrong secret", b'{"issue": {"key": "PAY-1"}}', "does not match"),
+        ("sha1", b'{"issue": {"key": "PAY-1"}}', "does not match"),
+        ("good", b"not json", "not JSON"),
+    ],
+)
+def test_unsigned_or_badly_signed_webhooks_are_refused(
+    app, client, demo, desk, jira, broker, headers, body, message
+):
+    raised_request(demo, desk)  # PAY-1, open
+    broker.clear()
+    secret = app.config["JIRA_WEBHOOK_SECRET"]
+    if headers == "good":
+        headers = signed(body, secret)
+    elif headers == "wrong secret":
+        headers = signed(body, "not-the-secret")
+    elif headers == "sha1":
+        digest = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+        headers = {"X-Hub-Signature": f"sha1={digest}"}
+    answer = client.post("/webhooks/jira", data=body, headers=headers)
+    assert answer.status_code == 400
+    assert message in answer.json["error"]
+    assert queued_checks(broker) == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"webhookEvent": "jira:issue_updated", "issue": {"key": "PAY-999"}},  # not vcpay's
+        {"webhookEvent": "jira:version_released", "version": {"id": "1"}},  # no issue
+    ],
+)
+def test_a_signed_webhook_about_something_else_is_answered_and_ignored(
+    app, client, demo, desk, jira, broker, event
+):
+    raised_request(demo, desk)
+    broker.clear()
+    body = json.dumps(event).encode()
+    answer = client.post(
+        "/webhooks/jira", data=body, headers=signed(body, app.config["JIRA_WEBHOOK_SECRET"])
+    )
+    assert answer.status_code == 200
+    assert answer.json["queued"] is False
+    assert queued_checks(broker) == []
