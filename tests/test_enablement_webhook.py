@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
 from tests.stripe_standin import served
 from tests.test_enablement_jira import Control, raised_request
+from vcpay import create_app
 from vcpay.enablement import polling
 from vcpay.enablement.models import EnablementRequest, RequestState
 from vcpay.enablement.tasks import check_service_desk_request
@@ -187,3 +188,15 @@ def test_a_signed_webhook_about_something_else_is_answered_and_ignored(
     assert answer.status_code == 200
     assert answer.json["queued"] is False
     assert queued_checks(broker) == []
+
+
+def test_with_the_broker_down_jira_is_asked_to_send_it_again(app, demo, desk, jira):
+    request = raised_request(demo, desk)
+    settings = {k: app.config[k] for k in ("SQLALCHEMY_DATABASE_URI", "JIRA_URL", "TESTING")}
+    broker_down = create_app({**settings, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"})
+    body = json.dumps({"issue": {"key": request.jira_key}}).encode()
+    headers = signed(body, broker_down.config["JIRA_WEBHOOK_SECRET"])
+    answer = broker_down.test_client().post("/webhooks/jira", data=body, headers=headers)
+    assert answer.status_code == 503  # Jira retries a 5xx; the next poll finds it anyway
+    assert "try again later" in answer.json["error"]
+    app.extensions["celery"].set_current()

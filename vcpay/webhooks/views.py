@@ -4,6 +4,7 @@
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
+from kombu.exceptions import OperationalError
 
 from vcpay.enablement.services import look_at_request_soon
 from vcpay.extensions import csrf, limiter
@@ -51,6 +52,9 @@ def jira_webhook():
     except WebhookRefused as error:
         log.warning("Refused a Jira webhook: %s", error)
         return _refuse(str(error))
-    if key is None or not look_at_request_soon(key):
-        return jsonify({"key": key, "queued": False})
-    return jsonify({"key": key, "queued": True}), 202
+    try:
+        queued = key is not None and look_at_request_soon(key)
+    except OperationalError:  # the broker is down: Jira retries a 5xx, and polling goes on
+        log.warning("Could not queue a look at %s for Jira's webhook", key)
+        return _refuse("vcpay could not queue this change now; try again later.", 503)
+    return jsonify({"key": key, "queued": queued}), 202 if queued else 200
