@@ -45,6 +45,7 @@ def test_a_refused_delivery_is_retried_with_the_same_identifier(other_standin):
         url = standin_sending_to(other_standin, receiver)
         Sandbox(url).raise_request(jira_client(url))
         first, second, third = receiver.wait_for(3)
+        requests.post(f"{url}/_sandbox/webhooks/wait", json={"seconds": 5}, timeout=10)
         attempts = requests.get(f"{url}/_sandbox/webhooks", timeout=5).json()["attempts"]
     finally:
         receiver.stop()
@@ -84,6 +85,7 @@ def test_without_a_secret_nothing_is_signed_and_without_a_url_nothing_is_sent(ot
         answer = sandbox.call("PUT", "/webhooks", json={"url": "", "secret": ""})
         assert answer.json()["url"] == ""
         sandbox.raise_request(jira_client(url), summary="Another")
+        assert sandbox.post("/webhooks/wait", {"seconds": 5}) == {"idle": True}
         assert len(sandbox.call("GET", "/webhooks").json()["attempts"]) == 1
     finally:
         receiver.stop()
