@@ -96,3 +96,21 @@ def test_the_webhook_control_refuses_what_is_not_a_string(sandbox):
     answer = sandbox.call("PUT", "/webhooks", json={"url": 5})
     assert answer.status_code == 400
     assert "'url' and 'secret' must be strings" in answer.json()["error"]
+
+
+def test_removing_the_webhook_drops_pending_retries_and_sending_goes_on(other_standin):
+    receiver = WebhookReceiver()
+    receiver.answer_with(503)
+    try:
+        url = standin_sending_to(other_standin, receiver)
+        sandbox = Sandbox(url)
+        first = sandbox.raise_request(jira_client(url))
+        receiver.wait_for(1)
+        sandbox.call("PUT", "/webhooks", json={"url": "", "secret": ""})  # retry now dropped
+        assert sandbox.post("/webhooks/wait", {"seconds": 5}) == {"idle": True}
+        sandbox.call("PUT", "/webhooks", json={"url": receiver.url, "secret": SECRET})
+        second = sandbox.raise_request(jira_client(url), summary="Another")
+        deliveries = receiver.wait_for(2)
+    finally:
+        receiver.stop()
+    assert [d["event"]["issue"]["key"] for d in deliveries] == [first.key, second.key]

@@ -53,6 +53,7 @@ class JiraWebhookSender:
         self._queue: list[Delivery] = []
         self._attempts: list[dict[str, Any]] = []
         self._in_flight = 0
+        self._generation = 0  # bumped by reset: attempts under way then are forgotten
         self._numbers = itertools.count(1)
         self._thread = threading.Thread(target=self._run, name="jira-webhooks", daemon=True)
         self._thread.start()
@@ -90,6 +91,7 @@ class JiraWebhookSender:
         with self._condition:
             self._queue.clear()
             self._attempts.clear()
+            self._generation += 1
             self._condition.notify_all()
 
     def _next_due(self) -> Delivery:
@@ -107,15 +109,17 @@ class JiraWebhookSender:
         while True:
             with self._condition:
                 delivery = self._next_due()
-                self._in_flight += 1
-                endpoint = self.endpoint
-            try:
-                record = self._attempt(delivery, endpoint)
-            finally:
-                with self._condition:
-                    self._in_flight -= 1
-                    self._after(delivery, record)
+                if not self.endpoint.url:  # the webhook was removed: drop what was due
                     self._condition.notify_all()
+                    continue
+                self._in_flight += 1
+                endpoint, generation = self.endpoint, self._generation
+            record = self._attempt(delivery, endpoint)
+            with self._condition:
+                self._in_flight -= 1
+                if generation == self._generation:
+                    self._after(delivery, record)
+                self._condition.notify_all()
 
     def _after(self, delivery: Delivery, record: dict[str, Any]) -> None:
         self._attempts.append(record)
@@ -153,6 +157,6 @@ class JiraWebhookSender:
         except urllib.error.HTTPError as refused:
             record["status_code"] = refused.code
             refused.close()
-        except (urllib.error.URLError, OSError) as failed:
+        except (urllib.error.URLError, OSError, ValueError) as failed:  # ValueError: bad URL
             record["error"] = f"{type(failed).__name__}: {getattr(failed, 'reason', failed)}"
         return record
