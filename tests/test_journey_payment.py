@@ -162,3 +162,38 @@ def test_request_pay_popup_and_receipt_then_a_declined_card(demo_product, chromi
     assert "Payment received: A$40.00, Pathology report, Pat Citizen" in popup.inner_text()
     shot(clinician, "10-second-popup")
     patient_context.close()
+
+
+def test_with_an_interpreter_in_the_call_the_clinician_chooses_who_pays(demo_product, chromium):
+    link_stripe_if_needed(chromium, demo_product)
+    clinician = signed_in(chromium, demo_product, CLINICIAN, "/calls/")
+    clinician.get_by_label("Patient or appointment (optional)").fill("Two people")
+    clinician.get_by_role("button", name="Start a call at Harbourside GP Clinic").click()
+    guest_link = clinician.get_by_label("Patient's link to this call").input_value()
+    clinician.get_by_role("button", name="Apps & Tools").click()
+    who_pays = clinician.get_by_label("Who pays")
+    assert who_pays.input_value() == "anyone"  # nobody has joined yet
+
+    contexts, screens = [], {}
+    for name in ("Pat Citizen", "Ana (interpreter)"):
+        contexts.append(chromium.new_context())
+        screens[name] = contexts[-1].new_page()
+        screens[name].goto(guest_link)
+        screens[name].get_by_label("Your name").fill(name)
+        screens[name].get_by_role("button", name="Join the call").click()
+        screens[name].get_by_text(f"You joined as {name}.").wait_for()
+    # The choices follow who joined, without a reload; with two people nobody is assumed.
+    clinician.get_by_role("option", name="Ana (interpreter)").wait_for(state="attached")
+    assert who_pays.input_value() == ""
+
+    clinician.get_by_label("Amount (A$)").fill("60")
+    clinician.get_by_label("Description").fill("Follow-up")
+    who_pays.select_option(label="Pat Citizen")
+    clinician.get_by_role("button", name="Request Payment").click()
+    clinician.get_by_text("from Pat Citizen").wait_for()
+    screens["Pat Citizen"].get_by_role("link", name="Pay now").wait_for()
+    screens["Ana (interpreter)"].get_by_text("Requested from Pat Citizen.").wait_for()
+    assert screens["Ana (interpreter)"].get_by_role("link", name="Pay now").count() == 0
+    shot(screens["Ana (interpreter)"], "11-interpreter-sees-who-pays")
+    for context in contexts:
+        context.close()

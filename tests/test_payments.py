@@ -261,6 +261,73 @@ def test_request_payment_makes_one_checkout_session_on_the_clinics_account(
     assert kinds(call).count("payment_requested") == 1
 
 
+# Who pays, when several people are in the call.
+
+
+def participant_id(call, name: str) -> str:
+    db.session.rollback()
+    return str(
+        next(p.id for p in db.session.get(Call, call.id).participants if p.display_name == name)
+    )
+
+
+def test_with_one_patient_in_the_call_they_are_the_payer(app, clinician, gp):
+    call = start_call(clinician, gp)
+    join(app, call, "Pat Citizen")
+    page = clinician.get(f"/calls/{call.id}").get_data(as_text=True)
+    assert f'<option value="{participant_id(call, "Pat Citizen")}" selected>Pat Citizen' in page
+    assert ask(clinician, call).status_code == 303
+    request = the_request()
+    assert request.payer.display_name == request.patient_name == "Pat Citizen"
+
+
+def test_with_several_people_the_clinician_chooses_who_pays_and_only_they_see_pay_now(
+    app, clinician, gp, stripe_control
+):
+    call = start_call(clinician, gp)
+    pat = join(app, call, "Pat Citizen")
+    interpreter = join(app, call, "Ana (interpreter)")
+
+    refused = ask(clinician, call)  # nobody chosen
+    assert refused.status_code == 400
+    assert "Choose who pays: more than one person is in the call." in refused.get_data(as_text=True)
+    stranger = {**request_form(clinician, call), "payer": "999999"}
+    refused = ask(clinician, call, form=stranger)
+    assert refused.status_code == 400
+    assert "Choose who pays from the people in this call." in refused.get_data(as_text=True)
+    assert requests_made() == [] and stripe_control.sessions() == []
+
+    chosen = {**request_form(clinician, call), "payer": participant_id(call, "Pat Citizen")}
+    assert ask(clinician, call, form=chosen).status_code == 303
+    request = the_request()
+    assert request.patient_name == "Pat Citizen"
+    assert "from Pat Citizen" in clinician.get(f"/calls/{call.id}/panel").get_data(as_text=True)
+
+    pay_link = f"/join/{call.guest_token}/payments/{request.request_key}/pay"
+    assert pay_link in pat.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
+    theirs = interpreter.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
+    assert pay_link not in theirs and "Requested from Pat Citizen." in theirs
+    assert pat.get(pay_link).status_code == 303  # to Stripe Checkout
+    not_theirs = interpreter.get(pay_link)
+    assert not_theirs.status_code == 403
+    assert "Only they can pay it" in not_theirs.get_data(as_text=True)
+
+
+def test_anyone_in_the_call_may_be_asked_to_pay(app, clinician, gp):
+    call = start_call(clinician, gp)
+    pat = join(app, call, "Pat Citizen")
+    carer = join(app, call, "Sam Citizen")
+    assert (
+        ask(clinician, call, form={**request_form(clinician, call), "payer": "anyone"}).status_code
+        == 303
+    )
+    request = the_request()
+    assert request.payer is None and request.patient_name == "Pat Citizen, Sam Citizen"
+    pay_link = f"/join/{call.guest_token}/payments/{request.request_key}/pay"
+    for person in (pat, carer):
+        assert person.get(pay_link).status_code == 303
+
+
 def test_stripe_unreachable_requests_nothing(app, clinician, gp):
     call = start_call(clinician, gp)
     app.config.update(STRIPE_API_BASE="http://127.0.0.1:1", STRIPE_TIMEOUT_SECONDS=1.0)

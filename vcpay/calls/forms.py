@@ -16,6 +16,7 @@ class RequestPaymentForm(FlaskForm):
     # Checked by the payment service, which says what is wrong with each in the person's words.
     amount = StringField(_l("Amount (A$)"))
     description = StringField(_l("Description"))
+    payer = StringField(_l("Who pays"))  # a participant id, or "anyone"; rendered as a select
     request_key = HiddenField()
     submit = SubmitField(_l("Request Payment"))
 

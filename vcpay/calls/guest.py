@@ -70,14 +70,14 @@ def _screen(call: Call):
     return render_template(
         "guest/call.html",
         call=call,
-        me=_me(call),
         last_event_id=live.latest_event_id(call.id),
         **_panel_context(call),
     )
 
 
 def _panel_context(call: Call) -> dict:
-    return {"requests": payments.requests_in_call(call), "patients": patients(call)}
+    requests = payments.requests_in_call(call)
+    return {"requests": requests, "patients": patients(call), "me": _me(call)}
 
 
 @blueprint.route("/<token>/panel")
@@ -101,9 +101,20 @@ def pay(token: str, request_key: str):
     """Pay now: to Stripe Checkout while the request is open, else say what became of it."""
     call = _call(token)
     payment = _payment(call, request_key)
+    if not _may_pay(call, payment):
+        page = render_template("guest/payment.html", call=call, payment=payment, not_yours=True)
+        return page, 403
     if payment.state == PaymentState.REQUESTED and payment.checkout_url:
         return redirect(payment.checkout_url, code=303)
     return render_template("guest/payment.html", call=call, payment=payment)
+
+
+def _may_pay(call: Call, payment: PaymentRequest) -> bool:
+    """A request made of one person in the call is for them alone; any other, for anyone."""
+    if payment.payer_id is None or payment.state != PaymentState.REQUESTED:
+        return True
+    me = _me(call)
+    return me is not None and me.id == payment.payer_id
 
 
 @blueprint.route("/<token>/payments/<request_key>/done")

@@ -141,7 +141,7 @@ def request_payment(call_id: int):
     try:
         made = payments.request_payment(
             call, current_user, form.amount.data or "", form.description.data or "",
-            form.request_key.data or "", StripeGateway.for_app(),
+            form.request_key.data or "", StripeGateway.for_app(), form.payer.data or "",
         )  # fmt: skip
     except payments.PaymentRefused as refused:
         return _refused(call, refused.message, refused.field)

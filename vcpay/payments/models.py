@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from vcpay.calls.models import Call
+from vcpay.calls.models import Call, Participant
 from vcpay.database import CreatedAtMixin
 from vcpay.extensions import db
 from vcpay.people.models import Clinic, User
@@ -48,6 +48,10 @@ class PaymentRequest(CreatedAtMixin, db.Model):
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Who in the call is asked to pay; none: anyone who joins with the link may.
+    payer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call_participants.id", ondelete="SET NULL")
+    )
     amount: Mapped[int]  # minor units (cents)
     currency: Mapped[str] = mapped_column(String(3), default="aud")
     description: Mapped[str] = mapped_column(String(120))
@@ -76,6 +80,7 @@ class PaymentRequest(CreatedAtMixin, db.Model):
     call: Mapped[Call] = relationship()
     clinic: Mapped[Clinic] = relationship()
     requested_by: Mapped[User | None] = relationship()
+    payer: Mapped[Participant | None] = relationship()
 
     @property
     def is_open(self) -> bool:

@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 
 from vcpay.audit.services import record_audit
 from vcpay.calls.live import record_event
-from vcpay.calls.models import Audience, Call, ParticipantRole
+from vcpay.calls.models import Audience, Call, Participant
+from vcpay.calls.services import patients
 from vcpay.client_payments.links import link_removed, live_link
 from vcpay.database import utcnow
 from vcpay.extensions import db
@@ -125,7 +126,7 @@ class Requested:
 
 def request_payment(
     call: Call, clinician: User, amount_text: str, description_text: str, request_key: str,
-    gateway: StripeGateway,
+    gateway: StripeGateway, payer_choice: str = "",
 ) -> Requested:  # fmt: skip
     """Make the Checkout Session on the clinic's account, then the request; commits."""
     if not REQUEST_KEY.match(request_key or ""):
@@ -140,6 +141,7 @@ def request_payment(
         raise PaymentRefused(reason)
     amount = _parse(amount_text)
     description = _description(description_text)
+    payer = _payer(call, payer_choice)
     link = live_link(call.clinic)
     expires_at = _expiry()
     session = _create_session(
@@ -149,7 +151,8 @@ def request_payment(
         request_key=request_key, call=call, clinic=call.clinic, requested_by=clinician,
         amount=amount, currency="aud", description=description, updated_at=utcnow(),
         stripe_account_id=link.account_id, checkout_session_id=session.id,
-        checkout_url=session.url or "", expires_at=expires_at, patient_name=_patients(call),
+        checkout_url=session.url or "", expires_at=expires_at, payer=payer,
+        patient_name=payer.display_name if payer else _patients(call),
     )  # fmt: skip
     db.session.add(request)
     try:
@@ -163,9 +166,28 @@ def request_payment(
     return Requested(request, repeated=False)
 
 
+ANYONE = "anyone"  # the form's choice when whoever is in the call may pay
+
+
+def _payer(call: Call, choice: str) -> Participant | None:
+    """Who is asked to pay: the patient chosen, or anyone (None). With one patient in the
+    call and no choice made, that patient; with several, the clinician must choose."""
+    in_call = patients(call)
+    if choice == ANYONE:
+        return None
+    if not choice:
+        if len(in_call) > 1:
+            message = _("Choose who pays: more than one person is in the call.")
+            raise PaymentRefused(message, "payer")
+        return in_call[0] if in_call else None
+    chosen = next((p for p in in_call if str(p.id) == choice), None)
+    if chosen is None:
+        raise PaymentRefused(_("Choose who pays from the people in this call."), "payer")
+    return chosen
+
+
 def _patients(call: Call) -> str:
-    names = [p.display_name for p in call.participants if p.role == ParticipantRole.PATIENT]
-    return ", ".join(names)[:80]
+    return ", ".join(p.display_name for p in patients(call))[:80]
 
 
 def _parse(amount_text: str) -> int:

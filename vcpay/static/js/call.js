@@ -69,6 +69,18 @@
     });
   }
 
+  // Who pays: the choices follow the people in the call, and a choice made by hand stays.
+  const payer = document.getElementById("payer");
+  if (payer) payer.addEventListener("change", function () { payer.dataset.touched = "1"; });
+  function refreshPayers() {
+    const choices = document.getElementById("payer-choices");
+    if (!payer || !choices) return;
+    const chosen = payer.value;
+    payer.innerHTML = choices.innerHTML;
+    const still = Array.from(payer.options).some(function (o) { return o.value === chosen; });
+    if (payer.dataset.touched && still) payer.value = chosen;
+  }
+
   let pending = null;
   function refreshPanel() {
     if (pending) return;
@@ -80,6 +92,7 @@
           if (html === null) return;
           panel.innerHTML = html;
           collectPopups();
+          refreshPayers();
         });
     }, 30);
   }
