@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test install lint format migrate seed browser clean
+# Compiled catalogues are built here, not committed.
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard vcpay/translations/*/LC_MESSAGES/messages.po))
+
+.PHONY: run test install lint format migrate seed browser translations clean
 
 run: install migrate seed
 	$(FLASK) run-demo
@@ -16,7 +19,7 @@ test: install browser
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-install: $(STAMP)
+install: $(STAMP) $(CATALOGUES)
 
 # Reinstall only when the lock or the project file changes.
 $(STAMP): requirements.lock pyproject.toml
@@ -25,6 +28,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel -q compile -i $< -o $@
+
+# After changing user-facing strings: update the catalogues, then translate what is new.
+translations: install
+	$(FLASK) translations update
 
 migrate: install
 	$(FLASK) db upgrade

@@ -19,6 +19,7 @@ from vcpay.enablement.cli import poll_jira_command
 from vcpay.extensions import db
 from vcpay.health.tasks import record_heartbeat
 from vcpay.people.demo import DEMO_PASSWORD, DEMO_PEOPLE, seed_demo
+from vcpay.translations_cli import translations
 from vcpay.webhooks.cli import stripe_events
 from workers import is_embedded_broker
 
@@ -243,4 +244,4 @@ def run_demo_command() -> None:
         _stop(processes)
 
 
-commands = [seed_demo_command, run_demo_command, poll_jira_command, stripe_events]
+commands = [seed_demo_command, run_demo_command, poll_jira_command, stripe_events, translations]

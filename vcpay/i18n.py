@@ -32,3 +32,15 @@ def select_locale() -> str:
 def html_lang(locale: str) -> str:
     """The BCP 47 tag for ``<html lang>``: sr_Latn becomes sr-Latn."""
     return locale.replace("_", "-")
+
+
+# Serbian Cyrillic to Latin (gajica): one letter each, except the three that become two.
+_CYRILLIC = "абвгдђежзијклљмнњопрстћуфхцчџш"
+_GAJICA = "a b v g d đ e ž z i j k l lj m n nj o p r s t ć u f h c č dž š".split()  # noqa: SIM905
+_LATIN = dict(zip(_CYRILLIC, _GAJICA, strict=True))
+_LATIN.update({cyr.upper(): lat.capitalize() for cyr, lat in _LATIN.items()})
+
+
+def to_latin(text: str) -> str:
+    """The same Serbian text in Latin script; anything else (placeholders, names) unchanged."""
+    return "".join(_LATIN.get(character, character) for character in text)
