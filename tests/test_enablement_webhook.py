@@ -129,6 +129,21 @@ def test_an_approval_is_applied_on_its_webhook_while_search_still_lags(
     assert queued_checks(broker) == []
 
 
+def test_a_poll_behind_the_webhook_does_not_apply_an_older_copy(demo, desk, jira):
+    """The webhook's look reads the issue itself; search lags. What search then returns is
+    older than what was applied, and must not be applied again."""
+    request = raised_request(demo, desk)
+    jira.post("clock", {"offset_seconds": 300})
+    jira.move(request.jira_key, "In Progress")  # by hand, approval pending: needs review
+    assert polling.check(desk, request.jira_key)
+    request = db.session.get(EnablementRequest, request.id)
+    assert (request.state, request.jira_status) == (RequestState.NEEDS_REVIEW, "In Progress")
+    jira.post("search-lag", {"seconds": 120})  # search still shows the request as raised
+    assert polling.poll(desk).changed == []
+    request = db.session.get(EnablementRequest, request.id)
+    assert (request.state, request.jira_status) == (RequestState.NEEDS_REVIEW, "In Progress")
+
+
 def test_a_look_jira_cannot_answer_is_left_to_the_next_poll(app, demo, desk, jira):
     request = raised_request(demo, desk)
     jira.decide(request.jira_key, "decline", "No Stripe account yet.")
@@ -145,6 +160,7 @@ def test_a_look_jira_cannot_answer_is_left_to_the_next_poll(app, demo, desk, jir
     [
         ({}, b'{"issue": {"key": "PAY-1"}}', "No X-Hub-Signature header"),
         ({"X-Hub-Signature": "sha256=00"}, b'{"issue": {"key": "PAY-1"}}', "does not match"),
+        ({"X-Hub-Signature": "sha256=\u00e9"}, b'{"issue": {"key": "PAY-1"}}', "does not match"),
         ("wrong secret", b'{"issue": {"key": "PAY-1"}}', "does not match"),
         ("sha1", b'{"issue": {"key": "PAY-1"}}', "does not match"),
         ("good", b"not json", "not JSON"),

@@ -23,7 +23,7 @@ from vcpay.enablement.models import (
 )
 from vcpay.enablement.services import add_event, people_to_tell
 from vcpay.extensions import db
-from vcpay.integrations.servicedesk import RequestSnapshot, ServiceDesk
+from vcpay.integrations.servicedesk import RequestSnapshot, ServiceDesk, parse_jira_time
 from vcpay.mail.services import queue_to_each
 from vcpay.transactions import after_commit
 
@@ -142,7 +142,7 @@ def apply_snapshot(snapshot: RequestSnapshot, desk: ServiceDesk) -> bool:
     if request is None or request.state not in IN_SERVICE_DESK:
         db.session.rollback()
         return False
-    if request.jira_updated == snapshot.updated:
+    if not _newer(snapshot, request.jira_updated):
         db.session.rollback()
         return False
     decision = decide(snapshot, desk)
@@ -156,6 +156,12 @@ def apply_snapshot(snapshot: RequestSnapshot, desk: ServiceDesk) -> bool:
     request.jira_updated = snapshot.updated
     db.session.commit()
     return True
+
+
+def _newer(snapshot: RequestSnapshot, applied: str | None) -> bool:
+    """Whether Jira's copy is newer than the one applied. A search that lags can return an
+    older copy than the webhook's direct read applied: it must not be applied again."""
+    return not applied or snapshot.updated_at > parse_jira_time(applied)
 
 
 def decide(snapshot: RequestSnapshot, desk: ServiceDesk) -> Decision:

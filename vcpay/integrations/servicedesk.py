@@ -340,7 +340,7 @@ def changed_request_key(body: bytes, signature: str | None, secret: str) -> str 
         raise WebhookRefused("No X-Hub-Signature header: vcpay only takes signed webhooks.")
     method, _, digest = signature.partition("=")
     expected = hmac.new(secret.encode(), body, sha256).hexdigest()
-    if method != "sha256" or not hmac.compare_digest(digest, expected):
+    if method != "sha256" or not hmac.compare_digest(digest.encode(), expected.encode()):
         raise WebhookRefused("The X-Hub-Signature does not match this body and vcpay's secret.")
     try:
         event = json.loads(body)
