@@ -98,19 +98,26 @@ def test_the_webhook_control_refuses_what_is_not_a_string(sandbox):
     assert "'url' and 'secret' must be strings" in answer.json()["error"]
 
 
-def test_removing_the_webhook_drops_pending_retries_and_sending_goes_on(other_standin):
-    receiver = WebhookReceiver()
-    receiver.answer_with(503)
+def test_a_new_endpoint_drops_pending_retries_and_sending_goes_on(other_standin):
+    old, new = WebhookReceiver(), WebhookReceiver()
+    old.answer_with(503)
     try:
-        url = standin_sending_to(other_standin, receiver)
+        url = other_standin(
+            webhook_url=old.url, webhook_secret=SECRET, webhook_retry_seconds=(5.0,)
+        )
         sandbox = Sandbox(url)
         first = sandbox.raise_request(jira_client(url))
-        receiver.wait_for(1)
-        sandbox.call("PUT", "/webhooks", json={"url": "", "secret": ""})  # retry now dropped
+        old.wait_for(1)  # refused: a retry is due in 5 s
+        sandbox.call("PUT", "/webhooks", json={"url": new.url, "secret": "another-secret"})
         assert sandbox.post("/webhooks/wait", {"seconds": 5}) == {"idle": True}
-        sandbox.call("PUT", "/webhooks", json={"url": receiver.url, "secret": SECRET})
         second = sandbox.raise_request(jira_client(url), summary="Another")
-        deliveries = receiver.wait_for(2)
+        [delivery] = new.wait_for(1)
+        sandbox.call("PUT", "/webhooks", json={"url": "", "secret": ""})
+        sandbox.raise_request(jira_client(url), summary="Not sent")
+        assert sandbox.post("/webhooks/wait", {"seconds": 5}) == {"idle": True}
     finally:
-        receiver.stop()
-    assert [d["event"]["issue"]["key"] for d in deliveries] == [first.key, second.key]
+        old.stop()
+        new.stop()
+    assert [d["event"]["issue"]["key"] for d in old.received] == [first.key]
+    assert [d["event"]["issue"]["key"] for d in new.received] == [second.key]
+    assert delivery["headers"]["X-Hub-Signature"].startswith("sha256=")

@@ -59,8 +59,13 @@ class JiraWebhookSender:
         self._thread.start()
 
     def configure(self, url: str, secret: str) -> None:
+        """A new endpoint starts clean: what was still due for the old one is dropped."""
         with self._condition:
+            if (url, secret) != (self.endpoint.url, self.endpoint.secret):
+                self._queue.clear()
+                self._generation += 1
             self.endpoint = Endpoint(url, secret)
+            self._condition.notify_all()
 
     def submit(self, event: str, key: str, payload: dict[str, Any]) -> None:
         """Queue one change's delivery; nothing is queued while no endpoint is configured."""
@@ -109,9 +114,6 @@ class JiraWebhookSender:
         while True:
             with self._condition:
                 delivery = self._next_due()
-                if not self.endpoint.url:  # the webhook was removed: drop what was due
-                    self._condition.notify_all()
-                    continue
                 self._in_flight += 1
                 endpoint, generation = self.endpoint, self._generation
             record = self._attempt(delivery, endpoint)
