@@ -216,3 +216,16 @@ def test_with_the_broker_down_jira_is_asked_to_send_it_again(app, demo, desk, ji
     assert answer.status_code == 503  # Jira retries a 5xx; the next poll finds it anyway
     assert "try again later" in answer.json["error"]
     app.extensions["celery"].set_current()
+
+
+def test_with_a_real_jira_the_webhook_is_off_until_a_secret_of_ones_own_is_set(app, client):
+    body = b'{"issue": {"key": "PAY-1"}}'
+    app.config["JIRA_URL"] = "https://clinic-desk.atlassian.net"
+    published = signed(body, app.config["JIRA_WEBHOOK_SECRET"])  # the stand-in's default
+    answer = client.post("/webhooks/jira", data=body, headers=published)
+    assert answer.status_code == 404
+    assert "set VCPAY_JIRA_WEBHOOK_SECRET" in answer.json["error"]
+
+    app.config["JIRA_WEBHOOK_SECRET"] = "our-own-secret"
+    answer = client.post("/webhooks/jira", data=body, headers=signed(body, "our-own-secret"))
+    assert (answer.status_code, answer.json["queued"]) == (200, False)  # no such request here

@@ -18,6 +18,7 @@ from vcpay.database import utcnow
 from vcpay.enablement.cli import poll_jira_command
 from vcpay.extensions import db
 from vcpay.health.tasks import record_heartbeat
+from vcpay.links import LOCAL_HOSTS, is_local
 from vcpay.people.demo import DEMO_PASSWORD, DEMO_PEOPLE, seed_demo
 from vcpay.translations_cli import translations
 from vcpay.webhooks.cli import stripe_events
@@ -49,19 +50,12 @@ def _bind_address(public_url: str) -> str:
     return f"{parts.hostname or '127.0.0.1'}:{parts.port or 5000}"
 
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def _is_local(url: str) -> bool:
-    return urlsplit(url).hostname in LOCAL_HOSTS
-
-
 def standin_processes(config) -> dict[str, list[str]]:
     """The stand-ins for Jira and the mail server, when vcpay is pointed at this machine."""
     python = sys.executable
     instance = current_app.instance_path
     processes = {}
-    if _is_local(config["JIRA_URL"]):
+    if is_local(config["JIRA_URL"]):
         jira = urlsplit(config["JIRA_URL"])
         processes["jira"] = [
             python, "-m", "vcpay.sandbox.jira",
@@ -70,7 +64,7 @@ def standin_processes(config) -> dict[str, list[str]]:
             "--state-file", f"{instance}/jira-standin.json",
             "--webhook-url", f"{config['PUBLIC_URL'].rstrip('/')}/webhooks/jira",
         ]  # fmt: skip
-    if _is_local(config["STRIPE_API_BASE"]):
+    if is_local(config["STRIPE_API_BASE"]):
         processes["stripe"] = stripe_standin_command(config, instance)
     if config["SMTP_HOST"] in LOCAL_HOSTS:
         catcher = urlsplit(config["MAIL_CATCHER_URL"])

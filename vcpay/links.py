@@ -1,4 +1,5 @@
-"""Links for email and Jira comments, which are written outside any browser request."""
+"""Links for email and Jira comments, which are written outside any browser request; and
+whether an address is on this machine (where `make run` starts the stand-ins)."""
 
 from urllib.parse import urlsplit
 
@@ -12,3 +13,10 @@ def public_url_for(endpoint: str, **values) -> str:
         base.netloc, script_name=base.path or "/", url_scheme=base.scheme
     )
     return adapter.build(endpoint, values, force_external=True)
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def is_local(url: str) -> bool:
+    return urlsplit(url).hostname in LOCAL_HOSTS
