@@ -313,6 +313,19 @@ def test_with_several_people_the_clinician_chooses_who_pays_and_only_they_see_pa
     assert "Only they can pay it" in not_theirs.get_data(as_text=True)
 
 
+def test_the_payer_can_still_pay_after_rejoining_from_another_device(app, clinician, gp):
+    call = start_call(clinician, gp)
+    join(app, call, "Pat Citizen")
+    interpreter = join(app, call, "Ana (interpreter)")
+    chosen = {**request_form(clinician, call), "payer": participant_id(call, "Pat Citizen")}
+    assert ask(clinician, call, form=chosen).status_code == 303
+    pay_link = f"/join/{call.guest_token}/payments/{the_request().request_key}/pay"
+    phone = join(app, call, "pat citizen")  # the same person, a new participant
+    assert pay_link in phone.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
+    assert phone.get(pay_link).status_code == 303
+    assert interpreter.get(pay_link).status_code == 403
+
+
 def test_anyone_in_the_call_may_be_asked_to_pay(app, clinician, gp):
     call = start_call(clinician, gp)
     pat = join(app, call, "Pat Citizen")

@@ -110,11 +110,7 @@ def pay(token: str, request_key: str):
 
 
 def _may_pay(call: Call, payment: PaymentRequest) -> bool:
-    """A request made of one person in the call is for them alone; any other, for anyone."""
-    if payment.payer_id is None or payment.state != PaymentState.REQUESTED:
-        return True
-    me = _me(call)
-    return me is not None and me.id == payment.payer_id
+    return payment.state != PaymentState.REQUESTED or payment.payable_by(_me(call))
 
 
 @blueprint.route("/<token>/payments/<request_key>/done")

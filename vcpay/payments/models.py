@@ -86,5 +86,15 @@ class PaymentRequest(CreatedAtMixin, db.Model):
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
+    def payable_by(self, participant: Participant | None) -> bool:
+        """Whether this person in the call may pay it. A request made of one person is theirs,
+        by name: a patient who rejoins from another device is a new participant, and the
+        call's link was already the key. Any other request is anyone's."""
+        if self.payer is None:
+            return True
+        if participant is None:
+            return False
+        return participant.display_name.casefold() == self.payer.display_name.casefold()
+
     def __repr__(self) -> str:
         return f"<PaymentRequest {self.id} {self.amount} {self.currency} {self.state}>"
