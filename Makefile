@@ -59,3 +59,4 @@ format: install
 
 clean:
 	rm -rf $(VENV) instance test-artifacts .pytest_cache
+	find vcpay/translations -name '*.mo' -delete

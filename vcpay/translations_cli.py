@@ -54,5 +54,5 @@ def update() -> None:
     _pybabel("extract", *EXTRACT, "--sort-output", "-o", str(TEMPLATE), str(ROOT))
     _pybabel("update", "-i", str(TEMPLATE), "-d", str(FOLDER), "-l", "sr_Cyrl", "--width", "100")
     write_latin_catalogue()
-    _pybabel("compile", "-d", str(FOLDER), "--use-fuzzy")
+    _pybabel("compile", "-d", str(FOLDER))
     click.echo(f"Catalogues updated in {FOLDER}; translate the empty entries of sr_Cyrl.")

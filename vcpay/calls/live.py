@@ -146,10 +146,11 @@ class CallWaker:
             rows = _recent_rows(engine, call_id, after)
             with self.mutex:
                 self.shared[call_id] = (after, newest, time.monotonic(), rows)
-                if len(self.shared) > 1000:  # calls nobody watches any more
+                if len(self.shared) > 1000:  # calls nobody watches or reads any more
                     for gone in set(self.shared) - set(self.waiting) - {call_id}:
-                        self.shared.pop(gone)
-                        self.readers.pop(gone, None)
+                        if not self.readers.get(gone, threading.Lock()).locked():
+                            self.shared.pop(gone)
+                            self.readers.pop(gone, None)
             return rows
 
     def _reader(self, call_id: int) -> threading.Lock:
