@@ -104,3 +104,27 @@ def test_side_effects_wait_for_the_commit_and_vanish_on_rollback(app):
     assert ran == []
     db.session.commit()
     assert ran == ["committed"]
+
+
+def test_an_email_is_written_in_the_language_its_recipient_chose(app, demo):
+    from flask_babel import lazy_gettext
+
+    from vcpay.people.services import find_user_by_email
+
+    manager = find_user_by_email("manager@harbourside.example")
+    manager.locale = "sr_Latn"
+    db.session.commit()
+    subject = lazy_gettext("Your Payment Gateway request for %(organisation)s was sent back",
+                           organisation="Harbourside Health")  # fmt: skip
+    emails = queue_to_each("test:language", [manager.email, "else@example.org"], subject,
+                           "sent_back", **SENT_BACK)  # fmt: skip
+    db.session.commit()
+    serbian, english = sorted(emails, key=lambda e: e.recipient != manager.email)
+    assert (
+        serbian.subject
+        == "Vaš zahtev za Platežni prolaz za organizaciju Harbourside Health je vraćen"
+    )
+    assert serbian.body_text.startswith("Poštovani,")
+    assert "Možete da ga izmenite i ponovo pošaljete: http://127.0.0.1:5000/" in serbian.body_text
+    assert english.subject == "Your Payment Gateway request for Harbourside Health was sent back"
+    assert english.body_text.startswith("Hello,")

@@ -422,6 +422,22 @@ def test_paid_with_a_good_card_shows_paid_emails_one_receipt_and_pops_up(
     assert "Paid" in patient.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
 
 
+def test_the_receipt_is_written_in_the_language_the_patient_paid_in(app, clinician, gp, webhooks):
+    call = start_call(clinician, gp)
+    patient = join(app, call, "Pat Citizen")
+    ask(clinician, call, "85.00", "Consultation")
+    request = the_request()
+    pay_link = f"/join/{call.guest_token}/payments/{request.request_key}/pay"
+    assert patient.get(pay_link, headers={"Accept-Language": "sr"}).status_code == 303
+    pay_and_process(webhooks, request)
+    wait_for_events("checkout.session.completed")
+    process_received()
+    [receipt] = db.session.scalars(select(OutboundEmail)).all()
+    assert receipt.subject == "Ваш рачун од клинике Harbourside GP Clinic"
+    assert "Хвала вам на уплати клиници Harbourside GP Clinic." in receipt.body_text
+    assert "Плаћени износ: A$85.00" in receipt.body_text
+
+
 def test_the_confirmation_page_asks_stripe_when_the_webhook_is_late(
     app, clinician, gp, stripe_control
 ):

@@ -14,6 +14,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import get_locale
 
 from vcpay.calls import live
 from vcpay.calls.forms import JoinForm
@@ -105,6 +106,8 @@ def pay(token: str, request_key: str):
         page = render_template("guest/payment.html", call=call, payment=payment, not_yours=True)
         return page, 403
     if payment.state == PaymentState.REQUESTED and payment.checkout_url:
+        payment.patient_locale = str(get_locale())  # the receipt follows the patient's language
+        db.session.commit()
         return redirect(payment.checkout_url, code=303)
     return render_template("guest/payment.html", call=call, payment=payment)
 

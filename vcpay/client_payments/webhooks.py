@@ -2,6 +2,8 @@
 
 from contextlib import suppress
 
+from flask_babel import lazy_gettext as _l
+
 from vcpay.client_payments.links import account_disconnected, refresh_links
 from vcpay.enablement.services import clinic_admin_emails
 from vcpay.integrations.stripe_gateway import AccountNotConnected, StripeGateway
@@ -32,7 +34,7 @@ def application_deauthorized(event: StripeEvent) -> None:
         queue_to_each(
             f"stripe-disconnected:{link.id}",
             clinic_admin_emails([clinic]),
-            f"{clinic.name}: Stripe account disconnected",
+            _l("%(clinic)s: Stripe account disconnected", clinic=clinic.name),
             "stripe_disconnected",
             clinic=clinic,
             link=link,

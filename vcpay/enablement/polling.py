@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from vcpay.audit.services import record_audit
@@ -209,7 +210,9 @@ def approve(request: EnablementRequest) -> None:
     names = ", ".join(c.name for c in enabled) or "none (already enabled)"
     add_event(request, "approved", f"Approved in the service desk. Enabled: {names}.")
     record_audit("enablement.approved", request, jira_key=request.jira_key)
-    _tell_people(request, "approved", f"Payment Gateway approved for {request.organisation.name}")
+    organisation = request.organisation.name
+    subject = _l("Payment Gateway approved for %(organisation)s", organisation=organisation)
+    _tell_people(request, "approved", subject)
     _comment_after_commit(request)
 
 
@@ -219,9 +222,9 @@ def decline(request: EnablementRequest, reason: str) -> None:
     request.decision_reason = reason
     add_event(request, "declined", f"Declined in the service desk. {reason}".strip())
     record_audit("enablement.declined", request, jira_key=request.jira_key)
-    _tell_people(
-        request, "declined", f"Payment Gateway request declined: {request.organisation.name}"
-    )
+    organisation = request.organisation.name
+    subject = _l("Payment Gateway request declined: %(organisation)s", organisation=organisation)
+    _tell_people(request, "declined", subject)
 
 
 def flag_for_review(request: EnablementRequest, snapshot: RequestSnapshot) -> None:
@@ -232,7 +235,8 @@ def flag_for_review(request: EnablementRequest, snapshot: RequestSnapshot) -> No
     )
     add_event(request, "needs_review", request.review_reason)
     record_audit("enablement.needs_review", request, status=snapshot.status)
-    _tell_people(request, "needs_review", f"Payment Gateway request needs review: {snapshot.key}")
+    subject = _l("Payment Gateway request needs review: %(key)s", key=snapshot.key)
+    _tell_people(request, "needs_review", subject)
 
 
 def _decline_reason(snapshot: RequestSnapshot, desk: ServiceDesk) -> str:
@@ -243,7 +247,7 @@ def _decline_reason(snapshot: RequestSnapshot, desk: ServiceDesk) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _tell_people(request: EnablementRequest, outcome: str, subject: str) -> None:
+def _tell_people(request: EnablementRequest, outcome: str, subject) -> None:
     from vcpay.links import public_url_for
 
     queue_to_each(

@@ -3,6 +3,7 @@ withdrawing. Functions change the session and flush; the view or task commits on
 
 from dataclasses import dataclass
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from vcpay.audit.services import record_audit
@@ -140,7 +141,10 @@ def submit(request: EnablementRequest, actor: User) -> None:
     queue_to_each(
         f"enablement:{request.id}:endorse:{len(request.events)}",
         [manager.email],
-        f"Please review a Payment Gateway request for {request.organisation.name}",
+        _l(
+            "Please review a Payment Gateway request for %(organisation)s",
+            organisation=request.organisation.name,
+        ),
         "endorsement_needed",
         request=request,
         manager=manager,
@@ -186,7 +190,10 @@ def send_back(request: EnablementRequest, manager: User, reason: str) -> None:
     queue_to_each(
         f"enablement:{request.id}:sent-back:{len(request.events)}",
         [request.requester.email, request.contact_email],
-        f"Your Payment Gateway request for {request.organisation.name} was sent back",
+        _l(
+            "Your Payment Gateway request for %(organisation)s was sent back",
+            organisation=request.organisation.name,
+        ),
         "sent_back",
         request=request,
         manager=manager,

@@ -4,33 +4,48 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from flask import current_app, render_template
-from sqlalchemy import select
+from flask_babel import force_locale
+from sqlalchemy import func, select
 
 from vcpay.database import utcnow
 from vcpay.extensions import db
+from vcpay.i18n import LANGUAGES
 from vcpay.mail.models import EmailState, OutboundEmail
+from vcpay.people.models import User
 from vcpay.transactions import after_commit
 
 
-def queue_email(dedupe_key: str, recipient: str, subject: str, template: str, **context):
+def queue_email(
+    dedupe_key: str, recipient: str, subject: str, template: str, locale: str | None = None,
+    **context,
+):  # fmt: skip
     """Add an email to the outbox unless one with ``dedupe_key`` exists; the caller commits.
 
+    It is written in ``locale``, else the language the recipient chose in vcpay, else the
+    default; give ``subject`` as a lazy string (``lazy_gettext``) so it follows too.
     Returns the new row, or None when this email was queued before (a replayed change).
     """
     existing = db.session.scalar(select(OutboundEmail).filter_by(dedupe_key=dedupe_key))
     if existing is not None:
         return None
     context.setdefault("public_url", current_app.config["PUBLIC_URL"].rstrip("/"))
+    with force_locale(locale or recipient_locale(recipient)):
+        subject, body = str(subject), render_template(f"mail/{template}.txt", **context)
     email = OutboundEmail(
-        dedupe_key=dedupe_key,
-        recipient=recipient,
-        subject=subject,
-        body_text=render_template(f"mail/{template}.txt", **context),
+        dedupe_key=dedupe_key, recipient=recipient, subject=subject, body_text=body
     )
     db.session.add(email)
     db.session.flush()
     _send_once_committed(email.id)
     return email
+
+
+def recipient_locale(address: str) -> str:
+    """The language a person chose in vcpay, or the default for anyone else."""
+    chosen = db.session.scalar(
+        select(User.locale).filter(func.lower(User.email) == address.lower())
+    )
+    return chosen if chosen in LANGUAGES else current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
 def queue_to_each(key: str, recipients: Iterable[str], subject: str, template: str, **context):

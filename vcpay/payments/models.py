@@ -68,6 +68,8 @@ class PaymentRequest(CreatedAtMixin, db.Model):
     paid_at: Mapped[datetime | None]
     patient_name: Mapped[str] = mapped_column(String(80), default="")
     patient_email: Mapped[str] = mapped_column(String(254), default="")
+    # The language of the page the patient paid from: their receipt is written in it.
+    patient_locale: Mapped[str] = mapped_column(String(16), default="")
     receipt_number: Mapped[str] = mapped_column(String(64), default="")
     card_brand: Mapped[str] = mapped_column(String(20), default="")
     card_last4: Mapped[str] = mapped_column(String(4), default="")

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -283,8 +284,9 @@ def _queue_receipt(request: PaymentRequest) -> None:
     queue_email(
         f"receipt:{request.id}",
         request.patient_email,
-        _("Your receipt from %(clinic)s", clinic=request.clinic.name),
+        _l("Your receipt from %(clinic)s", clinic=request.clinic.name),
         "payment_receipt",
+        locale=request.patient_locale or None,
         request=request,
         amount=format_amount(request.amount, request.currency),
     )
