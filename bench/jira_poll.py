@@ -19,7 +19,6 @@ import json
 import math
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from sqlalchemy import delete, insert
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.product import answers, free_port, start, stop, wait_until  # noqa: E402
 from vcpay import create_app  # noqa: E402
 from vcpay.database import utcnow  # noqa: E402
 from vcpay.enablement import polling  # noqa: E402
@@ -177,26 +177,20 @@ def baseline_search(standin: Standin, samples: int = 20) -> float:
     return statistics.median(times)
 
 
-def serve_webhooks(env: dict, instance: Path, log) -> tuple[subprocess.Popen, str]:
+def serve_webhooks(env: dict, instance: Path) -> tuple[subprocess.Popen, str]:
     """vcpay's web server (gunicorn, as `make run` runs it) for the stand-in's webhooks."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    web = subprocess.Popen(
+    port = free_port()
+    log = instance / "web.log"
+    web = start(
         [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
          "--worker-class", "gthread", "--workers", "1", "--threads", "8"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        env, log,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=2).ok:
-                return web, url
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    web.terminate()
-    raise SystemExit(f"vcpay's web server did not start; see {instance / 'worker.log'}")
+    if not wait_until(lambda: answers(f"{url}/healthz"), 60):
+        stop(web)
+        raise SystemExit(f"vcpay's web server did not start; see {log}")
+    return web, url
 
 
 def decision_latency(
@@ -244,7 +238,7 @@ def decision_latency(
     try:
         if webhook:
             env["VCPAY_JIRA_WEBHOOK_SECRET"] = webhook  # the server signs as the stand-in does
-            web, url = serve_webhooks(env, instance, worker_log)
+            web, url = serve_webhooks(env, instance)
             processes.append(web)
             target = {"url": f"{url}/webhooks/jira", "secret": webhook}
             standin.control("PUT", "webhooks", target)

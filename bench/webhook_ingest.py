@@ -26,7 +26,6 @@ Prints a table and, as its last line, one JSON object; saves it to bench/results
 import argparse
 import json
 import os
-import platform
 import random
 import secrets
 import shutil
@@ -43,17 +42,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import redis
 import requests
 import stripe
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.product import free_port, start, stop, wait_until  # noqa: E402
+from bench.product import (  # noqa: E402
+    answers,
+    drop_database,
+    free_port,
+    machine,
+    percentile,
+    recreate_database,
+    start,
+    stop,
+    wait_until,
+)
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/vcpay_bench_webhooks"
 REDIS_BROKER_URL = "redis://127.0.0.1:6379/14"
@@ -157,11 +164,6 @@ def cpu_seconds(web_master: int) -> dict[str, float]:
     return {"client": sum(os.times()[:2]), "web": web, "machine": busy / CLOCK_TICKS}
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def summarise(rounds: list[Round]) -> dict:
     latencies = [s for r in rounds for s in r.latencies]
     wall = sum(r.wall_seconds for r in rounds)
@@ -181,50 +183,6 @@ def cpu_per_request(rounds: list[Round], requests_made: int) -> dict[str, float]
         sum(r.cpu_seconds["machine"] for r in rounds) - total["client"] - total["web"]
     )
     return {name: round(seconds * 1000 / requests_made, 2) for name, seconds in total.items()}
-
-
-def serving(base: str) -> bool:
-    try:
-        return requests.get(f"{base}/healthz", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-def _maintenance_connection(database_url: str) -> psycopg.Connection:
-    url = make_url(database_url)
-    return psycopg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-        dbname="postgres", autocommit=True,
-    )  # fmt: skip
-
-
-def recreate_database(database_url: str) -> None:
-    name = make_url(database_url).database
-    with _maintenance_connection(database_url) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(database_url: str) -> None:
-    name = make_url(database_url).database
-    with _maintenance_connection(database_url) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def machine() -> dict:
-    cpu = platform.processor()
-    with suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "node": platform.node(),
-        "machine": platform.machine(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-    }
 
 
 def inbox_counts(engine) -> dict:
@@ -415,7 +373,7 @@ def main() -> None:
     try:
         processes["web"] = start(web_command, env, log)
         poster = Poster(base, args.concurrency, processes["web"].pid)
-        if not wait_until(lambda: serving(base), 60):
+        if not wait_until(lambda: answers(f"{base}/healthz"), 60):
             raise SystemExit(f"gunicorn did not start; see {log}")
         print(
             f"webhook ingest, {mode} ({database} + {broker} broker), {len(unique)} events "
