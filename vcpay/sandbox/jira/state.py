@@ -7,15 +7,14 @@ eventually consistent search.
 
 import copy
 import json
-import os
 import secrets
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from vcpay.sandbox.files import write_atomically
 from vcpay.sandbox.jira import catalog
 from vcpay.sandbox.jira.clock import Clock, Millis
 from vcpay.sandbox.jira.errors import Conflict, Forbidden, Invalid, NotFound
@@ -324,17 +323,7 @@ class JiraState:
             "next_issue_id": self._next_issue_id,
             "next_comment_id": self._next_comment_id,
         }
-        directory = self._state_file.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        # Write aside and rename, so a crash never leaves half a file behind.
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".jira-state-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(data, out)
-            os.replace(temporary, self._state_file)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(self._state_file, json.dumps(data).encode())
 
     def _load(self) -> None:
         data = json.loads(self._state_file.read_text(encoding="utf-8"))

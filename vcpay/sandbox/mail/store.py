@@ -4,7 +4,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +12,8 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
+
+from vcpay.sandbox.files import write_atomically
 
 # One header line in front of the message as it arrived: the envelope is not part of the
 # message, and keeping it in the same file keeps each write a single atomic rename.
@@ -127,18 +128,6 @@ def _read_eml(path: Path) -> CaughtMessage:
     )
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    """Readers in other processes see the whole file or none of it."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 class MailStore:
     """Every message the catcher took, plus the faults tests asked it to inject.
 
@@ -165,7 +154,7 @@ class MailStore:
             )
             if self.folder is not None:
                 content = _eml_bytes(received_at, sender, list(recipients), raw)
-                _write_atomically(self.folder / f"{message.id}.eml", content)
+                write_atomically(self.folder / f"{message.id}.eml", content)
             self._messages[message.id] = message
             return message
 

@@ -7,8 +7,6 @@ minutes and are not saved.
 """
 
 import json
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from vcpay.sandbox.files import write_atomically
 from vcpay.sandbox.stripe.settings import StripeStandinSettings
 from vcpay.sandbox.stripe.store import ObjectStore, new_id
 
@@ -205,17 +204,7 @@ class StripeState:
             "objects": self.objects.dump(),
             "delivery_success": self._delivery_success,
         }
-        directory = self._state_file.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        # Write aside and rename, so a crash never leaves half a file behind.
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".stripe-state-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(data, out)
-            os.replace(temporary, self._state_file)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(self._state_file, json.dumps(data).encode())
 
     def _load(self) -> None:
         data = json.loads(self._state_file.read_text(encoding="utf-8"))
