@@ -12,16 +12,14 @@ import itertools
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
+from vcpay.sandbox.delivery import post
+
 RETRIED_STATUSES = {408, 409, 425, 429}
 USER_AGENT = "Atlassian Webhook HTTP Client"
-# No proxies from the environment: the endpoint is local, and a proxy would change the answer.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def signature_header(body: bytes, secret: str) -> str:
@@ -142,23 +140,12 @@ class JiraWebhookSender:
             headers["X-Hub-Signature"] = signature_header(delivery.body, endpoint.secret)
         if delivery.attempts > 1:
             headers["X-Atlassian-Webhook-Retry"] = str(delivery.attempts - 1)
-        record: dict[str, Any] = {
+        status_code, error = post(endpoint.url, delivery.body, headers, self._timeout)
+        return {
             "identifier": delivery.identifier,
             "event": delivery.event,
             "key": delivery.key,
             "attempt": delivery.attempts,
-            "status_code": None,
-            "error": None,
+            "status_code": status_code,
+            "error": error,
         }
-        post = urllib.request.Request(  # noqa: S310 - the configured http(s) endpoint
-            endpoint.url, data=delivery.body, method="POST", headers=headers
-        )
-        try:
-            with OPENER.open(post, timeout=self._timeout) as response:
-                record["status_code"] = response.status
-        except urllib.error.HTTPError as refused:
-            record["status_code"] = refused.code
-            refused.close()
-        except (urllib.error.URLError, OSError, ValueError) as failed:  # ValueError: bad URL
-            record["error"] = f"{type(failed).__name__}: {getattr(failed, 'reason', failed)}"
-        return record

@@ -12,13 +12,12 @@ import hmac
 import itertools
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
+from vcpay.sandbox.delivery import post
 from vcpay.sandbox.stripe.settings import StripeStandinSettings
 
 FAULT_MODES = ("duplicate", "hold", "delay", "bad_signature", "old_timestamp")
@@ -81,17 +80,6 @@ class Delivery:
 class Endpoint:
     url: str
     secret: str = field(repr=False)
-
-
-class NoRedirects(urllib.request.HTTPRedirectHandler):
-    """Stripe treats a redirect as a failed delivery; it does not follow it."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-# No proxies from the environment: endpoints are local, and a proxy would change the answer.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirects())
 
 
 class WebhookSender:
@@ -290,23 +278,14 @@ class WebhookSender:
             "signature_header": header,
             "sent_at": time.time(),
         }
-        post = urllib.request.Request(  # noqa: S310 - the configured http(s) endpoint
+        record["status_code"], record["error"] = post(
             endpoint.url,
-            data=delivery.payload.encode(),
-            method="POST",
-            headers={
+            delivery.payload.encode(),
+            {
                 "Content-Type": "application/json; charset=utf-8",
                 "Stripe-Signature": header,
                 "User-Agent": USER_AGENT,
             },
+            self._timeout,
         )
-        try:
-            with OPENER.open(post, timeout=self._timeout) as response:
-                record["status_code"] = response.status
-        except urllib.error.HTTPError as refused:
-            record["status_code"] = refused.code
-            refused.close()
-        except (urllib.error.URLError, OSError) as failed:
-            reason = getattr(failed, "reason", failed)
-            record["error"] = f"{type(reason).__name__}: {reason}"
         return record
