@@ -61,14 +61,19 @@ class Control:
         self.post(f"requests/{key}/move", {"status": status})
 
 
+def use_standin(app, base: str) -> Control:
+    """The stand-in at ``base``, reset and without faults, is the app's Jira."""
+    control = Control(base)
+    control.post("reset")
+    requests.delete(f"{base}/_sandbox/faults", timeout=5)
+    app.config.update(JIRA_URL=base, JIRA_TIMEOUT_SECONDS=1.0, JIRA_SEARCH_SETTLE_SECONDS=0)
+    forget_clients()
+    return control
+
+
 @pytest.fixture
 def jira(app, standin):
-    control = Control(standin)
-    control.post("reset")
-    requests.delete(f"{standin}/_sandbox/faults", timeout=5)
-    app.config.update(JIRA_URL=standin, JIRA_TIMEOUT_SECONDS=1.0, JIRA_SEARCH_SETTLE_SECONDS=0)
-    forget_clients()
-    yield control
+    yield use_standin(app, standin)
     forget_clients()
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
 from tests.stripe_standin import served
-from tests.test_enablement_jira import Control, raised_request
+from tests.test_enablement_jira import Control, raised_request, use_standin
 from vcpay import create_app
 from vcpay.enablement import polling
 from vcpay.enablement.models import EnablementRequest, RequestState
@@ -33,12 +33,7 @@ def standin():
 
 @pytest.fixture
 def jira(app, standin):
-    control = Control(standin)
-    control.post("reset")
-    requests.delete(f"{standin}/_sandbox/faults", timeout=5)
-    app.config.update(JIRA_URL=standin, JIRA_TIMEOUT_SECONDS=1.0, JIRA_SEARCH_SETTLE_SECONDS=0)
-    forget_clients()
-    yield control
+    yield use_standin(app, standin)
     requests.put(f"{standin}/_sandbox/webhooks", json={"url": "", "secret": ""}, timeout=5)
     forget_clients()
 
