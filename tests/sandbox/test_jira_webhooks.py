@@ -81,6 +81,7 @@ def test_without_a_secret_nothing_is_signed_and_without_a_url_nothing_is_sent(ot
         sandbox.raise_request(jira_client(url))
         [unsigned] = receiver.wait_for(1)
         assert "X-Hub-Signature" not in unsigned["headers"]
+        assert sandbox.post("/webhooks/wait", {"seconds": 5}) == {"idle": True}  # recorded
 
         answer = sandbox.call("PUT", "/webhooks", json={"url": "", "secret": ""})
         assert answer.json()["url"] == ""
