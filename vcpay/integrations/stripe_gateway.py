@@ -9,6 +9,7 @@ fit for people; the Stripe request id is kept for support.
 
 import json
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ class CheckoutSummary:
     receipt_number: str = ""
     amount_refunded: int = 0
     payment_intent_status: str = ""
+    latest_charge_id: str | None = None
+    # Why the last attempt to pay was refused (a declined card), while the patient may retry.
+    decline_message: str = ""
 
     @property
     def delayed_payment_failed(self) -> bool:
@@ -109,6 +113,17 @@ class CheckoutRequest:
     expires_at: int
     idempotency_key: str
     metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class EventObject:
+    """What a stored event says it is about, read from its body: hints for finding vcpay's
+    row, never proof. Amounts and states are read from Stripe again for the row's account."""
+
+    id: str
+    kind: str  # Stripe's object name: checkout.session, payment_intent, charge, account
+    payment_intent_id: str | None = None  # a charge's PaymentIntent
+    payment_request: str | None = None  # vcpay's request key from the metadata
 
 
 @dataclass(frozen=True)
@@ -385,6 +400,23 @@ def _charge_details(payment_intent: Any) -> dict[str, Any]:
     }
 
 
+def _latest_charge_id(payment_intent: Any) -> str | None:
+    if not isinstance(payment_intent, dict):
+        return None
+    charge = payment_intent.get("latest_charge")
+    return charge.get("id") if isinstance(charge, dict) else charge
+
+
+def _decline_message(payment_intent: Any) -> str:
+    """The refusal of the last attempt, while the intent waits for another card."""
+    if not isinstance(payment_intent, dict):
+        return ""
+    if payment_intent.get("status") != "requires_payment_method":
+        return ""
+    error = payment_intent.get("last_payment_error") or {}
+    return str(error.get("message") or "")
+
+
 def _checkout(data: dict[str, Any]) -> CheckoutSummary:
     payment_intent = data.get("payment_intent")
     customer = data.get("customer_details") or {}
@@ -403,7 +435,35 @@ def _checkout(data: dict[str, Any]) -> CheckoutSummary:
         ),
         email=customer.get("email") or data.get("customer_email") or "",
         name=customer.get("name") or "",
+        latest_charge_id=_latest_charge_id(payment_intent),
+        decline_message=_decline_message(payment_intent),
         **_charge_details(payment_intent),
+    )
+
+
+STRIPE_ID = re.compile(r"^[a-z]{2,8}_[A-Za-z0-9_]{1,250}$", re.ASCII)
+
+
+def _id_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and STRIPE_ID.match(value) else None
+
+
+def event_object(payload: str) -> EventObject:
+    """The object a stored event is about. ``ValueError`` when the body names none that
+    vcpay could look for (the event is then ignored, not retried)."""
+    try:
+        data_object = json.loads(payload)["data"]["object"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise ValueError("The event carries no object.") from None
+    if not isinstance(data_object, dict) or _id_or_none(data_object.get("id")) is None:
+        raise ValueError("The event's object has no Stripe id.")
+    metadata = data_object.get("metadata")
+    hint = metadata.get("payment_request") if isinstance(metadata, dict) else None
+    return EventObject(
+        id=data_object["id"],
+        kind=str(data_object.get("object") or "")[:40],
+        payment_intent_id=_id_or_none(data_object.get("payment_intent")),
+        payment_request=hint if isinstance(hint, str) and 0 < len(hint) <= 40 else None,
     )
 
 

@@ -243,10 +243,24 @@ def _move(request: PaymentRequest, state: PaymentState) -> None:
     request.updated_at = utcnow()
 
 
+def read_checkout(request: PaymentRequest, gateway: StripeGateway) -> CheckoutSummary:
+    """The request's Checkout Session as Stripe has it now, read on the request's account."""
+    return gateway.retrieve_checkout_session(request.stripe_account_id, request.checkout_session_id)
+
+
+def sync_with_stripe(request: PaymentRequest, gateway: StripeGateway) -> bool:
+    """Ask Stripe about the request and apply what it says: the one way a webhook, the
+    reconciler and the patient's confirmation page learn of a payment. True if it moved."""
+    return apply_checkout(request, read_checkout(request, gateway))
+
+
 def apply_checkout(request: PaymentRequest, session: CheckoutSummary) -> bool:
     """Bring the request in line with what Stripe says of its session; True if it moved."""
+    if session.id != request.checkout_session_id:
+        raise ValueError(f"{session.id} is not the Checkout Session of request {request.id}")
     if session.is_paid:
-        return mark_paid(request, session)
+        paid = mark_paid(request, session)
+        return record_refund(request, session.amount_refunded) or paid
     if session.delayed_payment_failed:
         return record_async_failure(request)
     if session.status == "complete" and request.state == PaymentState.REQUESTED:
@@ -293,10 +307,11 @@ def _queue_receipt(request: PaymentRequest) -> None:
 
 
 def record_decline(request: PaymentRequest, message: str) -> bool:
-    """A declined card: the request stays open; both sides are told, the patient can retry."""
-    if request.state != PaymentState.REQUESTED:
+    """A declined card: the request stays open; both sides are told, the patient can retry.
+    ``message`` is Stripe's reason, read from Stripe; none means no attempt is refused now."""
+    if request.state != PaymentState.REQUESTED or not message:
         return False
-    request.last_decline = (message or _("The card was declined."))[:300]
+    request.last_decline = message[:300]
     request.updated_at = utcnow()
     _announce(request, "payment_declined", Audience.EVERYONE, message=request.last_decline)
     return True
@@ -380,12 +395,9 @@ def reconcile(gateway: StripeGateway, limit: int = 100) -> int:
     changed = 0
     for request in candidates:
         try:
-            session = gateway.retrieve_checkout_session(
-                request.stripe_account_id, request.checkout_session_id
-            )
+            changed += sync_with_stripe(request, gateway)
         except StripeGatewayError:
             continue  # asked again next run
-        changed += apply_checkout(request, session)
         request.reconciled_at = now
         db.session.commit()
     return changed
@@ -397,10 +409,19 @@ def request_for_session(session_id: str) -> PaymentRequest | None:
     )
 
 
-def request_for_intent(payment_intent_id: str, request_key: str | None) -> PaymentRequest | None:
-    query = select(PaymentRequest)
-    if request_key:
-        query = query.filter_by(request_key=request_key)
-    else:
-        query = query.filter_by(payment_intent_id=payment_intent_id)
-    return db.session.scalar(query.with_for_update())
+def request_for_payment_intent(
+    payment_intent_id: str | None, request_key: str | None
+) -> PaymentRequest | None:
+    """The request paid through this PaymentIntent, else the one the metadata names (a hint
+    until the payment is recorded: the caller checks the account and the session)."""
+    if payment_intent_id:
+        found = db.session.scalar(
+            select(PaymentRequest).filter_by(payment_intent_id=payment_intent_id).with_for_update()
+        )
+        if found is not None:
+            return found
+    if not request_key:
+        return None
+    return db.session.scalar(
+        select(PaymentRequest).filter_by(request_key=request_key).with_for_update()
+    )

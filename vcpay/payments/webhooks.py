@@ -1,10 +1,45 @@
-"""Stripe's payment events. Each handler asks Stripe for the session as it is now, or only
-moves forward (refunds only grow), so duplicates and any order leave the same result."""
+"""Stripe's payment events, trusted only for their own account.
 
-from vcpay.integrations.stripe_gateway import StripeGateway
+An event says which payment it is about through its object's id and metadata; that is a hint
+for finding the request, never proof. A request changes only when the event came from the
+account the request was made on and its object is the request's own (its Checkout Session,
+that session's PaymentIntent, the charge that paid it); what changes is read from Stripe
+again for that account, never taken from the event's body. So duplicates, any order, and
+events another clinic crafts on its own account all leave the same, true result.
+"""
+
+import logging
+
+from vcpay.integrations.stripe_gateway import EventObject, StripeGateway, event_object
 from vcpay.payments import services
-from vcpay.webhooks.handlers import handles
+from vcpay.payments.models import PaymentRequest
+from vcpay.webhooks.handlers import IgnoreEvent, handles
 from vcpay.webhooks.models import StripeEvent
+
+log = logging.getLogger(__name__)
+
+
+def _object(event: StripeEvent) -> EventObject:
+    try:
+        return event_object(event.payload)
+    except ValueError as error:
+        raise IgnoreEvent(str(error)) from None
+
+
+def _own_payment(event: StripeEvent, request: PaymentRequest | None) -> PaymentRequest:
+    """The request, if the event came from the account it was made on."""
+    if request is None:
+        raise IgnoreEvent("Not about a payment vcpay requested.")
+    if event.account != request.stripe_account_id:
+        log.warning(
+            "Stripe event %s from %s names payment request %s of another account; ignored",
+            event.event_id, event.account or "the platform", request.id,
+        )  # fmt: skip
+        raise IgnoreEvent(
+            f"Sent by {event.account or 'the platform'}, not by the account payment request "
+            f"{request.id} was made on."
+        )
+    return request
 
 
 @handles(
@@ -14,33 +49,32 @@ from vcpay.webhooks.models import StripeEvent
     "checkout.session.expired",
 )
 def checkout_session_changed(event: StripeEvent) -> None:
-    request = services.request_for_session(event.data_object["id"])
-    if request is None:
-        return  # not one of vcpay's (another platform's session on the same account)
-    if event.type == "checkout.session.async_payment_failed":
-        services.record_async_failure(request)
-        return
-    session = StripeGateway.for_app().retrieve_checkout_session(
-        request.stripe_account_id, request.checkout_session_id
-    )
-    services.apply_checkout(request, session)
+    session = _object(event)
+    request = _own_payment(event, services.request_for_session(session.id))
+    services.sync_with_stripe(request, StripeGateway.for_app())
 
 
 @handles("payment_intent.payment_failed")
 def payment_attempt_failed(event: StripeEvent) -> None:
-    intent = event.data_object
-    key = (intent.get("metadata") or {}).get("payment_request")
-    request = services.request_for_intent(intent["id"], key)
-    if request is None:
-        return
-    error = intent.get("last_payment_error") or {}
-    services.record_decline(request, error.get("message") or "")
+    """A declined card: the request stays open, and both sides hear Stripe's reason."""
+    intent = _object(event)
+    request = _own_payment(
+        event, services.request_for_payment_intent(intent.id, intent.payment_request)
+    )
+    session = services.read_checkout(request, StripeGateway.for_app())
+    if session.payment_intent_id != intent.id:
+        raise IgnoreEvent(f"Not the PaymentIntent of payment request {request.id}.")
+    services.apply_checkout(request, session)
+    services.record_decline(request, session.decline_message)
 
 
 @handles("charge.refunded")
 def charge_refunded(event: StripeEvent) -> None:
-    charge = event.data_object
-    key = (charge.get("metadata") or {}).get("payment_request")
-    request = services.request_for_intent(charge.get("payment_intent") or "", key)
-    if request is not None:
-        services.record_refund(request, int(charge.get("amount_refunded") or 0))
+    charge = _object(event)
+    request = _own_payment(
+        event, services.request_for_payment_intent(charge.payment_intent_id, charge.payment_request)
+    )
+    session = services.read_checkout(request, StripeGateway.for_app())
+    if session.latest_charge_id != charge.id:
+        raise IgnoreEvent(f"Not the charge that paid payment request {request.id}.")
+    services.apply_checkout(request, session)

@@ -13,6 +13,15 @@ Handler = Callable[[StripeEvent], None]
 HANDLERS: dict[str, Handler] = {}
 
 
+class IgnoreEvent(Exception):
+    """The event is kept and marked ignored, with the reason: it is not about anything of
+    vcpay's, or it is about something of another account than the one it came from."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 def handles(*event_types: str) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         for event_type in event_types:

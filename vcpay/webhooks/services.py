@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from vcpay.database import UTCDateTime, utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_gateway import StripeSettings, WebhookEvent
-from vcpay.webhooks.handlers import handler_for
+from vcpay.webhooks.handlers import IgnoreEvent, handler_for
 from vcpay.webhooks.handoff import Handoff
 from vcpay.webhooks.models import EventState, StripeEvent
 
@@ -117,12 +117,15 @@ def process(row_id: int) -> None:
         return
     seen_attempts = event.attempts
     handler = handler_for(event.type)
-    outcome = EventState.PROCESSED
+    outcome, note = EventState.PROCESSED, None
     if handler is None or not _expected_mode(event):
         outcome = EventState.IGNORED
     else:
         try:
             handler(event)
+        except IgnoreEvent as ignored:
+            db.session.rollback()  # nothing it began is kept
+            outcome, note = EventState.IGNORED, ignored.reason[:2000]
         except Exception as error:
             db.session.rollback()
             raise _record_failure(row_id, seen_attempts, error) from error
@@ -140,7 +143,7 @@ def process(row_id: int) -> None:
             attempts=seen_attempts + 1,
             processed_at=utcnow(),
             next_attempt_at=None,
-            last_error=None,
+            last_error=note,
         )
     )
     if marked.rowcount != 1:
