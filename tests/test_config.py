@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from vcpay import create_app
-from vcpay.config import SETTINGS, load_settings
+from vcpay.config import SETTINGS, UnsafeConfiguration, load_settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -76,3 +76,89 @@ def test_secrets_are_never_logged(tmp_path, monkeypatch, caplog):
     app = create_app()
     app.test_client().get("/sign-in")
     assert "do-not-print-me" not in caplog.text
+
+
+REAL_STRIPE = {"VCPAY_STRIPE_API_BASE": "https://api.stripe.com"}
+REAL_JIRA = {"VCPAY_JIRA_URL": "https://clinic-desk.atlassian.net"}
+OWN_STRIPE = {**REAL_STRIPE, "VCPAY_STRIPE_SECRET_KEY": "sk_test_51OwnKeyOfTheClinicPlatform"}
+OWN_JIRA = {**REAL_JIRA, "VCPAY_JIRA_API_TOKEN": "ATATT3xFfGF0-own-token"}
+PRODUCTION = {
+    "VCPAY_ENV": "production",
+    "VCPAY_SECRET_KEY": "k" * 16 + "-a-long-random-key-of-our-own",
+    "VCPAY_STRIPE_SECRET_KEY": "sk_live_51OwnKeyOfTheClinicPlatform",
+    "VCPAY_STRIPE_WEBHOOK_SECRET": "whsec_own_signing_secret",
+    "VCPAY_JIRA_API_TOKEN": "ATATT3xFfGF0-own-token",
+    "VCPAY_JIRA_WEBHOOK_SECRET": "own-jira-webhook-secret",
+}
+
+
+def app_with(monkeypatch, tmp_path, **environ):
+    monkeypatch.setenv("VCPAY_INSTANCE_PATH", str(tmp_path))
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    return create_app({"TESTING": True})
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({**OWN_STRIPE, "VCPAY_STRIPE_WEBHOOK_SECRET": "whsec_vcpay_sandbox"},
+         "VCPAY_STRIPE_WEBHOOK_SECRET"),
+        ({**REAL_STRIPE, "VCPAY_STRIPE_SECRET_KEY": "sk_test_vcpay_sandbox"},
+         "VCPAY_STRIPE_SECRET_KEY"),
+        ({**OWN_JIRA, "VCPAY_JIRA_WEBHOOK_SECRET": "jira_webhook_vcpay_sandbox"},
+         "VCPAY_JIRA_WEBHOOK_SECRET"),
+        ({**REAL_JIRA, "VCPAY_JIRA_API_TOKEN": "sandbox-api-token"}, "VCPAY_JIRA_API_TOKEN"),
+        (REAL_STRIPE, "VCPAY_STRIPE_SECRET_KEY is not set"),
+        (REAL_JIRA, "VCPAY_JIRA_API_TOKEN is not set"),
+    ],
+)  # fmt: skip
+def test_a_published_secret_or_none_at_all_stops_the_start_against_a_real_service(
+    monkeypatch, tmp_path, environ, named
+):
+    with pytest.raises(UnsafeConfiguration, match=named):
+        app_with(monkeypatch, tmp_path, **environ)
+
+
+@pytest.mark.parametrize(
+    ("left_out", "named"),
+    [
+        ("VCPAY_STRIPE_WEBHOOK_SECRET", "VCPAY_STRIPE_WEBHOOK_SECRET"),
+        ("VCPAY_STRIPE_SECRET_KEY", "VCPAY_STRIPE_SECRET_KEY"),
+        ("VCPAY_JIRA_API_TOKEN", "VCPAY_JIRA_API_TOKEN"),
+        ("VCPAY_JIRA_WEBHOOK_SECRET", "VCPAY_JIRA_WEBHOOK_SECRET"),
+        ("VCPAY_SECRET_KEY", "VCPAY_SECRET_KEY is not set"),
+    ],
+)
+def test_production_refuses_every_published_secret_even_with_the_stand_ins(
+    monkeypatch, tmp_path, left_out, named
+):
+    environ = {k: v for k, v in PRODUCTION.items() if k != left_out}
+    with pytest.raises(UnsafeConfiguration, match=named):
+        app_with(monkeypatch, tmp_path, **environ)
+
+
+@pytest.mark.parametrize("key", ["dev", "change-me", "short-but-random-9f3k"])
+def test_production_refuses_a_weak_secret_key(monkeypatch, tmp_path, key):
+    with pytest.raises(UnsafeConfiguration, match="VCPAY_SECRET_KEY is too short"):
+        app_with(monkeypatch, tmp_path, **{**PRODUCTION, "VCPAY_SECRET_KEY": key})
+
+
+def test_production_starts_with_secrets_of_its_own(monkeypatch, tmp_path):
+    app = app_with(monkeypatch, tmp_path, **{**OWN_STRIPE, **OWN_JIRA, **PRODUCTION})
+    assert app.config["ENVIRONMENT"] == "production"
+
+
+def test_real_services_without_webhook_secrets_start_with_the_webhooks_off(
+    monkeypatch, tmp_path, caplog
+):
+    app = app_with(monkeypatch, tmp_path, **OWN_STRIPE, **OWN_JIRA)
+    assert app.config["STRIPE_WEBHOOK_SECRET"] == app.config["JIRA_WEBHOOK_SECRET"] == ""
+    assert "VCPAY_STRIPE_WEBHOOK_SECRET is not set" in caplog.text
+
+
+def test_the_stand_ins_published_secrets_are_the_local_defaults(tmp_path):
+    values = load_settings(str(tmp_path), environ={})
+    assert values["STRIPE_WEBHOOK_SECRET"] == "whsec_vcpay_sandbox"
+    assert values["STRIPE_SECRET_KEY"] == "sk_test_vcpay_sandbox"
+    assert values["JIRA_WEBHOOK_SECRET"] == "jira_webhook_vcpay_sandbox"

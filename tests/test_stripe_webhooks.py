@@ -254,3 +254,19 @@ def test_stored_events_reach_the_broker_in_batches_off_the_request_thread(app, c
     assert handed == ids
     process_stripe_events(sorted(ids))  # what the worker runs
     assert {row.state for row in stored()} == {EventState.PROCESSED}
+
+
+def test_against_real_stripe_the_published_secret_is_refused_until_one_of_ones_own_is_set(
+    app, client, handled
+):
+    # Real Stripe with the stand-in's published signing secret: anyone could sign with it.
+    app.config["STRIPE_API_BASE"] = "https://api.stripe.com"
+    body = event("test.recorded")
+    refused = post_event(client, body)
+    assert refused.status_code == 404
+    assert "set VCPAY_STRIPE_WEBHOOK_SECRET" in refused.json["error"]
+    assert stored() == []
+    app.config["STRIPE_WEBHOOK_SECRET"] = "whsec_of_our_own_endpoint"
+    assert post_event(client, body).status_code == 400  # the published secret signs no more
+    assert post_event(client, body, secret="whsec_of_our_own_endpoint").status_code == 200
+    assert [row.event_id for row in stored()] == [body["id"]]

@@ -7,7 +7,12 @@ from typing import Any
 
 from flask import Flask
 
-from vcpay.config import derived_settings, load_settings
+from vcpay.config import (
+    derived_settings,
+    load_settings,
+    refuse_unsafe_settings,
+    webhook_secret,
+)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -31,9 +36,15 @@ def configure(app: Flask, overrides: dict[str, Any] | None) -> None:
     app.config.update(load_settings(app.instance_path), **overrides)
     app.config.update(derived_settings(app.config))
     app.config.update(overrides)  # a test may override a derived setting too
+    refuse_unsafe_settings(app.config)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format=LOG_FORMAT)
     # Alembic announces each plugin it loads; that is noise in every command's output.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    if webhook_secret(app.config, "STRIPE_WEBHOOK_SECRET") is None:
+        app.logger.warning(
+            "VCPAY_STRIPE_WEBHOOK_SECRET is not set: Stripe's webhooks are refused, and payments "
+            "are confirmed only by the patient's confirmation page and the reconciler."
+        )
 
 
 def register_extensions(app: Flask) -> None:

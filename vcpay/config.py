@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vcpay.links import is_local
+
 
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
@@ -25,6 +27,16 @@ def _names(value: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
+ENVIRONMENTS = ("development", "production")
+
+
+def _environment(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ENVIRONMENTS:
+        raise ValueError(f"expected one of {', '.join(ENVIRONMENTS)}, got {value!r}")
+    return lowered
+
+
 @dataclass(frozen=True)
 class Setting:
     env: str
@@ -32,13 +44,23 @@ class Setting:
     default: Any
     cast: Any = str
     secret: bool = False
+    # For a secret whose default is published with a stand-in: the setting of the service it
+    # is for. The published default applies only while that service is on this machine.
+    service: str | None = None
 
 
-# Published with the stand-in: good for `make run`, never for a real Jira (see the webhook view).
+# Published with the stand-ins (anyone can read them here): good for `make run`, never where
+# a real Stripe, a real Jira or real people are involved.
+SANDBOX_STRIPE_SECRET_KEY = "sk_test_vcpay_sandbox"  # noqa: S105
+SANDBOX_STRIPE_WEBHOOK_SECRET = "whsec_vcpay_sandbox"  # noqa: S105
+SANDBOX_JIRA_API_TOKEN = "sandbox-api-token"  # noqa: S105
 SANDBOX_JIRA_WEBHOOK_SECRET = "jira_webhook_vcpay_sandbox"  # noqa: S105
+# Example keys from tutorials and templates: as good as published.
+WELL_KNOWN_SECRET_KEYS = frozenset({"dev", "development", "secret", "change-me", "changeme"})
 
 # Defaults that depend on the instance folder are filled in by ``load_settings``.
 SETTINGS = [
+    Setting("VCPAY_ENV", "ENVIRONMENT", "development", _environment),
     Setting("VCPAY_SECRET_KEY", "SECRET_KEY", None, secret=True),
     Setting("VCPAY_DATABASE_URL", "SQLALCHEMY_DATABASE_URI", None, secret=True),
     Setting("VCPAY_CELERY_BROKER_URL", "CELERY_BROKER_URL", None, secret=True),
@@ -55,7 +77,13 @@ SETTINGS = [
     # Jira Service Management; the defaults point at the stand-in `make run` starts.
     Setting("VCPAY_JIRA_URL", "JIRA_URL", "http://127.0.0.1:5081"),
     Setting("VCPAY_JIRA_USER", "JIRA_USER", "vcpay@servicedesk.example"),
-    Setting("VCPAY_JIRA_API_TOKEN", "JIRA_API_TOKEN", "sandbox-api-token", secret=True),
+    Setting(
+        "VCPAY_JIRA_API_TOKEN",
+        "JIRA_API_TOKEN",
+        SANDBOX_JIRA_API_TOKEN,
+        secret=True,
+        service="JIRA_URL",
+    ),
     Setting("VCPAY_JIRA_SERVICE_DESK", "JIRA_SERVICE_DESK", "PAY"),
     Setting("VCPAY_JIRA_REQUEST_TYPE", "JIRA_REQUEST_TYPE", "Enable Payment Gateway"),
     Setting(
@@ -67,7 +95,11 @@ SETTINGS = [
     Setting("VCPAY_JIRA_POLL_SECONDS", "JIRA_POLL_SECONDS", 60, int),
     # Signs Jira's admin webhook, which only asks for an early look at one request.
     Setting(
-        "VCPAY_JIRA_WEBHOOK_SECRET", "JIRA_WEBHOOK_SECRET", SANDBOX_JIRA_WEBHOOK_SECRET, secret=True
+        "VCPAY_JIRA_WEBHOOK_SECRET",
+        "JIRA_WEBHOOK_SECRET",
+        SANDBOX_JIRA_WEBHOOK_SECRET,
+        secret=True,
+        service="JIRA_URL",
     ),
     Setting("VCPAY_JIRA_POLL_OVERLAP_MINUTES", "JIRA_POLL_OVERLAP_MINUTES", 2, int),
     Setting("VCPAY_JIRA_SWEEP_SECONDS", "JIRA_SWEEP_SECONDS", 900, int),
@@ -89,10 +121,20 @@ SETTINGS = [
     Setting("VCPAY_MAIL_FROM", "MAIL_FROM", "vcpay <no-reply@vcpay.example>"),
     Setting("VCPAY_MAIL_CATCHER_URL", "MAIL_CATCHER_URL", "http://127.0.0.1:5082"),
     # Stripe Connect; the defaults point at the stand-in `make run` starts.
-    Setting("VCPAY_STRIPE_SECRET_KEY", "STRIPE_SECRET_KEY", "sk_test_vcpay_sandbox", secret=True),
+    Setting(
+        "VCPAY_STRIPE_SECRET_KEY",
+        "STRIPE_SECRET_KEY",
+        SANDBOX_STRIPE_SECRET_KEY,
+        secret=True,
+        service="STRIPE_API_BASE",
+    ),
     Setting("VCPAY_STRIPE_CLIENT_ID", "STRIPE_CLIENT_ID", "ca_vcpay_sandbox"),
     Setting(
-        "VCPAY_STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET", "whsec_vcpay_sandbox", secret=True
+        "VCPAY_STRIPE_WEBHOOK_SECRET",
+        "STRIPE_WEBHOOK_SECRET",
+        SANDBOX_STRIPE_WEBHOOK_SECRET,
+        secret=True,
+        service="STRIPE_API_BASE",
     ),
     Setting("VCPAY_STRIPE_API_BASE", "STRIPE_API_BASE", "http://127.0.0.1:5083"),
     # Empty: follow the api base (Stripe's own addresses for Stripe, the stand-in's for it).
@@ -138,17 +180,23 @@ def load_settings(instance_path: str, environ: dict[str, str] | None = None) -> 
     instance.mkdir(parents=True, exist_ok=True)
     defaults = _embedded_defaults(instance)
     values: dict[str, Any] = {}
+    unset: list[Setting] = []
     for setting in SETTINGS:
         raw = environ.get(setting.env)
         if raw is None or raw == "":
             default = defaults.get(setting.key, setting.default)
             # Defaults are written as they would be in the environment: read them the same way.
             values[setting.key] = setting.cast(default) if isinstance(default, str) else default
+            unset.append(setting)
             continue
         try:
             values[setting.key] = setting.cast(raw)
         except ValueError as error:
             raise ValueError(f"{setting.env}: {error}") from None
+    for setting in unset:
+        if setting.service and not is_local(values[setting.service]):
+            values[setting.key] = ""  # a real service: no published secret stands in for one
+    values["SECRET_KEY_FROM_ENVIRONMENT"] = values["SECRET_KEY"] is not None
     if values["SECRET_KEY"] is None:
         values["SECRET_KEY"] = _secret_key(instance)
     if values["SESSION_COOKIE_SECURE"] is None:
@@ -177,3 +225,63 @@ def derived_settings(values: dict[str, Any]) -> dict[str, Any]:
         "PREFERRED_URL_SCHEME": "https" if secure else "http",
         "MAX_CONTENT_LENGTH": 1024 * 1024,
     }
+
+
+class UnsafeConfiguration(ValueError):
+    """A setting that must not be used where vcpay is pointed; the message names it."""
+
+
+def _published(setting: Setting) -> bool:
+    return setting.service is not None
+
+
+def refuse_unsafe_settings(config: dict[str, Any]) -> None:
+    """Stop the start-up rather than run with a secret anyone can read, or without one a
+    real service needs. Checked for every process: web, worker, beat and commands."""
+    production = config["ENVIRONMENT"] == "production"
+    for setting in SETTINGS:
+        if not _published(setting):
+            continue
+        value, service = config[setting.key], config[setting.service]
+        if value == setting.default and (production or not is_local(service)):
+            where = "VCPAY_ENV is production" if production else f"it is used with {service}"
+            raise UnsafeConfiguration(
+                f"{setting.env} is the value published with vcpay's local stand-in, and "
+                f"{where}: anyone could use it. Set a secret of your own."
+            )
+    for key in ("STRIPE_SECRET_KEY", "JIRA_API_TOKEN"):
+        setting = _setting(key)
+        if not config[key] and (production or not is_local(config[setting.service])):
+            raise UnsafeConfiguration(
+                f"{setting.env} is not set; {config[setting.service]} needs it."
+            )
+    if production:
+        _refuse_weak_secret_key(config)
+
+
+def _refuse_weak_secret_key(config: dict[str, Any]) -> None:
+    key = config["SECRET_KEY"]
+    if not config.get("SECRET_KEY_FROM_ENVIRONMENT"):
+        raise UnsafeConfiguration(
+            "VCPAY_SECRET_KEY is not set: in production every web server must sign sessions "
+            "with the same key, from the environment."
+        )
+    if key.lower() in WELL_KNOWN_SECRET_KEYS or len(key) < 32:
+        raise UnsafeConfiguration(
+            "VCPAY_SECRET_KEY is too short or a well-known example: use at least 32 random "
+            "characters."
+        )
+
+
+def webhook_secret(config: dict[str, Any], key: str) -> str | None:
+    """A webhook's signing secret, or None while it is unset or is the published one used with
+    a real service: anyone could sign with that, so the webhook stays off (404)."""
+    setting = _setting(key)
+    secret = config[key]
+    if not secret or (secret == setting.default and not is_local(config[setting.service])):
+        return None
+    return secret
+
+
+def _setting(key: str) -> Setting:
+    return next(setting for setting in SETTINGS if setting.key == key)

@@ -6,12 +6,11 @@ import logging
 from flask import Blueprint, current_app, jsonify, request
 from kombu.exceptions import OperationalError
 
-from vcpay.config import SANDBOX_JIRA_WEBHOOK_SECRET
+from vcpay.config import webhook_secret
 from vcpay.enablement.services import look_at_request_soon
 from vcpay.extensions import csrf, limiter
 from vcpay.integrations.servicedesk import WebhookRefused, changed_request_key
 from vcpay.integrations.stripe_gateway import StripeGateway, WebhookSignatureInvalid
-from vcpay.links import is_local
 from vcpay.webhooks.services import handoff, store_event
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -26,6 +25,12 @@ def _refuse(message: str, status: int = 400):
 @csrf.exempt  # Stripe signs the body instead
 @limiter.exempt
 def stripe_webhook():
+    if webhook_secret(current_app.config, "STRIPE_WEBHOOK_SECRET") is None:
+        return _refuse(
+            "Stripe webhooks are off: set VCPAY_STRIPE_WEBHOOK_SECRET to the endpoint's own "
+            "signing secret to turn them on.",
+            404,
+        )
     gateway = StripeGateway.for_app()
     # The signature covers the exact bytes: never re-serialise before checking it.
     payload = request.get_data(cache=False)
@@ -47,7 +52,7 @@ def stripe_webhook():
 @limiter.limit("120 per minute")  # each accepted call costs reads of Jira; polling covers the rest
 def jira_webhook():
     """Polling stays the source of truth: this only makes a decision show sooner."""
-    secret = _jira_webhook_secret()
+    secret = webhook_secret(current_app.config, "JIRA_WEBHOOK_SECRET")
     if secret is None:
         return _refuse("Jira webhooks are off: set VCPAY_JIRA_WEBHOOK_SECRET to turn them on.", 404)
     payload = request.get_data(cache=False)
@@ -62,13 +67,3 @@ def jira_webhook():
         log.warning("Could not queue a look at %s for Jira's webhook", key)
         return _refuse("vcpay could not queue this change now; try again later.", 503)
     return jsonify({"key": key, "queued": queued}), 202 if queued else 200
-
-
-def _jira_webhook_secret() -> str | None:
-    """The secret, or None while vcpay talks to a real Jira with the stand-in's published
-    secret: anyone could sign with that, so the webhook stays off until one's own is set."""
-    config = current_app.config
-    secret = config["JIRA_WEBHOOK_SECRET"]
-    if secret == SANDBOX_JIRA_WEBHOOK_SECRET and not is_local(config["JIRA_URL"]):
-        return None
-    return secret
