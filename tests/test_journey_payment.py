@@ -3,8 +3,8 @@
 The clinician starts a call; the patient joins with the guest link in another browser;
 the clinician requests A$85.00; the patient's screen shows it without a reload; the patient
 pays on the Stripe stand-in's Checkout page in a new tab and sees the confirmation; the
-clinician gets the popup; the receipt arrives in the mail catcher. Then a declined card,
-seen on both sides, and a retry that pays.
+clinician gets the popup; the receipt arrives in the mail catcher, with its own link to the
+receipt. Then a declined card, seen on both sides, and a retry that pays.
 """
 
 import re
@@ -107,7 +107,7 @@ def test_request_pay_popup_and_receipt_then_a_declined_card(demo_product, chromi
     shot(patient, "3-patient-sees-request")
 
     with patient_context.expect_page() as opened:
-        patient.get_by_role("link", name="Pay now").click()
+        patient.get_by_role("button", name="Pay now").click()
     checkout = opened.value
     checkout.wait_for_load_state()
     assert checkout.url.startswith(demo_product["stripe_url"])
@@ -141,12 +141,20 @@ def test_request_pay_popup_and_receipt_then_a_declined_card(demo_product, chromi
     [receipt] = wait_for(lambda: emails_to(demo_product, PATIENT_EMAIL), 30, "the receipt")
     for shown in ("Harbourside GP Clinic", "A$85.00", "Consultation", "ending in 4242"):
         assert shown in receipt["text"], shown
+    # The email's own link shows the receipt in any browser; the call's link does not.
+    [receipt_link] = re.findall(r"https?://\S+/join/receipts/\S+", receipt["text"])
+    stranger = chromium.new_context().new_page()
+    stranger.goto(receipt_link)
+    stranger.get_by_text(PATIENT_EMAIL).wait_for()
+    stranger.goto(checkout.url)
+    assert PATIENT_EMAIL not in stranger.content()
+    stranger.context.close()
 
     # A declined card: both sides see it, and the patient pays with another card.
     request_payment(clinician, "40", "Pathology report")
     patient.get_by_text("A$40.00").wait_for()
     with patient_context.expect_page() as opened:
-        patient.get_by_role("link", name="Pay now").click()
+        patient.get_by_role("button", name="Pay now").click()
     checkout = opened.value
     checkout.wait_for_load_state()
     pay_on_checkout(checkout, "4000 0000 0000 0002")
@@ -191,9 +199,25 @@ def test_with_an_interpreter_in_the_call_the_clinician_chooses_who_pays(demo_pro
     who_pays.select_option(label="Pat Citizen")
     clinician.get_by_role("button", name="Request Payment").click()
     clinician.get_by_text("from Pat Citizen").wait_for()
-    screens["Pat Citizen"].get_by_role("link", name="Pay now").wait_for()
+    screens["Pat Citizen"].get_by_role("button", name="Pay now").wait_for()
     screens["Ana (interpreter)"].get_by_text("Requested from Pat Citizen.").wait_for()
-    assert screens["Ana (interpreter)"].get_by_role("link", name="Pay now").count() == 0
+    assert screens["Ana (interpreter)"].get_by_role("button", name="Pay now").count() == 0
     shot(screens["Ana (interpreter)"], "11-interpreter-sees-who-pays")
+
+    # Pat rejoins from a phone: typing the name gives nothing; the clinician says who it is.
+    contexts.append(chromium.new_context())
+    phone = contexts[-1].new_page()
+    phone.goto(guest_link)
+    phone.get_by_label("Your name").fill("Pat Citizen")
+    phone.get_by_role("button", name="Join the call").click()
+    phone.get_by_text("Requested from Pat Citizen.").wait_for()
+    assert phone.get_by_role("button", name="Pay now").count() == 0
+    clinician.get_by_role("button", name="This is Pat Citizen").wait_for()
+    shot(clinician, "12-clinician-sees-this-is-pat")
+    clinician.get_by_role("button", name="This is Pat Citizen").click()
+    clinician.get_by_text("recognised as Pat Citizen").first.wait_for()
+    phone.get_by_role("button", name="Pay now").wait_for()  # without a reload
+    shot(phone, "13-rejoined-patient-recognised")
+    assert screens["Ana (interpreter)"].get_by_role("button", name="Pay now").count() == 0
     for context in contexts:
         context.close()

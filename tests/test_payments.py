@@ -4,24 +4,27 @@ The real ``stripe`` library talks HTTP to the stand-in, whose webhooks reach vcp
 stored events are processed as a worker would.
 """
 
+import re
 import time
 from datetime import timedelta
 
 import pytest
 import stripe
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select, update
 
 from tests import factories
-from tests.conftest import csrf_token, sign_in
+from tests.conftest import CSRF_FIELD, csrf_token, sign_in
 from tests.stripe_standin import process_received, wait_for_events
-from vcpay.calls.models import Call, CallEvent
+from vcpay.audit.models import AuditEntry
+from vcpay.calls.models import Call, CallEvent, Participant
 from vcpay.client_payments.links import remove_link
 from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_gateway import StripeGateway, forget_clients
 from vcpay.mail.models import OutboundEmail
-from vcpay.payments import services
+from vcpay.payments import receipts, services
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.people.demo import seed_demo
 from vcpay.people.models import Clinic, ClinicRole, User
@@ -94,6 +97,17 @@ def requests_made() -> list[PaymentRequest]:
 def the_request() -> PaymentRequest:
     [request] = requests_made()
     return request
+
+
+def latest_event(call) -> int:
+    db.session.rollback()
+    return max(e.id for e in db.session.scalars(select(CallEvent).filter_by(call_id=call.id)))
+
+
+def kinds_after(call, after: int) -> list[str]:
+    db.session.rollback()
+    query = select(CallEvent).filter_by(call_id=call.id).where(CallEvent.id > after)
+    return [e.kind for e in db.session.scalars(query.order_by(CallEvent.id))]
 
 
 def kinds(call, audience=None) -> list[str]:
@@ -271,6 +285,18 @@ def participant_id(call, name: str) -> str:
     )
 
 
+def pay_link(call, request) -> str:
+    return f"/join/{call.guest_token}/payments/{request.request_key}/pay"
+
+
+def pay_now(patient, call, request, **headers):
+    """Press Pay now on the patient's call screen: a POST with the screen's CSRF token."""
+    page = patient.get(f"/join/{call.guest_token}").get_data(as_text=True)
+    token = CSRF_FIELD.search(page)
+    data = {"csrf_token": token.group(1)} if token else {}
+    return patient.post(pay_link(call, request), data=data, headers=headers)
+
+
 def test_with_one_patient_in_the_call_they_are_the_payer(app, clinician, gp):
     call = start_call(clinician, gp)
     join(app, call, "Pat Citizen")
@@ -303,27 +329,131 @@ def test_with_several_people_the_clinician_chooses_who_pays_and_only_they_see_pa
     assert request.patient_name == "Pat Citizen"
     assert "from Pat Citizen" in clinician.get(f"/calls/{call.id}/panel").get_data(as_text=True)
 
-    pay_link = f"/join/{call.guest_token}/payments/{request.request_key}/pay"
-    assert pay_link in pat.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
+    link = pay_link(call, request)
+    assert link in pat.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
     theirs = interpreter.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
-    assert pay_link not in theirs and "Requested from Pat Citizen." in theirs
-    assert pat.get(pay_link).status_code == 303  # to Stripe Checkout
-    not_theirs = interpreter.get(pay_link)
+    assert link not in theirs and "Requested from Pat Citizen." in theirs
+    assert pay_now(pat, call, request).location == request.checkout_url
+    not_theirs = interpreter.get(link)
     assert not_theirs.status_code == 403
     assert "Only they can pay it" in not_theirs.get_data(as_text=True)
+    assert pay_now(interpreter, call, request).status_code == 403
 
 
-def test_the_payer_can_still_pay_after_rejoining_from_another_device(app, clinician, gp):
+def test_a_participant_who_types_the_payers_name_gets_no_pay_now(app, clinician, gp):
+    call = start_call(clinician, gp)
+    join(app, call, "Pat Citizen")
+    chosen = {**request_form(clinician, call), "payer": participant_id(call, "Pat Citizen")}
+    assert ask(clinician, call, form=chosen).status_code == 303
+    request = the_request()
+    impostor = join(app, call, "pat citizen")  # anyone in the call can type a name
+    panel = impostor.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
+    assert pay_link(call, request) not in panel and "Requested from Pat Citizen." in panel
+    shown = impostor.get(pay_link(call, request))
+    assert shown.status_code == 403 and "Only they can pay it" in shown.get_data(as_text=True)
+    assert 'class="pay-now"' not in shown.get_data(as_text=True)
+    assert pay_now(impostor, call, request, **{"Accept-Language": "sr"}).status_code == 403
+    assert the_request().patient_locale == ""
+
+
+def recognise(browser, call, patient_id, person_id):
+    token = csrf_token(browser, "/calls/")
+    return browser.post(
+        f"/calls/{call.id}/participants/{patient_id}/recognise",
+        data={"csrf_token": token, "person": person_id},
+    )
+
+
+def recognitions_audited() -> list[AuditEntry]:
+    db.session.rollback()
+    return list(db.session.scalars(select(AuditEntry).filter_by(action="participant.recognised")))
+
+
+def recognised_as(patient_id) -> int | None:
+    db.session.rollback()
+    return db.session.get(Participant, int(patient_id)).recognised_as_id
+
+
+def test_the_clinician_recognises_the_patient_who_rejoined_who_may_then_pay(
+    app, clinician, gp, stripe_control
+):
     call = start_call(clinician, gp)
     join(app, call, "Pat Citizen")
     interpreter = join(app, call, "Ana (interpreter)")
-    chosen = {**request_form(clinician, call), "payer": participant_id(call, "Pat Citizen")}
-    assert ask(clinician, call, form=chosen).status_code == 303
-    pay_link = f"/join/{call.guest_token}/payments/{the_request().request_key}/pay"
-    phone = join(app, call, "pat citizen")  # the same person, a new participant
-    assert pay_link in phone.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
-    assert phone.get(pay_link).status_code == 303
-    assert interpreter.get(pay_link).status_code == 403
+    pat = participant_id(call, "Pat Citizen")
+    assert ask(clinician, call, form={**request_form(clinician, call), "payer": pat}).status_code
+    request = the_request()
+    phone = join(app, call, "Pat on phone")  # the same person, a new participant
+    phone_id = participant_id(call, "Pat on phone")
+    assert pay_now(phone, call, request).status_code == 403  # not until the clinician says so
+
+    panel = clinician.get(f"/calls/{call.id}/panel").get_data(as_text=True)
+    assert panel.count("This is Pat Citizen") == 1  # beside the phone; not the interpreter
+    assert f"/participants/{phone_id}/recognise" in panel
+    after = latest_event(call)
+    response = recognise(clinician, call, phone_id, pat)
+    assert response.status_code == 303
+    assert recognised_as(phone_id) == int(pat)
+    assert "Pat on phone is recognised as Pat Citizen" in clinician.get(response.location).get_data(
+        as_text=True
+    )
+    assert kinds_after(call, after) == ["participant_recognised"]  # both screens refresh
+    [entry] = recognitions_audited()
+    assert (entry.object_id, entry.clinic_id) == (phone_id, gp.id)
+    assert entry.details == {"recognised_as": int(pat)}
+    panel = clinician.get(f"/calls/{call.id}/panel").get_data(as_text=True)
+    assert "recognised as Pat Citizen" in panel and "This is Pat Citizen" not in panel
+
+    assert pay_link(call, request) in phone.get(f"/join/{call.guest_token}/panel").get_data(
+        as_text=True
+    )
+    assert pay_now(phone, call, request).location == request.checkout_url
+    assert pay_now(interpreter, call, request).status_code == 403
+    _, done = paid_with_the_page_asking_stripe(phone, call, request, stripe_control)
+    assert done.status_code == 200 and "pat@example.org" in done.get_data(as_text=True)
+
+
+def test_only_a_clinician_of_the_call_recognises_and_only_its_own_participants(app, clinician, gp):
+    call = start_call(clinician, gp)
+    other_call = start_call(clinician, gp, "Someone else")
+    pat_browser = join(app, call, "Pat Citizen")
+    join(app, call, "Ana (interpreter)")
+    pat, ana = participant_id(call, "Pat Citizen"), participant_id(call, "Ana (interpreter)")
+    assert ask(clinician, call, form={**request_form(clinician, call), "payer": pat}).status_code
+    phone = join(app, call, "Pat on phone")
+    phone_id = participant_id(call, "Pat on phone")
+    join(app, other_call, "Elsewhere")
+    elsewhere = participant_id(other_call, "Elsewhere")
+
+    bayside = factories.organisation("Bayside Medical", "Bayside Clinic").clinics[0]
+    factories.clinic_person("doc@bayside.example", bayside, ClinicRole.CLINICIAN)
+    db.session.commit()
+    stranger = app.test_client()
+    sign_in(stranger, "doc@bayside.example", factories.PASSWORD)
+    assert recognise(stranger, call, phone_id, pat).status_code == 404
+    admin = app.test_client()
+    sign_in(admin, "clinicadmin@harbourside.example")
+    assert recognise(admin, call, phone_id, pat).status_code == 403
+    token = csrf_token(pat_browser, f"/join/{call.guest_token}")
+    guest = pat_browser.post(  # a patient cannot name anyone, themselves included
+        f"/calls/{call.id}/participants/{phone_id}/recognise",
+        data={"csrf_token": token, "person": pat},
+    )
+    assert guest.status_code == 302 and guest.location.startswith("/sign-in")
+    assert recognise(clinician, call, elsewhere, pat).status_code == 404
+    assert recognise(clinician, call, phone_id, elsewhere).status_code == 404
+    assert recognise(clinician, other_call, phone_id, pat).status_code == 404
+    refused = recognise(clinician, call, ana, pat)  # in the call before the request: not offered
+    assert refused.status_code == 400
+    assert "only a patient who joined after Pat Citizen was asked to pay" in refused.get_data(
+        as_text=True
+    ).replace("&#39;", "'")
+    assert [recognised_as(p) for p in (phone_id, ana, elsewhere)] == [None, None, None]
+    assert recognitions_audited() == []
+
+    assert recognise(clinician, call, phone_id, pat).status_code == 303
+    assert recognised_as(phone_id) == int(pat)
+    assert pay_now(phone, call, the_request()).status_code == 303
 
 
 def test_anyone_in_the_call_may_be_asked_to_pay(app, clinician, gp):
@@ -336,9 +466,9 @@ def test_anyone_in_the_call_may_be_asked_to_pay(app, clinician, gp):
     )
     request = the_request()
     assert request.payer is None and request.patient_name == "Pat Citizen, Sam Citizen"
-    pay_link = f"/join/{call.guest_token}/payments/{request.request_key}/pay"
     for person in (pat, carer):
-        assert person.get(pay_link).status_code == 303
+        assert pay_now(person, call, request).status_code == 303
+    assert pay_now(app.test_client(), call, request).status_code == 403  # not in the call
 
 
 def test_stripe_unreachable_requests_nothing(app, clinician, gp):
@@ -422,13 +552,28 @@ def test_paid_with_a_good_card_shows_paid_emails_one_receipt_and_pops_up(
     assert "Paid" in patient.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
 
 
+def test_showing_the_payment_writes_nothing(app, clinician, gp, stripe_control):
+    call = start_call(clinician, gp)
+    patient = join(app, call, "Pat Citizen")
+    ask(clinician, call, "85.00", "Consultation")
+    before = the_request()
+    shown = patient.get(pay_link(call, before), headers={"Accept-Language": "sr"})
+    assert shown.status_code == 200
+    assert 'class="pay-now"' in shown.get_data(as_text=True)  # with the Pay now form
+    after = the_request()
+    assert (after.patient_locale, after.updated_at) == ("", before.updated_at)
+    refused = patient.post(pay_link(call, before), headers={"Accept-Language": "sr"})
+    assert refused.status_code == 400  # no CSRF token: not a press of Pay now
+    assert the_request().patient_locale == ""
+
+
 def test_the_receipt_is_written_in_the_language_the_patient_paid_in(app, clinician, gp, webhooks):
     call = start_call(clinician, gp)
     patient = join(app, call, "Pat Citizen")
     ask(clinician, call, "85.00", "Consultation")
     request = the_request()
-    pay_link = f"/join/{call.guest_token}/payments/{request.request_key}/pay"
-    assert patient.get(pay_link, headers={"Accept-Language": "sr"}).status_code == 303
+    assert pay_now(patient, call, request, **{"Accept-Language": "sr"}).status_code == 303
+    assert the_request().patient_locale == "sr_Cyrl"
     pay_and_process(webhooks, request)
     wait_for_events("checkout.session.completed")
     process_received()
@@ -436,6 +581,93 @@ def test_the_receipt_is_written_in_the_language_the_patient_paid_in(app, clinici
     assert receipt.subject == "Ваш рачун од клинике Harbourside GP Clinic"
     assert "Хвала вам на уплати клиници Harbourside GP Clinic." in receipt.body_text
     assert "Плаћени износ: A$85.00" in receipt.body_text
+
+
+RECEIPT_DETAILS = ("pat@example.org", "4242", "Receipt number")
+
+
+def paid_with_the_page_asking_stripe(patient, call, request, control):
+    control.pay(request.checkout_session_id, "4242424242424242")
+    done = f"{pay_link(call, request)[:-4]}/done?session_id={request.checkout_session_id}"
+    return done, patient.get(done)
+
+
+def test_only_the_payer_in_the_browser_they_joined_with_sees_the_receipt(
+    app, clinician, gp, stripe_control
+):
+    call = start_call(clinician, gp)
+    patient = join(app, call, "Pat Citizen")
+    ask(clinician, call)
+    request = the_request()
+    done, mine = paid_with_the_page_asking_stripe(patient, call, request, stripe_control)
+    assert mine.status_code == 200
+    assert all(shown in mine.get_data(as_text=True) for shown in RECEIPT_DETAILS)
+    assert the_request().receipt_number in mine.get_data(as_text=True)
+
+    someone_with_the_link = app.test_client()
+    same_name = join(app, call, "Pat Citizen")
+    for browser in (someone_with_the_link, same_name):
+        for path in (done, pay_link(call, request), done.replace("/done", "/left")):
+            page = browser.get(path)
+            assert page.status_code == 403, path
+            text = page.get_data(as_text=True)
+            assert "open the link in the receipt email" in text
+            for private in (*RECEIPT_DETAILS, the_request().receipt_number):
+                assert private not in text, (path, private)
+    panel = same_name.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
+    assert "Paid" in panel and "/done" not in panel
+    assert "See the receipt" in patient.get(f"/join/{call.guest_token}/panel").get_data(
+        as_text=True
+    )
+
+
+def receipt_path(email: OutboundEmail) -> str:
+    match = re.search(r"http://127\.0\.0\.1:5000(/\S+)", email.body_text)
+    assert match, email.body_text
+    return match.group(1)
+
+
+def test_the_receipt_emails_own_link_shows_it_long_after_the_call(
+    app, clinician, gp, stripe_control
+):
+    call = start_call(clinician, gp)
+    patient = join(app, call, "Pat Citizen")
+    ask(clinician, call)
+    request = the_request()
+    paid_with_the_page_asking_stripe(patient, call, request, stripe_control)
+    [email] = db.session.scalars(select(OutboundEmail)).all()
+    path = receipt_path(email)
+    assert call.guest_token not in path
+
+    token = csrf_token(clinician, f"/calls/{call.id}")
+    clinician.post(f"/calls/{call.id}/end", data={"csrf_token": token})
+    db.session.execute(
+        update(Call).filter_by(id=call.id).values(ended_at=utcnow() - timedelta(minutes=16))
+    )
+    db.session.commit()
+    assert patient.get(f"/join/{call.guest_token}").status_code == 404  # the call's link is gone
+    shown = app.test_client().get(path)  # any browser: the email is the key
+    assert shown.status_code == 200
+    text = shown.get_data(as_text=True)
+    for detail in (*RECEIPT_DETAILS, the_request().receipt_number, "A$85.00", "Consultation"):
+        assert detail in text, detail
+
+    signed = path.rsplit("/", 1)[1]
+    tampered = path[: -len(signed)] + signed[:-2] + ("AA" if signed[-2:] != "AA" else "BB")
+    for bad in (tampered, path.replace(signed, "x" + signed[1:])):
+        refused = app.test_client().get(bad)
+        assert refused.status_code == 404
+        assert "This receipt link is not valid" in refused.get_data(as_text=True)
+        assert "pat@example.org" not in refused.get_data(as_text=True)
+
+    class YearOld(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 367 * 24 * 3600
+
+    old = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=receipts.SALT, signer=YearOld)
+    expired = app.test_client().get(path.replace(signed, old.dumps(request.request_key)))
+    assert expired.status_code == 404
+    assert "This receipt link has expired" in expired.get_data(as_text=True)
 
 
 def test_the_confirmation_page_asks_stripe_when_the_webhook_is_late(
@@ -513,10 +745,8 @@ def test_the_clinician_cancels_a_pending_request(app, clinician, gp, webhooks):
     wait_for_events("checkout.session.expired")
     process_received()
     assert the_request().state == PaymentState.CANCELLED  # not "expired"
-    assert (
-        patient.get(f"/join/{call.guest_token}/payments/{request.request_key}/pay").status_code
-        == 200
-    )
+    assert patient.get(pay_link(call, request)).status_code == 200
+    assert pay_now(patient, call, request).status_code == 200  # nothing to pay: no Checkout
 
 
 def test_cancelling_what_the_patient_just_paid_leaves_it_paid(app, clinician, gp, stripe_control):

@@ -1,7 +1,8 @@
 """The patient's side of a call: join with the link and a name, see requests live, pay.
 
 The guest token in the link is the only key: it reaches this one call, and stops working
-when the call ends (after a short grace, so a payment under way can finish).
+when the call ends (after a short grace, so a payment under way can finish). Paying and the
+receipt need more: being the participant asked to pay, joined in this browser.
 """
 
 from flask import (
@@ -22,8 +23,9 @@ from vcpay.calls.models import Call, Participant
 from vcpay.calls.services import call_for_guest, guest_link_works, join_as_patient, patients
 from vcpay.extensions import db, limiter
 from vcpay.integrations.stripe_gateway import StripeGateway, StripeGatewayError
+from vcpay.payments import receipts
 from vcpay.payments import services as payments
-from vcpay.payments.models import PaymentRequest, PaymentState
+from vcpay.payments.models import SETTLED_STATES, PaymentRequest, PaymentState
 
 blueprint = Blueprint("guest", __name__, url_prefix="/join")
 SESSION_KEY = "guest_participants"  # call id -> participant id, for this browser
@@ -97,23 +99,35 @@ def events(token: str):
     return live.stream_response(call, live.PATIENT_AUDIENCES, guest_link_works)
 
 
-@blueprint.route("/<token>/payments/<request_key>/pay")
+@blueprint.route("/<token>/payments/<request_key>/pay", methods=["GET", "POST"])
+@limiter.limit("30 per minute", methods=["POST"])
 def pay(token: str, request_key: str):
-    """Pay now: to Stripe Checkout while the request is open, else say what became of it."""
+    """Pay now (a POST) goes to Stripe Checkout while the request is open and this person may
+    pay it; a GET only shows the payment and changes nothing."""
     call = _call(token)
     payment = _payment(call, request_key)
-    if not _may_pay(call, payment):
-        page = render_template("guest/payment.html", call=call, payment=payment, not_yours=True)
-        return page, 403
-    if payment.state == PaymentState.REQUESTED and payment.checkout_url:
+    if request.method == "POST" and _may_pay_now(call, payment):
         payment.patient_locale = str(get_locale())  # the receipt follows the patient's language
         db.session.commit()
         return redirect(payment.checkout_url, code=303)
-    return render_template("guest/payment.html", call=call, payment=payment)
+    return _payment_page(call, payment)
 
 
-def _may_pay(call: Call, payment: PaymentRequest) -> bool:
-    return payment.state != PaymentState.REQUESTED or payment.payable_by(_me(call))
+def _may_pay_now(call: Call, payment: PaymentRequest) -> bool:
+    return (
+        payment.state == PaymentState.REQUESTED
+        and bool(payment.checkout_url)
+        and payment.payable_by(_me(call))
+    )
+
+
+def _payment_page(call: Call, payment: PaymentRequest, **flags):
+    """What became of a payment. Pay now and the receipt (email, card) are only for the
+    participant who may pay it, joined in this browser: the call's link is not enough."""
+    mine = payment.payable_by(_me(call))
+    page = render_template("guest/payment.html", call=call, payment=payment, mine=mine, **flags)
+    private = payment.state == PaymentState.REQUESTED or payment.state in SETTLED_STATES
+    return page, 403 if private and not mine else 200
 
 
 @blueprint.route("/<token>/payments/<request_key>/done")
@@ -124,7 +138,7 @@ def payment_done(token: str, request_key: str):
     payment = _payment(call, request_key)
     if payment.is_open and request.args.get("session_id") == payment.checkout_session_id:
         _ask_stripe(payment)
-    return render_template("guest/payment.html", call=call, payment=payment)
+    return _payment_page(call, payment)
 
 
 def _ask_stripe(payment: PaymentRequest) -> None:
@@ -146,4 +160,14 @@ def payment_left(token: str, request_key: str):
     """The patient went back from Checkout without paying."""
     call = _call(token)
     payment = _payment(call, request_key)
-    return render_template("guest/payment.html", call=call, payment=payment, left=True)
+    return _payment_page(call, payment, left=True)
+
+
+@blueprint.route("/receipts/<signed>")
+def receipt(signed: str):
+    """The receipt email's own link: it works without the call, long after it has ended."""
+    try:
+        payment = receipts.paid_request_for(signed)
+    except receipts.ReceiptLinkInvalid as invalid:
+        return render_template("guest/receipt.html", problem=invalid.message), 404
+    return render_template("guest/receipt.html", payment=payment)

@@ -63,8 +63,24 @@ class Participant(CreatedAtMixin, db.Model):
     role: Mapped[str] = mapped_column(String(10))
     display_name: Mapped[str] = mapped_column(String(80))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The clinician recognised this participant as an earlier one (the same patient, rejoined
+    # from another device): always the first participant of that person, never a chain.
+    recognised_as_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call_participants.id", ondelete="SET NULL")
+    )
 
     call: Mapped[Call] = relationship(back_populates="participants")
+    recognised_as: Mapped["Participant | None"] = relationship(remote_side=[id])
+
+    @property
+    def clinic(self) -> Clinic:
+        """Its scope, for permissions and the audit log."""
+        return self.call.clinic
+
+    @property
+    def person_id(self) -> int:
+        """The same for every participant the clinician has recognised as one person."""
+        return self.recognised_as_id or self.id
 
 
 class Audience(enum.StrEnum):

@@ -15,13 +15,14 @@ from flask_login import current_user, login_required
 
 from vcpay.calls import live
 from vcpay.calls.forms import RequestPaymentForm, StartCallForm
-from vcpay.calls.models import Call
+from vcpay.calls.models import Call, Participant
 from vcpay.calls.services import calls_of, end_call, patients, start_call
 from vcpay.database import utcnow
 from vcpay.enablement.forms import ConfirmForm
 from vcpay.extensions import db, limiter
 from vcpay.integrations.stripe_gateway import StripeGateway, StripeGatewayError
 from vcpay.links import public_url_for
+from vcpay.payments import payers
 from vcpay.payments import services as payments
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.people.models import Clinic, User
@@ -34,6 +35,13 @@ def _call(call_id: int) -> Call:
     call = db.session.get(Call, call_id)
     require(Permission.START_CALL, call)
     return call
+
+
+def _participant(call: Call, participant_id: int | None) -> Participant:
+    found = db.session.get(Participant, participant_id) if participant_id else None
+    if found is None or found.call_id != call.id:
+        abort(404)
+    return found
 
 
 def _payment(call: Call, request_key: str) -> PaymentRequest:
@@ -93,6 +101,7 @@ def _panel_context(call: Call) -> dict:
     return {
         "requests": requests,
         "patients": patients(call),
+        "recognitions": payers.recognitions_offered(call, requests),
         # Paid, and the clinician has not dismissed the popup: shown again on every load.
         "popups": [r for r in requests if r.state == PaymentState.PAID and not r.acknowledged_at],
     }
@@ -197,3 +206,36 @@ def acknowledge_payment(call_id: int, request_key: str):
         payment.acknowledged_at = utcnow()
         db.session.commit()
     return jsonify(acknowledged=True)
+
+
+@blueprint.route("/<int:call_id>/participants/<int:participant_id>/recognise", methods=["POST"])
+@login_required
+def recognise_participant(call_id: int, participant_id: int):
+    """ "This is Pat Citizen": the clinician says a patient who rejoined is the one asked to pay."""
+    call = _call(call_id)
+    patient = _participant(call, participant_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    payer = _participant(call, request.form.get("person", type=int))
+    if not payers.is_offered(call, payments.requests_in_call(call), patient, payer):
+        flash(
+            _(
+                "%(name)s cannot be recognised as %(payer)s: only a patient who joined after "
+                "%(payer)s was asked to pay can be.",
+                name=patient.display_name,
+                payer=payer.display_name,
+            ),
+            "error",
+        )
+        return _screen(call, RequestPaymentForm().fresh()), 400
+    payers.recognise(patient, payer, current_user)
+    db.session.commit()
+    flash(
+        _(
+            "%(name)s is recognised as %(payer)s: they can pay what %(payer)s was asked to pay.",
+            name=patient.display_name,
+            payer=payer.display_name,
+        ),
+        "success",
+    )
+    return redirect(url_for("calls.screen", call_id=call.id), code=303)

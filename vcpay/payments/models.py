@@ -89,14 +89,14 @@ class PaymentRequest(CreatedAtMixin, db.Model):
         return self.state in OPEN_STATES
 
     def payable_by(self, participant: Participant | None) -> bool:
-        """Whether this person in the call may pay it. A request made of one person is theirs,
-        by name: a patient who rejoins from another device is a new participant, and the
-        call's link was already the key. Any other request is anyone's."""
+        """Whether this participant may pay it and see its receipt: the one asked, or one the
+        clinician recognised as them (never by name: anyone can type a name); anyone in the
+        call when nobody was asked in particular."""
+        if participant is None or participant.call_id != self.call_id:
+            return False
         if self.payer is None:
             return True
-        if participant is None:
-            return False
-        return participant.display_name.casefold() == self.payer.display_name.casefold()
+        return participant.person_id == self.payer.person_id
 
     def __repr__(self) -> str:
         return f"<PaymentRequest {self.id} {self.amount} {self.currency} {self.state}>"

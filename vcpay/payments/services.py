@@ -39,6 +39,7 @@ from vcpay.payments.models import (
     PaymentRequest,
     PaymentState,
 )
+from vcpay.payments.receipts import receipt_url
 from vcpay.people.models import Clinic, User
 
 DESCRIPTION_MAX = 120
@@ -303,6 +304,7 @@ def _queue_receipt(request: PaymentRequest) -> None:
         locale=request.patient_locale or None,
         request=request,
         amount=format_amount(request.amount, request.currency),
+        receipt_url=receipt_url(request),  # its own link: the call's link stops working
     )
 
 

@@ -1,0 +1,61 @@
+"""Who may pay a request made of one person, when that person rejoins from another device.
+
+Rejoining makes a new participant, and a name proves nothing (anyone in the call can type
+it), so the clinician, who sees and hears them, says who they are.
+"""
+
+from vcpay.audit.services import record_audit
+from vcpay.calls.live import record_event
+from vcpay.calls.models import Call, Participant
+from vcpay.calls.services import patients
+from vcpay.extensions import db
+from vcpay.payments.models import PaymentRequest, PaymentState
+from vcpay.people.models import User
+
+# Nothing left to pay or to see for these: nobody needs to be recognised for them.
+CLOSED = frozenset({PaymentState.CANCELLED, PaymentState.EXPIRED, PaymentState.FAILED})
+
+
+def recognitions_offered(call: Call, requests: list[PaymentRequest]) -> dict[int, list]:
+    """For each patient who joined after a request was made of someone else, the people
+    asked to pay whom the clinician may recognise them as (participant id -> payers)."""
+    offered: dict[int, list[Participant]] = {}
+    for request in requests:
+        if request.payer is None or request.state in CLOSED:
+            continue
+        for patient in patients(call):
+            if _may_be(patient, request):
+                choices = offered.setdefault(patient.id, [])
+                if all(c.person_id != request.payer.person_id for c in choices):
+                    choices.append(request.payer)
+    return offered
+
+
+def _may_be(patient: Participant, request: PaymentRequest) -> bool:
+    return (
+        patient.recognised_as_id is None
+        and patient.person_id != request.payer.person_id
+        and patient.created_at > request.created_at
+    )
+
+
+def is_offered(call: Call, requests: list[PaymentRequest], patient: Participant, payer) -> bool:
+    return payer in recognitions_offered(call, requests).get(patient.id, [])
+
+
+def recognise(patient: Participant, payer: Participant, clinician: User | None = None) -> None:
+    """Record that ``patient`` is the person ``payer`` is: they may pay what that person was
+    asked to pay and see its receipt. Both screens hear of it; the caller commits."""
+    person = payer.recognised_as or payer
+    for earlier in patients(patient.call):
+        if earlier.recognised_as_id == patient.id:  # keep one person one id, never a chain
+            earlier.recognised_as = person
+    patient.recognised_as = person
+    db.session.flush()
+    record_audit("participant.recognised", patient, actor=clinician, recognised_as=person.id)
+    record_event(
+        patient.call,
+        "participant_recognised",
+        name=patient.display_name,
+        recognised_as=person.display_name,
+    )
