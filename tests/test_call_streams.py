@@ -11,6 +11,8 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ import requests
 from sqlalchemy import select
 
 from tests.conftest import CSRF_FIELD, csrf_token, sign_in
+from tests.journeys import save_screenshot
 from tests.processes import free_port, product_environment, running, wait_for
 from tests.stripe_events import event, signed
 from vcpay.calls import live
@@ -333,24 +336,36 @@ THREADS, RESERVED, WORKERS = 12, 4, 2  # as make run starts gunicorn, on a small
 PER_VIEWER = 4  # VCPAY_STREAMS_PER_SESSION's default
 
 
+@contextmanager
+def web_server(app, folder: Path, workers: int = WORKERS, **settings: str) -> Iterator[str]:
+    """gunicorn as `make run` starts it (gthread), on the test's database and a free port."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    threads = int(settings.get("VCPAY_WEB_THREADS", app.config["WEB_THREADS"]))
+    web = demo_processes({**app.config, "PUBLIC_URL": url, "WEB_THREADS": threads})["web"]
+    web[web.index("--workers") + 1] = str(workers)
+    env = product_environment(
+        VCPAY_INSTANCE_PATH=str(folder / "instance"),
+        VCPAY_DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        VCPAY_PUBLIC_URL=url,
+        **settings,
+    )
+    log = folder / "gunicorn.log"
+    with running(web, env, log):
+        wait_for(lambda: _answers(f"{url}/healthz"), 60, "gunicorn to answer", log)
+        yield url
+
+
 def test_streams_from_one_guest_link_never_take_the_threads_pages_and_webhooks_need(
     app, call, tmp_path: Path
 ):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    web = demo_processes({**app.config, "PUBLIC_URL": url, "WEB_THREADS": THREADS})["web"]
-    assert web[web.index("--workers") + 1] == str(WORKERS)
-    env = product_environment(
-        VCPAY_INSTANCE_PATH=str(tmp_path / "instance"),
-        VCPAY_DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-        VCPAY_PUBLIC_URL=url,
-        VCPAY_WEB_THREADS=str(THREADS),
-        VCPAY_STREAM_RESERVED_THREADS=str(RESERVED),
-    )
-    log = tmp_path / "gunicorn.log"
     opened: list[RawStream] = []
-    with running(web, env, log):
-        wait_for(lambda: _answers(f"{url}/healthz"), 60, "gunicorn to answer", log)
+    settings = {
+        "VCPAY_WEB_THREADS": str(THREADS),
+        "VCPAY_STREAM_RESERVED_THREADS": str(RESERVED),
+    }
+    with web_server(app, tmp_path, **settings) as url:
+        port = int(url.rsplit(":", 1)[1])
         path = f"/join/{call.guest_token}/events?after=999999"
         guest = cookie_header(joined_guest(url, call.guest_token, "Pat Citizen"))
         # A burst, as the probe sent: more streams than both processes have threads.
@@ -390,3 +405,64 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=1).status_code == 200
     except requests.RequestException:
         return False
+
+
+@pytest.mark.browser
+def test_a_screen_replaced_by_a_newer_tab_says_so_and_can_follow_the_call_again(
+    app, call, tmp_path: Path, chromium
+):
+    settings = {"VCPAY_STREAMS_PER_SESSION": "1"}
+    with web_server(app, tmp_path, workers=1, **settings) as url:
+        context = chromium.new_context()
+        first = context.new_page()
+        first.goto(f"{url}/join/{call.guest_token}")
+        first.get_by_label("Your name").fill("Pat Citizen")
+        first.get_by_role("button", name="Join the call").click()
+        first.get_by_text("You joined as Pat Citizen.").wait_for()
+        replaced = "This call is being followed in another tab or window"
+        assert not first.get_by_text(replaced).is_visible()
+
+        second = context.new_page()
+        second.goto(f"{url}/join/{call.guest_token}")
+        first.get_by_text(replaced).wait_for(timeout=5000)
+        save_screenshot(first, "call-stream-replaced")
+        assert not second.get_by_text(replaced).is_visible()
+
+        first.get_by_role("button", name="Follow the call here").click()
+        second.get_by_text(replaced).wait_for(timeout=5000)
+        assert not first.get_by_text(replaced).is_visible()
+        context.close()
+
+
+@pytest.mark.browser
+def test_a_screen_refused_by_a_busy_server_tries_again_until_it_follows_the_call(
+    app, call, tmp_path: Path, chromium
+):
+    settings = {
+        "VCPAY_WEB_THREADS": "4",
+        "VCPAY_STREAM_RESERVED_THREADS": "3",  # room for two streams: half the threads
+        "VCPAY_STREAM_MAX_SECONDS": "4",  # the streams holding the room end soon after
+    }
+    with web_server(app, tmp_path, workers=1, **settings) as url:
+        port = int(url.rsplit(":", 1)[1])
+        path = f"/join/{call.guest_token}/events"
+        holders = [
+            RawStream(port, path, cookie_header(joined_guest(url, call.guest_token, f"G{n}")))
+            for n in range(2)
+        ]  # they never reconnect once the server ends them
+        read_streams(holders, lambda: all(h.open for h in holders), 5)
+        assert all(h.open for h in holders)
+
+        page = chromium.new_context().new_page()
+        page.goto(f"{url}/join/{call.guest_token}")
+        page.get_by_label("Your name").fill("Pat Citizen")
+        page.get_by_role("button", name="Join the call").click()
+        paused = page.get_by_text("Live updates are paused. Trying again shortly")
+        paused.wait_for(timeout=5000)
+        save_screenshot(page, "call-stream-paused")
+        paused.wait_for(state="hidden", timeout=20000)  # the room freed, it follows again
+        joined_guest(url, call.guest_token, "Sam Carer")  # an event for the call
+        page.get_by_text("Sam Carer").first.wait_for(timeout=5000)
+        for holder in holders:
+            holder.socket.close()
+        page.context.close()
