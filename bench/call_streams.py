@@ -69,7 +69,11 @@ WARM_UP_PAGES = 10
 
 
 def run(args: argparse.Namespace) -> dict:
-    product = Product("production" if args.postgres else "embedded", args.database_url)
+    product = Product(
+        "production" if args.postgres else "embedded",
+        args.database_url,
+        extra_env=stream_caps(args.streams),
+    )
     try:
         product.start()
         clinic_id = product.link_gp_clinic()
@@ -118,6 +122,13 @@ def run(args: argparse.Namespace) -> dict:
         "web_threads": web_threads,
         "stopped_cleanly": clean,
     }
+
+
+def stream_caps(streams: int) -> dict[str, str]:
+    """The streams stand for as many call screens of different people, but all sign in as the
+    one demo clinician: lift the per-person cap (``VCPAY_STREAMS_PER_SESSION``) so that none
+    replaces another. The per-address cap and each process's ceiling stay as configured."""
+    return {"VCPAY_STREAMS_PER_SESSION": str(streams + 8)}  # + the warm-up's streams
 
 
 def setup_page_call(product: Product, browser: Browser, call_id: int) -> None:

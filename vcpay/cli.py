@@ -120,7 +120,8 @@ def demo_processes(config) -> dict[str, list[str]]:
             "--workers",
             "2",
             # Each open call screen holds a thread for its event stream (waiting, not
-            # working): enough threads that streams never queue ahead of page loads.
+            # working). Streams take at most WEB_THREADS less STREAM_RESERVED_THREADS of
+            # them (vcpay.calls.live), so pages, sign-in and webhooks always find one.
             "--threads",
             str(config["WEB_THREADS"]),
             # Open call streams would hold a stop for the whole default grace.

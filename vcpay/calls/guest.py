@@ -94,9 +94,12 @@ def panel(token: str):
 @blueprint.route("/<token>/events")
 def events(token: str):
     call = _call(token)
-    if _me(call) is None:
+    me = _me(call)
+    if me is None:
         abort(403)
-    return live.stream_response(call, live.PATIENT_AUDIENCES, guest_link_works)
+    return live.stream_response(
+        call, live.PATIENT_AUDIENCES, guest_link_works, viewer=f"guest:{me.id}"
+    )
 
 
 @blueprint.route("/<token>/payments/<request_key>/pay", methods=["GET", "POST"])

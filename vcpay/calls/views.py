@@ -120,7 +120,12 @@ def panel(call_id: int):
 def events(call_id: int):
     call = _call(call_id)
     user_id = current_user.id
-    return live.stream_response(call, live.STAFF_AUDIENCES, lambda c: _still_clinician(c, user_id))
+    return live.stream_response(
+        call,
+        live.STAFF_AUDIENCES,
+        lambda c: _still_clinician(c, user_id),
+        viewer=f"person:{user_id}",
+    )
 
 
 def _still_clinician(call: Call, user_id: int) -> bool:

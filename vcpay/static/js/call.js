@@ -99,10 +99,58 @@
 
   collectPopups();
   if (!window.EventSource) return;
-  const source = new EventSource(root.dataset.eventsUrl + "?after=" + root.dataset.lastEventId);
-  source.onmessage = refreshPanel;
-  source.addEventListener("closed", function () {
-    source.close();
+
+  // Following the call live. A newer screen of the same person (or too many on one network)
+  // replaces this stream: say so and offer to follow here, rather than reconnect and push
+  // the other one out in turn. A busy server answers 503, after which EventSource gives up:
+  // try again with a growing, jittered delay, from the last event seen.
+  const notice = document.getElementById("live-notice");
+  let lastEventId = root.dataset.lastEventId;
+  let source = null;
+  let failures = 0;
+
+  function say(reason) {
+    notice.hidden = !reason;
+    notice.querySelectorAll("[data-reason]").forEach(function (line) {
+      line.hidden = line.dataset.reason !== reason;
+    });
+    document.getElementById("follow-here").hidden = !reason || reason === "paused";
+  }
+
+  function follow() {
+    source = new EventSource(root.dataset.eventsUrl + "?after=" + lastEventId);
+    source.onopen = function () {
+      failures = 0;
+      say(null);
+    };
+    source.onmessage = function (event) {
+      if (event.lastEventId) lastEventId = event.lastEventId;
+      refreshPanel();
+    };
+    source.addEventListener("closed", function () {
+      source.close();
+      refreshPanel();
+    });
+    source.addEventListener("replaced", function (event) {
+      source.close();
+      say(JSON.parse(event.data).reason === "address" ? "address" : "session");
+    });
+    source.onerror = function () {
+      if (source.readyState !== EventSource.CLOSED) return; // the browser reconnects itself
+      say("paused");
+      const delay = Math.min(60000, 2000 * Math.pow(2, failures)) * (0.5 + Math.random() / 2);
+      failures = Math.min(failures + 1, 5);
+      setTimeout(function () {
+        refreshPanel(); // anything missed meanwhile
+        follow();
+      }, delay);
+    };
+  }
+
+  document.getElementById("follow-here").addEventListener("click", function () {
+    say(null);
     refreshPanel();
+    follow();
   });
+  follow();
 })();
