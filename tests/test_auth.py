@@ -6,17 +6,20 @@ import time
 from datetime import timedelta
 
 import pytest
+import redis
+from flask import Response
 from sqlalchemy import func, select
 
 from tests.conftest import ServerLikeClient, csrf_token, sign_in
 from tests.services import redis_url
 from vcpay import create_app
 from vcpay.audit.models import AuditEntry
+from vcpay.auth.throttling import remember_device
 from vcpay.calls import live
 from vcpay.database import utcnow
 from vcpay.extensions import db, limiter
+from vcpay.people import models
 from vcpay.people import services as people
-from vcpay.people.models import Clinic, SignInSession
 from vcpay.people.services import find_user_by_email
 
 MANAGER = "manager@harbourside.example"
@@ -188,13 +191,14 @@ def test_the_account_limit_across_addresses_follows_its_setting(app, client, dem
     assert spray(client, MANAGER, 4) == [401, 401, 401, 429]
 
 
-def test_throttling_holds_across_web_servers_sharing_redis(app, client, demo):
-    """Limits are counted in Redis when it is configured, so every web server sees them."""
+def test_with_redis_the_limits_are_counted_there_without_naming_anyone(app, client, demo):
+    """Every web server sees the same counts; the keys name no email address."""
+    url = redis_url()
     shared = create_app(
         {
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
-            "RATELIMIT_STORAGE_URI": redis_url(),
+            "RATELIMIT_STORAGE_URI": url,
             "LOGIN_NEW_DEVICE_RATE_LIMIT": "6 per hour",
         }
     )
@@ -205,9 +209,11 @@ def test_throttling_holds_across_web_servers_sharing_redis(app, client, demo):
         assert sign_in(owner, MANAGER).status_code == 302
         sign_out(owner)
         assert spray(shared.test_client(), MANAGER, 7) == [401] * 6 + [429]
-        stranger = shared.test_client()
-        assert sign_in(stranger, MANAGER).status_code == 429
+        assert sign_in(shared.test_client(), MANAGER).status_code == 429
         assert sign_in(owner, MANAGER).status_code == 302
+        keys = [key.decode() for key in redis.Redis.from_url(url).keys("LIMITS*")]
+        assert any("sign-in:" in key for key in keys)
+        assert not any("harbourside" in key for key in keys)
     finally:
         limiter.reset()
         shared.extensions["call_waker"].stop()
@@ -270,6 +276,12 @@ def test_cookies_are_secure_when_served_over_https(tmp_path, monkeypatch):
     assert app.config["REMEMBER_COOKIE_SECURE"] is True
     response = app.test_client().get("/sign-in")
     assert "Secure" in response.headers["Set-Cookie"]
+    with app.test_request_context("/sign-in", method="POST"):
+        signed_in = Response()
+        remember_device(signed_in, MANAGER)
+    [device] = signed_in.headers.getlist("Set-Cookie")
+    assert device.startswith("vcpay_device=")
+    assert {"Secure", "HttpOnly", "SameSite=Lax", "Path=/sign-in"} <= set(device.split("; "))
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
 
 
@@ -283,9 +295,9 @@ def is_signed_in(browser) -> bool:
     return browser.get("/").status_code == 200
 
 
-def sign_ins_of(email: str) -> list[SignInSession]:
+def sign_ins_of(email: str) -> list:
     user = find_user_by_email(email)
-    return list(db.session.scalars(select(SignInSession).filter_by(user_id=user.id)))
+    return list(db.session.scalars(select(models.SignInSession).filter_by(user_id=user.id)))
 
 
 def test_a_cookie_copied_before_sign_out_is_refused_afterwards(app, client, demo):
@@ -381,7 +393,7 @@ def test_a_call_stream_of_a_signed_out_clinician_ends_at_its_recheck(
     app.config["STREAM_POLL_SECONDS"] = 0.05
     app.config["STREAM_MAX_SECONDS"] = 5
     sign_in(client, CLINICIAN)
-    clinic = db.session.scalar(select(Clinic).filter_by(name="Harbourside GP Clinic"))
+    clinic = db.session.scalar(select(models.Clinic).filter_by(name="Harbourside GP Clinic"))
     token = csrf_token(client, "/calls/")
     started = client.post("/calls/start", data={"csrf_token": token, "clinic_id": clinic.id})
     stream = client.get(started.location + "/events")

@@ -7,6 +7,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from vcpay.database import utcnow
 from vcpay.extensions import db
@@ -99,7 +100,9 @@ def find_live_sign_in_session(token: str | None, user_id: int) -> SignInSession 
     if not token:
         return None
     return db.session.scalar(
-        select(SignInSession).where(
+        select(SignInSession)
+        .options(joinedload(SignInSession.user))
+        .where(
             SignInSession.token_hash == _token_hash(token),
             SignInSession.user_id == user_id,
             *_live(),
