@@ -152,7 +152,7 @@ def test_a_spray_from_many_addresses_cannot_stop_the_owner_on_a_known_browser(ap
     page = held.get_data(as_text=True)
     assert "from browsers it has not signed in from before" in page
     assert "If you have signed in to vcpay on another browser or computer, sign in there." in page
-    assert "Try again in 60 minutes." in page or "Try again in 59 minutes." in page
+    assert "Try again in 1 hour." in page
     # The owner's own browser gets in with the right password, even from another address.
     assert sign_in(owner, MANAGER, environ_base={"REMOTE_ADDR": OWNER}).status_code == 302
 

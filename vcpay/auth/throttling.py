@@ -16,14 +16,15 @@ Accounts appear in limiter keys and device cookies only as a keyed digest of the
 
 import hashlib
 import hmac
-import math
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import Response, current_app, g, request, url_for
+from flask_babel import format_timedelta
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_limiter.util import get_remote_address
 from itsdangerous import BadData, URLSafeTimedSerializer
 
@@ -133,12 +134,9 @@ def remember_device(response: Response, email: str) -> None:
     )
 
 
-def minutes_to_wait() -> int:
-    """Whole minutes until the limit just broken lets this browser try again."""
-    broken = limiter.current_limit
-    seconds = broken.reset_at - time.time() if broken is not None else 60
-    return max(1, math.ceil(seconds / 60))
-
-
-def wait_message(minutes: int) -> str:
-    return ngettext("Try again in %(num)d minute.", "Try again in %(num)d minutes.", minutes)
+def wait_message() -> str:
+    """How long until the limit just reached lets this browser try again, in words."""
+    reached = limiter.current_limit
+    seconds = reached.reset_at - time.time() if reached is not None else 60
+    wait = format_timedelta(timedelta(seconds=max(1, round(seconds))))
+    return _("Try again in %(wait)s.", wait=wait)

@@ -86,8 +86,7 @@ def sign_in():
 @blueprint.errorhandler(RateLimitExceeded)
 def too_many_attempts(error: RateLimitExceeded):
     """The sign-in page again, saying which limit was reached and what to do about it."""
-    minutes = throttling.minutes_to_wait()
-    message = f"{error.description} {throttling.wait_message(minutes)}"
+    message = f"{error.description} {throttling.wait_message()}"
     return render_template("auth/sign_in.html", form=SignInForm(), throttled=message), 429
 
 
