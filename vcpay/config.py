@@ -68,8 +68,10 @@ SETTINGS = [
     Setting("VCPAY_PUBLIC_URL", "PUBLIC_URL", "http://127.0.0.1:5000"),
     Setting("VCPAY_COOKIE_SECURE", "SESSION_COOKIE_SECURE", None, _bool),
     Setting("VCPAY_SESSION_HOURS", "SESSION_HOURS", 12, int),
+    # Refused sign-ins only; vcpay/auth/throttling.py says how the three work together.
     Setting("VCPAY_LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT", "10 per minute"),
     Setting("VCPAY_LOGIN_ACCOUNT_RATE_LIMIT", "LOGIN_ACCOUNT_RATE_LIMIT", "5 per 5 minutes"),
+    Setting("VCPAY_LOGIN_NEW_DEVICE_RATE_LIMIT", "LOGIN_NEW_DEVICE_RATE_LIMIT", "30 per hour"),
     Setting("VCPAY_DEFAULT_LOCALE", "BABEL_DEFAULT_LOCALE", "en"),
     Setting("VCPAY_DEFAULT_TIMEZONE", "BABEL_DEFAULT_TIMEZONE", "Australia/Sydney"),
     Setting("VCPAY_HEARTBEAT_SECONDS", "HEARTBEAT_SECONDS", 30, int),

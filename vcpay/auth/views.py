@@ -5,38 +5,28 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_limiter.errors import RateLimitExceeded
+from flask_login import current_user, login_required
 
 from vcpay.audit.services import record_audit
+from vcpay.auth import throttling
 from vcpay.auth.forms import SignInForm
 from vcpay.auth.redirects import is_safe_next
+from vcpay.auth.sessions import begin_sign_in, end_sign_in, load_signed_in_user, note_activity
 from vcpay.extensions import db, limiter, login_manager
-from vcpay.people.models import User
-from vcpay.people.services import authenticate, normalise_email
+from vcpay.people.services import authenticate
 
 blueprint = Blueprint("auth", __name__)
 
 BAD_CREDENTIALS = _l("That email and password do not match an active account.")
 
 
-@login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    return user if user is not None and user.is_active else None
-
-
-def _attempted_email() -> str:
-    return "sign-in:" + normalise_email(request.form.get("email", ""))
-
-
-def _failed(response) -> bool:
-    # Only refused attempts count against the limits; a success redirects.
-    return response.status_code != 302
+login_manager.user_loader(load_signed_in_user)
+blueprint.before_app_request(note_activity)
 
 
 def _next_page() -> str:
@@ -46,13 +36,33 @@ def _next_page() -> str:
 
 @blueprint.route("/sign-in", methods=["GET", "POST"])
 @limiter.limit(
-    lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"], deduct_when=_failed
+    lambda: current_app.config["LOGIN_RATE_LIMIT"],
+    methods=["POST"],
+    deduct_when=throttling.refused,
+    error_message=lambda: str(throttling.ADDRESS_BREACH),
 )
 @limiter.limit(
     lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"],
     methods=["POST"],
-    key_func=_attempted_email,
-    deduct_when=_failed,
+    key_func=throttling.by_account_and_address,
+    deduct_when=throttling.refused,
+    error_message=lambda: str(throttling.ACCOUNT_BREACH),
+)
+@limiter.limit(
+    lambda: current_app.config["LOGIN_NEW_DEVICE_RATE_LIMIT"],
+    methods=["POST"],
+    key_func=throttling.by_account,
+    exempt_when=throttling.known_device,
+    deduct_when=throttling.refused,
+    error_message=lambda: str(throttling.NEW_DEVICE_BREACH),
+)
+@limiter.limit(
+    lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"],
+    methods=["POST"],
+    key_func=throttling.by_account_and_device,
+    exempt_when=throttling.unknown_device,
+    deduct_when=throttling.refused,
+    error_message=lambda: str(throttling.ACCOUNT_BREACH),
 )
 def sign_in():
     if current_user.is_authenticated:
@@ -61,24 +71,30 @@ def sign_in():
     if form.validate_on_submit():
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
-            # A fresh session on sign-in, so a planted session id is worth nothing.
-            session.clear()
-            login_user(user)
+            begin_sign_in(user)
             record_audit("user.signed_in", user, actor=user)
             db.session.commit()
-            return redirect(_next_page())
+            response = redirect(_next_page())
+            throttling.remember_device(response, form.email.data)
+            return response
         flash(str(BAD_CREDENTIALS), "error")
         return render_template("auth/sign_in.html", form=form), 401
     status = 400 if form.errors else 200
     return render_template("auth/sign_in.html", form=form), status
 
 
+@blueprint.errorhandler(RateLimitExceeded)
+def too_many_attempts(error: RateLimitExceeded):
+    """The sign-in page again, saying which limit was reached and what to do about it."""
+    message = f"{error.description} {throttling.wait_message()}"
+    return render_template("auth/sign_in.html", form=SignInForm(), throttled=message), 429
+
+
 @blueprint.route("/sign-out", methods=["POST"])
 @login_required
 def sign_out():
     record_audit("user.signed_out", current_user._get_current_object())
+    end_sign_in()
     db.session.commit()
-    logout_user()
-    session.clear()
     flash(_("You have signed out."), "info")
     return redirect(url_for("auth.sign_in"))

@@ -13,6 +13,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from vcpay.auth.sessions import current_sign_in_session
 from vcpay.calls import live
 from vcpay.calls.forms import RequestPaymentForm, StartCallForm
 from vcpay.calls.models import Call, Participant
@@ -27,6 +28,7 @@ from vcpay.payments import services as payments
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.people.models import Clinic, User
 from vcpay.people.permissions import Permission, can, clinics_where, require
+from vcpay.people.services import sign_in_session_is_live
 
 blueprint = Blueprint("calls", __name__, url_prefix="/calls")
 
@@ -119,18 +121,21 @@ def panel(call_id: int):
 @login_required
 def events(call_id: int):
     call = _call(call_id)
-    user_id = current_user.id
+    user_id, sign_in_id = current_user.id, current_sign_in_session().id
     return live.stream_response(
         call,
         live.STAFF_AUDIENCES,
-        lambda c: _still_clinician(c, user_id),
+        lambda c: _still_clinician(c, user_id, sign_in_id),
         viewer=f"person:{user_id}",
     )
 
 
-def _still_clinician(call: Call, user_id: int) -> bool:
+def _still_clinician(call: Call, user_id: int, sign_in_id: int) -> bool:
+    """Still signed in (not signed out, nor their password changed) and still a clinician here."""
+    if not sign_in_session_is_live(sign_in_id):
+        return False
     user = db.session.get(User, user_id)
-    return user is not None and can(user, Permission.START_CALL, call)
+    return user is not None and user.is_active and can(user, Permission.START_CALL, call)
 
 
 @blueprint.route("/<int:call_id>/end", methods=["POST"])

@@ -132,3 +132,22 @@ class ClinicMembership(CreatedAtMixin, db.Model):
 
     user: Mapped[User] = relationship(back_populates="clinic_memberships")
     clinic: Mapped[Clinic] = relationship(back_populates="memberships")
+
+
+class SignInSession(CreatedAtMixin, db.Model):
+    """One sign-in from one browser. The browser holds a random id; only its hash is kept here,
+    so a copy of this table signs nobody in, and revoking the row ends the sign-in at once."""
+
+    __tablename__ = "sign_in_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<SignInSession {self.id} of user {self.user_id}>"

@@ -1,8 +1,13 @@
-"""Domain operations on people: passwords, sign-in checks, memberships."""
+"""Domain operations on people: passwords, sign-in checks and sessions, memberships."""
+
+import hashlib
+import secrets
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from vcpay.database import utcnow
 from vcpay.extensions import db
@@ -12,12 +17,16 @@ from vcpay.people.models import (
     ClinicRole,
     Organisation,
     OrganisationMembership,
+    SignInSession,
     User,
 )
 
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a miss costs as long as a wrong password.
 _UNKNOWN_USER_HASH = _hasher.hash("no user has this password")
+# How often a live sign-in's "last seen" is written: often enough to tell, rarely enough that
+# pages do not write on every load.
+SEEN_EVERY = timedelta(minutes=5)
 
 
 def normalise_email(email: str) -> str:
@@ -48,6 +57,90 @@ def authenticate(email: str, password: str) -> User | None:
         user.password_hash = hash_password(password)
     user.last_signed_in_at = utcnow()
     return user
+
+
+def set_password(user: User, password: str, keep: SignInSession | None = None) -> None:
+    """A new password ends every sign-in of ``user`` but ``keep`` (the browser that set it)."""
+    user.password_hash = hash_password(password)
+    revoke_all_sign_in_sessions(user, keep=keep)
+
+
+def disable_user(user: User) -> None:
+    """The person can no longer sign in, and every browser they are signed in on is signed out."""
+    user.is_disabled = True
+    revoke_all_sign_in_sessions(user)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_sign_in_session(user: User, lifetime: timedelta) -> tuple[SignInSession, str]:
+    """A new sign-in and the random id the browser keeps; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    sign_in = SignInSession(
+        user=user,
+        token_hash=_token_hash(token),
+        created_at=now,
+        expires_at=now + lifetime,
+        last_seen_at=now,
+    )
+    db.session.add(sign_in)
+    db.session.flush()
+    return sign_in, token
+
+
+def _live():
+    return (SignInSession.revoked_at.is_(None), SignInSession.expires_at > utcnow())
+
+
+def find_live_sign_in_session(token: str | None, user_id: int) -> SignInSession | None:
+    """The unrevoked, unexpired sign-in of ``user_id`` that ``token`` names, if any."""
+    if not token:
+        return None
+    return db.session.scalar(
+        select(SignInSession)
+        .options(joinedload(SignInSession.user))
+        .where(
+            SignInSession.token_hash == _token_hash(token),
+            SignInSession.user_id == user_id,
+            *_live(),
+        )
+    )
+
+
+def sign_in_session_is_live(sign_in_id: int) -> bool:
+    found = db.session.scalar(
+        select(SignInSession.id).where(SignInSession.id == sign_in_id, *_live())
+    )
+    return found is not None
+
+
+def note_sign_in_session_seen(sign_in: SignInSession) -> bool:
+    """Records that the sign-in is in use, at most every ``SEEN_EVERY``; True if it wrote."""
+    now = utcnow()
+    if now - sign_in.last_seen_at < SEEN_EVERY:
+        return False
+    sign_in.last_seen_at = now
+    db.session.flush()
+    return True
+
+
+def revoke_sign_in_session(sign_in: SignInSession) -> None:
+    if sign_in.revoked_at is None:
+        sign_in.revoked_at = utcnow()
+        db.session.flush()
+
+
+def revoke_all_sign_in_sessions(user: User, keep: SignInSession | None = None) -> int:
+    """Signs ``user`` out of every browser (but ``keep``); how many sign-ins it ended."""
+    ended = update(SignInSession).where(
+        SignInSession.user_id == user.id, SignInSession.revoked_at.is_(None)
+    )
+    if keep is not None:
+        ended = ended.where(SignInSession.id != keep.id)
+    return db.session.execute(ended.values(revoked_at=utcnow())).rowcount
 
 
 def create_user(
