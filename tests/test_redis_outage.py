@@ -141,13 +141,6 @@ def test_health_names_redis_and_the_broker_when_they_are_away(client, redis_prox
     assert client.get("/readyz").status_code == 200
 
 
-def test_health_says_when_redis_is_not_configured(app, client):
-    app.config["REDIS_URL"] = ""
-    body = client.get("/healthz").get_json()
-    assert body["redis"] == "not configured"
-    assert body["status"] == "ok"
-
-
 def test_a_change_that_queues_work_is_kept_and_answered_while_the_broker_is_away(
     client, demo, redis_proxy, caplog
 ):
