@@ -72,7 +72,9 @@ class FaultProxy:
             self._close_connections()
             self.changed.notify_all()
 
-    def url_host(self) -> str:
+    @property
+    def address(self) -> str:
+        """``host:port`` to put in a URL in place of the real server's."""
         return f"127.0.0.1:{self.port}"
 
     # -- the machinery ---------------------------------------------------------------------

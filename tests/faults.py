@@ -84,9 +84,9 @@ class PaymentRig:
         self.postgres = self._proxy(database.hostname, database.port or 5432, "postgres")
         self.redis = self._proxy(broker.hostname, broker.port or 6379, "redis")
         self.database_url = self.direct_database_url.replace(
-            database.netloc.split("@")[-1], f"127.0.0.1:{self.postgres.port}"
+            database.netloc.split("@")[-1], self.postgres.address
         )
-        self.broker_url = f"redis://127.0.0.1:{self.redis.port}{broker.path}"
+        self.broker_url = f"redis://{self.redis.address}{broker.path}"
         standin_url, standin = start_stripe_standin(
             {"webhook_retry_seconds": WEBHOOK_RETRY_SECONDS, "webhook_timeout_seconds": 5.0}
         )

@@ -109,7 +109,8 @@ def test_postgresql_dropping_connections_mid_run_loses_and_doubles_nothing(rig):
     rig.postgres.cut()  # every connection closed, new ones refused
     time.sleep(OUTAGE_SECONDS / 2)
     rig.postgres.restore()
-    under_way(rig, 0.6)
+    before = rig.completed()
+    wait_for(lambda: rig.completed() > before, 60, "payments to be applied again", rig.log)
     assert rig.postgres.sever() > 0  # and once more, without refusing: a restart
     payer.finish()
     report(rig.check_every_event_once())

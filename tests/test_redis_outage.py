@@ -30,18 +30,24 @@ PATIENCE_SECONDS = 3.0
 
 
 @pytest.fixture
-def redis_proxy():
+def redis_through_proxy():
+    """A fault proxy in front of the shared Redis, and the URL that reaches Redis through it."""
     target = urlsplit(redis_url())
     proxy = FaultProxy(target.hostname or "127.0.0.1", target.port or 6379, "redis").start()
-    proxy.url = f"redis://127.0.0.1:{proxy.port}{target.path}"
-    yield proxy
+    yield proxy, f"redis://{proxy.address}{target.path}"
     proxy.close()
 
 
 @pytest.fixture
-def app_overrides(redis_proxy):
+def app_overrides(redis_through_proxy):
     """Everything Redis does for the web tier goes through the proxy."""
-    return {"REDIS_URL": redis_proxy.url, "CELERY_BROKER_URL": redis_proxy.url}
+    _, url = redis_through_proxy
+    return {"REDIS_URL": url, "CELERY_BROKER_URL": url}
+
+
+@pytest.fixture
+def redis_proxy(redis_through_proxy) -> FaultProxy:
+    return redis_through_proxy[0]
 
 
 @pytest.fixture
