@@ -53,6 +53,18 @@ SETTLE_SECONDS = 60
 SWEEP_DONE = re.compile(rb"sweep_stripe_events\[[^\]]+\] succeeded in [\d.]+s: (\d+)")
 
 
+def established_inodes(port: int) -> set[str]:
+    """Socket inodes of the connections accepted on a local port (from /proc/net/tcp)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    inodes.add(fields[9])
+    return inodes
+
+
 class PaymentRig:
     def __init__(self, folder: Path, payments_count: int):
         self.folder = folder
@@ -93,7 +105,8 @@ class PaymentRig:
         self.stack.callback(stop_stripe_standin, standin)
         self.stripe = StripeControl(standin_url)
         self.catcher = self.stack.enter_context(start_mail_catcher(self.folder / "mail"))
-        self.web_url = f"http://127.0.0.1:{free_port()}"
+        self.web_port = free_port()
+        self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.app = self._app()
         self.requests = self._payment_requests()
         self.env = self._environment()
@@ -234,6 +247,17 @@ class PaymentRig:
                 if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == master:
                     children.append(int(stat.parent.name))
         return children
+
+    def web_worker_answering(self) -> int | None:
+        """The gunicorn worker holding a connection from a client right now, if any."""
+        sockets = {f"socket:[{inode}]" for inode in established_inodes(self.web_port)}
+        for pid in self.web_workers():
+            with suppress(OSError):
+                for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+                    with suppress(OSError):
+                        if os.readlink(descriptor) in sockets:
+                            return pid
+        return None
 
     # -- the payments ------------------------------------------------------------------------
 
