@@ -53,15 +53,15 @@ class ServerLikeClient(FlaskClient):
 
 
 @pytest.fixture
-def app(_schema, tmp_path):
-    app = create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": _schema,
-            "CELERY_BROKER_URL": "memory://",
-            "RATELIMIT_STORAGE_URI": "memory://",
-        }
-    )
+def app_overrides() -> dict:
+    """Settings for the ``app`` fixture beyond the usual; a module overrides this fixture to
+    change them (Redis behind a fault proxy, say)."""
+    return {"CELERY_BROKER_URL": "memory://", "RATELIMIT_STORAGE_URI": "memory://"}
+
+
+@pytest.fixture
+def app(_schema, tmp_path, app_overrides):
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": _schema, **app_overrides})
     app.test_client_class = ServerLikeClient
     with app.app_context():
         _empty_tables()

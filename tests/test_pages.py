@@ -6,6 +6,7 @@ import pytest
 
 from tests import factories
 from tests.conftest import csrf_token, sign_in
+from vcpay import create_app
 from vcpay.extensions import db
 from vcpay.health.services import record_heartbeat
 from vcpay.people.models import ClinicRole
@@ -190,10 +191,31 @@ def test_someone_with_no_role_is_told_so(client, app):
 def test_healthz_reports_the_database_and_the_last_heartbeat(client):
     body = client.get("/healthz").get_json()
     assert body["status"] == "ok"
+    assert (body["database"], body["broker"], body["redis"]) == ("ok", "ok", "not configured")
+    assert client.get("/readyz").status_code == 200
     assert body["last_worker_heartbeat"] is None
     record_heartbeat()
     db.session.commit()
     assert client.get("/healthz").get_json()["last_worker_heartbeat"] is not None
+
+
+def test_without_its_database_the_web_process_is_unavailable(tmp_path):
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'missing' / 'vcpay.sqlite'}",
+            "CELERY_BROKER_URL": "memory://",
+        }
+    )
+    health = app.test_client().get("/healthz")
+    assert health.status_code == 503
+    body = health.get_json()
+    assert (body["status"], body["database"], body["broker"]) == (
+        "unavailable",
+        "unreachable",
+        "ok",
+    )
+    assert app.test_client().get("/readyz").status_code == 503
+    app.extensions["call_waker"].stop()
 
 
 def test_a_user_may_hold_roles_in_two_organisations(client, demo, other_org):

@@ -210,6 +210,23 @@ def load_settings(instance_path: str, environ: dict[str, str] | None = None) -> 
     return values
 
 
+# A Redis that hangs must cost a request a moment, never a thread for good.
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
+def redis_client_options() -> dict[str, Any]:
+    """Options for every Redis client that serves a request: short timeouts, and one quick
+    retry (a pooled connection that went stale when Redis restarted), not redis-py's ten."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return {
+        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        "retry": Retry(NoBackoff(), 1),
+    }
+
+
 def derived_settings(values: dict[str, Any]) -> dict[str, Any]:
     """Flask and extension settings that follow from the documented ones."""
     from datetime import timedelta
@@ -227,6 +244,11 @@ def derived_settings(values: dict[str, Any]) -> dict[str, Any]:
         "WTF_CSRF_TIME_LIMIT": values["SESSION_HOURS"] * 3600,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_STORAGE_OPTIONS": redis_client_options() if redis_url else {},
+        # Redis away: count in this process's memory (with a warning) until it is back; an
+        # error in the limiter itself lets the request through rather than fail it.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_HEADERS_ENABLED": True,
         "PREFERRED_URL_SCHEME": "https" if secure else "http",
         "MAX_CONTENT_LENGTH": 1024 * 1024,

@@ -4,12 +4,14 @@ A worker must never be handed a row the database has not committed, and a change
 rolled back must not leave an email or a task behind.
 """
 
+import logging
 from collections.abc import Callable
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 _KEY = "vcpay_after_commit"
+log = logging.getLogger(__name__)
 
 
 def after_commit(session: Session, callback: Callable[[], object]) -> None:
@@ -21,8 +23,13 @@ def after_commit(session: Session, callback: Callable[[], object]) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run_callbacks(session: Session) -> None:
+    # The change is committed: a side effect that fails now (the broker away) must not make
+    # it look failed. The sweeps find what was left behind (unsent email, unraised requests).
     for callback in session.info.pop(_KEY, []):
-        callback()
+        try:
+            callback()
+        except Exception:
+            log.warning("A side effect of a committed change could not be queued", exc_info=True)
 
 
 @event.listens_for(Session, "after_soft_rollback")

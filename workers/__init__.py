@@ -26,7 +26,14 @@ def is_embedded_broker(url: str) -> bool:
     return url.startswith(SERVERLESS_SCHEMES)
 
 
+# Without a socket timeout, a publish to a Redis that hangs waits forever (kombu's default);
+# longer than the one-second BRPOP a worker waits on, so consuming is not cut short.
+REDIS_BROKER_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
+
+
 def broker_transport_options(broker_url: str, instance_path: str) -> dict[str, Any]:
+    if broker_url.startswith("redis"):
+        return dict(REDIS_BROKER_TIMEOUTS)
     if not broker_url.startswith("filesystem"):
         return {}
     folder = Path(instance_path) / "broker"

@@ -25,6 +25,7 @@ from sqlalchemy import func, or_, select
 from werkzeug.exceptions import ServiceUnavailable
 
 from vcpay.calls.models import Audience, Call, CallEvent
+from vcpay.config import redis_client_options
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.transactions import after_commit
@@ -190,7 +191,7 @@ class CallWaker:
         import redis
 
         if not hasattr(self, "_client"):
-            self._client = redis.Redis.from_url(self.redis_url)
+            self._client = redis.Redis.from_url(self.redis_url, **redis_client_options())
         return self._client
 
     def _listen(self) -> None:

@@ -1,4 +1,5 @@
-"""Is the background machinery alive? Beat schedules a heartbeat that a worker records."""
+"""Is vcpay able to work? Its dependencies answer, and the background machinery is alive
+(beat schedules a heartbeat that a worker records)."""
 
 import socket
 from datetime import datetime, timedelta
@@ -6,11 +7,13 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import text
 
+from vcpay.config import REDIS_TIMEOUT_SECONDS, redis_client_options
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.health.models import Heartbeat
 
 WORKERS = "workers"
+OK, UNREACHABLE, NOT_CONFIGURED = "ok", "unreachable", "not configured"
 # Missing this many scheduled beats in a row means the worker or beat is down.
 MISSED_BEATS_ALLOWED = 3
 
@@ -41,3 +44,55 @@ def database_is_reachable() -> bool:
         db.session.rollback()
         return False
     return True
+
+
+def redis_state() -> str:
+    url = current_app.config["REDIS_URL"]
+    if not url:
+        return NOT_CONFIGURED
+    import redis
+
+    client = redis.Redis.from_url(url, **redis_client_options())
+    try:
+        client.ping()
+    except redis.RedisError:
+        return UNREACHABLE
+    finally:
+        client.close()
+    return OK
+
+
+def broker_state() -> str:
+    """Whether a message could be handed to the workers now (a connection to the broker)."""
+    celery = current_app.extensions["celery"]
+    quick = {
+        "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+    }
+    try:
+        with celery.connection_for_write(
+            connect_timeout=REDIS_TIMEOUT_SECONDS, transport_options=quick
+        ) as connection:
+            connection.ensure_connection(max_retries=0)
+    except Exception:  # noqa: BLE001 - whatever the transport raises means "not reachable"
+        return UNREACHABLE
+    return OK
+
+
+def health_report() -> dict[str, str | None]:
+    """What a load balancer and an operator need: each dependency, and an overall status."""
+    database_ok = database_is_reachable()
+    beat = last_heartbeat() if database_ok else None
+    report = {
+        "database": OK if database_ok else UNREACHABLE,
+        "redis": redis_state(),
+        "broker": broker_state(),
+        "last_worker_heartbeat": beat.isoformat() if beat else None,
+    }
+    if not database_ok:
+        status = "unavailable"
+    elif UNREACHABLE in (report["redis"], report["broker"]):
+        status = "degraded"
+    else:
+        status = OK
+    return {"status": status, **report}

@@ -1,7 +1,7 @@
 from flask import Blueprint, jsonify
 
 from vcpay.extensions import limiter
-from vcpay.health.services import database_is_reachable, last_heartbeat
+from vcpay.health.services import OK, health_report
 
 blueprint = Blueprint("health", __name__)
 
@@ -9,12 +9,15 @@ blueprint = Blueprint("health", __name__)
 @blueprint.route("/healthz")
 @limiter.exempt
 def healthz():
-    """Liveness for a load balancer: the web process answers and reaches its database."""
-    database_ok = database_is_reachable()
-    beat = last_heartbeat() if database_ok else None
-    body = {
-        "status": "ok" if database_ok else "unavailable",
-        "database": "ok" if database_ok else "unreachable",
-        "last_worker_heartbeat": beat.isoformat() if beat else None,
-    }
-    return jsonify(body), 200 if database_ok else 503
+    """Liveness: the web process answers. Without its database it can serve nothing (503);
+    with Redis or the broker away it still serves, degraded (200)."""
+    report = health_report()
+    return jsonify(report), 200 if report["database"] == OK else 503
+
+
+@blueprint.route("/readyz")
+@limiter.exempt
+def readyz():
+    """Readiness for a load balancer: 503 while any dependency is away."""
+    report = health_report()
+    return jsonify(report), 200 if report["status"] == OK else 503
