@@ -128,6 +128,8 @@ def demo_processes(config) -> dict[str, list[str]]:
             "5",
             "--access-logfile",
             "-",
+            "--logger-class",
+            "vcpay.access_log.MaskedAccessLogger",
         ],
         "worker": worker,
         "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", schedule],
