@@ -16,6 +16,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("VCPAY_INSTANCE_PATH") or None)
     configure(app, overrides)
+    register_input_checks(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -34,6 +35,12 @@ def configure(app: Flask, overrides: dict[str, Any] | None) -> None:
     logging.basicConfig(level=app.config["LOG_LEVEL"], format=LOG_FORMAT)
     # Alembic announces each plugin it loads; that is noise in every command's output.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def register_input_checks(app: Flask) -> None:
+    from vcpay.inputs import register_input_checks as register
+
+    register(app)
 
 
 def register_extensions(app: Flask) -> None:

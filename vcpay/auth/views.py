@@ -16,6 +16,7 @@ from vcpay.audit.services import record_audit
 from vcpay.auth.forms import SignInForm
 from vcpay.auth.redirects import is_safe_next
 from vcpay.extensions import db, limiter, login_manager
+from vcpay.inputs import parse_id
 from vcpay.people.models import User
 from vcpay.people.services import authenticate, normalise_email
 
@@ -26,7 +27,8 @@ BAD_CREDENTIALS = _l("That email and password do not match an active account.")
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    key = parse_id(user_id)
+    user = db.session.get(User, key) if key is not None else None
     return user if user is not None and user.is_active else None
 
 
