@@ -35,7 +35,7 @@ class Setting:
 
 
 # Published with the stand-in: good for `make run`, never for a real Jira (see the webhook view).
-SANDBOX_JIRA_WEBHOOK_SECRET = "jira_webhook_vcpay_sandbox"  # noqa: S105
+SANDBOX_JIRA_WEBHOOK_SECRET = "jira_webhook_vcpay_sandbox"  # noqa: S105  # nosec B105  # published
 
 # Defaults that depend on the instance folder are filled in by ``load_settings``.
 SETTINGS = [

@@ -50,7 +50,7 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-def create_user(
+def create_user(  # nosec B107  # empty: hash the password given
     email: str, name: str, password: str, phone: str | None = None, password_hash: str = ""
 ) -> User:
     """A new user; ``password_hash`` may carry a hash of ``password`` made earlier."""
