@@ -7,11 +7,10 @@ import json
 import logging
 
 import pytest
-import stripe
 from sqlalchemy import func, select, text
 
 from tests.conftest import csrf_token, sign_in
-from tests.stripe_events import SECRET, event, post_event
+from tests.stripe_events import event, post_event, signed_text
 from tests.test_enablement_requests import MANAGER, new_path, request_data, requests_count
 from tests.test_payments import clinician, gp, join, request_form, start_call  # noqa: F401
 from vcpay.auth.views import load_user
@@ -178,6 +177,16 @@ def test_an_enablement_request_for_a_clinic_id_that_is_not_an_id_is_refused(
     assert requests_count() == 0
 
 
+@pytest.mark.parametrize("index", ["\u00b2", "9" * 5000])
+def test_a_form_entry_numbered_otherwise_than_in_ascii_digits_is_ignored(client, demo, index):
+    sign_in(client, MANAGER)
+    data = request_data(client, new_path(demo), send=False)
+    data[f"clinics-{index}-clinic_id"] = str(demo.clinics[0].id)
+    response = client.post(new_path(demo), data=data)
+    assert response.status_code == 302
+    assert requests_count() == 1
+
+
 # Free text: one line of text, a clear message otherwise.
 
 
@@ -234,11 +243,6 @@ def test_a_payment_description_with_control_characters_is_refused_before_stripe(
 
 
 # Webhooks: a validly signed but hostile envelope is refused with 400 and stored nowhere.
-
-
-def signed_text(payload: str) -> tuple[bytes, str]:
-    header = stripe.WebhookSignature.generate_signature_header(payload, SECRET)
-    return payload.encode(), header
 
 
 def post_signed_text(client, payload: str):

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.routing import IntegerConverter
+from wtforms import FieldList
 from wtforms.validators import ValidationError
 
 MAX_ID = 2**31 - 1  # PostgreSQL's integer; SQLite's are wider, and the same rule holds there
@@ -52,6 +53,19 @@ class DatabaseIdConverter(IntegerConverter):
 
     def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False) -> None:
         super().__init__(map, fixed_digits, min, max, signed)
+
+
+class BoundedFieldList(FieldList):
+    """A FieldList that takes only ASCII entry numbers: WTForms takes whatever
+    ``str.isdigit`` does ("clinics-²-clinic_id") and then fails to read it as a number."""
+
+    def _extract_indices(self, prefix, formdata):
+        offset = len(prefix) + 1
+        for key in formdata:
+            if key.startswith(prefix):
+                index = parse_id(key[offset:].split(self._field_separator, 1)[0])
+                if index is not None:
+                    yield index
 
 
 def has_control_character(text: str) -> bool:

@@ -5,7 +5,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
-    FieldList,
     Form,
     FormField,
     HiddenField,
@@ -15,7 +14,7 @@ from wtforms import (
 )
 from wtforms.validators import Email, Length, Optional
 
-from vcpay.inputs import PlainText, parse_id
+from vcpay.inputs import BoundedFieldList, PlainText, parse_id
 
 PHONE = re.compile(r"^\+?[0-9 ()-]{6,20}$")
 
@@ -32,7 +31,7 @@ class ClinicChoiceForm(Form):
 
 
 class EnablementRequestForm(FlaskForm):
-    clinics = FieldList(FormField(ClinicChoiceForm))
+    clinics = BoundedFieldList(FormField(ClinicChoiceForm))
     contact_name = StringField(_l("Your name"), validators=[Length(max=200), PlainText()])
     contact_email = EmailField(
         _l("Your email"),
