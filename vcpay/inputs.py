@@ -16,13 +16,15 @@ from werkzeug.routing import IntegerConverter
 from wtforms import FieldList
 from wtforms.validators import ValidationError
 
+from vcpay.errors import render_error
+
 MAX_ID = 2**31 - 1  # PostgreSQL's integer; SQLite's are wider, and the same rule holds there
 ID = re.compile(r"[0-9]{1,10}")  # not \d, which matches digits of every script
 # Any C0 control; form values may hold tab, CR and LF (a multi-line note).
 CONTROL = re.compile(r"[\x00-\x1f]")
 CONTROL_IN_VALUE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-# Deeper than any event Stripe or Jira sends, and far from Python's recursion limit.
-MAX_JSON_DEPTH = 64
+# Inside JSON a NUL can only be written as this escape: where it is absent, none can hide.
+NUL_ESCAPE = "\\u0000"
 # Paths whose handlers read the raw body themselves (a signature covers its exact bytes).
 RAW_BODY_PREFIXES = ("/webhooks/",)
 
@@ -35,7 +37,7 @@ TEXT_CONTROL_MESSAGE = _l("Write this on one line, without tabs or other control
 
 
 class JsonRefused(ValueError):
-    """A JSON body vcpay will not read: not JSON, too deep, or holding a NUL."""
+    """A JSON body vcpay will not read: not JSON, too deeply nested, or holding a NUL."""
 
 
 def parse_id(text: Any) -> int | None:
@@ -84,37 +86,36 @@ class PlainText:
             raise ValidationError(str(self.message))
 
 
-def read_json(body: bytes | str) -> Any:
-    """Parse a JSON body that is then safe to walk and to store: raises ``JsonRefused``."""
+def read_json(text: str) -> Any:
+    """A JSON document safe to store and to read again: raises ``JsonRefused`` for text that
+    is not JSON, nests deeper than Python can parse, or holds a NUL (PostgreSQL refuses it)."""
     try:
-        document = json.loads(body)
+        document = json.loads(text)
     except RecursionError:
         raise JsonRefused("The body is nested too deeply.") from None
     except ValueError:
         raise JsonRefused("The body is not JSON.") from None
-    _check_json(document)
+    if NUL_ESCAPE in text and _holds_nul(document):
+        raise JsonRefused("The body contains a NUL character.")
     return document
 
 
-def _check_json(document: Any) -> None:
-    """Depth and NUL checked without recursion, so no document can exhaust the stack."""
-    pending = [(document, 1)]
+def _holds_nul(document: Any) -> bool:
+    """Walked without recursion: no document that parsed can exhaust the stack here."""
+    pending = [document]
     while pending:
-        value, depth = pending.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise JsonRefused("The body is nested too deeply.")
+        value = pending.pop()
         if isinstance(value, str) and "\x00" in value:
-            raise JsonRefused("The body contains a NUL character.")
+            return True
         if isinstance(value, dict):
-            pending.extend((key, depth) for key in value)
-            pending.extend((item, depth + 1) for item in value.values())
+            pending.extend(value)
+            pending.extend(value.values())
         elif isinstance(value, list):
-            pending.extend((item, depth + 1) for item in value)
+            pending.extend(value)
+    return False
 
 
 def _refusal(message) -> tuple:
-    from vcpay.errors import render_error
-
     return render_error(400, str(message))
 
 
@@ -140,7 +141,9 @@ def _json_form_refusal():
     if not body:
         return None
     try:
-        document = read_json(body)
+        document = read_json(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        return _refusal(FORM_SHAPE_MESSAGE)
     except JsonRefused as refused:
         return _refusal(refused)
     if not isinstance(document, dict) or not all(

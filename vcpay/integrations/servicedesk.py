@@ -349,7 +349,9 @@ def changed_request_key(body: bytes, signature: str | None, secret: str) -> str 
     if method != "sha256" or not hmac.compare_digest(digest.encode(), expected.encode()):
         raise WebhookRefused("The X-Hub-Signature does not match this body and vcpay's secret.")
     try:
-        event = read_json(body)
+        event = read_json(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise WebhookRefused("The body is not UTF-8 text.") from None
     except JsonRefused as refused:
         raise WebhookRefused(str(refused)) from None
     issue = event.get("issue") if isinstance(event, dict) else None
