@@ -17,6 +17,7 @@ run: install migrate seed
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit -c pyproject.toml -q -r vcpay workers wsgi.py
 	$(BIN)/pytest
 
 install: $(STAMP) $(CATALOGUES)

@@ -21,6 +21,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("VCPAY_INSTANCE_PATH") or None)
     configure(app, overrides)
+    register_input_checks(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -45,6 +46,12 @@ def configure(app: Flask, overrides: dict[str, Any] | None) -> None:
             "VCPAY_STRIPE_WEBHOOK_SECRET is not set: Stripe's webhooks are refused, and payments "
             "are confirmed only by the patient's confirmation page and the reconciler."
         )
+
+
+def register_input_checks(app: Flask) -> None:
+    from vcpay.inputs import register_input_checks as register
+
+    register(app)
 
 
 def register_extensions(app: Flask) -> None:

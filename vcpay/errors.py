@@ -6,6 +6,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from vcpay.extensions import db
+from vcpay.redaction import mask_url
 
 MESSAGES = {
     400: _l("The request could not be understood. Check what you entered and try again."),
@@ -31,7 +32,7 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
-def _render(status: int, message: str, headers=None):
+def render_error(status: int, message: str, headers=None):
     if wants_json():
         response = jsonify(error={"status": status, "message": message})
     else:
@@ -48,17 +49,17 @@ def handle_http_error(error: HTTPException):
         headers["Retry-After"] = retry_after
     if status == 405 and error.valid_methods:
         headers["Allow"] = ", ".join(error.valid_methods)
-    return _render(status, message, headers)
+    return render_error(status, message, headers)
 
 
 def handle_csrf_error(error: CSRFError):
-    return _render(400, str(CSRF_MESSAGE))
+    return render_error(400, str(CSRF_MESSAGE))
 
 
 def handle_unexpected_error(error: Exception):
     # Whatever the request half-wrote goes; the traceback goes to the log, not the person.
     db.session.rollback()
-    current_app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+    current_app.logger.exception("Unhandled error on %s %s", request.method, mask_url(request.path))
     if isinstance(error, HTTPException):
         return handle_http_error(error)
     return handle_http_error(InternalServerError())

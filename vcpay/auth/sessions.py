@@ -10,6 +10,7 @@ from flask import current_app, g, request, session
 from flask_login import current_user, login_user, logout_user
 
 from vcpay.extensions import db
+from vcpay.inputs import parse_id
 from vcpay.people.models import SignInSession, User
 from vcpay.people.services import (
     find_live_sign_in_session,
@@ -23,9 +24,10 @@ SESSION_KEY = "sign_in"
 
 def load_signed_in_user(user_id: str) -> User | None:
     """Flask-Login's user loader: the user only while their sign-in in this browser is live."""
-    if not user_id.isdigit():
+    key = parse_id(user_id)
+    if key is None:
         return None
-    sign_in = find_live_sign_in_session(session.get(SESSION_KEY), int(user_id))
+    sign_in = find_live_sign_in_session(session.get(SESSION_KEY), key)
     if sign_in is None or not sign_in.user.is_active:
         return None
     g.sign_in_session = sign_in

@@ -21,6 +21,7 @@ from vcpay.calls.services import calls_of, end_call, patients, start_call
 from vcpay.database import utcnow
 from vcpay.enablement.forms import ConfirmForm
 from vcpay.extensions import db, limiter
+from vcpay.inputs import parse_id
 from vcpay.integrations.stripe_gateway import StripeGateway, StripeGatewayError
 from vcpay.links import public_url_for
 from vcpay.payments import payers
@@ -70,13 +71,19 @@ def index():
 @limiter.limit("30 per minute")
 def start():
     form = StartCallForm()
-    clinic = db.session.get(Clinic, int(form.clinic_id.data or 0))
+    clinic_id = parse_id(form.clinic_id.data)
+    clinic = db.session.get(Clinic, clinic_id) if clinic_id is not None else None
     require(Permission.START_CALL, clinic)
     if not form.validate_on_submit():
-        flash(_("Keep the title to 120 characters or fewer."), "error")
+        flash(_first_error(form), "error")
         return redirect(url_for("calls.index"), code=303)
     call = start_call(clinic, current_user, form.title.data or "")
     return redirect(url_for("calls.screen", call_id=call.id), code=303)
+
+
+def _first_error(form: StartCallForm) -> str:
+    errors = form.title.errors or form.errors.get("csrf_token") or []
+    return str(errors[0]) if errors else _("The form expired; please try again.")
 
 
 @blueprint.route("/<int:call_id>")

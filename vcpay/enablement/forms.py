@@ -5,7 +5,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
-    FieldList,
     Form,
     FormField,
     HiddenField,
@@ -14,6 +13,8 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import Email, Length, Optional
+
+from vcpay.inputs import BoundedFieldList, PlainText, parse_id
 
 PHONE = re.compile(r"^\+?[0-9 ()-]{6,20}$")
 
@@ -25,13 +26,13 @@ class ClinicChoiceForm(Form):
     selected = BooleanField(_l("Enable for this clinic"))
     has_stripe_account = BooleanField(_l("This clinic has a Stripe account"))
     stripe_account_hint = StringField(
-        _l("Stripe account email or business name"), validators=[Length(max=200)]
+        _l("Stripe account email or business name"), validators=[Length(max=200), PlainText()]
     )
 
 
 class EnablementRequestForm(FlaskForm):
-    clinics = FieldList(FormField(ClinicChoiceForm))
-    contact_name = StringField(_l("Your name"), validators=[Length(max=200)])
+    clinics = BoundedFieldList(FormField(ClinicChoiceForm))
+    contact_name = StringField(_l("Your name"), validators=[Length(max=200), PlainText()])
     contact_email = EmailField(
         _l("Your email"),
         validators=[
@@ -71,7 +72,7 @@ class EnablementRequestForm(FlaskForm):
             self.clinic_errors.append(str(_l("Choose at least one clinic.")))
             complete = False
         for choice in self.chosen():
-            name = clinic_names.get(int(choice.clinic_id.data), "")
+            name = clinic_names.get(parse_id(choice.clinic_id.data), "")
             if not choice.has_stripe_account.data:
                 refuse(
                     choice.has_stripe_account,

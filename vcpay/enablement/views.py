@@ -18,6 +18,7 @@ from vcpay.enablement.services import (
     withdraw,
 )
 from vcpay.extensions import db
+from vcpay.inputs import parse_id
 from vcpay.people.models import Organisation
 from vcpay.people.permissions import Permission, can, require
 
@@ -122,8 +123,7 @@ def _fill(form: EnablementRequestForm, draft: EnablementRequest, clinics) -> Non
 def _known_clinics(form: EnablementRequestForm, names: dict[int, str]) -> bool:
     """Refuse a clinic id the form never offered (tampering, or taken meanwhile)."""
     for entry in form.clinics:
-        clinic_id = entry.form.clinic_id.data
-        if not (clinic_id or "").isdigit() or int(clinic_id) not in names:
+        if parse_id(entry.form.clinic_id.data) not in names:
             form.clinic_errors.append(
                 _("One of the clinics can no longer be requested. Reload the page and try again.")
             )
@@ -134,7 +134,7 @@ def _known_clinics(form: EnablementRequestForm, names: dict[int, str]) -> bool:
 def _save(draft: EnablementRequest, form: EnablementRequestForm, sending: bool):
     choices = [
         ClinicChoice(
-            clinic_id=int(choice.clinic_id.data),
+            clinic_id=parse_id(choice.clinic_id.data),
             has_stripe_account=bool(choice.has_stripe_account.data),
             stripe_account_hint=choice.stripe_account_hint.data or "",
         )

@@ -7,7 +7,7 @@ configuration or data), each with a message fit for people.
 """
 
 import hmac
-import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import requests
 from jira import JIRA, JIRAError
+
+from vcpay.inputs import JsonRefused, read_json
 
 EXPERIMENTAL = {"X-ExperimentalApi": "opt-in"}
 SNAPSHOT_FIELDS = ["status", "resolution", "updated", "summary"]
@@ -325,6 +327,10 @@ def _snapshot(issue: Any) -> RequestSnapshot:
     )
 
 
+# PROJECT-123, within the column that keeps the keys vcpay raised.
+ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9_]{0,19}-[1-9][0-9]{0,18}")
+
+
 class WebhookRefused(ValueError):
     """A Jira webhook that is not signed with vcpay's secret, or not an issue event."""
 
@@ -343,12 +349,18 @@ def changed_request_key(body: bytes, signature: str | None, secret: str) -> str 
     if method != "sha256" or not hmac.compare_digest(digest.encode(), expected.encode()):
         raise WebhookRefused("The X-Hub-Signature does not match this body and vcpay's secret.")
     try:
-        event = json.loads(body)
-    except ValueError:
-        raise WebhookRefused("The body is not JSON.") from None
+        event = read_json(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise WebhookRefused("The body is not UTF-8 text.") from None
+    except JsonRefused as refused:
+        raise WebhookRefused(str(refused)) from None
     issue = event.get("issue") if isinstance(event, dict) else None
     key = issue.get("key") if isinstance(issue, dict) else None
-    return key if isinstance(key, str) and key else None
+    if key is None or key == "":
+        return None
+    if not (isinstance(key, str) and ISSUE_KEY.fullmatch(key)):
+        raise WebhookRefused("The issue key is not a Jira issue key.")
+    return key
 
 
 def forget_clients() -> None:

@@ -7,7 +7,6 @@ stand-in), network retries and timeouts; the module-level globals are never used
 fit for people; the Stripe request id is kept for support.
 """
 
-import json
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -19,6 +18,8 @@ from typing import Any
 import stripe
 from flask import current_app
 from stripe import oauth_error
+
+from vcpay.inputs import JsonRefused, read_json
 
 log = logging.getLogger(__name__)
 
@@ -441,6 +442,14 @@ def _checkout(data: dict[str, Any]) -> CheckoutSummary:
     )
 
 
+# Stripe's shapes, within the inbox's columns: whatever is stored must fit and be sayable.
+EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,251}")
+EVENT_TYPE = re.compile(r"[a-z][a-z0-9_.]{0,99}")
+ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9_]{1,59}")
+# From Stripe's founding to well past any event it can send: a datetime on every backend.
+CREATED_RANGE = (1_262_304_000, 4_102_444_800)  # 2010-01-01 to 2100-01-01, UTC
+
+
 STRIPE_ID = re.compile(r"^[a-z]{2,8}_[A-Za-z0-9_]{1,250}$", re.ASCII)
 
 
@@ -452,8 +461,8 @@ def event_object(payload: str) -> EventObject:
     """The object a stored event is about. ``ValueError`` when the body names none that
     vcpay could look for (the event is then ignored, not retried)."""
     try:
-        data_object = json.loads(payload)["data"]["object"]
-    except (ValueError, KeyError, TypeError, RecursionError):
+        data_object = read_json(payload)["data"]["object"]
+    except (JsonRefused, KeyError, TypeError):
         raise ValueError("The event carries no object.") from None
     if not isinstance(data_object, dict) or _id_or_none(data_object.get("id")) is None:
         raise ValueError("The event's object has no Stripe id.")
@@ -470,19 +479,39 @@ def event_object(payload: str) -> EventObject:
 def _envelope(payload: bytes) -> WebhookEvent:
     try:
         text = payload.decode("utf-8")
-        body = json.loads(text)
-        event = WebhookEvent(
-            id=body["id"],
-            type=body["type"],
-            account=body.get("account"),
-            livemode=bool(body.get("livemode")),
-            created=int(body["created"]),
-            payload=text,
-        )
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
-        raise ValueError("The body is not a Stripe event.") from None
-    if not (isinstance(event.id, str) and event.id.startswith("evt_") and len(event.id) <= 255):
-        raise ValueError("The event id is not a Stripe event id.")
-    if not (isinstance(event.type, str) and 0 < len(event.type) <= 100):
-        raise ValueError("The event type is missing.")
-    return event
+        body = read_json(text)
+    except UnicodeDecodeError:
+        raise ValueError("The body is not UTF-8 text.") from None
+    except JsonRefused as refused:
+        raise ValueError(f"The body is not a Stripe event: {refused}") from None
+    if not isinstance(body, dict):
+        raise ValueError("The body is not a Stripe event.")
+    return WebhookEvent(
+        id=_matching(body.get("id"), EVENT_ID, "The event id is not a Stripe event id."),
+        type=_matching(body.get("type"), EVENT_TYPE, "The event type is not a Stripe type."),
+        account=_account(body.get("account")),
+        livemode=bool(body.get("livemode")),
+        created=_created(body.get("created")),
+        payload=text,
+    )
+
+
+def _matching(value: Any, shape: re.Pattern, message: str) -> str:
+    if not (isinstance(value, str) and shape.fullmatch(value)):
+        raise ValueError(message)
+    return value
+
+
+def _account(value: Any) -> str | None:
+    """Events about the platform itself name no account."""
+    if value is None:
+        return None
+    return _matching(value, ACCOUNT_ID, "The event's account is not a Stripe account id.")
+
+
+def _created(value: Any) -> int:
+    low, high = CREATED_RANGE
+    # bool is an int to Python, never to Stripe.
+    if not (type(value) is int and low <= value < high):
+        raise ValueError("The event's created time is not a time Stripe could have sent.")
+    return value

@@ -10,7 +10,8 @@ from flask_babel import gettext as _
 from vcpay.payments.models import MAXIMUM_AMOUNT, MINIMUM_AMOUNT
 
 # "85", "85.5", "85.50", "$85.00", "A$ 1,250.00": commas only between groups of three.
-AMOUNT = re.compile(r"^(?:A?\$)?\s*(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?$")
+# ASCII only: \d alone matches digits of every script, which Decimal would then accept.
+AMOUNT = re.compile(r"^(?:A?\$)?\s*(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?$", re.ASCII)
 
 
 class AmountInvalid(ValueError):

@@ -24,6 +24,7 @@ from vcpay.calls.services import patients
 from vcpay.client_payments.links import link_removed, live_link
 from vcpay.database import utcnow
 from vcpay.extensions import db
+from vcpay.inputs import TEXT_CONTROL_MESSAGE, has_control_character
 from vcpay.integrations.stripe_gateway import (
     CheckoutRequest,
     CheckoutSummary,
@@ -82,6 +83,8 @@ def why_payments_unavailable(clinic: Clinic) -> str | None:
 
 
 def _description(text: str) -> str:
+    if has_control_character(text or ""):
+        raise PaymentRefused(str(TEXT_CONTROL_MESSAGE), "description")
     description = " ".join((text or "").split())
     if not description:
         raise PaymentRefused(

@@ -27,7 +27,7 @@ from vcpay.people.services import (
     hash_password,
 )
 
-DEMO_PASSWORD = "vcpay-demo-2026"  # noqa: S105 - documented demo credential
+DEMO_PASSWORD = "vcpay-demo-2026"  # noqa: S105  # nosec B105  # documented demo credential
 ORGANISATION = "Harbourside Health"
 CLINICS = ("Harbourside GP Clinic", "Harbourside Physiotherapy")
 

@@ -143,7 +143,7 @@ def revoke_all_sign_in_sessions(user: User, keep: SignInSession | None = None) -
     return db.session.execute(ended.values(revoked_at=utcnow())).rowcount
 
 
-def create_user(
+def create_user(  # nosec B107  # empty: hash the password given
     email: str, name: str, password: str, phone: str | None = None, password_hash: str = ""
 ) -> User:
     """A new user; ``password_hash`` may carry a hash of ``password`` made earlier."""

@@ -71,6 +71,7 @@ def _inbox_engine() -> Engine:
             db.engine.url,
             isolation_level="AUTOCOMMIT",
             pool_pre_ping=False,
+            hide_parameters=True,  # an event's values stay out of error messages and logs
             pool_size=5,
             max_overflow=10,
         )

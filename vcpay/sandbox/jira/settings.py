@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 DEPLOYMENT_TYPES = ("Cloud", "Server")
 # vcpay's default VCPAY_JIRA_WEBHOOK_SECRET: a published sandbox value, not a secret.
-SANDBOX_WEBHOOK_SECRET = "jira_webhook_vcpay_sandbox"  # noqa: S105
+SANDBOX_WEBHOOK_SECRET = "jira_webhook_vcpay_sandbox"  # noqa: S105  # nosec B105  # published
 
 
 @dataclass(frozen=True)

@@ -394,7 +394,7 @@ def line_items(running: StripeStandin, account: str | None, session_id: str) -> 
 def session_object(session_id: str, **fields: Any) -> dict[str, Any]:
     """A ``checkout.session`` in Stripe's shape; features vcpay does not use are off (null)."""
     stored = fields["stored"]
-    return {
+    session = {
         "id": session_id,
         "object": SESSION,
         "adaptive_pricing": {"enabled": False},
@@ -406,7 +406,6 @@ def session_object(session_id: str, **fields: Any) -> dict[str, Any]:
         "billing_address_collection": stored["billing_address_collection"],
         "cancel_url": fields["cancel_url"],
         "client_reference_id": fields["client_reference_id"],
-        "client_secret": None,
         "collected_information": None,
         "consent": None,
         "consent_collection": None,
@@ -471,6 +470,8 @@ def session_object(session_id: str, **fields: Any) -> dict[str, Any]:
         "url": fields["url"],
         "wallet_options": None,
     }
+    session["client_secret"] = None  # only embedded Checkout has one
+    return session
 
 
 # -- finding, and expiring ---------------------------------------------------------------------

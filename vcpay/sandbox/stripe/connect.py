@@ -128,6 +128,9 @@ def application(settings: StripeStandinSettings) -> dict[str, Any]:
     return {"id": settings.client_id, "object": "application", "name": settings.platform_name}
 
 
+TOKEN_TYPE = "bearer"  # noqa: S105  # nosec B105  # OAuth's name for the kind of token
+
+
 def token_response(connection: Connection) -> dict[str, Any]:
     return {
         "access_token": connection.access_token,
@@ -136,7 +139,7 @@ def token_response(connection: Connection) -> dict[str, Any]:
         "scope": connection.scope,
         "stripe_publishable_key": connection.publishable_key,
         "stripe_user_id": connection.account_id,
-        "token_type": "bearer",
+        "token_type": TOKEN_TYPE,
     }
 
 

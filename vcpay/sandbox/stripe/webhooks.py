@@ -22,7 +22,7 @@ from vcpay.sandbox.stripe.settings import StripeStandinSettings
 
 FAULT_MODES = ("duplicate", "hold", "delay", "bad_signature", "old_timestamp")
 DEFAULT_SECONDS = {"delay": 1.0, "old_timestamp": 600.0}
-WRONG_SECRET = "whsec_not_the_endpoint_secret"  # noqa: S105 - deliberately wrong, for a test mode
+WRONG_SECRET = "whsec_not_the_endpoint_secret"  # noqa: S105  # nosec B105  # deliberately wrong
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 
 # (account, event id, delivered, final): the sender's report on each first-copy attempt.

@@ -1,0 +1,17 @@
+"""Addresses as logs may show them: without the secrets some of them carry.
+
+A guest link's token is the patient's key to a call; Stripe's OAuth answer carries a
+single-use ``code`` and vcpay's signed ``state``; Checkout's return carries the session id.
+"""
+
+import re
+
+HIDDEN = "[hidden]"
+GUEST_TOKEN = re.compile(r"(/join/)[^/?#\s\"]+")
+SECRET_QUERY_VALUE = re.compile(r"((?:^|[?&])(?:code|state|session_id)=)[^&#\s\"]*")
+
+
+def mask_url(text: str) -> str:
+    """``text`` (a path, a query, a request line, a Referer) with those secrets hidden."""
+    text = GUEST_TOKEN.sub(rf"\g<1>{HIDDEN}", text)
+    return SECRET_QUERY_VALUE.sub(rf"\g<1>{HIDDEN}", text)
