@@ -14,7 +14,7 @@ never leaks into the next.
 """
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -22,7 +22,7 @@ from tests import factories
 from tests.conftest import ServerLikeClient, _empty_tables, csrf_token, sign_in
 from tests.stripe_standin import StripeControl
 from vcpay import create_app
-from vcpay.calls.models import Call
+from vcpay.calls.models import Call, Participant
 from vcpay.calls.services import start_call
 from vcpay.client_payments.links import live_link
 from vcpay.client_payments.models import StripeLink
@@ -66,19 +66,17 @@ class Place:
     physio: Clinic  # gateway off: what an organisation admin can still ask for
     call: Call
     other_call: Call
-    payment: PaymentRequest
+    patient: Participant  # the guest who joined the call
+    payment: PaymentRequest  # asked of that patient
     enablement: EnablementRequest
     people: dict[str, User]
 
     def mixed_with(self, other: "Place") -> "Place":
         """This place's scopes with ``other``'s objects inside them (a payment of another
         organisation's call, asked for through this one's call)."""
-        return Place(
-            name=f"{self.name}+{other.name}", home=self.home, organisation=self.organisation,
-            clinic=self.clinic, spare=self.spare, physio=self.physio, call=self.call,
-            other_call=self.other_call, payment=other.payment, enablement=self.enablement,
-            people=self.people,
-        )  # fmt: skip
+        return replace(
+            self, name=f"{self.name}+{other.name}", patient=other.patient, payment=other.payment
+        )
 
 
 @dataclass
@@ -221,10 +219,11 @@ def _build_place(
         call, people["clinician"], "85.00", "Consultation", secrets.token_urlsafe(18),
         StripeGateway.for_app(),
     ).request  # fmt: skip
+    assert payment.payer is not None
     place = Place(
         name=name, home=name, organisation=organisation, clinic=gp, spare=spare,
-        physio=physio, call=call, other_call=other_call, payment=payment,
-        enablement=enablement, people=people,
+        physio=physio, call=call, other_call=other_call, patient=payment.payer,
+        payment=payment, enablement=enablement, people=people,
     )  # fmt: skip
     anonymous = app.test_client()
     visitors = {

@@ -18,11 +18,16 @@ objects) and what each actor gets back:
 One value stands for every actor of its group. Outcomes are status codes, or ``SIGN_IN``
 (a redirect to the sign-in page that comes back here). State-changing routes get valid CSRF
 tokens, so the table shows permission decisions; bodies are harmless (a no-op, or a form
-refused after the permission check) or the row builds fresh objects for every case.
+refused after the permission check) or the row builds fresh objects for every case. Each
+state-changing row is also sent without its token, by someone the table lets through, and
+must be refused with nothing written; only rows marked ``signed`` (webhooks) are exempt.
 
-Adding a route: add its Row below (copy the nearest one). If its path names a new kind of
-object, add a filler next to the others; if an allowed request destroys what it names, make
-the filler build a fresh object per case, as ``fresh_call_id`` does.
+Adding a route: add its Row to ROUTES (copy the nearest one); a route in the URL map without
+a row, or a row whose route is gone, fails. The path's values come from a filler, a function
+of the world and a place. If the path names a new kind of object, give ``Place`` a field for
+it (tests/authorization_world.py) and write a filler; if an allowed request would destroy or
+change what other rows use, make the filler build a fresh object per case, as
+``fresh_call_id`` does.
 """
 
 import hashlib
@@ -315,14 +320,15 @@ def test_every_route_in_the_url_map_has_exactly_one_row(matrix_app):
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     rows = Counter((row.method, row.rule) for row in ROUTES)
-    missing = sorted(routes - rows.keys())
-    gone = sorted(rows.keys() - routes)
-    twice = sorted(key for key, count in rows.items() if count > 1)
-    assert not missing, "No row in ROUTES for: " + ", ".join(f"{m} {r}" for m, r in missing)
-    assert not gone, "Rows for routes that no longer exist: " + ", ".join(
-        f"{m} {r}" for m, r in gone
-    )
-    assert not twice, "More than one row for: " + ", ".join(f"{m} {r}" for m, r in twice)
+    problems = [
+        *(f"no row for {method} {rule}" for method, rule in sorted(routes - rows.keys())),
+        *(
+            f"a row for {m} {r}, which the URL map no longer has"
+            for m, r in sorted(rows.keys() - routes)
+        ),
+        *(f"{count} rows for {m} {r}" for (m, r), count in rows.items() if count > 1),
+    ]
+    assert not problems, "ROUTES is out of step with the URL map:\n  " + "\n  ".join(problems)
 
 
 # CSRF: every state-changing route refuses a request without its token, and writes nothing.
