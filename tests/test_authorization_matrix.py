@@ -1,0 +1,416 @@
+"""Who gets what from every route: one table, eleven actors, objects of two organisations.
+
+Every rule in the URL map (``static`` aside) has one row per method in ROUTES. A row says how
+the path is filled from a place (organisation A's objects, B's, or A's scopes around B's
+objects) and what each actor gets back:
+
+- ``visitors``: (anonymous, guest of the call, guest of another call). The guests are
+  patients who joined with a link: "guest" joined the place's call, "other guest" another
+  call of the same clinic.
+- ``own``: (clinician, clinic admin, org admin, telehealth manager) of the place's
+  organisation; the clinician and clinic admin work in the clinic of the call.
+- ``foreign``: the same four roles of the other organisation: 404, since other
+  organisations' pages must not even be shown to exist (vcpay/people/permissions.py).
+  ``SAME`` when the route has no organisation in it.
+- ``mixed``: for routes naming two objects, what changes when the outer one is A's and the
+  inner one B's (A's call with B's payment request): a key only reaches its own objects.
+
+One value stands for every actor of its group. Outcomes are status codes, or ``SIGN_IN``
+(a redirect to the sign-in page that comes back here). State-changing routes get valid CSRF
+tokens, so the table shows permission decisions; bodies are harmless (a no-op, or a form
+refused after the permission check) or the row builds fresh objects for every case. Each
+state-changing row is also sent without its token, by someone the table lets through, and
+must be refused with nothing written; only rows marked ``signed`` (webhooks) are exempt.
+
+Adding a route: add its Row to ROUTES (copy the nearest one); a route in the URL map without
+a row, or a row whose route is gone, fails. The path's values come from a filler, a function
+of the world and a place. If the path names a new kind of object, give ``Place`` a field for
+it (tests/authorization_world.py) and write a filler; if an allowed request would destroy or
+change what other rows use, make the filler build a fresh object per case, as
+``fresh_call_id`` does.
+"""
+
+import hashlib
+import hmac
+import json
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import pytest
+from sqlalchemy import select
+
+from tests.authorization_world import (  # noqa: F401 - module fixtures
+    STAFF_ROLES,
+    VISITORS,
+    Actor,
+    Place,
+    World,
+    matrix_app_fixture,
+    world_fixture,
+)
+from tests.stripe_events import event, signed
+from vcpay.errors import CSRF_MESSAGE
+from vcpay.extensions import csrf, db
+from vcpay.webhooks.models import StripeEvent
+
+SIGN_IN = "302 to sign-in"
+CSRF_REFUSED = "400 CSRF refused"
+SAME = "same as own"
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+
+Outcome = int | str
+Filler = Callable[[World, Place], dict[str, Any]]
+
+
+# How a path's parameters are filled from a place.
+def nothing(world: World, place: Place) -> dict:
+    return {}
+
+
+def organisation_id(world: World, place: Place) -> dict:
+    return {"organisation_id": place.organisation.id}
+
+
+def clinic_id(world: World, place: Place) -> dict:
+    return {"clinic_id": place.clinic.id}
+
+
+def call_id(world: World, place: Place) -> dict:
+    return {"call_id": place.call.id}
+
+
+def payment_of_call(world: World, place: Place) -> dict:
+    return {"call_id": place.call.id, "request_key": place.payment.request_key}
+
+
+def request_id(world: World, place: Place) -> dict:
+    return {"request_id": place.enablement.id}
+
+
+def guest_token(world: World, place: Place) -> dict:
+    return {"token": place.call.guest_token}
+
+
+def payment_of_token(world: World, place: Place) -> dict:
+    return {"token": place.call.guest_token, "request_key": place.payment.request_key}
+
+
+# Fillers for routes whose allowed request destroys what it names: a fresh object per case.
+def fresh_call_id(world: World, place: Place) -> dict:
+    return {"call_id": world.fresh_call(place).id}
+
+
+def fresh_payment_of_call(world: World, place: Place) -> dict:
+    return {"call_id": place.call.id, "request_key": world.fresh_payment(place).request_key}
+
+
+def relinked_spare_clinic_id(world: World, place: Place) -> dict:
+    return {"clinic_id": world.relinked_spare(place).id}
+
+
+# Harmless bodies.
+def too_long_title(world: World, place: Place) -> dict:
+    return {"clinic_id": place.clinic.id, "title": "x" * 121}
+
+
+def repeated_payment_request(world: World, place: Place) -> dict:
+    """The key of a request already made: a double click, answered with the first request."""
+    return {"request_key": place.payment.request_key, "amount": "85.00", "description": "Again"}
+
+
+def unknown_clinic_in_request(world: World, place: Place) -> dict:
+    return {"clinics-0-clinic_id": "0", "clinics-0-selected": "y", "save_draft": "Save draft"}
+
+
+def unsigned(world: World, place: Place) -> bytes:
+    return b'{"id": "evt_unsigned", "issue": {"key": "PAY-1"}}'
+
+
+def form(**fields: str) -> Filler:
+    return lambda world, place: fields
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    rule: str
+    params: Filler = nothing
+    visitors: Outcome | tuple = SIGN_IN  # anonymous, guest, other guest
+    own: Outcome | tuple = 200  # clinician, clinic admin, org admin, manager
+    foreign: Outcome | tuple = 404
+    mixed: dict = field(default_factory=dict)  # overrides for A's scopes around B's objects
+    body: Filler | None = None
+    signed: bool = False  # a webhook: its signature stands in for a CSRF token
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.rule}"
+
+    def expected(self, actor: Actor, place: Place) -> Outcome:
+        spec = {"visitors": self.visitors, "own": self.own, "foreign": self.foreign}
+        if place.name != place.home:
+            spec.update(self.mixed)
+        if actor.role in VISITORS:
+            return _pick(spec["visitors"], VISITORS.index(actor.role))
+        column = "own" if actor.organisation == place.home else "foreign"
+        value = spec["own"] if spec[column] == SAME else spec[column]
+        return _pick(value, STAFF_ROLES.index(actor.role))
+
+
+def _pick(value: Outcome | tuple, index: int) -> Outcome:
+    return value[index] if isinstance(value, tuple) else value
+
+
+CLINICIANS = (200, 403, 403, 403)  # clinician, clinic admin, org admin, manager
+ADMINS = (403, 200, 200, 200)
+ADMINS_REDIRECTED = (403, 303, 303, 303)
+GUEST_ONLY = (403, 200, 403)  # anonymous, guest, other guest
+NOBODY_ON_MIXED = {"visitors": 404, "own": 404}
+
+ROUTES = [
+    # Home and organisation pages, the language switch.
+    Row("GET", "/", foreign=SAME),
+    Row("GET", "/organisations/<int:organisation_id>", organisation_id),
+    Row("POST", "/language", visitors=302, own=302, foreign=SAME, body=form(language="xx")),
+    # Signing in and out.
+    Row("GET", "/sign-in", visitors=200, own=302, foreign=SAME),
+    # No password (refused before any hashing); signed-in people are sent on.
+    Row("POST", "/sign-in", visitors=400, own=302, foreign=SAME,
+        body=form(email="nobody@example.org", password="")),
+    Row("POST", "/sign-out", own=302, foreign=SAME),
+    # Client Payments: admins of the clinic or its organisation.
+    Row("GET", "/client-payments/", foreign=SAME),
+    Row("GET", "/client-payments/clinics/<int:clinic_id>", clinic_id, own=ADMINS),
+    # Already linked: the admin is told so; nothing changes.
+    Row("POST", "/client-payments/clinics/<int:clinic_id>/stripe/connect", clinic_id,
+        own=ADMINS_REDIRECTED),
+    # No state from Stripe: refused for everyone who is signed in.
+    Row("GET", "/client-payments/stripe/callback", own=303, foreign=SAME),
+    Row("POST", "/client-payments/clinics/<int:clinic_id>/stripe/refresh", clinic_id,
+        own=ADMINS_REDIRECTED),
+    Row("GET", "/client-payments/clinics/<int:clinic_id>/stripe/remove", clinic_id, own=ADMINS),
+    Row("POST", "/client-payments/clinics/<int:clinic_id>/stripe/remove",
+        relinked_spare_clinic_id, own=ADMINS_REDIRECTED),
+    # Enablement requests. The place's request was approved: acting on it is refused by its
+    # state (a redirect with a message) once the permission allows it. The clinic admin's
+    # only clinic is on already, so a new request sends them back to the list.
+    Row("GET", "/enablement/organisations/<int:organisation_id>/requests", organisation_id,
+        own=ADMINS),
+    Row("GET", "/enablement/organisations/<int:organisation_id>/requests/new", organisation_id,
+        own=(403, 302, 200, 200)),
+    Row("POST", "/enablement/organisations/<int:organisation_id>/requests/new",
+        organisation_id, own=(403, 302, 400, 400), body=unknown_clinic_in_request),
+    # A request is for organisation admins, and clinic admins of the clinics it names.
+    Row("GET", "/enablement/requests/<int:request_id>", request_id, own=(404, 200, 200, 200)),
+    # Only its requester (the org admin) edits it.
+    Row("GET", "/enablement/requests/<int:request_id>/edit", request_id,
+        own=(404, 403, 302, 403)),
+    Row("POST", "/enablement/requests/<int:request_id>/edit", request_id,
+        own=(404, 403, 302, 403)),
+    Row("POST", "/enablement/requests/<int:request_id>/endorse", request_id,
+        own=(404, 403, 403, 302)),
+    Row("POST", "/enablement/requests/<int:request_id>/send-back", request_id,
+        own=(404, 403, 403, 302), body=form(reason="")),
+    Row("POST", "/enablement/requests/<int:request_id>/withdraw", request_id,
+        own=(404, 403, 302, 302)),
+    # Calls: the clinic's clinicians only.
+    Row("GET", "/calls/", foreign=SAME),
+    Row("POST", "/calls/start", own=(303, 403, 403, 403), body=too_long_title),
+    Row("GET", "/calls/<int:call_id>", call_id, own=CLINICIANS),
+    Row("GET", "/calls/<int:call_id>/panel", call_id, own=CLINICIANS),
+    Row("GET", "/calls/<int:call_id>/events", call_id, own=CLINICIANS),
+    Row("POST", "/calls/<int:call_id>/end", fresh_call_id, own=(303, 403, 403, 403)),
+    # A key of another organisation's request is refused, not answered with that request.
+    Row("POST", "/calls/<int:call_id>/payment-requests", call_id, own=(303, 403, 403, 403),
+        body=repeated_payment_request, mixed={"own": (400, 403, 403, 403)}),
+    Row("POST", "/calls/<int:call_id>/payment-requests/<request_key>/cancel",
+        fresh_payment_of_call, own=(303, 403, 403, 403), mixed={"own": (404, 403, 403, 403)}),
+    Row("POST", "/calls/<int:call_id>/payment-requests/<request_key>/acknowledge",
+        payment_of_call, own=CLINICIANS, mixed={"own": (404, 403, 403, 403)}),
+    # The patient's pages: the link is the key to one call; the joined patient's session is
+    # what the call's live pages and Pay now need.
+    Row("GET", "/join/<token>", guest_token, visitors=200, own=200, foreign=SAME),
+    # No name given: refused, except for the patient already in the call, who sees it.
+    Row("POST", "/join/<token>", guest_token, visitors=(400, 200, 400), own=400, foreign=SAME,
+        body=form(display_name="")),
+    Row("GET", "/join/<token>/panel", guest_token, visitors=GUEST_ONLY, own=403, foreign=SAME),
+    Row("GET", "/join/<token>/events", guest_token, visitors=GUEST_ONLY, own=403, foreign=SAME),
+    # Asked of the patient who joined: only they are sent to Checkout.
+    Row("GET", "/join/<token>/payments/<request_key>/pay", payment_of_token,
+        visitors=(403, 303, 403), own=403, foreign=SAME, mixed=NOBODY_ON_MIXED),
+    Row("GET", "/join/<token>/payments/<request_key>/done", payment_of_token, visitors=200,
+        own=200, foreign=SAME, mixed=NOBODY_ON_MIXED),
+    Row("GET", "/join/<token>/payments/<request_key>/left", payment_of_token, visitors=200,
+        own=200, foreign=SAME, mixed=NOBODY_ON_MIXED),
+    # Health, and the signed webhooks (unsigned here: refused whoever sends them).
+    Row("GET", "/healthz", visitors=200, own=200, foreign=SAME),
+    Row("POST", "/webhooks/stripe", visitors=400, own=400, foreign=SAME, body=unsigned,
+        signed=True),
+    Row("POST", "/webhooks/jira", visitors=400, own=400, foreign=SAME, body=unsigned,
+        signed=True),
+]  # fmt: skip
+
+PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+def path_of(rule: str, values: dict[str, Any]) -> str:
+    return PARAMETER.sub(lambda m: quote(str(values[m.group(1)]), safe=""), rule)
+
+
+def request_for(world: World, row: Row, place: Place) -> tuple[str, dict | bytes]:
+    """The path and body of ``row`` at ``place`` (building fresh objects where the row does)."""
+    path = path_of(row.rule, row.params(world, place))
+    return path, row.body(world, place) if row.body else {}
+
+
+def send(world: World, actor: Actor, method: str, path: str, body, with_csrf: bool = True):
+    """One request from ``actor``'s browser: a fresh client carrying its session."""
+    client = world.app.test_client()
+    if actor.cookie:
+        client.set_cookie(world.app.config["SESSION_COOKIE_NAME"], actor.cookie)
+    if isinstance(body, bytes):
+        response = client.open(path, method=method, data=body, content_type="application/json")
+    elif method in STATE_CHANGING:
+        fields = {**body, "csrf_token": actor.csrf} if with_csrf else body
+        response = client.open(path, method=method, data=fields)
+    else:
+        response = client.open(path, method=method)
+    if response.mimetype != "text/event-stream":  # a stream would run on: never read it
+        response.get_data()
+    response.close()
+    return response
+
+
+def outcome(response) -> Outcome:
+    if response.status_code == 302:
+        location = urlsplit(response.location)
+        if location.path == "/sign-in" and "next" in parse_qs(location.query):
+            return SIGN_IN
+    if response.status_code == 400 and str(CSRF_MESSAGE) in response.get_data(as_text=True):
+        return CSRF_REFUSED
+    return response.status_code
+
+
+def places_for(world: World, row: Row) -> list[Place]:
+    names = ["A", "B", "A+B"] if row.mixed else ["A", "B"]
+    return [world.places[name] for name in names]
+
+
+@pytest.mark.parametrize("row", ROUTES, ids=str)
+def test_every_actor_gets_what_the_table_says(world, row):
+    wrong = []
+    for place in places_for(world, row):
+        for actor in world.actors_for(place):
+            path, body = request_for(world, row, place)
+            response = send(world, actor, row.method, path, body)
+            expected, got = row.expected(actor, place), outcome(response)
+            if got != expected:
+                wrong.append(f"  {actor.label}, {place.name}'s {path}: {got}, expected {expected}")
+    assert not wrong, f"{row}:\n" + "\n".join(wrong)
+
+
+def test_every_route_in_the_url_map_has_exactly_one_row(matrix_app):
+    routes = {
+        (method, rule.rule)
+        for rule in matrix_app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    rows = Counter((row.method, row.rule) for row in ROUTES)
+    problems = [
+        *(f"no row for {method} {rule}" for method, rule in sorted(routes - rows.keys())),
+        *(
+            f"a row for {m} {r}, which the URL map no longer has"
+            for m, r in sorted(rows.keys() - routes)
+        ),
+        *(f"{count} rows for {m} {r}" for (m, r), count in rows.items() if count > 1),
+    ]
+    assert not problems, "ROUTES is out of step with the URL map:\n  " + "\n  ".join(problems)
+
+
+# CSRF: every state-changing route refuses a request without its token, and writes nothing.
+
+
+def everything_stored() -> dict[str, list[str]]:
+    db.session.rollback()  # read what the requests committed
+    return {
+        table.name: sorted(repr(tuple(r)) for r in db.session.execute(select(table)))
+        for table in db.metadata.sorted_tables
+    }
+
+
+def allowed_actor(world: World, row: Row, place: Place) -> Actor:
+    """The first of the place's own staff, then of the visitors, whose request the table
+    says goes through (a 2xx or 3xx other than to sign in)."""
+    actors = world.actors_for(place)
+    own_staff = [a for a in actors if a.organisation == place.home]
+    visitors = [a for a in actors if a.role in VISITORS]
+    for actor in own_staff + visitors:
+        expected = row.expected(actor, place)
+        if expected != SIGN_IN and isinstance(expected, int) and expected < 400:
+            return actor
+    raise AssertionError(f"The table lets nobody through {row}")
+
+
+FORMS = [row for row in ROUTES if row.method in STATE_CHANGING and not row.signed]
+
+
+@pytest.mark.parametrize("row", FORMS, ids=str)
+def test_a_state_changing_route_refuses_a_request_without_its_csrf_token(world, row):
+    place = world.places["A"]
+    actor = allowed_actor(world, row, place)
+    path, body = request_for(world, row, place)
+    before = everything_stored()
+    response = send(world, actor, row.method, path, body, with_csrf=False)
+    assert outcome(response) == CSRF_REFUSED, f"{actor.label}: {response.status_code}"
+    assert everything_stored() == before
+
+
+def test_only_the_signed_webhooks_go_without_a_csrf_token(matrix_app):
+    signed_rows = {row.rule for row in ROUTES if row.signed}
+    signed_views = {
+        f"{view.__module__}.{view.__name__}"
+        for rule in matrix_app.url_map.iter_rules()
+        if rule.rule in signed_rows
+        for view in [matrix_app.view_functions[rule.endpoint]]
+    }
+    # Flask-WTF keeps its exemptions by view name; nothing else (no blueprint) may be exempt.
+    assert csrf._exempt_views == signed_views, "only signed webhooks may skip the CSRF check"
+    assert not csrf._exempt_blueprints
+
+
+def test_webhooks_refuse_unsigned_bodies_and_take_signed_ones_without_csrf(world):
+    client = world.app.test_client()
+    before = everything_stored()
+    for path in ("/webhooks/stripe", "/webhooks/jira"):
+        refused = client.post(
+            path, data=b'{"issue": {"key": "PAY-1"}}', content_type="application/json"
+        )
+        assert refused.status_code == 400, path
+        assert "signature" in refused.get_json()["error"].lower(), path
+        assert str(CSRF_MESSAGE) not in refused.get_data(as_text=True)
+    assert everything_stored() == before
+
+    stripe_event = event("account.updated", account="acct_matrix")
+    payload, header = signed(stripe_event)
+    taken = client.post(
+        "/webhooks/stripe",
+        data=payload,
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+    )
+    assert taken.status_code == 200, taken.get_data(as_text=True)
+    assert db.session.scalar(select(StripeEvent).filter_by(event_id=stripe_event["id"]))
+
+    body = json.dumps({"issue": {"key": "PAY-404"}}).encode()
+    secret = world.app.config["JIRA_WEBHOOK_SECRET"].encode()
+    digest = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    nudged = client.post(
+        "/webhooks/jira",
+        data=body,
+        headers={"X-Hub-Signature": f"sha256={digest}", "Content-Type": "application/json"},
+    )
+    assert nudged.status_code == 200, nudged.get_data(as_text=True)
+    assert nudged.get_json() == {"key": "PAY-404", "queued": False}
