@@ -1,7 +1,7 @@
 """the clinician recognises a patient who rejoined
 
 Revision ID: 2660be98bad2
-Revises: dfe5ca12fe33
+Revises: 03d785e8485a
 Create Date: 2026-12-01 06:29:05.956268
 
 """
@@ -13,7 +13,7 @@ import vcpay.database
 
 # revision identifiers, used by Alembic.
 revision = '2660be98bad2'
-down_revision = 'dfe5ca12fe33'
+down_revision = '03d785e8485a'
 branch_labels = None
 depends_on = None
 
