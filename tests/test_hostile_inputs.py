@@ -421,12 +421,6 @@ def test_joining_a_call(world, name):
 # Headers: where an event stream resumes.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="vcpay/calls/live.py reads Last-Event-ID and ?after= with isdigit() and int() "
-    "(500 on '\u00b2', and on ids past the database's integers); its fix is under way "
-    "separately: remove this mark when it lands",
-)
 @hostile(60)
 @given(
     last_event_id=texts.map(header_value),

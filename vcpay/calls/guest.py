@@ -145,16 +145,12 @@ def payment_done(token: str, request_key: str):
 
 
 def _ask_stripe(payment: PaymentRequest) -> None:
-    gateway = StripeGateway.for_app()
     locked = payments.request_for_session(payment.checkout_session_id)
     try:
-        session_now = gateway.retrieve_checkout_session(
-            locked.stripe_account_id, locked.checkout_session_id
-        )
+        payments.sync_with_stripe(locked, StripeGateway.for_app())
     except StripeGatewayError:
         db.session.rollback()
         return  # the webhook will tell; the page says the payment is being confirmed
-    payments.apply_checkout(locked, session_now)
     db.session.commit()
 
 
