@@ -13,7 +13,7 @@ from tests.conftest import csrf_token, sign_in
 from tests.stripe_events import event, post_event, signed_text
 from tests.test_enablement_requests import MANAGER, new_path, request_data, requests_count
 from tests.test_payments import clinician, gp, join, request_form, start_call  # noqa: F401
-from vcpay.auth.views import load_user
+from vcpay.auth.sessions import load_signed_in_user
 from vcpay.calls.models import Call, Participant
 from vcpay.enablement.models import EnablementRequest
 from vcpay.extensions import db
@@ -162,7 +162,7 @@ def test_starting_a_call_in_a_clinic_that_is_not_an_id_is_not_found(
 
 @pytest.mark.parametrize("user_id", ["\u00b2", "\u0663", "99999999999999999999", "-1", ""])
 def test_a_session_naming_no_valid_user_id_signs_no_one_in(app, demo, user_id):
-    assert load_user(user_id) is None
+    assert load_signed_in_user(user_id) is None
 
 
 @pytest.mark.parametrize("clinic_id", ["\u00b2", "2147483648", "1.0"])
