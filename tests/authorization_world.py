@@ -14,7 +14,7 @@ never leaks into the next.
 """
 
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -23,7 +23,7 @@ from tests.conftest import ServerLikeClient, _empty_tables, csrf_token, sign_in
 from tests.stripe_standin import StripeControl
 from vcpay import create_app
 from vcpay.calls.models import Call, Participant
-from vcpay.calls.services import start_call
+from vcpay.calls.services import join_as_patient, start_call
 from vcpay.client_payments.links import live_link
 from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
@@ -87,6 +87,15 @@ class World:
     # Visitors are per place: "guest" is the patient of that place's call.
     visitors: dict[str, dict[str, Actor]]
     staff: list[Actor]
+    passwords: dict[str, str] = field(default_factory=dict)
+    paid: dict[str, PaymentRequest] = field(default_factory=dict)
+
+    def signed_in_again(self, actor: Actor) -> Actor:
+        """The same person in a new browser: a sign-in of its own, for a case that ends one."""
+        if actor.role in VISITORS:
+            return actor
+        place = self.places[actor.organisation]
+        return _signed_in(self.app, place, actor.role, self.passwords[actor.organisation])
 
     def actors_for(self, place: Place) -> list[Actor]:
         return [*self.visitors[place.home].values(), *self.staff]
@@ -103,6 +112,20 @@ class World:
             secrets.token_urlsafe(18), StripeGateway.for_app(), payments.ANYONE,
         )  # fmt: skip
         return made.request
+
+    def rejoined_patient(self, place: Place) -> Participant:
+        """A patient who joined the payment's call after the request: one to recognise."""
+        return join_as_patient(place.payment.call, place.patient.display_name)
+
+    def paid_payment(self, place: Place) -> PaymentRequest:
+        """A request of ``place``'s call paid at the stand-in and recorded, made once."""
+        if place.name not in self.paid:
+            request = self.fresh_payment(place)
+            self.stripe.pay(request.checkout_session_id)
+            payments.sync_with_stripe(request, StripeGateway.for_app())
+            db.session.commit()
+            self.paid[place.name] = request
+        return self.paid[place.name]
 
     def relinked_spare(self, place: Place) -> Clinic:
         """The spare clinic, linked again if an earlier case removed its link."""
@@ -252,7 +275,9 @@ def build_world(app, stripe: StripeControl) -> World:
         for role in STAFF_ROLES
     ]
     places["A+B"] = places["A"].mixed_with(places["B"])
-    return World(app=app, stripe=stripe, places=places, visitors=visitors, staff=staff)
+    return World(
+        app=app, stripe=stripe, places=places, visitors=visitors, staff=staff, passwords=passwords
+    )
 
 
 @pytest.fixture(scope="module", name="matrix_app")

@@ -55,6 +55,7 @@ from tests.authorization_world import (  # noqa: F401 - module fixtures
 from tests.stripe_events import event, signed
 from vcpay.errors import CSRF_MESSAGE
 from vcpay.extensions import csrf, db
+from vcpay.payments.receipts import receipt_url
 from vcpay.webhooks.models import StripeEvent
 
 SIGN_IN = "302 to sign-in"
@@ -108,6 +109,14 @@ def fresh_payment_of_call(world: World, place: Place) -> dict:
     return {"call_id": place.call.id, "request_key": world.fresh_payment(place).request_key}
 
 
+def rejoined_patient_of_call(world: World, place: Place) -> dict:
+    return {"call_id": place.call.id, "participant_id": world.rejoined_patient(place).id}
+
+
+def paid_receipt_link(world: World, place: Place) -> dict:
+    return {"signed": receipt_url(world.paid_payment(place)).rsplit("/", 1)[1]}
+
+
 def relinked_spare_clinic_id(world: World, place: Place) -> dict:
     return {"clinic_id": world.relinked_spare(place).id}
 
@@ -120,6 +129,10 @@ def too_long_title(world: World, place: Place) -> dict:
 def repeated_payment_request(world: World, place: Place) -> dict:
     """The key of a request already made: a double click, answered with the first request."""
     return {"request_key": place.payment.request_key, "amount": "85.00", "description": "Again"}
+
+
+def the_payer(world: World, place: Place) -> dict:
+    return {"person": str(place.patient.id)}
 
 
 def unknown_clinic_in_request(world: World, place: Place) -> dict:
@@ -145,6 +158,8 @@ class Row:
     mixed: dict = field(default_factory=dict)  # overrides for A's scopes around B's objects
     body: Filler | None = None
     signed: bool = False  # a webhook: its signature stands in for a CSRF token
+    # Ends the sign-in it is sent with (on the server too): each case signs in afresh.
+    fresh_sign_in: bool = False
 
     def __str__(self) -> str:
         return f"{self.method} {self.rule}"
@@ -180,7 +195,7 @@ ROUTES = [
     # No password (refused before any hashing); signed-in people are sent on.
     Row("POST", "/sign-in", visitors=400, own=302, foreign=SAME,
         body=form(email="nobody@example.org", password="")),
-    Row("POST", "/sign-out", own=302, foreign=SAME),
+    Row("POST", "/sign-out", own=302, foreign=SAME, fresh_sign_in=True),
     # Client Payments: admins of the clinic or its organisation.
     Row("GET", "/client-payments/", foreign=SAME),
     Row("GET", "/client-payments/clinics/<int:clinic_id>", clinic_id, own=ADMINS),
@@ -230,6 +245,11 @@ ROUTES = [
         fresh_payment_of_call, own=(303, 403, 403, 403), mixed={"own": (404, 403, 403, 403)}),
     Row("POST", "/calls/<int:call_id>/payment-requests/<request_key>/acknowledge",
         payment_of_call, own=CLINICIANS, mixed={"own": (404, 403, 403, 403)}),
+    # "This is Pat Citizen": a patient who rejoined, recognised by a clinician of the call;
+    # another call's participant is not found.
+    Row("POST", "/calls/<int:call_id>/participants/<int:participant_id>/recognise",
+        rejoined_patient_of_call, own=(303, 403, 403, 403), body=the_payer,
+        mixed={"own": (404, 403, 403, 403)}),
     # The patient's pages: the link is the key to one call; the joined patient's session is
     # what the call's live pages and Pay now need.
     Row("GET", "/join/<token>", guest_token, visitors=200, own=200, foreign=SAME),
@@ -238,15 +258,22 @@ ROUTES = [
         body=form(display_name="")),
     Row("GET", "/join/<token>/panel", guest_token, visitors=GUEST_ONLY, own=403, foreign=SAME),
     Row("GET", "/join/<token>/events", guest_token, visitors=GUEST_ONLY, own=403, foreign=SAME),
-    # Asked of the patient who joined: only they are sent to Checkout.
+    # Asked of the patient who joined: only they see Pay now and are sent to Checkout.
     Row("GET", "/join/<token>/payments/<request_key>/pay", payment_of_token,
+        visitors=(403, 200, 403), own=403, foreign=SAME, mixed=NOBODY_ON_MIXED),
+    Row("POST", "/join/<token>/payments/<request_key>/pay", payment_of_token,
         visitors=(403, 303, 403), own=403, foreign=SAME, mixed=NOBODY_ON_MIXED),
-    Row("GET", "/join/<token>/payments/<request_key>/done", payment_of_token, visitors=200,
-        own=200, foreign=SAME, mixed=NOBODY_ON_MIXED),
-    Row("GET", "/join/<token>/payments/<request_key>/left", payment_of_token, visitors=200,
-        own=200, foreign=SAME, mixed=NOBODY_ON_MIXED),
+    # Where Stripe sends the payer back: the payment's page is the payer's alone.
+    Row("GET", "/join/<token>/payments/<request_key>/done", payment_of_token,
+        visitors=(403, 200, 403), own=403, foreign=SAME, mixed=NOBODY_ON_MIXED),
+    Row("GET", "/join/<token>/payments/<request_key>/left", payment_of_token,
+        visitors=(403, 200, 403), own=403, foreign=SAME, mixed=NOBODY_ON_MIXED),
+    # The receipt email's own link is the key to that receipt, whoever holds it.
+    Row("GET", "/join/receipts/<signed>", paid_receipt_link, visitors=200, own=200,
+        foreign=SAME),
     # Health, and the signed webhooks (unsigned here: refused whoever sends them).
     Row("GET", "/healthz", visitors=200, own=200, foreign=SAME),
+    Row("GET", "/readyz", visitors=200, own=200, foreign=SAME),
     Row("POST", "/webhooks/stripe", visitors=400, own=400, foreign=SAME, body=unsigned,
         signed=True),
     Row("POST", "/webhooks/jira", visitors=400, own=400, foreign=SAME, body=unsigned,
@@ -304,6 +331,8 @@ def test_every_actor_gets_what_the_table_says(world, row):
     wrong = []
     for place in places_for(world, row):
         for actor in world.actors_for(place):
+            if row.fresh_sign_in:
+                actor = world.signed_in_again(actor)
             path, body = request_for(world, row, place)
             response = send(world, actor, row.method, path, body)
             expected, got = row.expected(actor, place), outcome(response)
@@ -362,6 +391,8 @@ FORMS = [row for row in ROUTES if row.method in STATE_CHANGING and not row.signe
 def test_a_state_changing_route_refuses_a_request_without_its_csrf_token(world, row):
     place = world.places["A"]
     actor = allowed_actor(world, row, place)
+    if row.fresh_sign_in:
+        actor = world.signed_in_again(actor)
     path, body = request_for(world, row, place)
     before = everything_stored()
     response = send(world, actor, row.method, path, body, with_csrf=False)

@@ -233,7 +233,7 @@ def recognise_participant(call_id: int, participant_id: int):
     patient = _participant(call, participant_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    payer = _participant(call, request.form.get("person", type=int))
+    payer = _participant(call, parse_id(request.form.get("person")))
     if not payers.is_offered(call, payments.requests_in_call(call), patient, payer):
         flash(
             _(
