@@ -25,6 +25,7 @@ from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db, limiter
 from vcpay.inputs import parse_id
+from vcpay.payments.models import PaymentRequest
 from vcpay.people.demo import seed_demo
 from vcpay.people.models import ClinicRole
 from vcpay.people.services import add_clinic_role, find_user_by_email
@@ -118,6 +119,9 @@ class World:
         made = self.clinician.post(f"/calls/{self.call.id}/payment-requests", data=data)
         assert made.status_code == 303
         self.request_key = data["request_key"]
+        self.patient_participant_id = db.session.scalar(
+            select(PaymentRequest.payer_id).filter_by(request_key=self.request_key)
+        )
         self._waiting: int | None = None
 
     def _link_stripe(self) -> None:
@@ -405,6 +409,42 @@ def test_guest_links(world, token, tail, key, who, query):
     path += tail.replace("<key>", segment(or_real(key, world.request_key)))
     url = path + ("?" + urlencode(query) if query else "")
     world.check(lambda: client.get(url))
+
+
+@hostile(45)
+@given(
+    token=st.one_of(texts, st.none()),
+    key=st.one_of(texts, st.none()),
+    who=st.sampled_from(["patient", "anonymous"]),
+    with_token=st.booleans(),
+)
+def test_pressing_pay_now(world, token, key, who, with_token):
+    client = getattr(world, who)
+    path = f"/join/{segment(or_real(token, world.call.guest_token))}"
+    path += f"/payments/{segment(or_real(key, world.request_key))}/pay"
+    csrf = world.token_for(who) if with_token else "x"
+    world.check(lambda: client.post(path, data={"csrf_token": csrf}))
+
+
+@hostile(45)
+@given(signed=texts, who=st.sampled_from(["patient", "anonymous", "clinician"]))
+@example("a\x00b", "anonymous")
+@example("9" * 3000, "anonymous")
+def test_opening_a_receipt_link(world, signed, who):
+    world.check(lambda: getattr(world, who).get(f"/join/receipts/{segment(signed)}"))
+
+
+@hostile(60)
+@given(participant=st.one_of(ids, st.none()), person=st.one_of(ids, st.none()))
+@example(None, "9" * 30)
+@example(None, "\u00b2")
+@example("2147483648", None)
+def test_recognising_a_patient(world, participant, person):
+    """The clinician says who a patient is: both ids are the attacker's to choose."""
+    patient_id = world.patient_participant_id
+    path = f"/calls/{world.call.id}/participants/{segment(or_real(participant, patient_id))}"
+    data = {"csrf_token": world.token_for("clinician"), "person": or_real(person, patient_id)}
+    world.check(lambda: world.clinician.post(f"{path}/recognise", data=data))
 
 
 @hostile(45)
