@@ -20,12 +20,11 @@ import pytest
 
 from tests import factories
 from tests.conftest import ServerLikeClient, _empty_tables, csrf_token, sign_in
-from tests.stripe_standin import StripeControl
+from tests.stripe_standin import StripeControl, link_clinic
 from vcpay import create_app
 from vcpay.calls.models import Call, Participant
 from vcpay.calls.services import join_as_patient, start_call
 from vcpay.client_payments.links import live_link
-from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
 from vcpay.enablement.models import EnablementRequest, RequestedClinic, RequestState
 from vcpay.extensions import db
@@ -130,21 +129,9 @@ class World:
     def relinked_spare(self, place: Place) -> Clinic:
         """The spare clinic, linked again if an earlier case removed its link."""
         if live_link(place.spare) is None:
-            link_clinic(self.app, self.stripe, place.spare)
+            link_clinic(self.stripe, place.spare)
             db.session.commit()
         return place.spare
-
-
-def link_clinic(app, stripe: StripeControl, clinic: Clinic) -> StripeLink:
-    account = stripe.connected_account(app.config["STRIPE_CLIENT_ID"], business_name=clinic.name)
-    now = utcnow()
-    link = StripeLink(
-        clinic=clinic, account_id=account, linked_at=now, refreshed_at=now,
-        display_name=clinic.name, charges_enabled=True, payouts_enabled=True,
-    )  # fmt: skip
-    db.session.add(link)
-    db.session.flush()
-    return link
 
 
 def _organisation_a() -> tuple[Organisation, dict[str, User], str]:
@@ -230,8 +217,8 @@ def _build_place(
     gp, physio = organisation.clinics  # the GP clinic, then one with the gateway off
     spare = _spare_clinic(organisation, people)
     enablement = _approved_request(organisation, gp, people)
-    link_clinic(app, stripe, gp)
-    link_clinic(app, stripe, spare)
+    link_clinic(stripe, gp)
+    link_clinic(stripe, spare)
     db.session.commit()
     call = start_call(gp, people["clinician"], f"{name}: Pat Citizen")
     other_call = start_call(gp, people["clinician"], f"{name}: someone else")

@@ -25,12 +25,10 @@ from sqlalchemy import func, select
 from tests.faultproxy import FaultProxy
 from tests.processes import celery, free_port, product_environment, stop_group, wait_for
 from tests.services import redis_url, scratch_postgres_database
-from tests.stripe_standin import WEBHOOK_SECRET, StripeControl
+from tests.stripe_standin import WEBHOOK_SECRET, StripeControl, link_clinic
 from vcpay import create_app
 from vcpay.calls.models import CallEvent
 from vcpay.calls.services import start_call
-from vcpay.client_payments.models import StripeLink
-from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_gateway import StripeGateway, forget_clients
 from vcpay.mail.models import OutboundEmail
@@ -150,14 +148,7 @@ class PaymentRig:
         GP clinic's own account at the stand-in. Their request keys."""
         organisation = seed_demo(enable_gateway=True)
         clinic = next(c for c in organisation.clinics if c.name == "Harbourside GP Clinic")
-        self.account = self.stripe.connected_account(self.app.config["STRIPE_CLIENT_ID"])
-        now = utcnow()
-        db.session.add(
-            StripeLink(
-                clinic=clinic, account_id=self.account, linked_at=now, refreshed_at=now,
-                display_name="Harbourside GP Clinic Pty Ltd", charges_enabled=True,
-            )
-        )  # fmt: skip
+        self.account = link_clinic(self.stripe, clinic).account_id
         db.session.commit()
         clinician = find_user_by_email(CLINICIAN)
         calls = [start_call(clinic, clinician, f"Patient {n}") for n in range(CALLS)]

@@ -9,12 +9,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from vcpay.client_payments.models import StripeLink
+from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_gateway import forget_clients
+from vcpay.people.models import Clinic
 from vcpay.sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from vcpay.webhooks import services
 from vcpay.webhooks.models import EventState, StripeEvent
@@ -110,6 +113,21 @@ class StripeControl:
 
     def settle(self, session_id: str, outcome: str) -> None:
         self.call("POST", f"checkout/sessions/{session_id}/settle", {"outcome": outcome})
+
+
+def link_clinic(control: StripeControl, clinic: Clinic, display_name: str = "") -> StripeLink:
+    """The clinic's own account, connected at the stand-in and linked with charges enabled,
+    as after Go to Stripe; flushed, the caller commits."""
+    name = display_name or f"{clinic.name} Pty Ltd"
+    account = control.connected_account(current_app.config["STRIPE_CLIENT_ID"], business_name=name)
+    now = utcnow()
+    link = StripeLink(
+        clinic=clinic, account_id=account, linked_at=now, refreshed_at=now, display_name=name,
+        charges_enabled=True, payouts_enabled=True,
+    )  # fmt: skip
+    db.session.add(link)
+    db.session.flush()
+    return link
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from tests import factories
 from tests.stripe_events import event, post_event
-from tests.stripe_standin import process_received, received
+from tests.stripe_standin import link_clinic, process_received, received
 from tests.test_payments import ask, clinician, gp, join, start_call, the_request  # noqa: F401
 from vcpay.calls.models import CallEvent
 from vcpay.client_payments.models import StripeLink
@@ -31,18 +31,9 @@ def clinic_b(app, stripe_control):
     organisation = factories.organisation("Bayside Care", "Bayside Clinic")
     clinic = organisation.clinics[0]
     clinic.gateway_enabled_at = utcnow()
-    account = stripe_control.connected_account(
-        app.config["STRIPE_CLIENT_ID"], business_name="Bayside Clinic Pty Ltd"
-    )
-    now = utcnow()
-    db.session.add(
-        StripeLink(
-            clinic=clinic, account_id=account, linked_at=now, refreshed_at=now,
-            display_name="Bayside Clinic Pty Ltd", charges_enabled=True,
-        )
-    )  # fmt: skip
+    link = link_clinic(stripe_control, clinic)
     db.session.commit()
-    return account
+    return link.account_id
 
 
 @pytest.fixture

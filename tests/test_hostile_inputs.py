@@ -19,10 +19,9 @@ from sqlalchemy import func, select
 from tests.conftest import csrf_token, sign_in
 from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
 from tests.stripe_events import signed_text
+from tests.stripe_standin import link_clinic
 from tests.test_enablement_jira import use_standin
 from tests.test_payments import CLINICIAN, join, request_form, start_call
-from vcpay.client_payments.models import StripeLink
-from vcpay.database import utcnow
 from vcpay.extensions import db, limiter
 from vcpay.inputs import parse_id
 from vcpay.payments.models import PaymentRequest
@@ -126,14 +125,7 @@ class World:
 
     def _link_stripe(self) -> None:
         """The GP clinic's Stripe account, connected at the stand-in, charges enabled."""
-        account = self.stripe.connected_account(self.app.config["STRIPE_CLIENT_ID"])
-        now = utcnow()
-        db.session.add(
-            StripeLink(
-                clinic=self.gp, account_id=account, linked_at=now, refreshed_at=now,
-                display_name="Harbourside GP Clinic Pty Ltd", charges_enabled=True,
-            )
-        )  # fmt: skip
+        link_clinic(self.stripe, self.gp)
         db.session.commit()
 
     def request_awaiting_endorsement(self) -> int:

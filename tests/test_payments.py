@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from tests import factories
 from tests.conftest import CSRF_FIELD, csrf_token, sign_in
-from tests.stripe_standin import process_received, wait_for_events
+from tests.stripe_standin import link_clinic, process_received, wait_for_events
 from vcpay.audit.models import AuditEntry
 from vcpay.calls.models import Call, CallEvent, Participant
 from vcpay.client_payments.links import remove_link
@@ -37,16 +37,7 @@ def gp(app, stripe_control):
     """The GP clinic: gateway on, its Stripe account linked with charges enabled."""
     organisation = seed_demo(enable_gateway=True)
     clinic = next(c for c in organisation.clinics if c.name == "Harbourside GP Clinic")
-    account = stripe_control.connected_account(
-        app.config["STRIPE_CLIENT_ID"], business_name="Harbourside GP Clinic Pty Ltd"
-    )
-    now = utcnow()
-    db.session.add(
-        StripeLink(
-            clinic=clinic, account_id=account, linked_at=now, refreshed_at=now,
-            display_name="Harbourside GP Clinic Pty Ltd", charges_enabled=True,
-        )
-    )  # fmt: skip
+    link_clinic(stripe_control, clinic)
     db.session.commit()
     return clinic
 

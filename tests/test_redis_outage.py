@@ -14,10 +14,9 @@ from sqlalchemy import select
 from tests.conftest import csrf_token, sign_in
 from tests.faultproxy import FaultProxy
 from tests.services import redis_url
+from tests.stripe_standin import link_clinic
 from tests.test_enablement_requests import MANAGER, new_path, request_data
 from tests.test_payments import ask, join, start_call
-from vcpay.client_payments.models import StripeLink
-from vcpay.database import utcnow
 from vcpay.enablement.models import EnablementRequest, RequestState
 from vcpay.extensions import db
 from vcpay.payments.models import PaymentRequest
@@ -59,14 +58,7 @@ def gp(app, stripe_control):
 
 
 def link(clinic, stripe_control, app) -> None:
-    account = stripe_control.connected_account(app.config["STRIPE_CLIENT_ID"])
-    now = utcnow()
-    db.session.add(
-        StripeLink(
-            clinic=clinic, account_id=account, linked_at=now, refreshed_at=now,
-            display_name="Harbourside GP Clinic Pty Ltd", charges_enabled=True,
-        )
-    )  # fmt: skip
+    link_clinic(stripe_control, clinic)
     db.session.commit()
 
 
