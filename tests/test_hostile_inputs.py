@@ -64,9 +64,15 @@ amounts = st.one_of(
     st.integers(min_value=-(10**9), max_value=10**12).map(str),
     st.from_regex(r"\A\$?[0-9,]{1,12}(\.[0-9]{0,4})?\Z"),
 )
+
+
+def json_containers(inner):
+    return st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | texts,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
+    json_containers,
     max_leaves=12,
 )
 queries = st.dictionaries(texts, texts, max_size=3)
