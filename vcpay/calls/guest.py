@@ -145,9 +145,8 @@ def payment_done(token: str, request_key: str):
 
 
 def _ask_stripe(payment: PaymentRequest) -> None:
-    locked = payments.request_for_session(payment.checkout_session_id)
     try:
-        payments.sync_with_stripe(locked, StripeGateway.for_app())
+        payments.sync_with_stripe(payment, StripeGateway.for_app())
     except StripeGatewayError:
         db.session.rollback()
         return  # the webhook will tell; the page says the payment is being confirmed

@@ -73,6 +73,8 @@ class EnablementRequest(CreatedAtMixin, db.Model):
     raise_attempts: Mapped[int] = mapped_column(default=0)
     # An attempt may have reached Jira without vcpay hearing back: search before raising again.
     raise_outcome_unknown: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set by the worker raising it now (see vcpay.claims): two workers never both raise it.
+    raise_claimed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
     last_error_at: Mapped[datetime | None]
 
@@ -80,6 +82,7 @@ class EnablementRequest(CreatedAtMixin, db.Model):
     decision_reason: Mapped[str | None] = mapped_column(Text)
     review_reason: Mapped[str | None] = mapped_column(Text)
     comment_posted_at: Mapped[datetime | None]
+    comment_claimed_at: Mapped[datetime | None]  # by the worker commenting now
     withdrawn_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

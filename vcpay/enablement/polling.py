@@ -12,7 +12,8 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from vcpay.audit.services import record_audit
 from vcpay.database import utcnow
@@ -48,11 +49,17 @@ class PollReport:
 
 
 def _cursor() -> JiraPollCursor:
+    """The poll's cursor, made and committed on first use: of two first polls at once, one
+    makes it and the other reads it."""
     cursor = db.session.get(JiraPollCursor, CURSOR)
-    if cursor is None:
-        cursor = JiraPollCursor(name=CURSOR)
-        db.session.add(cursor)
-    return cursor
+    if cursor is not None:
+        return cursor
+    db.session.add(JiraPollCursor(name=CURSOR))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+    return db.session.get(JiraPollCursor, CURSOR)
 
 
 def _open_keys() -> set[str]:
@@ -136,27 +143,57 @@ def _search_all(desk: ServiceDesk, jql: str, watched: set[str], report: PollRepo
 
 
 def apply_snapshot(snapshot: RequestSnapshot, desk: ServiceDesk) -> bool:
-    """Bring one request up to date with Jira; False when this version was applied before."""
-    request = db.session.scalar(
-        select(EnablementRequest).filter_by(jira_key=snapshot.key).with_for_update()
-    )
-    if request is None or request.state not in IN_SERVICE_DESK:
-        db.session.rollback()
-        return False
-    if not _newer(snapshot, request.jira_updated):
-        db.session.rollback()
+    """Bring one request up to date with Jira; False when this version was applied before.
+    Commits. Of two looks at the same version at once (two polls, or a poll and the webhook's
+    look), exactly one applies it, on SQLite as on PostgreSQL."""
+    request = _waiting_for(snapshot)
+    if request is None:
         return False
     decision = decide(snapshot, desk)
+    reason = _decline_reason(snapshot, desk) if decision == Decision.DECLINED else ""
+    while not _claim_version(request, snapshot):
+        db.session.rollback()  # another look moved it on meanwhile: read it again
+        if (request := _waiting_for(snapshot)) is None:
+            return False
     _note_status(request, snapshot)
     if decision == Decision.APPROVED:
         approve(request)
     elif decision == Decision.DECLINED:
-        decline(request, _decline_reason(snapshot, desk))
+        decline(request, reason)
     elif decision == Decision.NEEDS_REVIEW and request.state != RequestState.NEEDS_REVIEW:
         flag_for_review(request, snapshot)
     request.jira_updated = snapshot.updated
     db.session.commit()
     return True
+
+
+def _waiting_for(snapshot: RequestSnapshot) -> EnablementRequest | None:
+    """The request ``snapshot`` is about, if vcpay waits on it and has not applied this
+    version or a newer one."""
+    request = db.session.scalar(select(EnablementRequest).filter_by(jira_key=snapshot.key))
+    if request is None or request.state not in IN_SERVICE_DESK:
+        db.session.rollback()
+        return None
+    if not _newer(snapshot, request.jira_updated):
+        db.session.rollback()
+        return None
+    return request
+
+
+def _claim_version(request: EnablementRequest, snapshot: RequestSnapshot) -> bool:
+    """Move the request from the version read to ``snapshot``'s, only if no other look has
+    moved it since (a guarded update: SQLite ignores row locks)."""
+    claimed = db.session.execute(
+        update(EnablementRequest)
+        .where(
+            EnablementRequest.id == request.id,
+            EnablementRequest.state == request.state,
+            EnablementRequest.jira_updated.is_not_distinct_from(request.jira_updated),
+        )
+        .values(jira_updated=snapshot.updated)
+        .execution_options(synchronize_session=False)
+    )
+    return claimed.rowcount == 1
 
 
 def _newer(snapshot: RequestSnapshot, applied: str | None) -> bool:

@@ -4,6 +4,7 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy import select
 
+from vcpay.claims import claim, stale_before
 from vcpay.database import utcnow
 from vcpay.enablement import polling
 from vcpay.enablement.models import EnablementRequest, RequestState
@@ -27,17 +28,29 @@ def _desk() -> ServiceDesk:
 
 @shared_task(name="vcpay.enablement.raise_request", bind=True, max_retries=None, ignore_result=True)
 def raise_enablement_request(self, request_id: int) -> None:
-    request = db.session.get(EnablementRequest, request_id, with_for_update=True)
+    request = db.session.get(EnablementRequest, request_id)
     if request is None:
         return
+    abandoned = request.raise_claimed_at
+    queued = EnablementRequest.id == request_id, EnablementRequest.state == RequestState.QUEUED
+    if not claim(EnablementRequest.raise_claimed_at, *queued):
+        return  # raised already, or another worker is raising it now
+    if abandoned is not None:  # a worker died holding it: its attempt may have reached Jira
+        request.raise_outcome_unknown = True
+        request.last_error_at = request.last_error_at or abandoned
+        db.session.commit()
     try:
         raise_in_service_desk(request, _desk())
     except WaitForSearch as waiting:
         db.session.rollback()
+        request.raise_claimed_at = None
+        db.session.commit()
         raise self.retry(countdown=waiting.seconds) from None
     except ServiceDeskError as error:
+        request.raise_claimed_at = None
         db.session.commit()  # keep the recorded failure: the page shows it
         raise self.retry(countdown=backoff(self.request.retries, error.retry_after)) from None
+    request.raise_claimed_at = None
     db.session.commit()
 
 
@@ -45,13 +58,16 @@ def raise_enablement_request(self, request_id: int) -> None:
     name="vcpay.enablement.post_decision_comment", bind=True, max_retries=None, ignore_result=True
 )
 def post_decision_comment(self, request_id: int) -> None:
-    request = db.session.get(EnablementRequest, request_id, with_for_update=True)
-    if request is None:
-        return
+    unposted = EnablementRequest.id == request_id, EnablementRequest.comment_posted_at.is_(None)
+    if not claim(EnablementRequest.comment_claimed_at, *unposted):
+        return  # posted already, or another worker is posting it now
+    request = db.session.get(EnablementRequest, request_id)
     try:
         polling.post_comment_once(request, _desk())
     except ServiceDeskError as error:
         db.session.rollback()
+        request.comment_claimed_at = None
+        db.session.commit()
         raise self.retry(countdown=backoff(self.request.retries, error.retry_after)) from None
     db.session.commit()
 
@@ -85,6 +101,7 @@ def check_service_desk_request(key: str) -> None:
 def sweep_service_desk() -> None:
     """Re-read every open request, and re-queue any a lost broker message left behind."""
     requeue_stalled_requests()
+    requeue_abandoned_comments()
     try:
         polling.sweep(_desk())
     except ServiceDeskError as error:
@@ -101,3 +118,14 @@ def requeue_stalled_requests() -> None:
         last_try = request.last_error_at or request.endorsed_at or request.updated_at
         if last_try.timestamp() < stale_before:
             raise_enablement_request.delay(request.id)
+
+
+def requeue_abandoned_comments() -> None:
+    """Comments whose worker died after claiming them: the claim is stale, so a new attempt
+    may take it (it looks for vcpay's comment on the request before posting again)."""
+    abandoned = select(EnablementRequest.id).where(
+        EnablementRequest.comment_posted_at.is_(None),
+        EnablementRequest.comment_claimed_at < stale_before(),
+    )
+    for request_id in db.session.scalars(abandoned).all():
+        post_decision_comment.delay(request_id)

@@ -34,6 +34,11 @@ class StripeUnavailable(StripeGatewayError):
     """Stripe could not be reached, was too slow, or failed: the same call may work later."""
 
 
+class RequestInProgress(StripeUnavailable):
+    """409: another request with the same idempotency key is still running at Stripe (a
+    double click); asked again once that one is done, Stripe replays its answer."""
+
+
 class StripeRefused(StripeGatewayError):
     """Stripe refused the call: retrying it unchanged will not help."""
 
@@ -191,6 +196,11 @@ def _calling(action: str) -> Iterator[None]:
         ) from None
     except stripe.StripeError as error:
         status = getattr(error, "http_status", None)
+        if status == 409:
+            raise RequestInProgress(
+                f"Stripe is still answering an earlier, identical request to {action}.",
+                _request_id(error),
+            ) from None
         raise StripeUnavailable(
             f"Stripe failed ({status or 'no answer'}) while vcpay tried to {action}.",
             _request_id(error),

@@ -31,6 +31,8 @@ class OutboundEmail(CreatedAtMixin, db.Model):
     body_text: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(20), default=EmailState.PENDING.value, index=True)
     attempts: Mapped[int] = mapped_column(default=0)
+    # Set by the worker sending it now (see vcpay.claims): two workers never both send it.
+    claimed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
     sent_at: Mapped[datetime | None]
 

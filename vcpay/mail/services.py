@@ -5,8 +5,9 @@ from datetime import timedelta
 
 from flask import current_app, render_template
 from flask_babel import force_locale
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
+from vcpay.claims import stale_before
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.i18n import LANGUAGES
@@ -65,12 +66,15 @@ def _send_once_committed(email_id: int) -> None:
 
 
 def pending_email_ids(older_than: timedelta = timedelta(minutes=15)) -> list[int]:
-    """Emails still unsent well after they were queued: their broker message may be lost."""
+    """Emails still unsent well after they were queued: their broker message may be lost,
+    or the worker that claimed them died (a claim that old is stale)."""
     cutoff = utcnow() - older_than
     return list(
         db.session.scalars(
             select(OutboundEmail.id).where(
-                OutboundEmail.state == EmailState.PENDING.value, OutboundEmail.created_at < cutoff
+                OutboundEmail.state == EmailState.PENDING.value,
+                OutboundEmail.created_at < cutoff,
+                or_(OutboundEmail.claimed_at.is_(None), OutboundEmail.claimed_at < stale_before()),
             )
         )
     )

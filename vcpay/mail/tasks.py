@@ -1,6 +1,7 @@
 from celery import shared_task
 from flask import current_app
 
+from vcpay.claims import claim
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.mailer import MailNotSent, build_message, send
@@ -12,15 +13,17 @@ RETRY_DELAYS = (10, 30, 60, 300, 900, 3600)
 
 @shared_task(name="vcpay.mail.send_email", bind=True, max_retries=None, ignore_result=True)
 def send_email(self, email_id: int) -> None:
-    email = db.session.get(OutboundEmail, email_id, with_for_update=True)
-    if email is None or email.state == EmailState.SENT:
-        return
+    pending = OutboundEmail.id == email_id, OutboundEmail.state == EmailState.PENDING.value
+    if not claim(OutboundEmail.claimed_at, *pending):
+        return  # sent already, or another worker is sending it now
+    email = db.session.get(OutboundEmail, email_id)
     message = build_message(email.recipient, email.subject, email.body_text, email.dedupe_key)
     try:
         send(message)
     except MailNotSent as error:
         email.attempts += 1
         email.last_error = str(error)
+        email.claimed_at = None  # free for the retry
         db.session.commit()
         if not error.temporary:
             current_app.logger.warning("Email %s refused for good: %s", email_id, error)
@@ -36,6 +39,7 @@ def send_email(self, email_id: int) -> None:
 
 @shared_task(name="vcpay.mail.resend_pending", ignore_result=True)
 def resend_pending() -> None:
-    """Re-queue email a lost broker message left behind; sending is idempotent."""
+    """Re-queue email a lost broker message, or a worker that died sending it, left behind;
+    a claim shorter than ``CLAIM_TIMEOUT`` is left to the worker holding it."""
     for email_id in pending_email_ids():
         send_email.delay(email_id)

@@ -3,10 +3,13 @@
 Every transition is guarded by the current state and applied the same way whoever learns of
 it first: a webhook, the reconciler, or the patient's confirmation page. Each writes a call
 event in the same transaction, so both screens see it, and a payment is announced, emailed
-and counted once.
+and counted once. The guard is a compare-and-set in the database (``_move``), not a row
+lock, which SQLite ignores: of two processes moving a request at once, one wins and the
+other reads it again.
 """
 
 import re
+import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,8 +17,9 @@ from datetime import datetime, timedelta
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from vcpay.audit.services import record_audit
 from vcpay.calls.live import record_event
@@ -28,6 +32,7 @@ from vcpay.inputs import TEXT_CONTROL_MESSAGE, has_control_character
 from vcpay.integrations.stripe_gateway import (
     CheckoutRequest,
     CheckoutSummary,
+    RequestInProgress,
     StripeGateway,
     StripeGatewayError,
 )
@@ -47,6 +52,13 @@ DESCRIPTION_MAX = 120
 REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
 # Stripe accepts 30 minutes to 24 hours.
 MINUTES_ALLOWED = (30, 24 * 60)
+# While the other click of a double click is still making the Checkout Session, Stripe says
+# so; asked again a moment later it replays that click's answer.
+OTHER_CLICK_WAITS = (0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+class StateMoved(Exception):
+    """Another process moved the request after it was read here; it has been read again."""
 
 
 class PaymentRefused(Exception):
@@ -221,12 +233,21 @@ def _create_session(call, account_id, amount, description, request_key, expires_
             "call_id": str(call.id),
         },
     )
-    try:
-        return gateway.create_checkout_session(order)
-    except StripeGatewayError as error:
-        raise PaymentRefused(
-            _("Stripe could not create the payment, so nothing was requested: %(why)s", why=error)
-        ) from None
+    for wait in (*OTHER_CLICK_WAITS, None):
+        try:
+            return gateway.create_checkout_session(order)
+        except RequestInProgress as error:
+            if wait is None:
+                raise _not_created(error) from None
+            time.sleep(wait)
+        except StripeGatewayError as error:
+            raise _not_created(error) from None
+
+
+def _not_created(error: StripeGatewayError) -> PaymentRefused:
+    return PaymentRefused(
+        _("Stripe could not create the payment, so nothing was requested: %(why)s", why=error)
+    )
 
 
 def _announce(request: PaymentRequest, kind: str, audience=Audience.EVERYONE, **extra) -> None:
@@ -242,9 +263,25 @@ def _announce(request: PaymentRequest, kind: str, audience=Audience.EVERYONE, **
     )
 
 
-def _move(request: PaymentRequest, state: PaymentState) -> None:
-    request.state = state.value
-    request.updated_at = utcnow()
+def _move(request: PaymentRequest, state: PaymentState, **values) -> None:
+    """Compare and set: change the request only if it is still as it was read here; else
+    read it again and raise ``StateMoved``."""
+    values = {"state": state.value, "updated_at": utcnow(), **values}
+    moved = db.session.execute(
+        update(PaymentRequest)
+        .where(
+            PaymentRequest.id == request.id,
+            PaymentRequest.state == request.state,
+            PaymentRequest.amount_refunded == request.amount_refunded,
+        )
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:
+        db.session.refresh(request)
+        raise StateMoved(request.id)
+    for name, value in values.items():
+        set_committed_value(request, name, value)
 
 
 def read_checkout(request: PaymentRequest, gateway: StripeGateway) -> CheckoutSummary:
@@ -262,6 +299,16 @@ def apply_checkout(request: PaymentRequest, session: CheckoutSummary) -> bool:
     """Bring the request in line with what Stripe says of its session; True if it moved."""
     if session.id != request.checkout_session_id:
         raise ValueError(f"{session.id} is not the Checkout Session of request {request.id}")
+    # Each retry follows a move by another process, and requests only move forward.
+    for _attempt in range(len(PaymentState)):
+        try:
+            return _apply_checkout(request, session)
+        except StateMoved:
+            continue
+    raise StateMoved(request.id)
+
+
+def _apply_checkout(request: PaymentRequest, session: CheckoutSummary) -> bool:
     if session.is_paid:
         paid = mark_paid(request, session)
         return record_refund(request, session.amount_refunded) or paid
@@ -316,8 +363,10 @@ def record_decline(request: PaymentRequest, message: str) -> bool:
     ``message`` is Stripe's reason, read from Stripe; none means no attempt is refused now."""
     if request.state != PaymentState.REQUESTED or not message:
         return False
-    request.last_decline = message[:300]
-    request.updated_at = utcnow()
+    try:
+        _move(request, PaymentState.REQUESTED, last_decline=message[:300])
+    except StateMoved:
+        return False  # paid or closed meanwhile: the decline no longer matters
     _announce(request, "payment_declined", Audience.EVERYONE, message=request.last_decline)
     return True
 
@@ -334,9 +383,10 @@ def record_refund(request: PaymentRequest, amount_refunded: int) -> bool:
     """Refunds only grow, so an older event arriving late changes nothing."""
     if request.state not in SETTLED_STATES or amount_refunded <= request.amount_refunded:
         return False
-    request.amount_refunded = min(amount_refunded, request.amount)
-    full = request.amount_refunded >= request.amount
-    _move(request, PaymentState.REFUNDED if full else PaymentState.PARTIALLY_REFUNDED)
+    refunded = min(amount_refunded, request.amount)
+    full = refunded >= request.amount
+    state = PaymentState.REFUNDED if full else PaymentState.PARTIALLY_REFUNDED
+    _move(request, state, amount_refunded=refunded)
     _announce(
         request,
         "payment_refunded",
@@ -355,7 +405,10 @@ def cancel_request(request: PaymentRequest, user: User, gateway: StripeGateway) 
     )
     if session.status != "expired":
         return apply_checkout(request, session)
-    _move(request, PaymentState.CANCELLED)
+    try:
+        _move(request, PaymentState.CANCELLED)
+    except StateMoved:
+        return False  # cancelled a moment ago by another click, or expired by Stripe's event
     record_audit("payment.cancelled", request, actor=user, amount=request.amount)
     _announce(request, "payment_cancelled")
     return True
@@ -371,13 +424,14 @@ def cancel_when_the_link_is_removed(link) -> None:
             PaymentRequest.stripe_account_id == link.account_id,
             PaymentRequest.state == PaymentState.REQUESTED.value,
         )
-    )
+    ).all()
     for request in open_requests:
         # Access may be gone already (disconnected in Stripe); cancel here regardless.
         with suppress(StripeGatewayError):
             gateway.expire_checkout_session(request.stripe_account_id, request.checkout_session_id)
-        _move(request, PaymentState.CANCELLED)
-        _announce(request, "payment_cancelled", reason="stripe_removed")
+        with suppress(StateMoved):  # paid a moment ago: it stays paid
+            _move(request, PaymentState.CANCELLED)
+            _announce(request, "payment_cancelled", reason="stripe_removed")
 
 
 def reconcile(gateway: StripeGateway, limit: int = 100) -> int:
@@ -409,9 +463,7 @@ def reconcile(gateway: StripeGateway, limit: int = 100) -> int:
 
 
 def request_for_session(session_id: str) -> PaymentRequest | None:
-    return db.session.scalar(
-        select(PaymentRequest).filter_by(checkout_session_id=session_id).with_for_update()
-    )
+    return db.session.scalar(select(PaymentRequest).filter_by(checkout_session_id=session_id))
 
 
 def request_for_payment_intent(
@@ -421,12 +473,10 @@ def request_for_payment_intent(
     until the payment is recorded: the caller checks the account and the session)."""
     if payment_intent_id:
         found = db.session.scalar(
-            select(PaymentRequest).filter_by(payment_intent_id=payment_intent_id).with_for_update()
+            select(PaymentRequest).filter_by(payment_intent_id=payment_intent_id)
         )
         if found is not None:
             return found
     if not request_key:
         return None
-    return db.session.scalar(
-        select(PaymentRequest).filter_by(request_key=request_key).with_for_update()
-    )
+    return db.session.scalar(select(PaymentRequest).filter_by(request_key=request_key))

@@ -112,6 +112,8 @@ def _expected_mode(event: StripeEvent) -> bool:
 
 def process(row_id: int) -> None:
     """Apply one stored event, at most once, whatever else is running."""
+    # On PostgreSQL the lock makes a second worker wait here, then skip without asking
+    # Stripe; SQLite ignores it, and the guarded update below keeps it once on both.
     event = db.session.get(StripeEvent, row_id, with_for_update=True)
     if event is None or event.state != EventState.RECEIVED:
         db.session.rollback()

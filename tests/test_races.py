@@ -1,0 +1,458 @@
+"""Exactly once when two of anything run at once, on SQLite as on PostgreSQL.
+
+Each test lets two (or three) rivals loose together from a ``threading.Barrier``, each on a
+thread of its own with its own application context and database session, as two worker
+processes or two web servers would be, and repeats that for several rounds so the window is
+hit. SQLite ignores ``SELECT ... FOR UPDATE``: anything that rested on a row lock alone did
+its work twice there. ``pytest -m races`` runs this file alone.
+"""
+
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack
+from functools import partial
+from typing import Any
+
+import pytest
+import requests
+import stripe
+from sqlalchemy import func, select
+
+from tests.conftest import csrf_token, sign_in
+from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
+from tests.stripe_events import signed
+from tests.stripe_standin import WEBHOOK_SECRET, link_clinic, served
+from tests.test_enablement_jira import queued_request, raised_request, use_standin
+from vcpay import create_app
+from vcpay.audit.models import AuditEntry
+from vcpay.calls.models import CallEvent
+from vcpay.calls.services import join_as_patient, start_call
+from vcpay.enablement.models import EnablementRequest, RequestEvent, RequestState
+from vcpay.extensions import db, limiter
+from vcpay.integrations.servicedesk import ServiceDesk, forget_clients
+from vcpay.integrations.stripe_gateway import StripeGateway
+from vcpay.mail.models import EmailState, OutboundEmail
+from vcpay.mail.services import queue_email
+from vcpay.payments import services as payments
+from vcpay.payments.models import PaymentRequest, PaymentState
+from vcpay.people.demo import seed_demo
+from vcpay.people.services import find_user_by_email
+from vcpay.sandbox.mail import start_mail_catcher
+from vcpay.webhooks.models import EventState, StripeEvent
+from vcpay.webhooks.services import process
+
+pytestmark = pytest.mark.races
+
+# Enough rounds to hit each window many times over on a loaded two-core machine.
+ROUNDS = 8
+CLINICIAN = "clinician@harbourside.example"
+
+
+def at_once(app, *rivals: Callable[[], Any]) -> list[Any]:
+    """Run the rivals together, each on its own thread, application context and database
+    session; their results in order. The first one that raised is raised here."""
+    barrier = threading.Barrier(len(rivals), timeout=30)
+    outcomes: list[tuple[bool, Any]] = [(False, None)] * len(rivals)
+
+    def run(index: int, rival: Callable[[], Any]) -> None:
+        with app.app_context():
+            try:
+                barrier.wait()
+                outcomes[index] = (True, rival())
+            except BaseException as error:  # noqa: BLE001 - handed to the test below
+                outcomes[index] = (False, error)
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(rivals)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+        assert not thread.is_alive(), "a rival never finished"
+    db.session.rollback()  # the test's own session sees what the rivals committed
+    for finished, result in outcomes:
+        if not finished:
+            raise result
+    return [result for _, result in outcomes]
+
+
+def task(app, name: str):
+    """The app's own task by name, called as a worker calls it (in an app context)."""
+    return app.extensions["celery"].tasks[name]
+
+
+# -- The service desk: raising, decisions, comments ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def jira_standin():
+    base_url, server = start_jira_standin()
+    yield base_url
+    stop_jira_standin(server)
+
+
+@pytest.fixture
+def jira(app, jira_standin):
+    yield use_standin(app, jira_standin)
+    forget_clients()
+
+
+@pytest.fixture
+def desk(app, jira):
+    return ServiceDesk.from_config(app.config)
+
+
+@pytest.fixture
+def broker(app):
+    """The in-memory broker's queue, emptied: what the rivals queue lands here."""
+    celery = app.extensions["celery"]
+    with celery.connection_for_write() as connection:
+        queue = connection.SimpleQueue("celery")
+        queue.clear()
+        yield queue
+        queue.close()
+
+
+def queued_tasks(queue, name: str) -> list[list]:
+    """The arguments of every queued ``name`` task (others are dropped)."""
+    found = []
+    while queue.qsize():
+        message = queue.get(timeout=1)
+        if message.headers["task"] == name:
+            found.append(message.decode()[0])
+        message.ack()
+    return found
+
+
+def vcpay_comments(jira, request: EnablementRequest) -> list[str]:
+    [raised] = [r for r in jira.requests() if r["key"] == request.jira_key]
+    return [c["body"] for c in raised["comments"] if request.correlation_id in c["body"]]
+
+
+def count(model, **where) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).filter_by(**where))
+
+
+def test_two_workers_raising_one_request_raise_it_once(app, demo, jira):
+    raise_request = task(app, "vcpay.enablement.raise_request")
+    for _ in range(ROUNDS):
+        request = queued_request(demo)
+        at_once(app, *[partial(raise_request, request.id)] * 2)
+        mine = [r for r in jira.requests() if request.correlation_id in r["summary"]]
+        request = db.session.get(EnablementRequest, request.id)
+        assert len(mine) == 1, "the request was raised in Jira twice"
+        assert (request.state, request.jira_key) == (RequestState.RAISED, mine[0]["key"])
+        assert count(RequestEvent, request_id=request.id, kind="raised") == 1
+
+
+def test_two_workers_commenting_on_one_decision_post_one_comment(app, demo, desk, jira):
+    comment = task(app, "vcpay.enablement.post_decision_comment")
+    for _ in range(ROUNDS):
+        request = raised_request(demo, desk)
+        request.state = RequestState.APPROVED.value
+        db.session.commit()
+        at_once(app, *[partial(comment, request.id)] * 2)
+        assert len(vcpay_comments(jira, request)) == 1, "vcpay commented twice"
+        assert db.session.get(EnablementRequest, request.id).comment_posted_at is not None
+        assert count(RequestEvent, request_id=request.id, kind="commented") == 1
+
+
+def test_two_looks_at_jira_at_once_apply_each_decision_once_and_comment_once(
+    app, demo, desk, jira, broker
+):
+    """Two polls, or a poll and the look Jira's webhook asks for (the race that bit)."""
+    poll = task(app, "vcpay.enablement.poll_service_desk")
+    check = task(app, "vcpay.enablement.check_service_desk_request")
+    comment = task(app, "vcpay.enablement.post_decision_comment")
+    for round_number in range(ROUNDS):
+        request = raised_request(demo, desk)
+        queued_tasks(broker, "")  # the raise's own messages
+        jira.decide(request.jira_key, "approve")
+        at_once(app, poll, poll if round_number % 2 else partial(check, request.jira_key))
+        request = db.session.get(EnablementRequest, request.id)
+        assert request.state == RequestState.APPROVED
+        assert count(RequestEvent, request_id=request.id, kind="approved") == 1
+        assert count(AuditEntry, action="enablement.approved", object_id=str(request.id)) == 1
+        approved = select(OutboundEmail.recipient).where(
+            OutboundEmail.dedupe_key.like(f"enablement:{request.id}:approved:%")
+        )
+        recipients = list(db.session.scalars(approved))
+        assert recipients and len(recipients) == len(set(recipients))
+        comments = queued_tasks(broker, "vcpay.enablement.post_decision_comment")
+        assert comments == [[request.id]], "the decision was applied more than once"
+        # Each comment task queued runs twice at once, as a redelivery would run it.
+        at_once(app, *[partial(comment, *args) for args in comments * 2])
+        assert len(vcpay_comments(jira, request)) == 1
+
+
+# -- Email -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def catcher(app):
+    with start_mail_catcher() as running:
+        app.config.update(SMTP_HOST=running.host, SMTP_PORT=running.smtp_port)
+        yield running
+
+
+def test_two_workers_sending_one_email_send_it_once(app, catcher):
+    send = task(app, "vcpay.mail.send_email")
+    for number in range(ROUNDS):
+        recipient = f"patient{number}@example.org"
+        email = queue_email(
+            f"race:{number}", recipient, "Your receipt", "sent_back",
+            request={"organisation": {"name": "Harbourside Health"}},
+            manager={"name": "Morgan Lee"}, reason="A reason", link="http://127.0.0.1/",
+        )  # fmt: skip
+        db.session.commit()
+        at_once(app, *[partial(send, email.id)] * 2)
+        assert len(catcher.store.messages(to=recipient)) == 1, "the email was sent twice"
+        email = db.session.get(OutboundEmail, email.id)
+        assert (email.state, email.attempts) == (EmailState.SENT, 1)
+
+
+# -- Payments ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gp(app, stripe_control):
+    """The GP clinic: gateway on, its Stripe account linked with charges enabled."""
+    organisation = seed_demo(enable_gateway=True)
+    clinic = next(c for c in organisation.clinics if c.name == "Harbourside GP Clinic")
+    link_clinic(stripe_control, clinic)
+    db.session.commit()
+    return clinic
+
+
+@pytest.fixture
+def call(gp):
+    made = start_call(gp, find_user_by_email(CLINICIAN), "Pat Citizen, 10:30")
+    join_as_patient(made, "Pat Citizen")
+    return made
+
+
+def requested(call, amount: str = "85.00") -> PaymentRequest:
+    made = payments.request_payment(
+        call, find_user_by_email(CLINICIAN), amount, "Consultation", secrets.token_urlsafe(18),
+        StripeGateway.for_app(), payer_choice=payments.ANYONE,
+    )  # fmt: skip
+    return made.request
+
+
+def events_of(control, object_id: str, event_type: str) -> list[dict]:
+    """Events the stand-in made about one object, oldest first."""
+    return [
+        e
+        for e in reversed(control.call("GET", "events"))
+        if e["type"] == event_type and e["data"]["object"]["id"] == object_id
+    ]
+
+
+def kinds(request: PaymentRequest) -> Counter:
+    query = select(CallEvent.kind, CallEvent.data).filter_by(call_id=request.call_id)
+    return Counter(kind for kind, data in db.session.execute(query) if data.get("request") ==
+                   request.request_key)  # fmt: skip
+
+
+def receipts(request: PaymentRequest) -> int:
+    return count(OutboundEmail, dedupe_key=f"receipt:{request.id}")
+
+
+@pytest.fixture
+def second_app(app, stripe_control):
+    """Another vcpay on the same database, as a second web server or worker process is."""
+    other = create_app({**app.config, "TESTING": True})
+    yield other
+    with other.app_context():
+        db.session.remove()
+        db.engine.dispose()
+        if (inbox := other.extensions.get("stripe_inbox_engine")) is not None:
+            inbox.dispose()
+    other.extensions["call_waker"].stop()
+
+
+def deliver(url: str, payload: bytes, header: str) -> int:
+    response = requests.post(
+        f"{url}/webhooks/stripe",
+        data=payload,
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return response.status_code
+
+
+def in_context(app, action: Callable[[], Any]) -> Any:
+    with app.app_context():
+        return action()
+
+
+def test_one_event_delivered_to_two_web_servers_and_two_workers_is_applied_once(
+    app, second_app, call, stripe_control
+):
+    with ExitStack() as stack:
+        urls = [stack.enter_context(served(a)) for a in (app, second_app)]
+        for _ in range(ROUNDS):
+            request = requested(call)
+            stripe_control.pay(request.checkout_session_id)
+            [event] = events_of(stripe_control, request.checkout_session_id,
+                                "checkout.session.completed")  # fmt: skip
+            payload, header = signed(event, WEBHOOK_SECRET)
+            at_once(app, *[partial(deliver, url, payload, header) for url in urls])
+            [stored] = db.session.scalars(select(StripeEvent).filter_by(event_id=event["id"]))
+            at_once(
+                app,
+                partial(process, stored.id),
+                partial(in_context, second_app, partial(process, stored.id)),
+            )
+            stored = db.session.get(StripeEvent, stored.id)
+            assert (stored.state, stored.attempts) == (EventState.PROCESSED, 1)
+            request = db.session.get(PaymentRequest, request.id)
+            assert request.state == PaymentState.PAID
+            assert kinds(request)["payment_paid"] == 1, "the payment popped up twice"
+            assert receipts(request) == 1
+
+
+def done_page(call, request: PaymentRequest) -> str:
+    return (
+        f"/join/{call.guest_token}/payments/{request.request_key}/done"
+        f"?session_id={request.checkout_session_id}"
+    )
+
+
+def test_the_patients_page_and_the_worker_confirm_a_payment_once(app, call, webhooks):
+    patient = app.test_client()
+    for _ in range(ROUNDS):
+        request = requested(call)
+        webhooks.pay(request.checkout_session_id)
+        webhooks.wait_for_webhooks()
+        [stored] = db.session.scalars(
+            select(StripeEvent).filter_by(
+                type="checkout.session.completed", state=EventState.RECEIVED.value
+            )
+        )
+        at_once(app, partial(process, stored.id), partial(patient.get, done_page(call, request)))
+        request = db.session.get(PaymentRequest, request.id)
+        assert request.state == PaymentState.PAID
+        assert kinds(request)["payment_paid"] == 1, "the payment popped up twice"
+        assert receipts(request) == 1
+
+
+def clinician_browser(app, call):
+    browser = app.test_client()
+    sign_in(browser, CLINICIAN)
+    return browser
+
+
+def request_form(browser, call) -> dict[str, str]:
+    page = browser.get(f"/calls/{call.id}").get_data(as_text=True)
+    key = page.split('name="request_key" type="hidden" value="')[1].split('"')[0]
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    return {"csrf_token": token, "request_key": key}
+
+
+def post_request(browser, call, form: dict[str, str]):
+    data = {"amount": "85.00", "description": "Consultation", "payer": "anyone", **form}
+    return browser.post(
+        f"/calls/{call.id}/payment-requests", data=data, headers={"Accept": "application/json"}
+    )
+
+
+def test_two_request_payment_posts_with_one_key_make_one_request_and_one_session(
+    app, call, stripe_control
+):
+    first, second = clinician_browser(app, call), clinician_browser(app, call)
+    for _ in range(ROUNDS):
+        limiter.reset()
+        form = request_form(first, call)
+        # The same form sent twice at once (a double click), each with its own sign-in.
+        other = {**form, "csrf_token": request_form(second, call)["csrf_token"]}
+        answers = at_once(
+            app,
+            partial(post_request, first, call, form),
+            partial(post_request, second, call, other),
+        )
+        key = form["request_key"]
+        assert [a.status_code for a in answers] == [201, 201], [a.get_json() for a in answers]
+        assert sorted(a.get_json()["repeated"] for a in answers) == [False, True]
+        assert count(PaymentRequest, request_key=key) == 1
+        sessions = [s for s in stripe_control.sessions() if s["client_reference_id"] == key]
+        assert len(sessions) == 1, "two Checkout Sessions for one request"
+
+
+def pay_then_return(control, patient, call, request: PaymentRequest) -> bool:
+    """The patient pays on Checkout and comes back to the confirmation page; whether Stripe
+    took the payment (not when the session was expired first)."""
+    answer = requests.post(
+        f"{control.base}/_sandbox/checkout/sessions/{request.checkout_session_id}/pay",
+        json={"card": "4242424242424242", "email": "pat@example.org"},
+        timeout=10,
+    )
+    patient.get(done_page(call, request))
+    return answer.status_code < 300
+
+
+def cancel(clinician, call, request: PaymentRequest, token: str):
+    return clinician.post(
+        f"/calls/{call.id}/payment-requests/{request.request_key}/cancel",
+        data={"csrf_token": token},
+    )
+
+
+def test_cancelling_while_the_patient_pays_leaves_it_paid_or_cancelled_never_both(
+    app, call, stripe_control
+):
+    clinician, patient = clinician_browser(app, call), app.test_client()
+    outcomes = Counter()
+    for _ in range(ROUNDS * 2):
+        limiter.reset()
+        request = requested(call)
+        token = csrf_token(clinician, f"/calls/{call.id}")
+        paid, _answer = at_once(
+            app,
+            partial(pay_then_return, stripe_control, patient, call, request),
+            partial(cancel, clinician, call, request, token),
+        )
+        request = db.session.get(PaymentRequest, request.id)
+        seen = kinds(request)
+        if paid:  # paid wins
+            assert request.state == PaymentState.PAID, "a payment was lost to a cancel"
+            assert (seen["payment_paid"], seen["payment_cancelled"]) == (1, 0), seen
+            assert receipts(request) == 1
+        else:
+            assert request.state == PaymentState.CANCELLED
+            assert (seen["payment_paid"], seen["payment_cancelled"]) == (0, 1), seen
+        outcomes[request.state] += 1
+    print(f"cancel racing a payment: {dict(outcomes)}")
+
+
+def test_two_refund_events_at_once_record_the_refund_once(app, call, webhooks):
+    platform = stripe.StripeClient(
+        app.config["STRIPE_SECRET_KEY"],
+        base_addresses={"api": webhooks.base, "connect": webhooks.base},
+    )
+    for _ in range(ROUNDS):
+        request = requested(call, "100.00")
+        webhooks.pay(request.checkout_session_id)
+        webhooks.wait_for_webhooks()
+        payments.sync_with_stripe(request, StripeGateway.for_app())
+        db.session.commit()
+        options = {"stripe_account": request.stripe_account_id}
+        for amount in (4000, 6000):
+            platform.v1.refunds.create(
+                {"payment_intent": request.payment_intent_id, "amount": amount}, options
+            )
+        webhooks.wait_for_webhooks()
+        refunds = db.session.scalars(
+            select(StripeEvent.id).filter_by(
+                type="charge.refunded", state=EventState.RECEIVED.value
+            )
+        ).all()
+        assert len(refunds) == 2
+        at_once(app, *[partial(process, row_id) for row_id in refunds])
+        request = db.session.get(PaymentRequest, request.id)
+        assert (request.state, request.amount_refunded) == (PaymentState.REFUNDED, 10000)
+        assert kinds(request)["payment_refunded"] == 1, "one refund was announced twice"
+        states = db.session.scalars(select(StripeEvent.state).where(StripeEvent.id.in_(refunds)))
+        assert set(states) == {EventState.PROCESSED}
