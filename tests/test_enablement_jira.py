@@ -4,13 +4,20 @@ from datetime import timedelta
 
 import pytest
 import requests
+from celery.exceptions import Retry
 from sqlalchemy import func, select
 
 from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
+from vcpay.claims import CLAIM_TIMEOUT
 from vcpay.database import utcnow
 from vcpay.enablement import polling
 from vcpay.enablement.models import EnablementRequest, JiraPollCursor, RequestState
-from vcpay.enablement.raising import WaitForSearch, raise_in_service_desk
+from vcpay.enablement.raising import (
+    WaitForSearch,
+    description_of,
+    raise_in_service_desk,
+    summary_of,
+)
 from vcpay.enablement.services import ClinicChoice, save_draft, submit
 from vcpay.enablement.tasks import backoff
 from vcpay.extensions import db
@@ -305,3 +312,72 @@ def test_a_manager_endorsed_request_shows_its_jira_key_and_status(client, demo, 
     assert request.jira_key in html
     assert "Waiting for approval" in html
     assert f"/browse/{request.jira_key}" in html
+
+
+def run_task(app, name: str, *args) -> None:
+    """The task as a worker runs it: its own application context and database session."""
+    app.extensions["celery"].tasks[name](*args)
+    db.session.expire_all()
+
+
+def test_a_raise_left_by_a_worker_that_died_is_found_in_jira_not_raised_again(
+    app, demo, desk, jira
+):
+    request = queued_request(demo)
+    manager = request.endorsed_by
+    account = desk.ensure_customer(manager.email, manager.name)
+    desk.raise_request(summary_of(request), description_of(request), account)
+    request.raise_claimed_at = utcnow()  # the worker that did that is still running
+    db.session.commit()
+    run_task(app, "vcpay.enablement.raise_request", request.id)
+    assert db.session.get(EnablementRequest, request.id).state == RequestState.QUEUED
+    # It died before recording the key: once its claim is stale, a retry finds the request.
+    request.raise_claimed_at = utcnow() - CLAIM_TIMEOUT - timedelta(minutes=1)
+    db.session.commit()
+    run_task(app, "vcpay.enablement.raise_request", request.id)
+    [raised] = jira.requests()
+    request = db.session.get(EnablementRequest, request.id)
+    assert (request.state, request.jira_key) == (RequestState.RAISED, raised["key"])
+    assert request.raise_claimed_at is None
+
+
+def test_a_comment_left_by_a_worker_that_died_is_posted_once_its_claim_is_stale(
+    app, demo, desk, jira
+):
+    request = raised_request(demo, desk)
+    jira.decide(request.jira_key, "approve")
+    polling.poll(desk)
+    request = db.session.get(EnablementRequest, request.id)
+    request.comment_claimed_at = utcnow()  # a worker is posting it now
+    db.session.commit()
+    run_task(app, "vcpay.enablement.post_decision_comment", request.id)
+    assert polling.abandoned_comment_ids() == []
+    assert vcpay_comments(jira, request) == []
+    # It posted, then died before recording it: the retry the sweep queues finds its comment.
+    desk.add_public_comment(request.jira_key, polling.comment_body(request))
+    request.comment_claimed_at = utcnow() - CLAIM_TIMEOUT - timedelta(minutes=1)
+    db.session.commit()
+    assert polling.abandoned_comment_ids() == [request.id]
+    run_task(app, "vcpay.enablement.post_decision_comment", request.id)
+    assert len(vcpay_comments(jira, request)) == 1
+    assert db.session.get(EnablementRequest, request.id).comment_posted_at is not None
+    assert polling.abandoned_comment_ids() == []
+
+
+def test_a_comment_that_jira_refused_is_freed_for_its_retry(app, demo, desk, jira):
+    request = raised_request(demo, desk)
+    jira.decide(request.jira_key, "approve")
+    polling.poll(desk)
+    jira.fault(
+        method="POST", path=f"/rest/api/2/issue/{request.jira_key}/comment", status=503, times=1
+    )
+    with pytest.raises(Retry):
+        run_task(app, "vcpay.enablement.post_decision_comment", request.id)
+    assert db.session.get(EnablementRequest, request.id).comment_claimed_at is None
+    run_task(app, "vcpay.enablement.post_decision_comment", request.id)
+    assert len(vcpay_comments(jira, request)) == 1
+
+
+def vcpay_comments(jira: Control, request: EnablementRequest) -> list[str]:
+    [raised] = [r for r in jira.requests() if r["key"] == request.jira_key]
+    return [c["body"] for c in raised["comments"] if request.correlation_id in c["body"]]

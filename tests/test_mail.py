@@ -1,14 +1,17 @@
 """Email: queued with the change it reports, delivered over real SMTP once, retried."""
 
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from celery.exceptions import Retry
 from sqlalchemy import func, select
 
+from vcpay.claims import CLAIM_TIMEOUT
+from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.mail.models import EmailState, OutboundEmail
-from vcpay.mail.services import queue_email, queue_to_each
+from vcpay.mail.services import pending_email_ids, queue_email, queue_to_each
 from vcpay.mail.tasks import send_email
 from vcpay.sandbox.mail import start_mail_catcher
 from vcpay.transactions import after_commit
@@ -128,3 +131,32 @@ def test_an_email_is_written_in_the_language_its_recipient_chose(app, demo):
     assert "Možete da ga izmenite i ponovo pošaljete: http://127.0.0.1:5000/" in serbian.body_text
     assert english.subject == "Your Payment Gateway request for Harbourside Health was sent back"
     assert english.body_text.startswith("Hello,")
+
+
+def test_an_email_a_worker_is_sending_is_not_sent_again_until_its_claim_is_stale(app, catcher):
+    email = queued()
+    email.created_at = utcnow() - timedelta(hours=1)  # long enough to be swept
+    email.claimed_at = utcnow()  # a worker is sending it now
+    db.session.commit()
+    deliver(email.id)
+    assert catcher.store.messages() == []
+    assert email.id not in pending_email_ids()
+    # That worker died: once the claim is stale the sweep queues it and it is sent, once.
+    email.claimed_at = utcnow() - CLAIM_TIMEOUT - timedelta(minutes=1)
+    db.session.commit()
+    assert pending_email_ids() == [email.id]
+    deliver(email.id)
+    deliver(email.id)
+    assert len(catcher.store.messages()) == 1
+    assert db.session.get(OutboundEmail, email.id).state == EmailState.SENT
+    assert pending_email_ids() == []
+
+
+def test_a_failed_attempt_frees_the_email_for_its_retry(catcher):
+    email = queued()
+    catcher.store.fail_next(1)
+    with pytest.raises(Retry):
+        deliver(email.id)
+    assert db.session.get(OutboundEmail, email.id).claimed_at is None
+    deliver(email.id)
+    assert len(catcher.store.messages()) == 1

@@ -9,6 +9,7 @@ its work twice there. ``pytest -m races`` runs this file alone.
 
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -29,6 +30,7 @@ from vcpay import create_app
 from vcpay.audit.models import AuditEntry
 from vcpay.calls.models import CallEvent
 from vcpay.calls.services import join_as_patient, start_call
+from vcpay.client_payments.models import LinkState, StripeLink
 from vcpay.enablement.models import EnablementRequest, RequestEvent, RequestState
 from vcpay.extensions import db, limiter
 from vcpay.integrations.servicedesk import ServiceDesk, forget_clients
@@ -46,7 +48,7 @@ from vcpay.webhooks.services import process
 pytestmark = pytest.mark.races
 
 # Enough rounds to hit each window many times over on a loaded two-core machine.
-ROUNDS = 8
+ROUNDS = 12
 CLINICIAN = "clinician@harbourside.example"
 
 
@@ -381,9 +383,10 @@ def test_two_request_payment_posts_with_one_key_make_one_request_and_one_session
         assert len(sessions) == 1, "two Checkout Sessions for one request"
 
 
-def pay_then_return(control, patient, call, request: PaymentRequest) -> bool:
-    """The patient pays on Checkout and comes back to the confirmation page; whether Stripe
-    took the payment (not when the session was expired first)."""
+def pay_then_return(control, patient, call, request: PaymentRequest, delay: float) -> bool:
+    """The patient pays on Checkout after ``delay`` and comes back to the confirmation page;
+    whether Stripe took the payment (not when the session was expired first)."""
+    time.sleep(delay)
     answer = requests.post(
         f"{control.base}/_sandbox/checkout/sessions/{request.checkout_session_id}/pay",
         json={"card": "4242424242424242", "email": "pat@example.org"},
@@ -391,6 +394,9 @@ def pay_then_return(control, patient, call, request: PaymentRequest) -> bool:
     )
     patient.get(done_page(call, request))
     return answer.status_code < 300
+
+
+DELAYS = (0, 0, 0.01, 0.02, 0.04)
 
 
 def cancel(clinician, call, request: PaymentRequest, token: str):
@@ -405,13 +411,15 @@ def test_cancelling_while_the_patient_pays_leaves_it_paid_or_cancelled_never_bot
 ):
     clinician, patient = clinician_browser(app, call), app.test_client()
     outcomes = Counter()
-    for _ in range(ROUNDS * 2):
+    for round_number in range(ROUNDS * 2):
         limiter.reset()
         request = requested(call)
         token = csrf_token(clinician, f"/calls/{call.id}")
+        # Paying a little later now and then lets the cancel reach Stripe first too.
+        delay = DELAYS[round_number % len(DELAYS)]
         paid, _answer = at_once(
             app,
-            partial(pay_then_return, stripe_control, patient, call, request),
+            partial(pay_then_return, stripe_control, patient, call, request, delay),
             partial(cancel, clinician, call, request, token),
         )
         request = db.session.get(PaymentRequest, request.id)
@@ -456,3 +464,47 @@ def test_two_refund_events_at_once_record_the_refund_once(app, call, webhooks):
         assert kinds(request)["payment_refunded"] == 1, "one refund was announced twice"
         states = db.session.scalars(select(StripeEvent.state).where(StripeEvent.id.in_(refunds)))
         assert set(states) == {EventState.PROCESSED}
+
+
+# -- Linking a clinic's Stripe account -----------------------------------------------------------
+
+
+def browser_like(app, browser):
+    """Another connection from the same browser: the same cookies."""
+    twin = app.test_client()
+    session = browser.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    twin.set_cookie(session.key, session.value, domain=session.domain)
+    return twin
+
+
+def come_back(browser, answer: dict[str, str]) -> str:
+    response = browser.get("/client-payments/stripe/callback", query_string=answer)
+    assert response.status_code == 303
+    return browser.get(response.location).get_data(as_text=True)
+
+
+def test_stripes_answer_arriving_twice_at_once_links_the_account_once(app, stripe_control):
+    organisation = seed_demo(enable_gateway=True)
+    db.session.commit()
+    clinic = next(c for c in organisation.clinics if c.name == "Harbourside GP Clinic")
+    admin = app.test_client()
+    sign_in(admin, "clinicadmin@harbourside.example")
+    for linked in range(1, ROUNDS + 1):
+        account = stripe_control.account(business_name="Harbourside GP Clinic Pty Ltd")
+        token = csrf_token(admin, f"/client-payments/clinics/{clinic.id}")
+        started = admin.post(
+            f"/client-payments/clinics/{clinic.id}/stripe/connect", data={"csrf_token": token}
+        )
+        answer = stripe_control.consent(started.location, account=account)
+        pages = at_once(
+            app,
+            partial(come_back, admin, answer),
+            partial(come_back, browser_like(app, admin), answer),
+        )
+        assert sum("Linked Stripe account" in page for page in pages) == 1
+        assert sum("This answer from Stripe was already used" in page for page in pages) == 1
+        [link] = db.session.scalars(select(StripeLink).filter_by(state=LinkState.LINKED.value))
+        assert link.account_id == account
+        assert count(AuditEntry, action="stripe.linked", object_id=str(clinic.id)) == linked
+        link.state = LinkState.REMOVED.value  # ready for the next round
+        db.session.commit()

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from vcpay.audit.services import record_audit
+from vcpay.claims import stale_before
 from vcpay.database import utcnow
 from vcpay.enablement.models import (
     IN_SERVICE_DESK,
@@ -332,3 +333,13 @@ def post_comment_once(request: EnablementRequest, desk: ServiceDesk) -> None:
         desk.add_public_comment(request.jira_key, comment_body(request))
     request.comment_posted_at = utcnow()
     add_event(request, "commented", "vcpay commented on the service desk request.")
+
+
+def abandoned_comment_ids() -> list[int]:
+    """Requests whose comment a worker claimed and then died: the claim is stale, so a new
+    attempt may take it (and looks for vcpay's comment on the request before posting)."""
+    query = select(EnablementRequest.id).where(
+        EnablementRequest.comment_posted_at.is_(None),
+        EnablementRequest.comment_claimed_at < stale_before(),
+    )
+    return list(db.session.scalars(query))

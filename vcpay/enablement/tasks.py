@@ -4,7 +4,7 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy import select
 
-from vcpay.claims import claim, stale_before
+from vcpay.claims import claim
 from vcpay.database import utcnow
 from vcpay.enablement import polling
 from vcpay.enablement.models import EnablementRequest, RequestState
@@ -99,7 +99,8 @@ def check_service_desk_request(key: str) -> None:
 
 @shared_task(name="vcpay.enablement.sweep_service_desk", ignore_result=True)
 def sweep_service_desk() -> None:
-    """Re-read every open request, and re-queue any a lost broker message left behind."""
+    """Re-read every open request, and re-queue what a lost broker message, or a worker that
+    died holding a claim, left behind."""
     requeue_stalled_requests()
     requeue_abandoned_comments()
     try:
@@ -121,11 +122,5 @@ def requeue_stalled_requests() -> None:
 
 
 def requeue_abandoned_comments() -> None:
-    """Comments whose worker died after claiming them: the claim is stale, so a new attempt
-    may take it (it looks for vcpay's comment on the request before posting again)."""
-    abandoned = select(EnablementRequest.id).where(
-        EnablementRequest.comment_posted_at.is_(None),
-        EnablementRequest.comment_claimed_at < stale_before(),
-    )
-    for request_id in db.session.scalars(abandoned).all():
+    for request_id in polling.abandoned_comment_ids():
         post_decision_comment.delay(request_id)

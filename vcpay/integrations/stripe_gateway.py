@@ -34,9 +34,9 @@ class StripeUnavailable(StripeGatewayError):
     """Stripe could not be reached, was too slow, or failed: the same call may work later."""
 
 
-class RequestInProgress(StripeUnavailable):
-    """409: another request with the same idempotency key is still running at Stripe (a
-    double click); asked again once that one is done, Stripe replays its answer."""
+class IdempotencyKeyInUse(StripeGatewayError):
+    """Stripe is answering, or has answered, another request made with the same idempotency
+    key (409 while it runs; 400 if its parameters differ): a double click's twin."""
 
 
 class StripeRefused(StripeGatewayError):
@@ -190,6 +190,10 @@ def _calling(action: str) -> Iterator[None]:
         raise AccountNotConnected(
             f"Stripe says this account is not connected to vcpay ({action}).", _request_id(error)
         ) from None
+    except stripe.IdempotencyError as error:
+        raise IdempotencyKeyInUse(
+            f"Stripe has an earlier request with the same key to {action}.", _request_id(error)
+        ) from None
     except stripe.InvalidRequestError as error:
         raise StripeRefused(
             f"Stripe refused to {action}: {error.user_message or error}", _request_id(error)
@@ -197,8 +201,8 @@ def _calling(action: str) -> Iterator[None]:
     except stripe.StripeError as error:
         status = getattr(error, "http_status", None)
         if status == 409:
-            raise RequestInProgress(
-                f"Stripe is still answering an earlier, identical request to {action}.",
+            raise IdempotencyKeyInUse(
+                f"Stripe is still answering an earlier request with the same key to {action}.",
                 _request_id(error),
             ) from None
         raise StripeUnavailable(

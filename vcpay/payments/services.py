@@ -32,7 +32,7 @@ from vcpay.inputs import TEXT_CONTROL_MESSAGE, has_control_character
 from vcpay.integrations.stripe_gateway import (
     CheckoutRequest,
     CheckoutSummary,
-    RequestInProgress,
+    IdempotencyKeyInUse,
     StripeGateway,
     StripeGatewayError,
 )
@@ -52,9 +52,9 @@ DESCRIPTION_MAX = 120
 REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
 # Stripe accepts 30 minutes to 24 hours.
 MINUTES_ALLOWED = (30, 24 * 60)
-# While the other click of a double click is still making the Checkout Session, Stripe says
-# so; asked again a moment later it replays that click's answer.
-OTHER_CLICK_WAITS = (0.1, 0.25, 0.5, 1.0, 2.0)
+# How long a double click's second request waits for the first to store the request it is
+# making (Stripe's own timeout is the bound).
+OTHER_CLICK_WAITS = (0.1, 0.2, 0.4, 0.8, 1.5, 3.0, 4.0)
 
 
 class StateMoved(Exception):
@@ -149,9 +149,7 @@ def request_payment(
     if not REQUEST_KEY.match(request_key or ""):
         raise PaymentRefused(_("The form expired; please try again."))
     if (earlier := existing_request(request_key)) is not None:
-        if earlier.call_id != call.id:
-            raise PaymentRefused(_("The form expired; please try again."))
-        return Requested(earlier, repeated=True)
+        return _repeated(call, earlier)
     if not call.is_open:
         raise PaymentRefused(_("This call has ended."))
     if (reason := why_payments_unavailable(call.clinic)) is not None:
@@ -161,9 +159,15 @@ def request_payment(
     payer = _payer(call, payer_choice)
     link = live_link(call.clinic)
     expires_at = _expiry()
-    session = _create_session(
-        call, link.account_id, amount, description, request_key, expires_at, gateway
-    )
+    try:
+        session = _create_session(
+            call, link.account_id, amount, description, request_key, expires_at, gateway
+        )
+    except IdempotencyKeyInUse as error:
+        # The other click of a double click is making this very request right now.
+        if (earlier := _await_other_click(request_key)) is None:
+            raise _not_created(error) from None
+        return _repeated(call, earlier)
     request = PaymentRequest(
         request_key=request_key, call=call, clinic=call.clinic, requested_by=clinician,
         amount=amount, currency="aud", description=description, updated_at=utcnow(),
@@ -181,6 +185,20 @@ def request_payment(
     record_audit("payment.requested", request, actor=clinician, amount=amount)
     db.session.commit()
     return Requested(request, repeated=False)
+
+
+def _repeated(call: Call, earlier: PaymentRequest) -> Requested:
+    if earlier.call_id != call.id:
+        raise PaymentRefused(_("The form expired; please try again."))
+    return Requested(earlier, repeated=True)
+
+
+def _await_other_click(request_key: str) -> PaymentRequest | None:
+    for wait in OTHER_CLICK_WAITS:
+        time.sleep(wait)
+        if (earlier := existing_request(request_key)) is not None:
+            return earlier
+    return None
 
 
 ANYONE = "anyone"  # the form's choice when whoever is in the call may pay
@@ -233,15 +251,12 @@ def _create_session(call, account_id, amount, description, request_key, expires_
             "call_id": str(call.id),
         },
     )
-    for wait in (*OTHER_CLICK_WAITS, None):
-        try:
-            return gateway.create_checkout_session(order)
-        except RequestInProgress as error:
-            if wait is None:
-                raise _not_created(error) from None
-            time.sleep(wait)
-        except StripeGatewayError as error:
-            raise _not_created(error) from None
+    try:
+        return gateway.create_checkout_session(order)
+    except IdempotencyKeyInUse:
+        raise
+    except StripeGatewayError as error:
+        raise _not_created(error) from None
 
 
 def _not_created(error: StripeGatewayError) -> PaymentRefused:
@@ -405,13 +420,24 @@ def cancel_request(request: PaymentRequest, user: User, gateway: StripeGateway) 
     )
     if session.status != "expired":
         return apply_checkout(request, session)
-    try:
-        _move(request, PaymentState.CANCELLED)
-    except StateMoved:
-        return False  # cancelled a moment ago by another click, or expired by Stripe's event
-    record_audit("payment.cancelled", request, actor=user, amount=request.amount)
-    _announce(request, "payment_cancelled")
-    return True
+    return _cancelled(request, user)
+
+
+def _cancelled(request: PaymentRequest, user: User) -> bool:
+    """Stripe has closed the Checkout page at the clinician's word: record the cancel."""
+    for _attempt in range(2):
+        try:
+            _move(request, PaymentState.CANCELLED)
+        except StateMoved:
+            # Word of this very expiry (Stripe's event, or the patient's page asking Stripe)
+            # may have got here first: it is still the clinician's cancel.
+            if request.state != PaymentState.EXPIRED:
+                return False  # cancelled a moment ago by another click
+            continue
+        record_audit("payment.cancelled", request, actor=user, amount=request.amount)
+        _announce(request, "payment_cancelled")
+        return True
+    return False
 
 
 @link_removed.connect
