@@ -30,7 +30,7 @@ from vcpay import create_app
 from vcpay.audit.models import AuditEntry
 from vcpay.calls.models import CallEvent
 from vcpay.calls.services import join_as_patient, start_call
-from vcpay.client_payments.models import LinkState, StripeLink
+from vcpay.client_payments.models import LinkState, RemovalCause, StripeLink
 from vcpay.enablement.models import EnablementRequest, RequestEvent, RequestState
 from vcpay.extensions import db, limiter
 from vcpay.integrations.servicedesk import ServiceDesk, forget_clients
@@ -50,6 +50,7 @@ pytestmark = pytest.mark.races
 # Enough rounds to hit each window many times over on a loaded two-core machine.
 ROUNDS = 12
 CLINICIAN = "clinician@harbourside.example"
+ADMIN = "clinicadmin@harbourside.example"
 
 
 def at_once(app, *rivals: Callable[[], Any]) -> list[Any]:
@@ -488,7 +489,7 @@ def test_stripes_answer_arriving_twice_at_once_links_the_account_once(app, strip
     db.session.commit()
     clinic = next(c for c in organisation.clinics if c.name == "Harbourside GP Clinic")
     admin = app.test_client()
-    sign_in(admin, "clinicadmin@harbourside.example")
+    sign_in(admin, ADMIN)
     for linked in range(1, ROUNDS + 1):
         account = stripe_control.account(business_name="Harbourside GP Clinic Pty Ltd")
         token = csrf_token(admin, f"/client-payments/clinics/{clinic.id}")
@@ -508,3 +509,34 @@ def test_stripes_answer_arriving_twice_at_once_links_the_account_once(app, strip
         assert count(AuditEntry, action="stripe.linked", object_id=str(clinic.id)) == linked
         link.state = LinkState.REMOVED.value  # ready for the next round
         db.session.commit()
+
+
+def remove(browser, clinic) -> int:
+    token = csrf_token(browser, f"/client-payments/clinics/{clinic.id}/stripe/remove")
+    return browser.post(
+        f"/client-payments/clinics/{clinic.id}/stripe/remove", data={"csrf_token": token}
+    ).status_code
+
+
+def test_remove_and_stripes_disconnection_at_once_remove_the_link_once(app, webhooks):
+    organisation = seed_demo(enable_gateway=True)
+    db.session.commit()
+    clinic = next(c for c in organisation.clinics if c.name == "Harbourside GP Clinic")
+    admin = app.test_client()
+    sign_in(admin, ADMIN)
+    for removed in range(1, ROUNDS + 1):
+        link = link_clinic(webhooks, clinic)
+        db.session.commit()
+        webhooks.disconnect(link.account_id)  # in the clinic's own Stripe dashboard
+        webhooks.wait_for_webhooks()
+        [event] = db.session.scalars(
+            select(StripeEvent.id).filter_by(
+                type="account.application.deauthorized", state=EventState.RECEIVED.value
+            )
+        )
+        at_once(app, partial(remove, admin, clinic), partial(process, event))
+        link = db.session.get(StripeLink, link.id)
+        assert link.state == LinkState.REMOVED
+        assert count(AuditEntry, action="stripe.removed", object_id=str(clinic.id)) == removed
+        told = count(OutboundEmail, dedupe_key=f"stripe-disconnected:{link.id}:{ADMIN}")
+        assert told == (link.removal_cause == RemovalCause.IN_STRIPE)

@@ -2,7 +2,7 @@
 
 from blinker import Namespace
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from vcpay.audit.services import record_audit
 from vcpay.client_payments.models import LinkState, RemovalCause, StripeLink
@@ -61,13 +61,26 @@ def refresh_links(account_id: str, gateway: StripeGateway) -> list[StripeLink]:
     return links
 
 
-def _mark_removed(link: StripeLink, cause: RemovalCause, actor: User | None) -> None:
-    link.state = LinkState.REMOVED.value
-    link.removed_at = utcnow()
-    link.removed_by = actor
-    link.removal_cause = cause.value
+def _mark_removed(link: StripeLink, cause: RemovalCause, actor: User | None) -> bool:
+    """Remove the link unless another process removed it first (an admin's Remove and
+    Stripe's disconnection event can arrive together); True if this one did."""
+    removed = db.session.execute(
+        update(StripeLink)
+        .where(StripeLink.id == link.id, StripeLink.state == LinkState.LINKED.value)
+        .values(
+            state=LinkState.REMOVED.value,
+            removed_at=utcnow(),
+            removed_by_id=actor.id if actor else None,
+            removal_cause=cause.value,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(link)
+    if removed.rowcount != 1:
+        return False
     record_audit("stripe.removed", link.clinic, actor=actor, account=link.account_id, cause=cause)
     link_removed.send(link)
+    return True
 
 
 def remove_link(link: StripeLink, actor: User, gateway: StripeGateway) -> list[Clinic]:
@@ -78,7 +91,8 @@ def remove_link(link: StripeLink, actor: User, gateway: StripeGateway) -> list[C
     ]
     # First what depends on the link (open payment pages are closed while vcpay still has
     # access), then Stripe; if Stripe refuses, the caller rolls all of it back.
-    _mark_removed(link, RemovalCause.BY_ADMIN, actor)
+    if not _mark_removed(link, RemovalCause.BY_ADMIN, actor):
+        return []  # removed a moment ago: Stripe's word of a disconnection, or another tab
     if not still_using:
         _deauthorize(link.account_id, gateway)
     return still_using
@@ -108,7 +122,5 @@ def account_disconnected(account_id: str, gateway: StripeGateway) -> list[Stripe
     try:
         gateway.retrieve_account(account_id)
     except AccountNotConnected:
-        for link in links:
-            _mark_removed(link, RemovalCause.IN_STRIPE, actor=None)
-        return links
+        return [link for link in links if _mark_removed(link, RemovalCause.IN_STRIPE, None)]
     return []
