@@ -49,6 +49,8 @@ pytestmark = pytest.mark.races
 
 # Enough rounds to hit each window many times over on a loaded two-core machine.
 ROUNDS = 12
+# One rival sets off this much later now and then, so each can be first.
+DELAYS = (0, 0, 0.01, 0.02, 0.04)
 CLINICIAN = "clinician@harbourside.example"
 ADMIN = "clinicadmin@harbourside.example"
 
@@ -187,6 +189,80 @@ def test_two_looks_at_jira_at_once_apply_each_decision_once_and_comment_once(
         # Each comment task queued runs twice at once, as a redelivery would run it.
         at_once(app, *[partial(comment, *args) for args in comments * 2])
         assert len(vcpay_comments(jira, request)) == 1
+
+
+def withdraw(browser, request_id: int, token: str, delay: float = 0) -> str:
+    time.sleep(delay)
+    response = browser.post(
+        f"/enablement/requests/{request_id}/withdraw", data={"csrf_token": token}
+    )
+    assert response.status_code == 302, response.status_code
+    return browser.get(response.location).get_data(as_text=True)
+
+
+def request_page_token(browser, request_id: int) -> str:
+    return csrf_token(browser, f"/enablement/requests/{request_id}")
+
+
+def test_a_withdrawal_and_jiras_approval_at_once_end_one_way_or_the_other(
+    app, demo, desk, jira, broker
+):
+    poll = task(app, "vcpay.enablement.poll_service_desk")
+    manager = app.test_client()
+    sign_in(manager, "manager@harbourside.example")
+    outcomes = Counter()
+    for _ in range(ROUNDS):
+        for clinic in demo.clinics:  # off again, so each approval has something to enable
+            clinic.gateway_enabled_at = clinic.gateway_enabled_by_request_id = None
+        request = raised_request(demo, desk)
+        jira.decide(request.jira_key, "approve")
+        token = request_page_token(manager, request.id)
+        page, _ = at_once(app, partial(withdraw, manager, request.id, token), poll)
+        request = db.session.get(EnablementRequest, request.id)
+        enabled = [c for c in demo.clinics if c.gateway_enabled_by_request_id == request.id]
+        happened = Counter(e.kind for e in request.events)
+        if request.state == RequestState.WITHDRAWN:
+            assert not enabled and not happened["approved"], "withdrawn, yet clinics enabled"
+            assert "Request withdrawn." in page
+        else:
+            assert request.state == RequestState.APPROVED
+            assert enabled and not happened["withdrawn"], "approved, yet withdrawn"
+            assert "Only an open request can be withdrawn." in page
+        outcomes[request.state] += 1
+        queued_tasks(broker, "")
+    print(f"withdrawal racing an approval: {dict(outcomes)}")
+
+
+def test_a_withdrawal_while_the_request_is_raised_leaves_it_withdrawn_and_tells_jira(
+    app, demo, jira, broker
+):
+    raise_request = task(app, "vcpay.enablement.raise_request")
+    comment = task(app, "vcpay.enablement.post_decision_comment")
+    manager = app.test_client()
+    sign_in(manager, "manager@harbourside.example")
+    outcomes = Counter()
+    for round_number in range(ROUNDS):
+        request = queued_request(demo)
+        queued_tasks(broker, "")
+        token = request_page_token(manager, request.id)
+        delay = DELAYS[round_number % len(DELAYS)]  # before, during and after the raise
+        at_once(
+            app,
+            partial(withdraw, manager, request.id, token, delay),
+            partial(raise_request, request.id),
+        )
+        request = db.session.get(EnablementRequest, request.id)
+        assert request.state == RequestState.WITHDRAWN, "a withdrawn request came back"
+        mine = [r for r in jira.requests() if request.correlation_id in r["summary"]]
+        assert [r["key"] for r in mine] == ([request.jira_key] if request.jira_key else [])
+        for args in queued_tasks(broker, "vcpay.enablement.post_decision_comment"):
+            comment(*args)
+        if mine:  # raised after all: Jira is told it was withdrawn, once
+            assert [c for c in vcpay_comments(jira, request) if "withdrew" in c] != []
+            assert len(vcpay_comments(jira, request)) == 1
+        kinds_in_order = [e.kind for e in request.events if e.kind in ("raised", "withdrawn")]
+        outcomes[" then ".join(kinds_in_order)] += 1
+    print(f"withdrawal racing a raise: {dict(outcomes)}")
 
 
 # -- Email -------------------------------------------------------------------------------------
@@ -395,9 +471,6 @@ def pay_then_return(control, patient, call, request: PaymentRequest, delay: floa
     )
     patient.get(done_page(call, request))
     return answer.status_code < 300
-
-
-DELAYS = (0, 0, 0.01, 0.02, 0.04)
 
 
 def cancel(clinician, call, request: PaymentRequest, token: str):

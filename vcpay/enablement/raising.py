@@ -6,9 +6,10 @@ from flask import current_app, render_template
 
 from vcpay.database import utcnow
 from vcpay.enablement.models import EnablementRequest, RequestState
-from vcpay.enablement.services import add_event
+from vcpay.enablement.services import add_event, move_to, queue_withdrawal_comment
 from vcpay.extensions import db
 from vcpay.integrations.servicedesk import RequestSnapshot, ServiceDesk, ServiceDeskError
+from vcpay.transactions import after_commit
 
 
 class WaitForSearch(Exception):
@@ -71,7 +72,7 @@ def _record_failure(request: EnablementRequest, error: ServiceDeskError) -> None
 
 
 def record_raised(request: EnablementRequest, snapshot: RequestSnapshot) -> None:
-    request.state = RequestState.RAISED.value
+    move_to(request, RequestState.RAISED)  # unless it was withdrawn meanwhile
     request.jira_key = snapshot.key
     request.jira_status = snapshot.status
     request.jira_resolution = snapshot.resolution
@@ -82,3 +83,6 @@ def record_raised(request: EnablementRequest, snapshot: RequestSnapshot) -> None
     request.last_error = None
     add_event(request, "raised", f"Raised in the service desk as {snapshot.key}.")
     db.session.flush()
+    if request.state == RequestState.WITHDRAWN:  # Jira is told, as of any withdrawal
+        request_id = request.id
+        after_commit(db.session(), lambda: queue_withdrawal_comment(request_id))

@@ -4,7 +4,8 @@ withdrawing. Functions change the session and flush; the view or task commits on
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from vcpay.audit.services import record_audit
 from vcpay.database import utcnow
@@ -33,6 +34,28 @@ class ClinicChoice:
     clinic_id: int
     has_stripe_account: bool
     stripe_account_hint: str
+
+
+def move_to(request: EnablementRequest, state: RequestState) -> bool:
+    """Set ``state`` only if the request is still in the state read here: a guarded update, so
+    of two changes arriving together (a withdrawal and Jira's decision, two clicks) one wins,
+    on SQLite as on PostgreSQL. Otherwise the request is read again and False returned."""
+    moved = db.session.execute(
+        update(EnablementRequest)
+        .where(EnablementRequest.id == request.id, EnablementRequest.state == request.state)
+        .values(state=state.value)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:
+        db.session.refresh(request)
+        return False
+    set_committed_value(request, "state", state.value)
+    return True
+
+
+def _move_or_refuse(request: EnablementRequest, state: RequestState, refusal: str) -> None:
+    if not move_to(request, state):
+        raise EnablementError(refusal)
 
 
 def add_event(request: EnablementRequest, kind: str, message: str = "", actor=None) -> None:
@@ -126,15 +149,16 @@ def submit(request: EnablementRequest, actor: User) -> None:
         raise EnablementError("This request has already been sent.")
     request.submitted_at = utcnow()
     manager = request.organisation.telehealth_manager
+    sent = "This request has already been sent."
     if manager is not None and manager.id == actor.id:
-        _endorse(request, actor, "Sent by the authorised telehealth manager.")
+        _endorse(request, actor, "Sent by the authorised telehealth manager.", sent)
         return
     if manager is None:
         raise EnablementError(
             "Your organisation has no authorised telehealth manager to approve this request. "
             "Ask your organisation's administrators to name one."
         )
-    request.state = RequestState.AWAITING_ENDORSEMENT.value
+    _move_or_refuse(request, RequestState.AWAITING_ENDORSEMENT, sent)
     request.sent_back_reason = None
     add_event(request, "submitted", f"Sent to {manager.name} for endorsement.", actor=actor)
     record_audit("enablement.submitted", request, actor=actor)
@@ -154,13 +178,14 @@ def submit(request: EnablementRequest, actor: User) -> None:
 
 def endorse(request: EnablementRequest, manager: User) -> None:
     _require_manager(request, manager)
+    waiting = "This request is not waiting for endorsement."
     if request.state != RequestState.AWAITING_ENDORSEMENT:
-        raise EnablementError("This request is not waiting for endorsement.")
-    _endorse(request, manager, f"Endorsed by {manager.name}.")
+        raise EnablementError(waiting)
+    _endorse(request, manager, f"Endorsed by {manager.name}.", waiting)
 
 
-def _endorse(request: EnablementRequest, manager: User, message: str) -> None:
-    request.state = RequestState.QUEUED.value
+def _endorse(request: EnablementRequest, manager: User, message: str, refusal: str) -> None:
+    _move_or_refuse(request, RequestState.QUEUED, refusal)
     request.endorsed_by = manager
     request.endorsed_at = utcnow()
     add_event(request, "endorsed", message, actor=manager)
@@ -183,7 +208,7 @@ def send_back(request: EnablementRequest, manager: User, reason: str) -> None:
     reason = reason.strip()
     if not reason:
         raise EnablementError("Say why you are sending the request back.")
-    request.state = RequestState.SENT_BACK.value
+    _move_or_refuse(request, RequestState.SENT_BACK, "This request is not waiting for endorsement.")
     request.sent_back_reason = reason
     add_event(request, "sent_back", f"Sent back by {manager.name}: {reason}", actor=manager)
     record_audit("enablement.sent_back", request, actor=manager, reason=reason)
@@ -203,19 +228,21 @@ def send_back(request: EnablementRequest, manager: User, reason: str) -> None:
 
 
 def withdraw(request: EnablementRequest, actor: User) -> None:
-    if request.state not in OPEN_STATES:
-        raise EnablementError("Only an open request can be withdrawn.")
+    while True:  # Jira's decision may move it meanwhile: look again
+        if request.state not in OPEN_STATES:
+            raise EnablementError("Only an open request can be withdrawn.")
+        if move_to(request, RequestState.WITHDRAWN):
+            break
     was_in_service_desk = request.jira_key is not None
-    request.state = RequestState.WITHDRAWN.value
     request.withdrawn_at = utcnow()
     add_event(request, "withdrawn", f"Withdrawn by {actor.name}.", actor=actor)
     record_audit("enablement.withdrawn", request, actor=actor)
     if was_in_service_desk:
         request_id = request.id
-        after_commit(db.session(), lambda: _queue_withdrawal_comment(request_id))
+        after_commit(db.session(), lambda: queue_withdrawal_comment(request_id))
 
 
-def _queue_withdrawal_comment(request_id: int) -> None:
+def queue_withdrawal_comment(request_id: int) -> None:
     from vcpay.enablement.tasks import post_decision_comment
 
     post_decision_comment.delay(request_id)
