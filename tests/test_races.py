@@ -1,8 +1,9 @@
 """Exactly once when two of anything run at once, on SQLite as on PostgreSQL.
 
-Each test lets two (or three) rivals loose together from a ``threading.Barrier``, each on a
+Each test lets two or more rivals loose together from a ``threading.Barrier``, each on a
 thread of its own with its own application context and database session, as two worker
-processes or two web servers would be, and repeats that for several rounds so the window is
+processes or two web servers would be (two web servers are two vcpay apps, each with its own
+connection pools, served over HTTP), and repeats that for several rounds so the window is
 hit. SQLite ignores ``SELECT ... FOR UPDATE``: anything that rested on a row lock alone did
 its work twice there. ``pytest -m races`` runs this file alone.
 """
@@ -25,7 +26,12 @@ from tests.conftest import csrf_token, sign_in
 from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
 from tests.stripe_events import signed
 from tests.stripe_standin import WEBHOOK_SECRET, link_clinic, served
-from tests.test_enablement_jira import queued_request, raised_request, use_standin
+from tests.test_enablement_jira import (
+    queued_request,
+    raised_request,
+    use_standin,
+    vcpay_comments,
+)
 from vcpay import create_app
 from vcpay.audit.models import AuditEntry
 from vcpay.calls.models import CallEvent
@@ -130,9 +136,8 @@ def queued_tasks(queue, name: str) -> list[list]:
     return found
 
 
-def vcpay_comments(jira, request: EnablementRequest) -> list[str]:
-    [raised] = [r for r in jira.requests() if r["key"] == request.jira_key]
-    return [c["body"] for c in raised["comments"] if request.correlation_id in c["body"]]
+def drain(queue) -> None:
+    queued_tasks(queue, "")
 
 
 def count(model, **where) -> int:
@@ -172,7 +177,7 @@ def test_two_looks_at_jira_at_once_apply_each_decision_once_and_comment_once(
     comment = task(app, "vcpay.enablement.post_decision_comment")
     for round_number in range(ROUNDS):
         request = raised_request(demo, desk)
-        queued_tasks(broker, "")  # the raise's own messages
+        drain(broker)  # the raise's own messages
         jira.decide(request.jira_key, "approve")
         at_once(app, poll, poll if round_number % 2 else partial(check, request.jira_key))
         request = db.session.get(EnablementRequest, request.id)
@@ -229,7 +234,7 @@ def test_a_withdrawal_and_jiras_approval_at_once_end_one_way_or_the_other(
             assert enabled and not happened["withdrawn"], "approved, yet withdrawn"
             assert "Only an open request can be withdrawn." in page
         outcomes[request.state] += 1
-        queued_tasks(broker, "")
+        drain(broker)
     print(f"withdrawal racing an approval: {dict(outcomes)}")
 
 
@@ -243,7 +248,7 @@ def test_a_withdrawal_while_the_request_is_raised_leaves_it_withdrawn_and_tells_
     outcomes = Counter()
     for round_number in range(ROUNDS):
         request = queued_request(demo)
-        queued_tasks(broker, "")
+        drain(broker)
         token = request_page_token(manager, request.id)
         delay = DELAYS[round_number % len(DELAYS)]  # before, during and after the raise
         at_once(
