@@ -6,6 +6,7 @@ event in the same transaction, so both screens see it, and a payment is announce
 and counted once.
 """
 
+import logging
 import re
 from contextlib import suppress
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from vcpay.audit.services import record_audit
@@ -43,6 +44,7 @@ from vcpay.payments.models import (
 from vcpay.payments.receipts import receipt_url
 from vcpay.people.models import Clinic, User
 
+log = logging.getLogger(__name__)
 DESCRIPTION_MAX = 120
 REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
 # Stripe accepts 30 minutes to 24 hours.
@@ -394,18 +396,30 @@ def reconcile(gateway: StripeGateway, limit: int = 100) -> int:
             | (PaymentRequest.reconciled_at < now - timedelta(minutes=5))
             | (PaymentRequest.expires_at < now),
         )
-        .order_by(PaymentRequest.expires_at)
+        # Least recently asked first: requests Stripe keeps refusing cannot take every place.
+        .order_by(PaymentRequest.reconciled_at.nulls_first(), PaymentRequest.expires_at)
         .limit(limit)
     ).all()
     changed = 0
     for request in candidates:
+        request_id = request.id
         try:
             changed += sync_with_stripe(request, gateway)
-        except StripeGatewayError:
-            continue  # asked again next run
+        except StripeGatewayError as error:
+            db.session.rollback()
+            log.warning("Could not reconcile payment request %s: %s", request_id, error)
+            _note_asked(request_id, now)  # asked again after the re-check interval
+            continue
         request.reconciled_at = now
         db.session.commit()
     return changed
+
+
+def _note_asked(request_id: int, when: datetime) -> None:
+    db.session.execute(
+        update(PaymentRequest).where(PaymentRequest.id == request_id).values(reconciled_at=when)
+    )
+    db.session.commit()
 
 
 def request_for_session(session_id: str) -> PaymentRequest | None:
