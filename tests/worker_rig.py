@@ -78,8 +78,6 @@ class WorkerRig:
         self.stack = ExitStack()
         self.processes: dict[str, subprocess.Popen] = {}
 
-    # -- start and stop ----------------------------------------------------------------------
-
     def __enter__(self) -> "WorkerRig":
         try:
             self._start()
@@ -214,8 +212,6 @@ class WorkerRig:
             return requests.get(f"{self.web_url}/healthz", timeout=2).status_code == 200
         return False
 
-    # -- watching ----------------------------------------------------------------------------
-
     def log(self, name: str) -> bytes:
         path = self.folder / f"{name}.log"
         return path.read_bytes() if path.exists() else b""
@@ -241,8 +237,6 @@ class WorkerRig:
             re.findall(rf"{re.escape(task)}\[[^\]]+\] succeeded".encode(), self.log("worker"))
         )
 
-    # -- the database, as the test sees it ---------------------------------------------------
-
     def payment_request(self, key: str) -> PaymentRequest:
         db.session.rollback()  # see what the processes committed
         return db.session.scalar(select(PaymentRequest).filter_by(request_key=key))
@@ -259,10 +253,11 @@ class WorkerRig:
         db.session.commit()
         return clinic
 
-    def mail_to(self, address: str, subject_part: str) -> list:
-        return [m for m in self.catcher.store.messages(to=address) if subject_part in m.subject]
-
-    # -- Stripe, as the patient and the clinic's admin use it --------------------------------
+    def mail_to(self, address: str, subject_part: str, text_part: str = "") -> list:
+        return [
+            m for m in self.catcher.store.messages(to=address)
+            if subject_part in m.subject and text_part in (m.text or "")
+        ]  # fmt: skip
 
     def refund(self, request: PaymentRequest, amount: int | None = None) -> None:
         """A refund made in the clinic's Stripe dashboard (on its own account)."""
