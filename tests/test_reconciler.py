@@ -7,12 +7,13 @@ sessions the reconciler asked about is read from the stand-in's own log of calls
 """
 
 import secrets
+import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
-from tests.stripe_standin import link_clinic
+from tests.stripe_standin import link_clinic, process_received, wait_for_events
 from vcpay.calls.models import CallEvent
 from vcpay.calls.services import start_call
 from vcpay.database import utcnow
@@ -171,3 +172,43 @@ def test_the_reconciler_waits_for_a_quiet_spell_and_asks_again_only_now_and_then
     age([request], reconciled_at=minutes_ago(1), expires_at=minutes_ago(1))
     reconcile_payment_requests.run()
     assert sessions_asked(stripe_control) == [session] * 3  # past its expiry: asked each run
+
+
+class WebhookLandsMeanwhile(StripeGateway):
+    """Stripe answers the reconciler; before the reconciler acts on the answer, a worker
+    applies the same payment's webhook in a transaction of its own."""
+
+    def __init__(self, app, meanwhile):
+        super().__init__(StripeGateway.for_app().settings)
+        self.app, self.meanwhile = app, meanwhile
+
+    def retrieve_checkout_session(self, account_id: str, session_id: str):
+        answer = super().retrieve_checkout_session(account_id, session_id)
+        worker = threading.Thread(target=self._as_a_worker)
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "the webhook was not applied"
+        return answer
+
+    def _as_a_worker(self) -> None:
+        with self.app.app_context():
+            self.meanwhile()
+
+
+def test_a_webhook_applied_while_the_reconciler_asks_stripe_is_announced_once(app, call, webhooks):
+    [request] = requested(call)
+    webhooks.webhook_fault("hold", count=50)  # the completion waits at Stripe for now
+    webhooks.pay(request.checkout_session_id)
+    age([request], created_at=minutes_ago(3))
+
+    def webhook_arrives_and_is_processed():
+        webhooks.call("DELETE", "webhook-faults")
+        webhooks.release_held("created")
+        wait_for_events("checkout.session.completed")
+        process_received()
+
+    gateway = WebhookLandsMeanwhile(app, webhook_arrives_and_is_processed)
+    assert services.reconcile(gateway) == 0  # the webhook got there first
+    request = fresh(request)
+    assert request.state == PaymentState.PAID
+    assert kinds(request) == ["payment_requested", "payment_paid"]  # one popup, not two

@@ -257,7 +257,11 @@ def read_checkout(request: PaymentRequest, gateway: StripeGateway) -> CheckoutSu
 def sync_with_stripe(request: PaymentRequest, gateway: StripeGateway) -> bool:
     """Ask Stripe about the request and apply what it says: the one way a webhook, the
     reconciler and the patient's confirmation page learn of a payment. True if it moved."""
-    return apply_checkout(request, read_checkout(request, gateway))
+    session = read_checkout(request, gateway)
+    # Another of the three may have applied this payment while Stripe answered: act on the
+    # row as it is now (locked where the database can), or the payment is announced twice.
+    db.session.refresh(request, with_for_update=True)
+    return apply_checkout(request, session)
 
 
 def apply_checkout(request: PaymentRequest, session: CheckoutSummary) -> bool:
