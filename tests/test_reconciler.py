@@ -1,9 +1,10 @@
 """The reconciler: what a missed webhook would have told, learnt by asking Stripe.
 
 Each test makes payment requests on the GP clinic's account at the Stripe stand-in with no
-webhook endpoint set, so nothing but the reconciler tells vcpay what happened there. Time
-passing is the database's clock moved back (``created_at``, ``reconciled_at``); which
-sessions the reconciler asked about is read from the stand-in's own log of calls.
+webhook endpoint set (or with its webhooks held back), so nothing but the reconciler tells
+vcpay what happened there. Time passing is the database's clock moved back (``created_at``,
+``reconciled_at``); which sessions the reconciler asked about is read from the stand-in's
+own log of calls. The same task through a real worker and beat is in test_worker_pipeline.
 """
 
 import secrets
