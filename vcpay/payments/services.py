@@ -8,6 +8,7 @@ lock, which SQLite ignores: of two processes moving a request at once, one wins 
 other reads it again.
 """
 
+import logging
 import re
 import time
 from contextlib import suppress
@@ -48,6 +49,7 @@ from vcpay.payments.models import (
 from vcpay.payments.receipts import receipt_url
 from vcpay.people.models import Clinic, User
 
+log = logging.getLogger(__name__)
 DESCRIPTION_MAX = 120
 REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
 # Stripe accepts 30 minutes to 24 hours.
@@ -307,7 +309,11 @@ def read_checkout(request: PaymentRequest, gateway: StripeGateway) -> CheckoutSu
 def sync_with_stripe(request: PaymentRequest, gateway: StripeGateway) -> bool:
     """Ask Stripe about the request and apply what it says: the one way a webhook, the
     reconciler and the patient's confirmation page learn of a payment. True if it moved."""
-    return apply_checkout(request, read_checkout(request, gateway))
+    session = read_checkout(request, gateway)
+    # Another of the three may have applied this payment while Stripe answered: act on the
+    # row as it is now (locked where the database can), or the payment is announced twice.
+    db.session.refresh(request, with_for_update=True)
+    return apply_checkout(request, session)
 
 
 def apply_checkout(request: PaymentRequest, session: CheckoutSummary) -> bool:
@@ -474,18 +480,30 @@ def reconcile(gateway: StripeGateway, limit: int = 100) -> int:
             | (PaymentRequest.reconciled_at < now - timedelta(minutes=5))
             | (PaymentRequest.expires_at < now),
         )
-        .order_by(PaymentRequest.expires_at)
+        # Least recently asked first: requests Stripe keeps refusing cannot take every place.
+        .order_by(PaymentRequest.reconciled_at.nulls_first(), PaymentRequest.expires_at)
         .limit(limit)
     ).all()
     changed = 0
     for request in candidates:
+        request_id = request.id
         try:
             changed += sync_with_stripe(request, gateway)
-        except StripeGatewayError:
-            continue  # asked again next run
+        except StripeGatewayError as error:
+            db.session.rollback()
+            log.warning("Could not reconcile payment request %s: %s", request_id, error)
+            _note_asked(request_id, now)  # asked again after the re-check interval
+            continue
         request.reconciled_at = now
         db.session.commit()
     return changed
+
+
+def _note_asked(request_id: int, when: datetime) -> None:
+    db.session.execute(
+        update(PaymentRequest).where(PaymentRequest.id == request_id).values(reconciled_at=when)
+    )
+    db.session.commit()
 
 
 def request_for_session(session_id: str) -> PaymentRequest | None:
