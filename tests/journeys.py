@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -71,8 +71,8 @@ def assert_runs_as(product: dict, shape: str) -> None:
 
 @pytest.fixture(scope="session", params=SHAPES)
 def journey_product(request, tmp_path_factory):
-    """One `make run` per shape for every journey (the journeys run last, one shape at a
-    time, so only one is running and none outlives them by more than the session's end)."""
+    """One `make run` per shape for every journey. The journeys run last, grouped by shape,
+    so one product runs at a time and only while journeys do."""
     instance = tmp_path_factory.mktemp(f"instance-{request.param}")
     with (
         shape_settings(request.param) as settings,
@@ -133,14 +133,14 @@ class Practice:
 def new_practice(product: dict, gateway_on: bool) -> Practice:
     """A practice of the journey's own, its gateway on (as an approved request leaves it) or
     off (to be requested)."""
-    token = secrets.token_hex(4)
+    practice = Practice(secrets.token_hex(4))
     account = requests.post(
         f"{product['stripe_url']}/_sandbox/accounts",
-        json={"business_name": f"Journey {token} Clinic Pty Ltd"},
+        json={"business_name": practice.account_name},
         timeout=10,
     )
     assert account.status_code < 300, account.text
-    practice = Practice(token, account.json()["id"])
+    practice = replace(practice, account_id=account.json()["id"])
     _store_practice(product["database_url"], practice, gateway_on)
     return practice
 
