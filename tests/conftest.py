@@ -8,12 +8,21 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete
 
 from tests.browser import chromium  # noqa: F401 - one browser for the whole session
-from tests.journeys import ARTIFACTS, demo_product  # noqa: F401 - one `make run` for journeys
+from tests.journeys import ARTIFACTS, journey_product  # noqa: F401 - `make run` for journeys
 from tests.services import empty_database
 from tests.stripe_standin import standin, stripe_control, webhooks  # noqa: F401 - fixtures
 from vcpay import create_app
 from vcpay.extensions import db, limiter
 from vcpay.people.demo import seed_demo
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The journeys run last, one shape after the other (as pytest grouped them): the product
+    they share then never runs beside other tests, taking their CPU or their shared Redis."""
+    journeys = [item for item in items if "journey_product" in getattr(item, "fixturenames", ())]
+    chosen = set(journeys)
+    items[:] = [item for item in items if item not in chosen] + journeys
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

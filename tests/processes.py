@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +60,39 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, log: Pa
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")
+
+
+def process_table() -> dict[int, tuple[int, int, str]]:
+    """Each process on the machine: its parent, its session and its state, from /proc."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            table[int(stat.parent.name)] = (int(fields[1]), int(fields[3]), fields[0])
+    return table
+
+
+def sessions_below(pid: int) -> set[int]:
+    """The session of ``pid`` and of every process under it. A child that starts a session
+    of its own (each of `make run`'s does) is found by it, whatever its command line says."""
+    table = process_table()
+    found, grown = {pid}, True
+    while grown:
+        children = {child for child, (parent, _, _) in table.items() if parent in found}
+        grown = bool(children - found)
+        found |= children
+    return {table[member][1] for member in found if member in table}
+
+
+def alive_in_sessions(sessions: set[int]) -> dict[int, str]:
+    """The command line of each process still running in one of ``sessions``."""
+    alive = {}
+    for pid, (_, session, state) in process_table().items():
+        if session in sessions and state != "Z":  # a zombie has already exited
+            with suppress(OSError):
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                alive[pid] = command.replace(b"\0", b" ").decode(errors="replace").strip()
+    return alive
 
 
 def free_port() -> int:

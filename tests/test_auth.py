@@ -391,7 +391,7 @@ def test_a_call_stream_of_a_signed_out_clinician_ends_at_its_recheck(
     monkeypatch.setattr(live, "RECHECK_SECONDS", 0.2)
     monkeypatch.setattr(live, "KEEPALIVE_SECONDS", 0.2)
     app.config["STREAM_POLL_SECONDS"] = 0.05
-    app.config["STREAM_MAX_SECONDS"] = 5
+    app.config["STREAM_MAX_SECONDS"] = 60  # a stream that ended at its maximum sends no "closed"
     sign_in(client, CLINICIAN)
     clinic = db.session.scalar(select(models.Clinic).filter_by(name="Harbourside GP Clinic"))
     token = csrf_token(client, "/calls/")
@@ -404,4 +404,4 @@ def test_a_call_stream_of_a_signed_out_clinician_ends_at_its_recheck(
     began = time.monotonic()
     rest = b"".join(chunks).decode()
     assert rest.endswith("event: closed\ndata: {}\n\n")
-    assert time.monotonic() - began < 3
+    assert time.monotonic() - began < 30

@@ -6,6 +6,7 @@ import time
 from sqlalchemy import select
 
 from tests.conftest import csrf_token, sign_in
+from tests.processes import wait_for
 from tests.services import redis_url
 from vcpay.calls import live
 from vcpay.calls.live import CallWaker
@@ -20,17 +21,17 @@ def test_an_event_wakes_only_the_streams_of_its_own_call(app):
     waker.started = True  # no background listener: this test announces events itself
     woken: dict[int, bool] = {}
 
-    def watch(call_id: int) -> None:
-        woken[call_id] = waker.wait(call_id, after=0, timeout=1.0)
+    def watch(call_id: int, timeout: float) -> None:
+        woken[call_id] = waker.wait(call_id, after=0, timeout=timeout)
 
-    threads = [threading.Thread(target=watch, args=(call_id,)) for call_id in (1, 2)]
+    # Call 1's stream would wait a minute: only the event can end its wait within seconds.
+    threads = [threading.Thread(target=watch, args=args, daemon=True) for args in ((1, 60), (2, 1))]
     for thread in threads:
         thread.start()
-    time.sleep(0.1)
-    started = time.monotonic()
+    wait_for(lambda: waker.waiting.get(1), 10, "call 1's stream to wait")
     waker.note(1, 5)
-    threads[0].join()
-    assert woken[1] is True and time.monotonic() - started < 0.5
+    threads[0].join(timeout=10)
+    assert woken.get(1) is True
     threads[1].join()
     assert woken[2] is False  # timed out: call 2 had no event
     assert waker.conditions == {} and waker.waiting == {}  # nothing kept for unwatched calls
@@ -74,7 +75,7 @@ def test_with_redis_an_event_in_one_process_wakes_streams_in_another(app):
     web_server, worker = CallWaker(app), CallWaker(app)
     try:
         web_server._start_once()  # subscribes
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         woken = False
         while not woken and time.monotonic() < deadline:
             worker.announce(42, 9)  # until the subscription is in place
@@ -99,18 +100,39 @@ def test_a_change_made_in_a_request_wakes_streams_once_its_answer_is_sent(app, c
     assert waker.newest[call_id] == started.id
 
 
+class CountingLock:
+    """A call's reader lock that counts the streams which have come to it."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.arrived = 0
+        self.counting = threading.Lock()
+
+    def __enter__(self):
+        with self.counting:
+            self.arrived += 1
+        self.lock.acquire()
+
+    def __exit__(self, *exc_info):
+        self.lock.release()
+
+
 def test_the_streams_of_a_call_woken_together_share_one_read(app, monkeypatch):
     """Ten screens on a call wake on one event: one query, and every stream gets its rows."""
+    waker = CallWaker(app)
+    waker.started = True
+    waker.readers[4] = reader = CountingLock()
     reads = []
 
     def slow_read(engine, call_id, floor, look_back=False):
         reads.append(call_id)
-        time.sleep(0.1)  # long enough that the others arrive while it runs
+        # The read is still under way when every other stream comes for the rows.
+        wait_for(lambda: reader.arrived >= 10, 30, "the other streams to come for the rows")
         return [f"rows of call {call_id} after {floor}"]
 
     monkeypatch.setattr(live, "_recent_rows", slow_read)
-    waker = CallWaker(app)
-    waker.started = True
+    # However slowly the threads run, rows read for the same event are still fresh.
+    monkeypatch.setattr(live, "SHARE_SECONDS", 60)
     waker.note(4, 9)
     got = []
     threads = [

@@ -1,10 +1,10 @@
 """The enablement story by clicking, on `make run`: ask, endorse, approve in Jira, enabled.
 
-The demo starts with the GP clinic's gateway on; an organisation admin asks for it for the
-physiotherapy clinic; the telehealth manager, emailed a link, endorses
-it; a worker raises it in the Jira stand-in; an agent approves it on the stand-in's page; a
-worker enables the clinic (told early by the stand-in's signed webhook, or at the next poll),
-comments on the Jira request and emails everyone.
+An organisation admin asks for the gateway for the journey's own clinic (its gateway off);
+the organisation's telehealth manager, emailed a link, endorses it; a worker raises it in the
+Jira stand-in; an agent approves it on the stand-in's page; a worker enables the clinic (told
+early by the stand-in's signed webhook, or at the next poll), comments on the Jira request
+and emails everyone.
 """
 
 import re
@@ -12,84 +12,69 @@ import re
 import pytest
 import requests
 
-from tests.journeys import reload_until, save_screenshot, signed_in
+from tests.journeys import emails_to, new_practice, reload_until, save_screenshot, signed_in
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.browser
 
-ORG_ADMIN = "orgadmin@harbourside.example"
-MANAGER = "manager@harbourside.example"
+
+def shot(product, page, name: str) -> None:
+    save_screenshot(page, f"enablement-{product['shape']}-{name}")
 
 
-@pytest.fixture
-def product(demo_product):
-    return demo_product
-
-
-def shot(page, name: str) -> None:
-    save_screenshot(page, f"enablement-{name}")
-
-
-def emails_to(product, address: str) -> list[dict]:
-    listing = requests.get(
-        f"{product['catcher_url']}/api/messages", params={"to": address}, timeout=5
-    ).json()
-    return [
-        requests.get(f"{product['catcher_url']}/api/messages/{m['id']}", timeout=5).json()
-        for m in listing
-    ]
-
-
-def test_ask_endorse_approve_in_jira_and_the_clinic_is_enabled(product, chromium):
-    admin = signed_in(chromium, product, ORG_ADMIN, "/client-payments/")
+def test_ask_endorse_approve_in_jira_and_the_clinic_is_enabled(journey_product, chromium):
+    product = journey_product
+    practice = new_practice(product, gateway_on=False)
+    admin = signed_in(chromium, product, practice.org_admin, "/client-payments/")
     admin.get_by_role("link", name="Request the Payment Gateway").first.click()
     admin.locator("#clinics-0-selected").check()
     admin.locator("#clinics-0-has_stripe_account").check()
     admin.locator("#clinics-0-stripe_account_hint").fill("accounts@harbourside.example")
     admin.get_by_label("I accept the Payment Gateway terms").check()
-    shot(admin, "1-form")
+    shot(product, admin, "1-form")
     admin.get_by_role("button", name="Send request").click()
     admin.get_by_text("Waiting for the telehealth manager").first.wait_for()
-    shot(admin, "2-waiting-for-manager")
+    shot(product, admin, "2-waiting-for-manager")
 
-    [invitation] = wait_for(lambda: emails_to(product, MANAGER), 30, "the manager's email")
+    [invitation] = wait_for(lambda: emails_to(product, practice.manager), 30, "the manager's email")
     link = re.search(r"http://\S+/enablement/requests/\d+", invitation["text"]).group(0)
-    manager = signed_in(chromium, product, MANAGER, link.split(product["url"])[1])
+    manager = signed_in(chromium, product, practice.manager, link.split(product["url"])[1])
     assert manager.url == link
     manager.get_by_role("button", name="Endorse and send to the service desk").click()
     reload_until(manager, "With the service desk")
     key = re.search(r"PAY-\d+", manager.content()).group(0)
-    shot(manager, "3-raised")
+    shot(product, manager, "3-raised")
 
     agent = chromium.new_page()
     agent.goto(f"{product['jira_url']}/")
     agent.get_by_role("button", name=f"Approve {key}").click()
-    shot(agent, "4-approved-in-jira")
+    shot(product, agent, "4-approved-in-jira")
 
     reload_until(manager, "Approved: the Payment Gateway is on")
-    shot(manager, "5-approved")
+    shot(product, manager, "5-approved")
     manager.goto(f"{product['url']}/client-payments/")
-    physio_row = manager.get_by_role("row", name=re.compile("Harbourside Physiotherapy"))
-    assert "On" in physio_row.inner_text()
+    clinic_row = manager.get_by_role("row", name=re.compile(practice.clinic))
+    assert "On" in clinic_row.inner_text()
 
     approved = wait_for(
-        lambda: [m for m in emails_to(product, ORG_ADMIN) if "approved" in m["subject"]],
+        lambda: [m for m in emails_to(product, practice.org_admin) if "approved" in m["subject"]],
         30,
         "the requester's email",
     )
-    assert "Harbourside Physiotherapy" in approved[0]["text"]
+    assert practice.clinic in approved[0]["text"]
     comments = wait_for(
         lambda: [
             c
-            for r in requests.get(f"{product['jira_url']}/_sandbox/requests", timeout=5).json()
-            for c in r["comments"]
+            for c in requests.get(
+                f"{product['jira_url']}/_sandbox/requests/{key}", timeout=5
+            ).json()["comments"]
             if "vcpay has enabled the Payment Gateway" in c["body"]
         ],
         30,
         "vcpay's comment on the Jira request",
     )
     assert len(comments) == 1
-    assert "Harbourside Physiotherapy" in comments[0]["body"]
+    assert practice.clinic in comments[0]["body"]
 
     # The stand-in told vcpay of the approval through its signed webhook, and vcpay took it
     # (202 queued a look; 200 if a poll had already applied the approval).

@@ -10,50 +10,36 @@ receipt. Then a declined card, seen on both sides, and a retry that pays.
 import re
 
 import pytest
-import requests
 
-from tests.journeys import reload_until, save_screenshot, signed_in
+from tests.journeys import emails_to, new_practice, reload_until, save_screenshot, signed_in
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.browser
 
-CLINICIAN = "clinician@harbourside.example"
-CLINIC_ADMIN = "clinicadmin@harbourside.example"
-ACCOUNT_NAME = "Harbourside GP Clinic Pty Ltd"
-PATIENT_EMAIL = "pat.citizen@example.org"
+
+@pytest.fixture
+def practice(journey_product):
+    """A clinic of this journey's own with its gateway on, its Stripe account not linked."""
+    return new_practice(journey_product, gateway_on=True)
 
 
-def shot(page, name: str) -> None:
-    save_screenshot(page, f"payment-{name}")
+def shot(product, page, name: str) -> None:
+    save_screenshot(page, f"payment-{product['shape']}-{name}")
 
 
-def charges_enabled_in_stripe(product) -> None:
-    """Another journey may have switched charges off on this demo account: switch them on."""
-    stand_in = f"{product['stripe_url']}/_sandbox/accounts"
-    [account] = [
-        a
-        for a in requests.get(stand_in, timeout=5).json()
-        if a["business_profile"]["name"] == ACCOUNT_NAME
-    ]
-    if not account["charges_enabled"]:
-        requests.post(f"{stand_in}/{account['id']}", json={"charges_enabled": True}, timeout=5)
-
-
-def link_stripe_if_needed(browser, product) -> None:
-    charges_enabled_in_stripe(product)
-    admin = signed_in(browser, product, CLINIC_ADMIN, "/client-payments/")
-    admin.get_by_role("link", name="Harbourside GP Clinic").first.click()
-    if admin.get_by_role("button", name="Go to Stripe").count():
-        admin.get_by_role("button", name="Go to Stripe").click()
-        admin.get_by_label(re.compile(re.escape(ACCOUNT_NAME))).check()
-        admin.get_by_role("button", name="Connect my Stripe account").click()
-        admin.wait_for_url(re.compile(r".*/client-payments/clinics/\d+$"))
+def link_stripe(browser, product, practice) -> None:
+    admin = signed_in(browser, product, practice.clinic_admin, "/client-payments/")
+    admin.get_by_role("link", name=practice.clinic).first.click()
+    admin.get_by_role("button", name="Go to Stripe").click()
+    admin.get_by_label(f"{practice.account_name} ({practice.account_id})").check()
+    admin.get_by_role("button", name="Connect my Stripe account").click()
+    admin.wait_for_url(re.compile(r".*/client-payments/clinics/\d+$"))
     reload_until(admin, 'Card payments</dt>\n    <dd><span class="badge on">Enabled')
     admin.context.close()
 
 
-def pay_on_checkout(checkout, card: str) -> None:
-    checkout.get_by_label("Email").fill(PATIENT_EMAIL)
+def pay_on_checkout(checkout, card: str, email: str) -> None:
+    checkout.get_by_label("Email").fill(email)
     checkout.get_by_label("Card number").fill(card)
     checkout.get_by_label("Expiry").fill("12 / 34")
     checkout.get_by_label("CVC").fill("123")
@@ -77,20 +63,15 @@ def acknowledgement(response) -> bool:
     return response.request.method == "POST" and response.url.endswith("/acknowledge")
 
 
-def emails_to(product, address: str) -> list[dict]:
-    catcher = product["catcher_url"]
-    listing = requests.get(f"{catcher}/api/messages", params={"to": address}, timeout=5).json()
-    return [requests.get(f"{catcher}/api/messages/{m['id']}", timeout=5).json() for m in listing]
+def test_request_pay_popup_and_receipt_then_a_declined_card(journey_product, practice, chromium):
+    product = journey_product
+    link_stripe(chromium, product, practice)
 
-
-def test_request_pay_popup_and_receipt_then_a_declined_card(demo_product, chromium):
-    link_stripe_if_needed(chromium, demo_product)
-
-    clinician = signed_in(chromium, demo_product, CLINICIAN, "/calls/")
+    clinician = signed_in(chromium, product, practice.clinician, "/calls/")
     clinician.get_by_label("Patient or appointment (optional)").fill("Pat Citizen, follow-up")
-    clinician.get_by_role("button", name="Start a call at Harbourside GP Clinic").click()
+    clinician.get_by_role("button", name=f"Start a call at {practice.clinic}").click()
     guest_link = clinician.get_by_label("Patient's link to this call").input_value()
-    shot(clinician, "1-call-started")
+    shot(product, clinician, "1-call-started")
 
     patient_context = chromium.new_context()
     patient = patient_context.new_page()
@@ -102,52 +83,52 @@ def test_request_pay_popup_and_receipt_then_a_declined_card(demo_product, chromi
 
     request_payment(clinician, "85.00", "Consultation")
     clinician.get_by_text("Waiting for the patient").wait_for()
-    shot(clinician, "2-requested")
+    shot(product, clinician, "2-requested")
     patient.get_by_text("A$85.00").wait_for()  # the patient's screen, without a reload
-    shot(patient, "3-patient-sees-request")
+    shot(product, patient, "3-patient-sees-request")
 
     with patient_context.expect_page() as opened:
         patient.get_by_role("button", name="Pay now").click()
     checkout = opened.value
     checkout.wait_for_load_state()
-    assert checkout.url.startswith(demo_product["stripe_url"])
-    shot(checkout, "4-checkout")
-    pay_on_checkout(checkout, "4242 4242 4242 4242")
+    assert checkout.url.startswith(product["stripe_url"])
+    shot(product, checkout, "4-checkout")
+    pay_on_checkout(checkout, "4242 4242 4242 4242", practice.patient)
     checkout.get_by_role("heading", name="Payment received").wait_for()
     confirmation = checkout.content()
     for shown in (
-        "Harbourside GP Clinic",
+        practice.clinic,
         "Consultation",
         "A$85.00",
         "Visa",
         "4242",
-        PATIENT_EMAIL,
+        practice.patient,
     ):
         assert shown in confirmation, shown
     assert re.search(r"Receipt number</dt><dd>[\w-]+", confirmation)
-    shot(checkout, "5-confirmation")
+    shot(product, checkout, "5-confirmation")
     patient.get_by_text("Paid").first.wait_for()
-    shot(patient, "6-patient-paid")
+    shot(product, patient, "6-patient-paid")
 
     popup = clinician.get_by_role("dialog")
     popup.wait_for()
     assert "Payment received: A$85.00, Consultation, Pat Citizen" in popup.inner_text()
-    shot(clinician, "7-popup")
+    shot(product, clinician, "7-popup")
     with clinician.expect_response(acknowledgement):
         popup.get_by_role("button", name="Dismiss").click()
     clinician.reload()
     assert not clinician.get_by_role("dialog").is_visible()  # dismissed stays dismissed
 
-    [receipt] = wait_for(lambda: emails_to(demo_product, PATIENT_EMAIL), 30, "the receipt")
-    for shown in ("Harbourside GP Clinic", "A$85.00", "Consultation", "ending in 4242"):
+    [receipt] = wait_for(lambda: emails_to(product, practice.patient), 30, "the receipt")
+    for shown in (practice.clinic, "A$85.00", "Consultation", "ending in 4242"):
         assert shown in receipt["text"], shown
     # The email's own link shows the receipt in any browser; the call's link does not.
     [receipt_link] = re.findall(r"https?://\S+/join/receipts/\S+", receipt["text"])
     stranger = chromium.new_context().new_page()
     stranger.goto(receipt_link)
-    stranger.get_by_text(PATIENT_EMAIL).wait_for()
+    stranger.get_by_text(practice.patient).wait_for()
     stranger.goto(checkout.url)
-    assert PATIENT_EMAIL not in stranger.content()
+    assert practice.patient not in stranger.content()
     stranger.context.close()
 
     # A declined card: both sides see it, and the patient pays with another card.
@@ -157,26 +138,29 @@ def test_request_pay_popup_and_receipt_then_a_declined_card(demo_product, chromi
         patient.get_by_role("button", name="Pay now").click()
     checkout = opened.value
     checkout.wait_for_load_state()
-    pay_on_checkout(checkout, "4000 0000 0000 0002")
+    pay_on_checkout(checkout, "4000 0000 0000 0002", practice.patient)
     checkout.get_by_text("Your card was declined.").wait_for()
-    shot(checkout, "8-declined")
+    shot(product, checkout, "8-declined")
     clinician.get_by_text("Card declined, patient can retry").wait_for()
     patient.get_by_text("Your card was not accepted").wait_for()
-    shot(clinician, "9-clinician-sees-decline")
-    pay_on_checkout(checkout, "4242 4242 4242 4242")
+    shot(product, clinician, "9-clinician-sees-decline")
+    pay_on_checkout(checkout, "4242 4242 4242 4242", practice.patient)
     checkout.get_by_role("heading", name="Payment received").wait_for()
     popup = clinician.get_by_role("dialog")
     popup.wait_for()
     assert "Payment received: A$40.00, Pathology report, Pat Citizen" in popup.inner_text()
-    shot(clinician, "10-second-popup")
+    shot(product, clinician, "10-second-popup")
     patient_context.close()
 
 
-def test_with_an_interpreter_in_the_call_the_clinician_chooses_who_pays(demo_product, chromium):
-    link_stripe_if_needed(chromium, demo_product)
-    clinician = signed_in(chromium, demo_product, CLINICIAN, "/calls/")
+def test_with_an_interpreter_in_the_call_the_clinician_chooses_who_pays(
+    journey_product, practice, chromium
+):
+    product = journey_product
+    link_stripe(chromium, product, practice)
+    clinician = signed_in(chromium, product, practice.clinician, "/calls/")
     clinician.get_by_label("Patient or appointment (optional)").fill("Two people")
-    clinician.get_by_role("button", name="Start a call at Harbourside GP Clinic").click()
+    clinician.get_by_role("button", name=f"Start a call at {practice.clinic}").click()
     guest_link = clinician.get_by_label("Patient's link to this call").input_value()
     clinician.get_by_role("button", name="Apps & Tools").click()
     who_pays = clinician.get_by_label("Who pays")
@@ -202,7 +186,7 @@ def test_with_an_interpreter_in_the_call_the_clinician_chooses_who_pays(demo_pro
     screens["Pat Citizen"].get_by_role("button", name="Pay now").wait_for()
     screens["Ana (interpreter)"].get_by_text("Requested from Pat Citizen.").wait_for()
     assert screens["Ana (interpreter)"].get_by_role("button", name="Pay now").count() == 0
-    shot(screens["Ana (interpreter)"], "11-interpreter-sees-who-pays")
+    shot(product, screens["Ana (interpreter)"], "11-interpreter-sees-who-pays")
 
     # Pat rejoins from a phone: typing the name gives nothing; the clinician says who it is.
     contexts.append(chromium.new_context())
@@ -213,11 +197,11 @@ def test_with_an_interpreter_in_the_call_the_clinician_chooses_who_pays(demo_pro
     phone.get_by_text("Requested from Pat Citizen.").wait_for()
     assert phone.get_by_role("button", name="Pay now").count() == 0
     clinician.get_by_role("button", name="This is Pat Citizen").wait_for()
-    shot(clinician, "12-clinician-sees-this-is-pat")
+    shot(product, clinician, "12-clinician-sees-this-is-pat")
     clinician.get_by_role("button", name="This is Pat Citizen").click()
     clinician.get_by_text("recognised as Pat Citizen").first.wait_for()
     phone.get_by_role("button", name="Pay now").wait_for()  # without a reload
-    shot(phone, "13-rejoined-patient-recognised")
+    shot(product, phone, "13-rejoined-patient-recognised")
     assert screens["Ana (interpreter)"].get_by_role("button", name="Pay now").count() == 0
     for context in contexts:
         context.close()

@@ -5,11 +5,20 @@ drives it with Chromium, then stops it with Ctrl-C.
 """
 
 import signal
+import time
 
 import pytest
 
 from tests.conftest import ARTIFACTS
-from tests.processes import ROOT, port_open, running_product, stop_group, wait_for
+from tests.processes import (
+    ROOT,
+    alive_in_sessions,
+    port_open,
+    running_product,
+    sessions_below,
+    stop_group,
+    wait_for,
+)
 from vcpay.people.demo import DEMO_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -80,22 +89,30 @@ def test_the_language_switcher_changes_the_page_language(product, chromium):
     page.close()
 
 
+# Every process `make run` starts, by a part of its command line.
+DEMO_PROCESSES = (
+    "gunicorn wsgi:app",
+    "celery -A workers.main worker",
+    "celery -A workers.main beat",
+    "vcpay.sandbox.jira",
+    "vcpay.sandbox.stripe",
+    "vcpay.sandbox.mail",
+)
+
+
 def test_ctrl_c_stops_the_web_server_worker_and_beat(product):
     process = product["process"]
+    # By session, not by command line: a Celery worker's names neither instance nor port.
+    sessions = sessions_below(process.pid)
+    running = alive_in_sessions(sessions).values()
+    for started in DEMO_PROCESSES:
+        assert any(started in command for command in running), (started, running)
+
     stop_group(process, signal.SIGINT)
     assert process.returncode is not None
     wait_for(lambda: not port_open(product["port"]), 20, "the web server to stop")
-    leftovers = [
-        line
-        for line in _processes()
-        if str(product["log"].parent) in line or f":{product['port']}" in line
-    ]
-    assert leftovers == []
+    deadline = time.monotonic() + 30
+    while (left := alive_in_sessions(sessions)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == {}
     assert ROOT.exists()
-
-
-def _processes() -> list[str]:
-    import subprocess
-
-    listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
-    return listing.stdout.splitlines()

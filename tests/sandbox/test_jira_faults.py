@@ -69,7 +69,7 @@ def test_faults_match_method_and_path_prefix(jira, sandbox, standin_url):
 
 def test_a_delay_beyond_the_client_timeout_is_a_read_timeout(sandbox, standin_url):
     impatient = jira_client(standin_url, timeout=0.3)
-    sandbox.fault(path="/rest/api/2/myself", delay=1.0, times=1)
+    sandbox.fault(path="/rest/api/2/myself", delay=5.0, times=1)
 
     with pytest.raises(requests.exceptions.ReadTimeout):
         impatient.myself()
@@ -90,7 +90,7 @@ def test_after_effect_creates_the_request_although_the_client_times_out(sandbox,
     impatient = jira_client(standin_url, timeout=0.4)
     customer = sandbox.customer()
     sandbox.fault(
-        method="POST", path="/rest/servicedeskapi/request", delay=1.0, after_effect=True, times=1
+        method="POST", path="/rest/servicedeskapi/request", delay=5.0, after_effect=True, times=1
     )
 
     with pytest.raises(requests.exceptions.ReadTimeout):

@@ -1,6 +1,5 @@
 """JQL search: enhanced search with page tokens, the legacy search, time zones, search lag."""
 
-import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -260,8 +259,10 @@ def test_legacy_search_works_on_server(other_standin):
 
 def test_search_lags_behind_changes_but_issue_reads_are_current(jira, sandbox, standin_url):
     older = sandbox.raise_request(jira, "older")
-    time.sleep(0.65)  # older than the lag: search knows it, as it was
-    sandbox.post("/search-lag", {"seconds": 0.6})
+    # Jira's clock moves on a minute, so older is older than the lag: search knows it, as it
+    # was. The lag is long enough that what follows is still within it on a busy machine.
+    sandbox.post("/clock", {"offset_seconds": 60})
+    sandbox.post("/search-lag", {"seconds": 30})
     newer = sandbox.raise_request(jira, "newer")
     sandbox.post(f"/requests/{older.key}/decide", {"decision": "approve"})
 
@@ -270,7 +271,7 @@ def test_search_lags_behind_changes_but_issue_reads_are_current(jira, sandbox, s
         "project = PAY ORDER BY key ASC", reconcileIssues=[int(newer.id)]
     )
     current = jira.issue(older.key)
-    time.sleep(0.7)
+    sandbox.post("/clock", {"offset_seconds": 120})  # the lag has passed
     caught_up = jira.search_issues("project = PAY ORDER BY key ASC")
 
     assert keys(lagging) == [older.key]
