@@ -310,9 +310,9 @@ def sync_with_stripe(request: PaymentRequest, gateway: StripeGateway) -> bool:
     """Ask Stripe about the request and apply what it says: the one way a webhook, the
     reconciler and the patient's confirmation page learn of a payment. True if it moved."""
     session = read_checkout(request, gateway)
-    # Another of the three may have applied this payment while Stripe answered: act on the
-    # row as it is now (locked where the database can), or the payment is announced twice.
-    db.session.refresh(request, with_for_update=True)
+    # Another of the three may have applied this payment while Stripe answered: start from
+    # the row as it is now; the compare-and-set in each move settles a race that remains.
+    db.session.refresh(request)
     return apply_checkout(request, session)
 
 
