@@ -7,6 +7,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import delete
 
+from tests.broker import broker  # noqa: F401 - the in-memory broker's queue
 from tests.browser import chromium  # noqa: F401 - one browser for the whole session
 from tests.journeys import ARTIFACTS, demo_product  # noqa: F401 - one `make run` for journeys
 from tests.services import empty_database
