@@ -12,12 +12,13 @@ from datetime import timedelta
 import pytest
 import stripe
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from tests import factories
 from tests.conftest import CSRF_FIELD, csrf_token, sign_in
 from tests.stripe_standin import link_clinic, process_received, received, wait_for_events
 from vcpay.audit.models import AuditEntry
+from vcpay.calls import live
 from vcpay.calls.models import Call, CallEvent, Participant
 from vcpay.client_payments.links import remove_link
 from vcpay.client_payments.models import StripeLink
@@ -28,7 +29,7 @@ from vcpay.mail.models import OutboundEmail
 from vcpay.payments import receipts, services
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.people.demo import seed_demo
-from vcpay.people.models import Clinic, ClinicRole, User
+from vcpay.people.models import Clinic, ClinicMembership, ClinicRole, User
 from vcpay.webhooks.models import EventState
 
 CLINICIAN = "clinician@harbourside.example"
@@ -494,6 +495,31 @@ def test_only_a_clinician_of_the_call_recognises_and_only_its_own_participants(a
     assert recognise(clinician, call, phone_id, pat).status_code == 303
     assert recognised_as(phone_id) == int(pat)
     assert pay_now(phone, call, the_request()).status_code == 303
+
+
+def test_recognising_someone_others_were_recognised_as_keeps_one_person_and_no_chain(
+    app, clinician, gp
+):
+    call = start_call(clinician, gp)
+    join(app, call, "Pat Citizen")
+    pat = participant_id(call, "Pat Citizen")
+    ask(clinician, call, form={**request_form(clinician, call), "payer": pat})
+    join(app, call, "Pat on phone")
+    phone = participant_id(call, "Pat on phone")
+    ask(clinician, call, form={**request_form(clinician, call), "payer": phone})
+    tablet_browser = join(app, call, "Pat on tablet")
+    tablet = participant_id(call, "Pat on tablet")
+    assert recognise(clinician, call, tablet, phone).status_code == 303
+    # Then the clinician sees the phone is Pat too: the tablet follows, straight to Pat.
+    assert recognise(clinician, call, phone, pat).status_code == 303
+    assert (recognised_as(phone), recognised_as(tablet)) == (int(pat), int(pat))
+    first, second = requests_made()
+    for request in (first, second):
+        assert pay_now(tablet_browser, call, request).status_code == 303
+
+    join(app, call, "Pat on laptop")  # both requests are Pat's now: one choice, not two
+    panel = clinician.get(f"/calls/{call.id}/panel").get_data(as_text=True)
+    assert panel.count("This is ") == 1
 
 
 def test_anyone_in_the_call_may_be_asked_to_pay(app, clinician, gp):
@@ -1016,6 +1042,26 @@ def test_the_event_stream_resumes_after_the_last_event_id_and_keeps_staff_events
     assert (
         clinician.get(f"/calls/{call.id}/events", headers={"Last-Event-ID": "x"}).status_code == 400
     )
+
+
+def test_streams_close_when_their_viewers_lose_access_to_the_call(app, clinician, gp, monkeypatch):
+    monkeypatch.setattr(live, "RECHECK_SECONDS", 0.2)
+    monkeypatch.setattr(live, "KEEPALIVE_SECONDS", 0.2)
+    app.config.update(STREAM_POLL_SECONDS=0.05, STREAM_MAX_SECONDS=30)
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    staff = iter(clinician.get(f"/calls/{call.id}/events").response)
+    guest = iter(patient.get(f"/join/{call.guest_token}/events").response)
+    assert next(staff).startswith(b"retry:") and next(guest).startswith(b"retry:")
+    # The call ends, and its link's grace runs out; the clinician leaves the clinic.
+    clinician.post(f"/calls/{call.id}/end", data={"csrf_token": csrf_token(clinician, "/calls/")})
+    doctor = db.session.scalar(select(User).filter_by(email=CLINICIAN))
+    db.session.execute(delete(ClinicMembership).filter_by(user_id=doctor.id))
+    grace = timedelta(minutes=app.config["GUEST_LINK_GRACE_MINUTES"] + 1)
+    db.session.execute(update(Call).filter_by(id=call.id).values(ended_at=utcnow() - grace))
+    db.session.commit()
+    for stream in (staff, guest):
+        assert b"".join(stream).decode().endswith("event: closed\ndata: {}\n\n")
 
 
 def test_the_reconciler_finds_a_delayed_payment_that_failed(app, clinician, gp, stripe_control):
