@@ -5,13 +5,14 @@ reach vcpay over HTTP too, and each stored event is then processed as a worker w
 """
 
 import re
+import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 import stripe
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from tests import factories
 from tests.conftest import csrf_token, sign_in
@@ -426,6 +427,68 @@ def test_a_replayed_answer_links_nothing_more(client, gp, stripe_control):
     page = flash_after(client, come_back(client, answer))
     assert "This answer from Stripe was already used" in page
     assert [link.state for link in links()] == [LinkState.REMOVED]
+
+
+def held_attempts(app):
+    """The test's own transaction on the OAuth attempts: an answer's claim waits behind it."""
+    connection = db.engine.connect()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SELECT id FROM stripe_oauth_attempts FOR UPDATE")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")  # SQLite: the write lock itself
+    return connection
+
+
+def claims_waiting(count: int) -> None:
+    """Until ``count`` requests wait on the test's lock (PostgreSQL shows who waits; SQLite
+    does not, so there a moment is given instead)."""
+    if db.engine.dialect.name != "postgresql":
+        time.sleep(1.0)
+        return
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 20
+    while db.session.scalar(query) < count:
+        assert time.monotonic() < deadline, "the answers never reached their claim"
+        db.session.rollback()
+        time.sleep(0.05)
+    db.session.rollback()
+
+
+def test_the_same_answer_twice_at_once_links_once(app, client, gp, stripe_control):
+    account = stripe_control.account(business_name="Harbourside GP Clinic Pty Ltd")
+    sign_in(client, CLINIC_ADMIN)
+    answer = stripe_control.consent(go_to_stripe(client, gp).location, account=account)
+    reload = app.test_client()  # the same browser: its session, another request at once
+    cookie = client.get_cookie("vcpay_session")
+    reload.set_cookie("vcpay_session", cookie.value, domain=cookie.domain)
+    outcomes: dict[str, str] = {}
+
+    def come_back_in(name: str, browser) -> None:
+        with app.app_context():
+            response = browser.get("/client-payments/stripe/callback", query_string=answer)
+            outcomes[name] = browser.get(response.location).get_data(as_text=True)
+
+    lock = held_attempts(app)
+    tabs = [
+        threading.Thread(target=come_back_in, args=("first", client)),
+        threading.Thread(target=come_back_in, args=("reload", reload)),
+    ]
+    for tab in tabs:
+        tab.start()
+    claims_waiting(2)
+    lock.rollback()
+    lock.close()
+    for tab in tabs:
+        tab.join(30)
+    said = sorted(outcomes.values(), key=lambda page: "already used" in page)
+    assert "Linked Stripe account Harbourside GP Clinic Pty Ltd" in said[0]
+    assert "This answer from Stripe was already used" in said[1]
+    assert [(link.account_id, link.state) for link in links()] == [(account, LinkState.LINKED)]
+    exchanges = [c for c in stripe_control.call("GET", "calls") if c["path"] == "/oauth/token"]
+    assert len(exchanges) == 1
 
 
 def test_an_answer_started_in_another_browser_links_nothing(app, client, gp, stripe_control):
