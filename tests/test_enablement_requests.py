@@ -143,6 +143,17 @@ def test_every_missing_answer_gets_its_own_message_and_nothing_is_saved(client, 
     assert requests_count() == 0
 
 
+def test_a_request_without_an_email_or_phone_to_reach_someone_is_refused(client, demo):
+    sign_in(client, MANAGER)
+    data = request_data(client, new_path(demo), contact_email="", contact_phone=" ")
+    response = client.post(new_path(demo), data=data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Enter your email address." in html
+    assert "Enter a phone number the service desk can call." in html
+    assert requests_count() == 0
+
+
 def test_no_clinic_chosen_is_refused(client, demo):
     sign_in(client, MANAGER)
     response = client.post(new_path(demo), data=request_data(client, new_path(demo), clinics=[]))

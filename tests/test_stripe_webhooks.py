@@ -77,13 +77,15 @@ def test_the_body_is_kept_byte_for_byte(client, handled):
 def drop_inbox_connections(app) -> None:
     """What a database restart does to the inbox's pooled connection: the server ends it."""
     engine = app.extensions["stripe_inbox_engine"]
-    with engine.connect() as pooled:
-        if engine.dialect.name == "postgresql":
-            pid = pooled.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-            db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            db.session.commit()
-        else:
-            pooled.connection.dbapi_connection.close()
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as pooled:  # back in the pool after this, alive as far as it knows
+        raw = pooled.connection.dbapi_connection
+        pid = pooled.exec_driver_sql("SELECT pg_backend_pid()").scalar() if postgres else None
+    if postgres:
+        db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        db.session.commit()
+    else:
+        raw.close()  # SQLite has no server: the file connection is closed under the pool
 
 
 def test_an_inbox_connection_the_database_dropped_is_replaced_once(app, client):
