@@ -70,6 +70,7 @@ def app(_schema, tmp_path, app_overrides):
         yield app
         db.session.remove()
         _empty_tables()
+        db.engine.dispose()  # its connections now, not when the collector finds the app
         if (inbox := app.extensions.get("stripe_inbox_engine")) is not None:
             inbox.dispose()
         app.extensions["call_waker"].stop()
