@@ -7,6 +7,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import delete
 
+from tests.broker import broker  # noqa: F401 - the in-memory broker's queue
 from tests.browser import chromium  # noqa: F401 - one browser for the whole session
 from tests.journeys import ARTIFACTS, journey_product  # noqa: F401 - `make run` for journeys
 from tests.services import empty_database
@@ -78,6 +79,7 @@ def app(_schema, tmp_path, app_overrides):
         yield app
         db.session.remove()
         _empty_tables()
+        db.engine.dispose()  # its connections now, not when the collector finds the app
         if (inbox := app.extensions.get("stripe_inbox_engine")) is not None:
             inbox.dispose()
         app.extensions["call_waker"].stop()

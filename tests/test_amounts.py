@@ -41,6 +41,7 @@ def test_amounts_people_type_are_read_in_cents(typed, cents):
         ("1e3", "as a number in dollars and cents"),
         # Digits of other scripts: Python's \d and Decimal take them, people's banks do not.
         ("\u0668\u0665", "as a number in dollars and cents"),  # Arabic-Indic 85
+        ("\uff18\uff15", "as a number in dollars and cents"),  # full-width 85
         ("\uff18\uff15.\uff10\uff10", "as a number in dollars and cents"),  # full-width 85.00
         ("85.\u0665\u0660", "as a number in dollars and cents"),
         ("\u00b2", "as a number in dollars and cents"),

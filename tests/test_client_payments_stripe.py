@@ -5,13 +5,14 @@ reach vcpay over HTTP too, and each stored event is then processed as a worker w
 """
 
 import re
+import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 import stripe
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from tests import factories
 from tests.conftest import csrf_token, sign_in
@@ -249,6 +250,85 @@ def test_an_account_update_is_retried_while_stripe_fails(app, client, gp, webhoo
     assert links()[0].charges_enabled is False
 
 
+# Refresh from Stripe: the admin asks Stripe now instead of waiting for an event.
+
+
+def refresh(client, clinic):
+    token = csrf_token(client, f"/client-payments/clinics/{clinic.id}")
+    return client.post(
+        f"/client-payments/clinics/{clinic.id}/stripe/refresh", data={"csrf_token": token}
+    )
+
+
+def test_refresh_from_stripe_shows_what_stripe_says_now(app, client, gp, stripe_control):
+    account = stripe_control.account(business_name="Harbourside GP Clinic Pty Ltd")
+    sign_in(client, CLINIC_ADMIN)
+    link_account(client, stripe_control, gp, account=account)
+    # Changed in Stripe's dashboard; its event goes nowhere here.
+    stripe_control.update_account(account, charges_enabled=False, currently_due=["tos_acceptance"])
+    assert links()[0].charges_enabled is True
+    page = flash_after(client, refresh(client, gp))
+    assert "Account details read again from Stripe." in page
+    assert "Not enabled" in page and "tos acceptance" in page
+    [link] = links()
+    assert (link.charges_enabled, link.requirements_due) == (False, ["tos_acceptance"])
+
+
+def test_refresh_of_an_account_disconnected_in_stripe_says_so_and_changes_nothing(
+    client, gp, stripe_control
+):
+    account = stripe_control.account(business_name="Harbourside GP Clinic Pty Ltd")
+    sign_in(client, CLINIC_ADMIN)
+    link_account(client, stripe_control, gp, account=account)
+    stripe_control.disconnect(account)  # its event goes nowhere here
+    before = links()[0].refreshed_at
+    page = flash_after(client, refresh(client, gp))
+    assert "Stripe says the account is no longer connected to vcpay" in page
+    [link] = links()
+    assert (link.state, link.refreshed_at) == (LinkState.LINKED, before)
+
+
+def test_refresh_while_stripe_is_unreachable_says_so_and_changes_nothing(
+    app, client, gp, stripe_control
+):
+    account = stripe_control.account(business_name="Harbourside GP Clinic Pty Ltd")
+    sign_in(client, CLINIC_ADMIN)
+    link_account(client, stripe_control, gp, account=account)
+    stripe_control.update_account(account, charges_enabled=False)
+    app.config.update(STRIPE_API_BASE="http://127.0.0.1:1", STRIPE_TIMEOUT_SECONDS=1.0)
+    forget_clients()
+    page = flash_after(client, refresh(client, gp))
+    assert "Could not read the account from Stripe: Stripe could not be reached" in page
+    assert links()[0].charges_enabled is True
+
+
+def test_refresh_or_remove_without_a_link_changes_nothing(client, gp, stripe_control):
+    sign_in(client, CLINIC_ADMIN)
+    refreshed = refresh(client, gp)
+    assert refreshed.status_code == 303
+    assert "read again" not in flash_after(client, refreshed)
+    removal = client.get(f"/client-payments/clinics/{gp.id}/stripe/remove")
+    assert removal.status_code == 303
+    assert "This clinic has no linked Stripe account." in flash_after(client, removal)
+    assert links() == []
+
+
+def test_stripe_refusing_to_disconnect_keeps_the_link(app, client, gp, stripe_control):
+    account = stripe_control.account(business_name="Harbourside GP Clinic Pty Ltd")
+    sign_in(client, CLINIC_ADMIN)
+    link_account(client, stripe_control, gp, account=account)
+    stripe_control.fault(path_prefix="/oauth/deauthorize", status=400)
+    token = csrf_token(client, f"/client-payments/clinics/{gp.id}/stripe/remove")
+    done = client.post(
+        f"/client-payments/clinics/{gp.id}/stripe/remove", data={"csrf_token": token}
+    )
+    assert "Stripe refused to disconnect the account, so it is still linked" in flash_after(
+        client, done
+    )
+    assert [link.state for link in links()] == [LinkState.LINKED]
+    assert stripe_control.accounts()[account]["connected"] is True
+
+
 # Every way linking can fail: a clear message, and nothing stored.
 
 
@@ -264,6 +344,58 @@ def test_denying_access_on_stripe_links_nothing(client, gp, stripe_control):
     assert answer["error"] == "access_denied"
     page = failed_linking(client, come_back(client, answer))
     assert "Linking was cancelled on Stripe, so no account was linked." in page
+
+
+def test_an_answer_without_a_code_links_nothing(client, gp, stripe_control):
+    account = stripe_control.account(business_name="Harbourside GP Clinic Pty Ltd")
+    sign_in(client, CLINIC_ADMIN)
+    answer = stripe_control.consent(go_to_stripe(client, gp).location, account=account)
+    del answer["code"]
+    page = failed_linking(client, come_back(client, answer))
+    assert "Stripe sent no authorisation back, so no account was linked." in page
+
+
+def test_an_answer_after_the_gateway_was_switched_off_links_nothing(client, gp, stripe_control):
+    account = stripe_control.account(business_name="Harbourside GP Clinic Pty Ltd")
+    sign_in(client, CLINIC_ADMIN)
+    answer = stripe_control.consent(go_to_stripe(client, gp).location, account=account)
+    gp.gateway_enabled_at = None
+    db.session.commit()
+    page = failed_linking(client, come_back(client, answer))
+    assert "The Payment Gateway is not switched on for this clinic." in page
+    assert stripe_control.accounts()[account]["connected"] is False  # the code never exchanged
+
+
+@pytest.mark.parametrize("same_account", [True, False])
+def test_an_answer_for_a_clinic_linked_meanwhile_in_another_tab_changes_nothing(
+    client, gp, stripe_control, same_account
+):
+    first = stripe_control.account(business_name="Harbourside GP Clinic Pty Ltd")
+    second = first if same_account else stripe_control.account(business_name="Another Pty Ltd")
+    sign_in(client, CLINIC_ADMIN)
+    late_tab = stripe_control.consent(go_to_stripe(client, gp).location, account=second)
+    link_account(client, stripe_control, gp, account=first)  # the other tab, finished first
+    page = flash_after(client, come_back(client, late_tab))
+    expected = (
+        "This clinic is already linked to that Stripe account."
+        if same_account
+        else "This clinic is already linked to a Stripe account. Remove that link first"
+    )
+    assert expected in page
+    assert [(link.account_id, link.state) for link in links()] == [(first, LinkState.LINKED)]
+    assert "Go to Stripe" not in clinic_page(client, gp)
+    again = go_to_stripe(client, gp)  # a stale page's button
+    assert "This clinic is already linked to a Stripe account." in flash_after(client, again)
+    assert again.location.endswith(f"/client-payments/clinics/{gp.id}")
+
+
+def test_stripe_refusing_the_code_exchange_links_nothing(app, client, gp, stripe_control):
+    account = stripe_control.account(business_name="Harbourside GP Clinic Pty Ltd")
+    sign_in(client, CLINIC_ADMIN)
+    answer = stripe_control.consent(go_to_stripe(client, gp).location, account=account)
+    stripe_control.fault(path_prefix="/oauth/token", status=400)
+    page = failed_linking(client, come_back(client, answer))
+    assert "Stripe refused to link the account:" in page
 
 
 def test_a_forged_state_links_nothing(client, gp, stripe_control):
@@ -295,6 +427,68 @@ def test_a_replayed_answer_links_nothing_more(client, gp, stripe_control):
     page = flash_after(client, come_back(client, answer))
     assert "This answer from Stripe was already used" in page
     assert [link.state for link in links()] == [LinkState.REMOVED]
+
+
+def held_attempts(app):
+    """The test's own transaction on the OAuth attempts: an answer's claim waits behind it."""
+    connection = db.engine.connect()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SELECT id FROM stripe_oauth_attempts FOR UPDATE")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")  # SQLite: the write lock itself
+    return connection
+
+
+def claims_waiting(count: int) -> None:
+    """Until ``count`` requests wait on the test's lock (PostgreSQL shows who waits; SQLite
+    does not, so there a moment is given instead)."""
+    if db.engine.dialect.name != "postgresql":
+        time.sleep(1.0)
+        return
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 20
+    while db.session.scalar(query) < count:
+        assert time.monotonic() < deadline, "the answers never reached their claim"
+        db.session.rollback()
+        time.sleep(0.05)
+    db.session.rollback()
+
+
+def test_the_same_answer_twice_at_once_links_once(app, client, gp, stripe_control):
+    account = stripe_control.account(business_name="Harbourside GP Clinic Pty Ltd")
+    sign_in(client, CLINIC_ADMIN)
+    answer = stripe_control.consent(go_to_stripe(client, gp).location, account=account)
+    reload = app.test_client()  # the same browser: its session, another request at once
+    cookie = client.get_cookie("vcpay_session")
+    reload.set_cookie("vcpay_session", cookie.value, domain=cookie.domain)
+    outcomes: dict[str, str] = {}
+
+    def come_back_in(name: str, browser) -> None:
+        with app.app_context():
+            response = browser.get("/client-payments/stripe/callback", query_string=answer)
+            outcomes[name] = browser.get(response.location).get_data(as_text=True)
+
+    lock = held_attempts(app)
+    tabs = [
+        threading.Thread(target=come_back_in, args=("first", client)),
+        threading.Thread(target=come_back_in, args=("reload", reload)),
+    ]
+    for tab in tabs:
+        tab.start()
+    claims_waiting(2)
+    lock.rollback()
+    lock.close()
+    for tab in tabs:
+        tab.join(30)
+    said = sorted(outcomes.values(), key=lambda page: "already used" in page)
+    assert "Linked Stripe account Harbourside GP Clinic Pty Ltd" in said[0]
+    assert "This answer from Stripe was already used" in said[1]
+    assert [(link.account_id, link.state) for link in links()] == [(account, LinkState.LINKED)]
+    exchanges = [c for c in stripe_control.call("GET", "calls") if c["path"] == "/oauth/token"]
+    assert len(exchanges) == 1
 
 
 def test_an_answer_started_in_another_browser_links_nothing(app, client, gp, stripe_control):

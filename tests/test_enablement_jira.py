@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 import requests
 from celery.exceptions import Retry
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
+from tests.sandbox.conftest import AGENT, jira_client, start_jira_standin, stop_jira_standin
 from vcpay.claims import CLAIM_TIMEOUT
 from vcpay.database import utcnow
 from vcpay.enablement import polling
@@ -186,6 +186,148 @@ def test_a_manual_move_while_the_approval_is_pending_needs_review(demo, desk, ji
     jira.decide(request.jira_key, "approve")
     polling.poll(desk)
     assert db.session.get(EnablementRequest, request.id).state == RequestState.APPROVED
+
+
+def events_of(request: EnablementRequest, kind: str) -> list:
+    db.session.expire_all()
+    return [e for e in db.session.get(EnablementRequest, request.id).events if e.kind == kind]
+
+
+def test_a_comment_while_the_approval_is_pending_changes_nothing(demo, desk, jira, standin):
+    request = raised_request(demo, desk)
+    jira_client(standin, AGENT).add_comment(request.jira_key, "We are checking the accounts.")
+    polling.poll(desk)
+    request = db.session.get(EnablementRequest, request.id)
+    assert (request.state, request.jira_status) == (RequestState.RAISED, "Waiting for approval")
+    assert events_of(request, "status_changed") == []
+    assert db.session.scalar(select(func.count()).select_from(OutboundEmail)) == 0
+
+
+def test_a_request_moved_by_hand_is_flagged_for_review_once(demo, desk, jira, standin):
+    request = raised_request(demo, desk)
+    jira.move(request.jira_key, "In Progress")
+    polling.poll(desk)
+    flagged = db.session.scalar(select(func.count()).select_from(OutboundEmail))
+    jira_client(standin, AGENT).add_comment(request.jira_key, "Still looking.")
+    polling.poll(desk)
+    request = db.session.get(EnablementRequest, request.id)
+    assert request.state == RequestState.NEEDS_REVIEW
+    assert len(events_of(request, "needs_review")) == 1
+    assert db.session.scalar(select(func.count()).select_from(OutboundEmail)) == flagged > 0
+
+
+def test_an_approval_enables_only_the_clinics_not_enabled_meanwhile(demo, desk, jira):
+    request = raised_request(demo, desk)
+    gp, physio = sorted(demo.clinics, key=lambda c: c.name)
+    gp.gateway_enabled_at = utcnow()  # by another way in the meantime
+    db.session.commit()
+    jira.decide(request.jira_key, "approve")
+    polling.poll(desk)
+    request = db.session.get(EnablementRequest, request.id)
+    assert request.state == RequestState.APPROVED
+    assert (gp.gateway_enabled_by_request_id, physio.gateway_enabled_by_request_id) == (
+        None,
+        request.id,
+    )
+    polling.post_comment_once(request, desk)
+    db.session.commit()
+    [comment] = [c for c in jira.requests()[0]["comments"] if request.correlation_id in c["body"]]
+    assert "Harbourside Physiotherapy" in comment["body"] and "GP Clinic" not in comment["body"]
+
+
+def test_a_decision_after_the_manager_stepped_down_still_tells_everyone_else(demo, desk, jira):
+    from vcpay.people.models import OrganisationMembership
+
+    request = raised_request(demo, desk)
+    db.session.execute(update(OrganisationMembership).values(is_telehealth_manager=False))
+    db.session.commit()
+    jira.decide(request.jira_key, "approve")
+    polling.poll(desk)
+    assert db.session.get(EnablementRequest, request.id).state == RequestState.APPROVED
+    told = set(db.session.scalars(select(OutboundEmail.recipient)))
+    assert told == {
+        request.requester.email,
+        request.contact_email,
+        "clinicadmin@harbourside.example",
+    }
+
+
+def test_a_decline_without_a_comment_records_the_resolution(demo, desk, jira):
+    request = raised_request(demo, desk)
+    jira.decide(request.jira_key, "decline")
+    polling.poll(desk)
+    request = db.session.get(EnablementRequest, request.id)
+    assert (request.state, request.decision_reason) == (
+        RequestState.DECLINED,
+        "Resolution: Declined.",
+    )
+
+
+def test_withdrawing_a_raised_request_comments_on_it_once(demo, desk, jira):
+    from vcpay.enablement.services import withdraw
+
+    request = raised_request(demo, desk)
+    withdraw(request, request.requester)
+    db.session.commit()
+    polling.post_comment_once(request, desk)
+    db.session.commit()
+    polling.post_comment_once(request, desk)  # a repeated task: already done
+    db.session.commit()
+    [raised] = jira.requests()
+    [comment] = [c for c in raised["comments"] if request.correlation_id in c["body"]]
+    assert comment["body"] == (
+        "The organisation withdrew this request in vcpay; nothing will be enabled. "
+        f"[{request.correlation_id}:withdrawn]"
+    )
+    assert len(events_of(request, "commented")) == 1
+
+
+# A workflow without an approval step: the configured statuses and resolutions decide.
+
+
+@pytest.fixture(scope="module")
+def plain_standin():
+    base_url, server = start_jira_standin(approval_step=False)
+    yield base_url
+    stop_jira_standin(server)
+
+
+@pytest.fixture
+def plain_desk(app, plain_standin):
+    use_standin(app, plain_standin)
+    yield ServiceDesk.from_config(app.config)
+    forget_clients()
+
+
+RESOLVE = "31"  # the stand-in workflow's "Resolve" transition
+
+
+@pytest.mark.parametrize(
+    "resolution, approved_statuses, decided",
+    [
+        ("Done", ["Resolved"], RequestState.APPROVED),
+        ("Won't Do", ["Resolved"], RequestState.DECLINED),
+        ("Done", ["Approved"], RequestState.NEEDS_REVIEW),  # done, but not a status named
+        (None, ["Resolved"], RequestState.RAISED),  # only a comment: still waiting
+    ],
+)
+def test_without_an_approval_step_the_configured_names_decide(
+    app, demo, plain_desk, plain_standin, resolution, approved_statuses, decided
+):
+    app.config["JIRA_APPROVED_STATUSES"] = approved_statuses
+    request = raised_request(demo, plain_desk)
+    assert request.jira_status == "In Progress"
+    agent = jira_client(plain_standin, AGENT)
+    if resolution is None:
+        agent.add_comment(request.jira_key, "Looking into it.")
+    else:
+        chosen = {"resolution": {"name": resolution}}
+        agent.transition_issue(request.jira_key, RESOLVE, fields=chosen)
+    polling.poll(plain_desk)
+    request = db.session.get(EnablementRequest, request.id)
+    assert request.state == decided
+    enabled = all(c.gateway_enabled for c in demo.clinics)
+    assert enabled is (decided == RequestState.APPROVED)
 
 
 def test_jira_down_then_back(demo, desk, jira):

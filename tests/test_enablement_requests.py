@@ -111,6 +111,10 @@ def test_the_manager_sends_a_request_back_with_a_reason(client, demo):
     assert "Say why you are sending the request back." in client.get(
         empty.headers["Location"]
     ).get_data(as_text=True)
+    assert 'maxlength="2000"' in client.get(detail).get_data(as_text=True)
+    too_long = client.post(f"{detail}/send-back", data={"csrf_token": token, "reason": "x" * 2001})
+    assert too_long.status_code == 400  # the form's own limit; a browser cannot send more
+    assert db.session.get(EnablementRequest, request_id).state == RequestState.AWAITING_ENDORSEMENT
     client.post(f"{detail}/send-back", data={"csrf_token": token, "reason": "Wrong clinic."})
     request = db.session.get(EnablementRequest, request_id)
     assert request.state == RequestState.SENT_BACK
@@ -139,6 +143,17 @@ def test_every_missing_answer_gets_its_own_message_and_nothing_is_saved(client, 
     assert requests_count() == 0
 
 
+def test_a_request_without_an_email_or_phone_to_reach_someone_is_refused(client, demo):
+    sign_in(client, MANAGER)
+    data = request_data(client, new_path(demo), contact_email="", contact_phone=" ")
+    response = client.post(new_path(demo), data=data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Enter your email address." in html
+    assert "Enter a phone number the service desk can call." in html
+    assert requests_count() == 0
+
+
 def test_no_clinic_chosen_is_refused(client, demo):
     sign_in(client, MANAGER)
     response = client.post(new_path(demo), data=request_data(client, new_path(demo), clinics=[]))
@@ -156,6 +171,20 @@ def test_a_draft_is_kept_incomplete_and_sent_later(client, demo):
     assert response.headers["Location"] == f"/enablement/requests/{request.id}"
     client.post(edit, data=request_data(client, edit))
     assert db.session.get(EnablementRequest, request.id).state == RequestState.QUEUED
+
+
+def test_a_clinic_taken_off_a_draft_is_no_longer_in_it(client, demo):
+    sign_in(client, MANAGER)
+    gp = next(c for c in demo.clinics if "GP" in c.name)
+    client.post(new_path(demo), data=request_data(client, new_path(demo), send=False))
+    request = db.session.scalar(select(EnablementRequest))
+    assert len(request.clinics) == 2
+    edit = f"/enablement/requests/{request.id}/edit"
+    client.post(edit, data=request_data(client, edit, send=False, clinics=[gp.id]))
+    db.session.expire_all()
+    request = db.session.get(EnablementRequest, request.id)
+    assert [rc.clinic_id for rc in request.clinics] == [gp.id]
+    assert request.state == RequestState.DRAFT
 
 
 def test_clinics_already_asked_for_are_not_offered_again(client, demo):

@@ -43,18 +43,6 @@ def desk(app, jira):
     return ServiceDesk.from_config(app.config)
 
 
-@pytest.fixture
-def broker(app):
-    """The in-memory broker's queue, emptied: what the webhook view queues lands here."""
-    celery = app.extensions["celery"]
-    celery.set_current()
-    with celery.connection_for_write() as connection:
-        queue = connection.SimpleQueue("celery")
-        queue.clear()
-        yield queue
-        queue.close()
-
-
 def send_webhooks_to_vcpay(jira: Control, vcpay_url: str, secret: str) -> None:
     body = {"url": f"{vcpay_url}/webhooks/jira", "secret": secret}
     requests.put(f"{jira.base}/_sandbox/webhooks", json=body, timeout=5).raise_for_status()

@@ -4,6 +4,7 @@ The real ``stripe`` library talks HTTP to the stand-in, whose webhooks reach vcp
 stored events are processed as a worker would.
 """
 
+import json
 import re
 import time
 from datetime import timedelta
@@ -11,12 +12,13 @@ from datetime import timedelta
 import pytest
 import stripe
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from tests import factories
 from tests.conftest import CSRF_FIELD, csrf_token, sign_in
-from tests.stripe_standin import link_clinic, process_received, wait_for_events
+from tests.stripe_standin import link_clinic, process_received, received, wait_for_events
 from vcpay.audit.models import AuditEntry
+from vcpay.calls import live
 from vcpay.calls.models import Call, CallEvent, Participant
 from vcpay.client_payments.links import remove_link
 from vcpay.client_payments.models import StripeLink
@@ -27,7 +29,8 @@ from vcpay.mail.models import OutboundEmail
 from vcpay.payments import receipts, services
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.people.demo import seed_demo
-from vcpay.people.models import Clinic, ClinicRole, User
+from vcpay.people.models import Clinic, ClinicMembership, ClinicRole, User
+from vcpay.webhooks.models import EventState
 
 CLINICIAN = "clinician@harbourside.example"
 
@@ -229,6 +232,9 @@ def test_request_payment_says_why_it_is_unavailable_and_who_can_fix_it(
         ("lots", "Consultation", "as a number in dollars and cents"),
         ("85", "", "Enter a description"),
         ("85", "x" * 121, "120 characters or fewer"),
+        ("85", "Consultation\tand report", "without tabs or other control characters"),
+        # Full-width digits: read as 85 by Python's \\d and Decimal, refused by vcpay.
+        ("\uff18\uff15", "Consultation", "as a number in dollars and cents"),
     ],
 )
 def test_a_bad_amount_or_description_is_refused_and_nothing_is_requested(
@@ -264,6 +270,50 @@ def test_request_payment_makes_one_checkout_session_on_the_clinics_account(
     assert session["metadata"]["payment_request"] == request.request_key
     assert 29 * 60 <= session["expires_at"] - int(time.time()) <= 30 * 60
     assert kinds(call).count("payment_requested") == 1
+
+
+def ask_for_json(browser, call, form, amount="85.00"):
+    data = {**form, "amount": amount, "description": "Consultation"}
+    return browser.post(
+        f"/calls/{call.id}/payment-requests", data=data, headers={"Accept": "application/json"}
+    )
+
+
+def test_a_request_key_makes_one_request_in_its_own_call_and_no_other(
+    app, clinician, gp, stripe_control
+):
+    call = start_call(clinician, gp)
+    join(app, call)
+    form = request_form(clinician, call)
+    assert ask_for_json(clinician, call, form).status_code == 201
+    other = start_call(clinician, gp, "Someone else")
+    reused = ask_for_json(clinician, other, {**request_form(clinician, other), **form})
+    expired = (400, "The form expired; please try again.")
+    assert (reused.status_code, reused.json["error"]) == expired
+    malformed = ask_for_json(clinician, call, {**form, "request_key": "short"})
+    assert (malformed.status_code, malformed.json["error"]) == expired
+    [request] = requests_made()
+    assert request.call_id == call.id
+    assert len(stripe_control.sessions()) == 1
+
+
+def test_after_the_call_ends_a_repeated_click_finds_its_request_and_nothing_new_is_asked(
+    app, clinician, gp, stripe_control
+):
+    call = start_call(clinician, gp)
+    join(app, call)
+    form = request_form(clinician, call)
+    assert ask_for_json(clinician, call, form).status_code == 201
+    clinician.post(f"/calls/{call.id}/end", data={"csrf_token": form["csrf_token"]})
+    repeated = ask_for_json(clinician, call, form)  # the double click's second half, late
+    assert (repeated.status_code, repeated.json) == (
+        201,
+        {"request": form["request_key"], "repeated": True},
+    )
+    fresh = ask_for_json(clinician, call, {**form, "request_key": "n" * 24})
+    assert (fresh.status_code, fresh.json["error"]) == (400, "This call has ended.")
+    assert len(requests_made()) == 1
+    assert len(stripe_control.sessions()) == 1
 
 
 # Who pays, when several people are in the call.
@@ -445,6 +495,31 @@ def test_only_a_clinician_of_the_call_recognises_and_only_its_own_participants(a
     assert recognise(clinician, call, phone_id, pat).status_code == 303
     assert recognised_as(phone_id) == int(pat)
     assert pay_now(phone, call, the_request()).status_code == 303
+
+
+def test_recognising_someone_others_were_recognised_as_keeps_one_person_and_no_chain(
+    app, clinician, gp
+):
+    call = start_call(clinician, gp)
+    join(app, call, "Pat Citizen")
+    pat = participant_id(call, "Pat Citizen")
+    ask(clinician, call, form={**request_form(clinician, call), "payer": pat})
+    join(app, call, "Pat on phone")
+    phone = participant_id(call, "Pat on phone")
+    ask(clinician, call, form={**request_form(clinician, call), "payer": phone})
+    tablet_browser = join(app, call, "Pat on tablet")
+    tablet = participant_id(call, "Pat on tablet")
+    assert recognise(clinician, call, tablet, phone).status_code == 303
+    # Then the clinician sees the phone is Pat too: the tablet follows, straight to Pat.
+    assert recognise(clinician, call, phone, pat).status_code == 303
+    assert (recognised_as(phone), recognised_as(tablet)) == (int(pat), int(pat))
+    first, second = requests_made()
+    for request in (first, second):
+        assert pay_now(tablet_browser, call, request).status_code == 303
+
+    join(app, call, "Pat on laptop")  # both requests are Pat's now: one choice, not two
+    panel = clinician.get(f"/calls/{call.id}/panel").get_data(as_text=True)
+    assert panel.count("This is ") == 1
 
 
 def test_anyone_in_the_call_may_be_asked_to_pay(app, clinician, gp):
@@ -661,6 +736,29 @@ def test_the_receipt_emails_own_link_shows_it_long_after_the_call(
     assert "This receipt link has expired" in expired.get_data(as_text=True)
 
 
+def test_a_patient_back_from_checkout_without_paying_is_told_nothing_was_charged(
+    app, clinician, gp, stripe_control
+):
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    ask(clinician, call)
+    request = the_request()
+    to_checkout = pay_now(patient, call, request)
+    assert (to_checkout.status_code, to_checkout.location) == (303, request.checkout_url)
+    [session] = stripe_control.sessions()
+    left = f"/join/{call.guest_token}/payments/{request.request_key}/left"
+    assert session["cancel_url"] == f"http://127.0.0.1:5000{left}"  # Stripe's back link
+    page = patient.get(left)
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "You went back without paying. Nothing was charged." in text
+    assert 'class="pay-now"' in text  # they may still pay
+    assert the_request().state == PaymentState.REQUESTED
+    assert stripe_control.sessions()[0]["status"] == "open"
+    missing = patient.get(f"/join/{call.guest_token}/payments/{'x' * 24}/left")
+    assert missing.status_code == 404
+
+
 def test_the_confirmation_page_asks_stripe_when_the_webhook_is_late(
     app, clinician, gp, stripe_control
 ):
@@ -754,6 +852,26 @@ def test_cancelling_what_the_patient_just_paid_leaves_it_paid(app, clinician, gp
     assert the_request().state == PaymentState.PAID
 
 
+def test_cancelling_from_a_stale_screen_says_what_became_of_the_request(
+    app, clinician, gp, webhooks
+):
+    call = start_call(clinician, gp)
+    ask(clinician, call)
+    request = the_request()
+    webhooks.expire_now(request.checkout_session_id)
+    wait_for_events("checkout.session.expired")
+    process_received()
+    token = csrf_token(clinician, f"/calls/{call.id}")
+    response = clinician.post(
+        f"/calls/{call.id}/payment-requests/{request.request_key}/cancel",
+        data={"csrf_token": token},
+    )
+    page = clinician.get(response.location).get_data(as_text=True)
+    notices = re.findall(r'<div class="notice [^"]*"[^>]*>([^<]*)</div>', page)
+    assert notices == ["Nothing to cancel: the request is no longer open."]
+    assert the_request().state == PaymentState.EXPIRED
+
+
 def test_an_unpaid_request_expires(app, clinician, gp, webhooks):
     call = start_call(clinician, gp)
     patient = join(app, call)
@@ -806,6 +924,35 @@ def test_refunds_from_stripe_are_recorded(app, clinician, gp, webhooks):
     webhooks.wait_for_webhooks()
     process_received()
     assert (the_request().state, the_request().amount_refunded) == (PaymentState.REFUNDED, 10000)
+
+
+def test_refund_events_arriving_out_of_order_leave_the_latest_refund(app, clinician, gp, webhooks):
+    call = start_call(clinician, gp)
+    ask(clinician, call, "100.00")
+    request = the_request()
+    pay_and_process(webhooks, request)
+    webhooks.wait_for_webhooks()
+    process_received()
+    platform = stripe.StripeClient(
+        app.config["STRIPE_SECRET_KEY"],
+        base_addresses={"api": webhooks.base, "connect": webhooks.base},
+    )
+    options = {"stripe_account": request.stripe_account_id}
+    intent = the_request().payment_intent_id
+    webhooks.webhook_fault("hold", count=20)
+    platform.v1.refunds.create({"payment_intent": intent, "amount": 2500}, options)
+    platform.v1.refunds.create({"payment_intent": intent, "amount": 5000}, options)
+    webhooks.release_held("reverse")  # the second refund's event first, the first's last
+    arrived = wait_for_events("charge.refunded", 2)
+    refunded_so_far = [json.loads(e.payload)["data"]["object"]["amount_refunded"] for e in arrived]
+    assert refunded_so_far == [7500, 2500]
+    process_received()
+    assert (the_request().state, the_request().amount_refunded) == (
+        PaymentState.PARTIALLY_REFUNDED,
+        7500,
+    )
+    assert kinds(call).count("payment_refunded") == 1  # the older event changed nothing
+    assert [e.state for e in received("charge.refunded")] == [EventState.PROCESSED] * 2
 
 
 def test_the_reconciler_finds_a_payment_whose_webhook_never_came(
@@ -895,6 +1042,26 @@ def test_the_event_stream_resumes_after_the_last_event_id_and_keeps_staff_events
     assert (
         clinician.get(f"/calls/{call.id}/events", headers={"Last-Event-ID": "x"}).status_code == 400
     )
+
+
+def test_streams_close_when_their_viewers_lose_access_to_the_call(app, clinician, gp, monkeypatch):
+    monkeypatch.setattr(live, "RECHECK_SECONDS", 0.2)
+    monkeypatch.setattr(live, "KEEPALIVE_SECONDS", 0.2)
+    app.config.update(STREAM_POLL_SECONDS=0.05, STREAM_MAX_SECONDS=30)
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    staff = iter(clinician.get(f"/calls/{call.id}/events").response)
+    guest = iter(patient.get(f"/join/{call.guest_token}/events").response)
+    assert next(staff).startswith(b"retry:") and next(guest).startswith(b"retry:")
+    # The call ends, and its link's grace runs out; the clinician leaves the clinic.
+    clinician.post(f"/calls/{call.id}/end", data={"csrf_token": csrf_token(clinician, "/calls/")})
+    doctor = db.session.scalar(select(User).filter_by(email=CLINICIAN))
+    db.session.execute(delete(ClinicMembership).filter_by(user_id=doctor.id))
+    grace = timedelta(minutes=app.config["GUEST_LINK_GRACE_MINUTES"] + 1)
+    db.session.execute(update(Call).filter_by(id=call.id).values(ended_at=utcnow() - grace))
+    db.session.commit()
+    for stream in (staff, guest):
+        assert b"".join(stream).decode().endswith("event: closed\ndata: {}\n\n")
 
 
 def test_the_reconciler_finds_a_delayed_payment_that_failed(app, clinician, gp, stripe_control):

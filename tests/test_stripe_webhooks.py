@@ -1,17 +1,20 @@
 """The Stripe webhook pipeline: verify the raw body, keep the event once, process it once."""
 
+import threading
 import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
+from tests.broker import arguments_queued, due_in, next_message, run_as_worker
 from tests.stripe_events import event, post_event, signed
 from vcpay import create_app
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.webhooks import services
-from vcpay.webhooks.handlers import HANDLERS
+from vcpay.webhooks.handlers import HANDLERS, handles
+from vcpay.webhooks.handoff import Handoff
 from vcpay.webhooks.models import EventState, StripeEvent
 from vcpay.webhooks.tasks import (
     process_stripe_event,
@@ -69,6 +72,28 @@ def test_the_body_is_kept_byte_for_byte(client, handled):
     post_event(client, body)
     [row] = stored()
     assert row.payload.encode() == payload
+
+
+def drop_inbox_connections(app) -> None:
+    """What a database restart does to the inbox's pooled connection: the server ends it."""
+    engine = app.extensions["stripe_inbox_engine"]
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as pooled:  # back in the pool after this, alive as far as it knows
+        raw = pooled.connection.dbapi_connection
+        pid = pooled.exec_driver_sql("SELECT pg_backend_pid()").scalar() if postgres else None
+    if postgres:
+        db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        db.session.commit()
+    else:
+        raw.close()  # SQLite has no server: the file connection is closed under the pool
+
+
+def test_an_inbox_connection_the_database_dropped_is_replaced_once(app, client):
+    first, second = event("account.updated"), event("account.updated")
+    assert post_event(client, first).status_code == 200
+    drop_inbox_connections(app)
+    assert post_event(client, second).status_code == 200
+    assert [row.event_id for row in stored()] == [first["id"], second["id"]]
 
 
 def test_a_duplicate_delivery_answers_2xx_and_is_processed_once(client, handled):
@@ -205,6 +230,97 @@ def test_an_event_that_keeps_failing_is_marked_failed_and_an_admin_can_retry_it(
     assert "No failed Stripe events" in runner.invoke(args=["stripe-events", "list"]).output
 
 
+PROCESS = "vcpay.webhooks.process_stripe_event"
+
+
+def test_the_worker_retries_a_failed_event_after_its_backoff_and_not_after_its_last(
+    app, client, flaky, broker
+):
+    failures, _calls = flaky
+    failures[0] = app.config["STRIPE_EVENT_MAX_ATTEMPTS"]
+    post_event(client, event("test.flaky"))
+    [row] = stored()
+    process_stripe_event.delay(row.id)
+    assert run_as_worker(app, next_message(broker, PROCESS)) == "RETRY"
+    retry = next_message(broker, PROCESS)
+    assert 3 < due_in(retry) <= services.backoff(1)
+    db.session.execute(
+        update(StripeEvent)
+        .filter_by(id=row.id)
+        .values(attempts=app.config["STRIPE_EVENT_MAX_ATTEMPTS"] - 1)
+    )
+    db.session.commit()
+    assert run_as_worker(app, retry) == "SUCCESS"  # the last attempt failed: no more retries
+    assert db.session.get(StripeEvent, row.id).state == EventState.FAILED
+    assert arguments_queued(broker, PROCESS) == []
+
+
+def test_a_batch_retries_each_failing_event_on_its_own(app, client, flaky, handled, broker):
+    failures, _calls = flaky
+    failures[0] = app.config["STRIPE_EVENT_MAX_ATTEMPTS"]
+    post_event(client, event("test.recorded"))
+    post_event(client, event("test.flaky"))
+    recorded, failing = stored()
+    process_stripe_events([recorded.id, failing.id])
+    db.session.expire_all()
+    assert db.session.get(StripeEvent, recorded.id).state == EventState.PROCESSED
+    retry = next_message(broker, PROCESS)
+    assert retry.decode()[0] == [failing.id]
+    assert 3 < due_in(retry) <= services.backoff(1)
+    retry.ack()
+    db.session.execute(
+        update(StripeEvent)
+        .filter_by(id=failing.id)
+        .values(attempts=app.config["STRIPE_EVENT_MAX_ATTEMPTS"] - 1)
+    )
+    db.session.commit()
+    process_stripe_events([failing.id])  # its last attempt
+    db.session.expire_all()
+    assert db.session.get(StripeEvent, failing.id).state == EventState.FAILED
+    assert arguments_queued(broker, PROCESS) == []
+
+
+def test_the_sweeper_with_nothing_overdue_queues_nothing(client, broker):
+    post_event(client, event("account.updated", account="acct_unlinked"))
+    assert sweep_stripe_events() == 0
+    assert arguments_queued(broker, PROCESS) == []
+
+
+def test_an_admin_lists_events_in_any_state_and_retries_every_failed_one(
+    app, client, runner, flaky, broker
+):
+    failures, _calls = flaky
+    failures[0] = 2 * app.config["STRIPE_EVENT_MAX_ATTEMPTS"]  # both events, every attempt
+    unknown = event("customer.subscription.trial_will_end")
+    post_event(client, unknown)
+    bodies = [event("test.flaky"), event("test.flaky")]
+    for body in bodies:
+        post_event(client, body)
+    ignored, *failing = stored()
+    services.process(ignored.id)
+    for row in failing:
+        for _attempt in range(app.config["STRIPE_EVENT_MAX_ATTEMPTS"]):
+            with pytest.raises(services.ProcessingFailed):
+                services.process(row.id)
+    listing = runner.invoke(args=["stripe-events", "list", "--state", "ignored"])
+    assert unknown["id"] in listing.output and "last error" not in listing.output
+    retried = runner.invoke(args=["stripe-events", "retry", "--all-failed"])
+    assert (retried.exit_code, retried.output) == (0, "Queued 2 event(s) for another attempt.\n")
+    assert sorted(arguments_queued(broker, PROCESS)) == sorted([row.id] for row in failing)
+    db.session.expire_all()
+    assert {row.state for row in stored()[1:]} == {EventState.RECEIVED}
+    named = runner.invoke(args=["stripe-events", "retry", bodies[0]["id"]])
+    assert named.exit_code == 1  # it is not a failed event now
+    assert f"{bodies[0]['id']}: not a failed event" in named.output
+
+
+def test_a_second_handler_for_one_event_type_is_refused(monkeypatch):
+    monkeypatch.setattr("vcpay.webhooks.handlers.HANDLERS", {})
+    handles("test.once")(lambda event: None)
+    with pytest.raises(ValueError, match=r"^test\.once already has a handler$"):
+        handles("test.once")(lambda event: None)
+
+
 def test_with_the_broker_down_the_event_is_kept_and_the_sweeper_enqueues_it_later(app):
     settings = {k: app.config[k] for k in ("TESTING", "SQLALCHEMY_DATABASE_URI")}
     broker_down = create_app({**settings, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"})
@@ -254,6 +370,50 @@ def test_stored_events_reach_the_broker_in_batches_off_the_request_thread(app, c
     assert handed == ids
     process_stripe_events(sorted(ids))  # what the worker runs
     assert {row.state for row in stored()} == {EventState.PROCESSED}
+
+
+def handed_over(sent: list[list[int]], count: int) -> list[list[int]]:
+    deadline = time.monotonic() + 10
+    while sum(len(batch) for batch in sent) < count:
+        assert time.monotonic() < deadline, f"only {sent} of {count} ids were sent"
+        time.sleep(0.01)
+    return sent
+
+
+def test_the_handoff_sends_what_gathered_meanwhile_in_batches_of_at_most_500():
+    sent: list[list[int]] = []
+    busy, release = threading.Event(), threading.Event()
+
+    def send(batch: list[int]) -> None:
+        sent.append(batch)
+        busy.set()
+        release.wait(10)  # a slow broker
+
+    handoff = Handoff(send)
+    handoff.submit(0)
+    assert busy.wait(5)
+    for row_id in range(1, 1201):
+        handoff.submit(row_id)
+    release.set()
+    batches = handed_over(sent, 1201)
+    assert [len(batch) for batch in batches] == [1, 500, 500, 200]
+    assert [row_id for batch in batches for row_id in batch] == list(range(1201))
+
+
+def test_two_first_submits_at_once_start_one_sender():
+    sent: list[list[int]] = []
+    handoff = Handoff(sent.append)
+    senders = {t for t in threading.enumerate() if t.name == "stripe-handoff"}
+    with handoff.lock:  # both submits get past the quick check and wait here
+        submits = [threading.Thread(target=handoff.submit, args=(n,)) for n in (1, 2)]
+        for submit in submits:
+            submit.start()
+        time.sleep(0.2)
+    for submit in submits:
+        submit.join(5)
+    started = {t for t in threading.enumerate() if t.name == "stripe-handoff"} - senders
+    assert len(started) == 1
+    assert sorted(row_id for batch in handed_over(sent, 2) for row_id in batch) == [1, 2]
 
 
 def test_against_real_stripe_the_published_secret_is_refused_until_one_of_ones_own_is_set(

@@ -26,7 +26,7 @@ from vcpay.integrations.stripe_gateway import StripeGateway, StripeGatewayError
 from vcpay.links import public_url_for
 from vcpay.payments import payers
 from vcpay.payments import services as payments
-from vcpay.payments.models import PaymentRequest, PaymentState
+from vcpay.payments.models import SETTLED_STATES, PaymentRequest, PaymentState
 from vcpay.people.models import Clinic, User
 from vcpay.people.permissions import Permission, can, clinics_where, require
 from vcpay.people.services import sign_in_session_is_live
@@ -206,11 +206,18 @@ def cancel_payment(call_id: int, request_key: str):
         )
         return redirect(url_for("calls.screen", call_id=call.id), code=303)
     db.session.commit()
-    if payment.state == PaymentState.CANCELLED:
-        flash(_("Payment request cancelled."), "success")
-    else:
-        flash(_("It could not be cancelled: the patient has already paid."), "warning")
+    flash(*_cancel_outcome(payment))
     return redirect(url_for("calls.screen", call_id=call.id), code=303)
+
+
+def _cancel_outcome(payment: PaymentRequest) -> tuple[str, str]:
+    """What the clinician is told: a stale screen may offer Cancel for a request that has
+    since been paid, or has expired or failed."""
+    if payment.state == PaymentState.CANCELLED:
+        return _("Payment request cancelled."), "success"
+    if payment.state == PaymentState.PROCESSING or payment.state in SETTLED_STATES:
+        return _("It could not be cancelled: the patient has already paid."), "warning"
+    return _("Nothing to cancel: the request is no longer open."), "info"
 
 
 @blueprint.route("/<int:call_id>/payment-requests/<request_key>/acknowledge", methods=["POST"])

@@ -28,6 +28,9 @@ class StandinSettings:
     agent_token: str = "sandbox-agent-token"  # noqa: S105 - published sandbox value
     agent_account_id: str = "557058:service-desk-agent"
     agent_display_name: str = "Sam Agent"
+    # False: the request type's workflow has no approval step (agents move it by hand), the
+    # shape vcpay's status and resolution mapping is for.
+    approval_step: bool = True
     # An admin webhook: after each change the issue is POSTed here, signed with the secret.
     webhook_url: str = ""
     webhook_secret: str = field(default="", repr=False)

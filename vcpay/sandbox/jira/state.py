@@ -135,6 +135,12 @@ class JiraState:
         with self._lock:
             now = self.clock.now_ms()
             number = self._next_number
+            approvals = [
+                Approval("1", catalog.APPROVAL_NAME, [Approver(self.agent.account_id)], now)
+            ]
+            if not self.settings.approval_step:
+                approvals = []
+            first = catalog.WAITING_FOR_APPROVAL if approvals else catalog.STATUS_IN_PROGRESS
             request = CustomerRequest(
                 issue_id=str(self._next_issue_id),
                 key=f"{catalog.PAYMENT_DESK.project_key}-{number}",
@@ -145,13 +151,11 @@ class JiraState:
                 description=description,
                 reporter_id=reporter.account_id,
                 creator_id=creator.account_id,
-                status=catalog.WAITING_FOR_APPROVAL.name,
+                status=first.name,
                 created=now,
                 updated=now,
-                status_history=[StatusChange(catalog.WAITING_FOR_APPROVAL.name, now)],
-                approvals=[
-                    Approval("1", catalog.APPROVAL_NAME, [Approver(self.agent.account_id)], now)
-                ],
+                status_history=[StatusChange(first.name, now)],
+                approvals=approvals,
             )
             self._next_number += 1
             self._next_issue_id += 1
