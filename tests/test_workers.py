@@ -1,13 +1,25 @@
 """A real Celery worker process (never eager mode) runs tasks inside the application."""
 
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from urllib.parse import urlsplit
+
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.faultproxy import FaultProxy
 from tests.processes import celery, product_environment, running, wait_for
 from tests.services import redis_url, scratch_postgres_database
 from vcpay import create_app
 from vcpay.extensions import db
 from vcpay.health.tasks import record_heartbeat
+from vcpay.mail.models import OutboundEmail
+from vcpay.mail.tasks import send_email
+from workers.redis import Transport as RedisTransport
 
 pytestmark = pytest.mark.worker
 
@@ -137,3 +149,79 @@ def test_the_embedded_broker_never_hands_out_a_half_written_message(tmp_path, tr
             received.append(message.payload["n"])
         producer.wait(timeout=30)
     assert sorted(received) == list(range(sent))  # each exactly once, none torn
+
+
+@contextmanager
+def silent_mail_server() -> Iterator[tuple[int, threading.Event]]:
+    """A mail server that takes the connection and never answers: a send that hangs until
+    its timeout, so a task is under way (taken from Redis, not yet acknowledged)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    connected, held = threading.Event(), []
+
+    def accept() -> None:
+        with suppress(OSError):
+            while True:
+                held.append(listener.accept()[0])
+                connected.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1], connected
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+def test_a_worker_outlives_redis_going_away_while_a_task_is_under_way(tmp_path, server_database):
+    """Redis cut while a task is unacknowledged: the worker reconnects and goes on working,
+    rather than stopping on its way to restore that task."""
+    broker = urlsplit(redis_url())
+    proxy = FaultProxy(broker.hostname or "127.0.0.1", broker.port or 6379, "redis").start()
+    broker_url = f"redis://{proxy.address}{broker.path}"
+    app = prepared_app(server_database, broker_url, tmp_path)
+    queue = f"vcpay-test-{tmp_path.name}"
+    log = tmp_path / "worker.log"
+    with silent_mail_server() as (smtp_port, sending):
+        env = settings(server_database, broker_url, tmp_path)
+        env.update(VCPAY_SMTP_PORT=str(smtp_port), VCPAY_SMTP_TIMEOUT_SECONDS="3")
+        worker_command = celery("worker", "--concurrency", "1", "--queues", queue)
+        try:
+            with running(worker_command, env, log) as worker:
+                with app.app_context():
+                    email = OutboundEmail(
+                        dedupe_key="outage", recipient="pat@example.org", subject="Receipt",
+                        body_text="Thank you.",
+                    )  # fmt: skip
+                    db.session.add(email)
+                    db.session.commit()
+                    send_email.apply_async((email.id,), queue=queue)
+                wait_for(sending.is_set, 60, "the worker to start sending", log)
+                proxy.cut()
+                time.sleep(1.5)
+                proxy.restore()
+                with app.app_context():
+                    record_heartbeat.apply_async(args=["after-the-outage"], queue=queue)
+                wait_for(
+                    lambda: heartbeat_from(server_database, "after-the-outage"),
+                    60, "a task sent after the outage", log,
+                )  # fmt: skip
+                assert worker.poll() is None, log.read_text()[-3000:]
+        finally:
+            proxy.close()
+
+
+@pytest.mark.parametrize(
+    ("broker_url", "certificates"),
+    [("redis://127.0.0.1:6379/0", None), ("rediss://redis.example.org:6380/0", ssl.CERT_REQUIRED)],
+)
+def test_redis_brokers_use_the_transport_that_survives_an_outage(
+    tmp_path, monkeypatch, broker_url, certificates
+):
+    monkeypatch.setenv("VCPAY_INSTANCE_PATH", str(tmp_path))
+    app = create_app({"CELERY_BROKER_URL": broker_url})
+    with app.app_context():
+        connection = app.extensions["celery"].connection_for_write()
+    assert connection.get_transport_cls() is RedisTransport
+    # A secure broker's certificate is checked, never taken on trust.
+    assert (connection.ssl or {}).get("ssl_cert_reqs") == certificates

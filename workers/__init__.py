@@ -1,5 +1,6 @@
 """Celery bound to the Flask factory: every task runs inside an application context."""
 
+import ssl
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,21 @@ def is_embedded_broker(url: str) -> bool:
 REDIS_BROKER_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
 
 
+# Named explicitly, a transport no longer comes from the URL's scheme, nor do kombu's TLS
+# defaults for rediss:// (which skip certificate checks): certificates are checked here.
+REDIS_TLS = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+
+
+def broker_transport(broker_url: str) -> str | None:
+    """Our variants of kombu's transports: atomic files (workers/filesystem.py) and a Redis
+    channel that survives an outage under a task (workers/redis.py)."""
+    if broker_url.startswith("filesystem"):
+        return "workers.filesystem:Transport"
+    if broker_url.startswith(("redis:", "rediss:")):
+        return "workers.redis:Transport"
+    return None
+
+
 def broker_transport_options(broker_url: str, instance_path: str) -> dict[str, Any]:
     if broker_url.startswith("redis"):
         return dict(REDIS_BROKER_TIMEOUTS)
@@ -58,10 +74,8 @@ def celery_settings(config: dict[str, Any], instance_path: str) -> dict[str, Any
     embedded = is_embedded_broker(broker_url)
     return {
         "broker_url": broker_url,
-        # Our atomic variant of the file-system transport (see workers/filesystem.py).
-        "broker_transport": (
-            "workers.filesystem:Transport" if broker_url.startswith("filesystem") else None
-        ),
+        "broker_transport": broker_transport(broker_url),
+        "broker_use_ssl": REDIS_TLS if broker_url.startswith("rediss:") else None,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": broker_transport_options(broker_url, instance_path),
         "worker_enable_remote_control": not embedded,
