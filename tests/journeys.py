@@ -57,7 +57,10 @@ def shape_settings(shape: str) -> Iterator[dict[str, str]]:
 
 # What each shape's web server says of Redis, and the transport its worker reports.
 REDIS_HEALTH = {"embedded": "not configured", "postgresql-redis": "ok"}
-WORKER_TRANSPORT = {"embedded": "workers.filesystem:Transport://", "postgresql-redis": "workers.redis:Transport://"}
+WORKER_TRANSPORT = {
+    "embedded": "workers.filesystem:Transport://",
+    "postgresql-redis": "workers.redis:Transport://",
+}
 
 
 def assert_runs_as(product: dict, shape: str) -> None:
