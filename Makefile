@@ -18,7 +18,7 @@ run: install migrate seed
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/bandit -c pyproject.toml -q -r vcpay workers wsgi.py
+	$(BIN)/bandit -c pyproject.toml -q -r vcpay workers wsgi.py sandbox
 	$(BIN)/pytest --cov
 
 install: $(STAMP) $(CATALOGUES)

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.product import answers, free_port, start, stop, wait_until  # noqa: E402
+from sandbox.jira.server import start_jira_standin, stop_jira_standin  # noqa: E402
 from vcpay import create_app  # noqa: E402
 from vcpay.database import utcnow  # noqa: E402
 from vcpay.enablement import polling  # noqa: E402
@@ -41,7 +42,6 @@ from vcpay.enablement.models import EnablementRequest, RequestedClinic, RequestS
 from vcpay.extensions import db  # noqa: E402
 from vcpay.integrations.servicedesk import ServiceDesk, forget_clients  # noqa: E402
 from vcpay.people.models import Clinic, Organisation, User  # noqa: E402
-from vcpay.sandbox.jira.server import start_jira_standin, stop_jira_standin  # noqa: E402
 
 TWO_DAYS = 2 * 24 * 3600
 

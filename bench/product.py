@@ -411,14 +411,14 @@ class Product:
             worker += ["--without-mingle", "--without-gossip"]
         return {
             "stripe": [
-                python, "-m", "vcpay.sandbox.stripe", "--host", "127.0.0.1",
+                python, "-m", "sandbox.stripe", "--host", "127.0.0.1",
                 "--port", str(self.stripe_port), "--public-url", self.stripe_base,
                 "--client-id", CLIENT_ID,
                 "--redirect-uri", f"{self.base}/client-payments/stripe/callback",
                 "--webhook-url", f"{self.base}/webhooks/stripe", "--demo-accounts",
             ],
             "mail": [
-                python, "-m", "vcpay.sandbox.mail", "--host", "127.0.0.1",
+                python, "-m", "sandbox.mail", "--host", "127.0.0.1",
                 "--smtp-port", str(self.smtp_port), "--http-port", str(self.mail_port),
             ],
             "web": [

@@ -22,6 +22,7 @@ import requests
 import stripe
 from sqlalchemy import func, select
 
+from sandbox.mail import start_mail_catcher
 from tests.conftest import csrf_token, sign_in
 from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
 from tests.stripe_events import signed
@@ -47,7 +48,6 @@ from vcpay.payments import services as payments
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.people.demo import seed_demo
 from vcpay.people.services import find_user_by_email
-from vcpay.sandbox.mail import start_mail_catcher
 from vcpay.webhooks.models import EventState, StripeEvent
 from vcpay.webhooks.services import process
 

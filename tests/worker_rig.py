@@ -32,6 +32,9 @@ import requests
 import stripe
 from sqlalchemy import select
 
+from sandbox.jira.server import start_jira_standin, stop_jira_standin
+from sandbox.mail import start_mail_catcher
+from sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from tests.processes import celery, free_port, product_environment, stop_group, wait_for
 from tests.services import redis_url, scratch_postgres_database
 from tests.stripe_standin import WEBHOOK_SECRET, StripeControl, link_clinic
@@ -44,9 +47,6 @@ from vcpay.integrations.stripe_gateway import forget_clients
 from vcpay.payments.models import PaymentRequest
 from vcpay.people.demo import DEMO_PASSWORD, seed_demo
 from vcpay.people.models import Clinic, Organisation
-from vcpay.sandbox.jira.server import start_jira_standin, stop_jira_standin
-from vcpay.sandbox.mail import start_mail_catcher
-from vcpay.sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = ("embedded", "redis")

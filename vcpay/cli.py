@@ -58,7 +58,7 @@ def standin_processes(config) -> dict[str, list[str]]:
     if is_local(config["JIRA_URL"]):
         jira = urlsplit(config["JIRA_URL"])
         processes["jira"] = [
-            python, "-m", "vcpay.sandbox.jira",
+            python, "-m", "sandbox.jira",
             "--host", jira.hostname, "--port", str(jira.port or 80),
             "--public-url", config["JIRA_URL"],
             "--state-file", f"{instance}/jira-standin.json",
@@ -69,7 +69,7 @@ def standin_processes(config) -> dict[str, list[str]]:
     if config["SMTP_HOST"] in LOCAL_HOSTS:
         catcher = urlsplit(config["MAIL_CATCHER_URL"])
         processes["mail"] = [
-            python, "-m", "vcpay.sandbox.mail",
+            python, "-m", "sandbox.mail",
             "--host", config["SMTP_HOST"], "--smtp-port", str(config["SMTP_PORT"]),
             "--http-port", str(catcher.port or 80),
             "--folder", f"{instance}/mail",
@@ -86,7 +86,7 @@ def stripe_standin_command(config, instance: str) -> list[str]:
     api = urlsplit(config["STRIPE_API_BASE"])
     public = config["PUBLIC_URL"].rstrip("/")
     return [
-        sys.executable, "-m", "vcpay.sandbox.stripe",
+        sys.executable, "-m", "sandbox.stripe",
         "--host", api.hostname, "--port", str(api.port or 80),
         "--public-url", config["STRIPE_API_BASE"].rstrip("/"),
         "--state-file", f"{instance}/stripe-standin.json",

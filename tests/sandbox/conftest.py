@@ -14,8 +14,8 @@ import requests
 from jira import JIRA
 from werkzeug.serving import BaseWSGIServer
 
+from sandbox.jira import server as standin_server
 from tests.services import unavailable
-from vcpay.sandbox.jira import server as standin_server
 
 INTEGRATION = ("vcpay@servicedesk.example", "sandbox-api-token")
 AGENT = ("agent@servicedesk.example", "sandbox-agent-token")

@@ -18,7 +18,7 @@ import stripe
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from vcpay.sandbox.stripe import server as standin_server
+from sandbox.stripe import server as standin_server
 
 PLATFORM_KEY = "sk_test_vcpay_sandbox"
 CLIENT_ID = "ca_vcpay_sandbox"

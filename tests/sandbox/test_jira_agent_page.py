@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 import pytest
 import requests
 
-from vcpay.sandbox.jira import create_jira_standin
+from sandbox.jira import create_jira_standin
 
 
 @dataclass

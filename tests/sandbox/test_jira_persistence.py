@@ -80,7 +80,7 @@ def test_runs_as_its_own_process(tmp_path):
     port = free_port()
     public_url = f"http://localhost:{port}"
     command = [
-        sys.executable, "-m", "vcpay.sandbox.jira", "--host", "127.0.0.1", "--port", str(port),
+        sys.executable, "-m", "sandbox.jira", "--host", "127.0.0.1", "--port", str(port),
         "--state-file", str(tmp_path / "state.json"), "--public-url", public_url,
         "--deployment-type", "Server",
     ]  # fmt: skip

@@ -71,7 +71,7 @@ def test_runs_as_a_process_with_demo_accounts(tmp_path):
     url = f"http://127.0.0.1:{port}"
     secret_key = "sk_test_cli_platform_key_0042"
     command = [
-        sys.executable, "-m", "vcpay.sandbox.stripe", "--host", "127.0.0.1", "--port", str(port),
+        sys.executable, "-m", "sandbox.stripe", "--host", "127.0.0.1", "--port", str(port),
         "--state-file", str(tmp_path / "state.json"), "--secret-key", secret_key,
         "--client-id", "ca_cli_platform", "--webhook-secret", "whsec_cli_secret_0042",
         "--redirect-uri", "http://localhost:5000/stripe/callback", "--demo-accounts",
