@@ -11,8 +11,9 @@ CATALOGUES := $(patsubst %.po,%.mo,$(wildcard vcpay/translations/*/LC_MESSAGES/m
 
 .PHONY: run test install lint format migrate seed browser translations clean
 
+# The supervisor is demo tooling beside the product (sandbox/demo.py); it never imports vcpay.
 run: install migrate seed
-	$(FLASK) run-demo
+	$(BIN)/python -m sandbox.demo
 
 # pytest measures branch coverage and fails under the floor (fail_under in pyproject.toml).
 test: install browser

@@ -2,7 +2,7 @@
 
 ``Product`` starts the Stripe and mail stand-ins, migrates and seeds a fresh database, then
 runs gunicorn (gthread, 2 workers, ``VCPAY_WEB_THREADS`` threads) and a Celery worker
-(``--concurrency 2``) with the same command lines as ``vcpay.cli.demo_processes``, each in
+(``--concurrency 2``) with the same command lines as ``sandbox.demo.demo_processes``, each in
 its own process group. It links the GP clinic's Stripe account through the real Go to Stripe
 flow over HTTP, and stops everything (and drops the scratch database) at the end.
 
@@ -399,7 +399,7 @@ class Product:
         return int(self.env.get("VCPAY_WEB_THREADS") or 256)
 
     def commands(self) -> dict[str, list[str]]:
-        """As ``vcpay.cli.demo_processes`` and ``stripe_standin_command`` build them, except
+        """As ``sandbox.demo.demo_processes`` and ``stripe_standin_command`` build them, except
         that the stand-ins keep their state in memory (no state file rewritten on every
         change: its cost would grow with every Checkout Session the benchmark makes)."""
         python = sys.executable

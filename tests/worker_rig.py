@@ -181,7 +181,7 @@ class WorkerRig:
         )
 
     def _start_processes(self) -> None:
-        """As ``vcpay.cli.demo_processes`` builds them, with one web process and one worker
+        """As ``sandbox.demo.demo_processes`` builds them, with one web process and one worker
         process: what is proved here is that the work crosses processes, not its capacity."""
         address = self.web_url.removeprefix("http://")
         self._run("web", [
