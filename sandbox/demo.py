@@ -177,7 +177,8 @@ def wait_until_serving(url: str, processes: dict[str, subprocess.Popen]) -> bool
     """Wait for the web server, beat and the worker: a heartbeat needs all three."""
     started = datetime.now(UTC).replace(microsecond=0)
     # Beat's first heartbeat is one interval away; ask for one now to see the worker answer.
-    subprocess.Popen(celery("call", HEARTBEAT_TASK), stdout=subprocess.DEVNULL)  # noqa: S603  # nosec B603
+    ask_for_heartbeat = celery("call", HEARTBEAT_TASK)
+    subprocess.Popen(ask_for_heartbeat, stdout=subprocess.DEVNULL)  # noqa: S603  # nosec B603
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in processes.values()):
