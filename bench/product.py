@@ -40,6 +40,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from sqlalchemy.engine import make_url
 
+from sandbox.stripe.control_client import StripeControl
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "vcpay-demo-2026"  # noqa: S105 - the demo's published password
 CLINICIAN = "clinician@harbourside.example"
@@ -47,7 +49,6 @@ CLINIC_ADMIN = "clinicadmin@harbourside.example"
 GP_CLINIC = "Harbourside GP Clinic"
 GP_STRIPE_ACCOUNT = "Harbourside GP Clinic Pty Ltd"  # one of the stand-in's demo accounts
 CLIENT_ID = "ca_vcpay_sandbox"
-TEST_CARD = "4242424242424242"
 STOP_SECONDS = 30
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -314,36 +315,6 @@ def addresses(count: int) -> list[str]:
     return [f"127.0.0.{2 + i}" for i in range(count)]
 
 
-# -- the Stripe stand-in's controls -------------------------------------------------------------
-
-
-class StripeControl:
-    def __init__(self, base: str):
-        self.base = base
-        self.session = requests.Session()
-        self.session.trust_env = False
-
-    def call(self, method: str, path: str, body: dict | None = None):
-        answer = self.session.request(method, f"{self.base}/_sandbox/{path}", json=body, timeout=30)
-        if answer.status_code >= 300:
-            raise RuntimeError(f"stand-in {method} {path}: {answer.status_code} {answer.text}")
-        return answer.json() if answer.content else None
-
-    def sessions(self, status: str | None = None) -> list[dict]:
-        return self.call("GET", "checkout/sessions" + (f"?status={status}" if status else ""))
-
-    def session_ids_by_request(self) -> dict[str, str]:
-        return {
-            s["metadata"]["payment_request"]: s["id"]
-            for s in self.sessions()
-            if (s.get("metadata") or {}).get("payment_request")
-        }
-
-    def pay(self, session_id: str) -> dict:
-        body = {"card": TEST_CARD, "email": "pat@example.org", "name": "Pat Citizen"}
-        return self.call("POST", f"checkout/sessions/{session_id}/pay", body)
-
-
 # -- the product ------------------------------------------------------------------------------
 
 
@@ -368,7 +339,7 @@ class Product:
         self.smtp_port, self.mail_port = free_port(), free_port()
         self.base = f"http://127.0.0.1:{self.web_port}"
         self.stripe_base = f"http://127.0.0.1:{self.stripe_port}"
-        self.stripe = StripeControl(self.stripe_base)
+        self.stripe = StripeControl(self.stripe_base, timeout=30)
         if self.mode == "embedded":
             self.database_url = f"sqlite:///{self.instance / 'vcpay.sqlite'}"
             self.broker_url, self.live_redis = "filesystem://", ""

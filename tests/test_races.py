@@ -469,10 +469,10 @@ def pay_then_return(control, patient, call, request: PaymentRequest, delay: floa
     """The patient pays on Checkout after ``delay`` and comes back to the confirmation page;
     whether Stripe took the payment (not when the session was expired first)."""
     time.sleep(delay)
-    answer = requests.post(
-        f"{control.base}/_sandbox/checkout/sessions/{request.checkout_session_id}/pay",
+    answer = control.answer(
+        "POST",
+        f"checkout/sessions/{request.checkout_session_id}/pay",
         json={"card": "4242424242424242", "email": "pat@example.org"},
-        timeout=10,
     )
     patient.get(done_page(call, request))
     return answer.status_code < 300

@@ -32,13 +32,14 @@ import requests
 import stripe
 from sqlalchemy import select
 
+from sandbox.jira.control_client import JiraControl
 from sandbox.jira.server import start_jira_standin, stop_jira_standin
 from sandbox.mail import start_mail_catcher
+from sandbox.stripe.control_client import StripeControl
 from sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from tests.processes import celery, free_port, product_environment, stop_group, wait_for
 from tests.services import redis_url, scratch_postgres_database
-from tests.stripe_standin import WEBHOOK_SECRET, StripeControl, link_clinic
-from tests.test_enablement_jira import Control as JiraControl
+from tests.stripe_standin import WEBHOOK_SECRET, link_clinic
 from vcpay import create_app
 from vcpay.calls.models import CallEvent
 from vcpay.extensions import db

@@ -7,13 +7,12 @@ tests (reset, call log, faults, search lag, clock). See ``app.create_jira_standi
 """
 
 from sandbox.jira.app import create_jira_standin
-from sandbox.jira.server import serve_in_background, start_jira_standin, stop_jira_standin
+from sandbox.jira.server import start_jira_standin, stop_jira_standin
 from sandbox.jira.settings import StandinSettings
 
 __all__ = [
     "StandinSettings",
     "create_jira_standin",
-    "serve_in_background",
     "start_jira_standin",
     "stop_jira_standin",
 ]

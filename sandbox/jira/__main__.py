@@ -6,11 +6,9 @@
 
 import argparse
 import os
-import signal
 import sys
 
-from werkzeug.serving import make_server
-
+from sandbox.common.server import new_server, serve_until_stopped
 from sandbox.jira.app import create_jira_standin
 from sandbox.jira.settings import DEPLOYMENT_TYPES, SANDBOX_WEBHOOK_SECRET
 
@@ -36,10 +34,6 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _stop(_signal_number: int, _frame: object) -> None:
-    raise SystemExit(0)
-
-
 def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
     app = create_jira_standin(
@@ -52,16 +46,11 @@ def main(argv: list[str] | None = None) -> None:
             "webhook_secret": arguments.webhook_secret,
         }
     )
-    server = make_server(arguments.host, arguments.port, app, threaded=True)
-    signal.signal(signal.SIGTERM, _stop)
+    # Its access log shows each call, as Jira's own would; no secret travels in a Jira URL.
+    server = new_server(app, arguments.host, arguments.port, quiet=False)
     url = arguments.public_url or f"http://{arguments.host}:{server.server_port}"
     print(f"Jira stand-in ({arguments.deployment_type}) on {url}; agent page at {url}/", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_stopped(server)
 
 
 if __name__ == "__main__":

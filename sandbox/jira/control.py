@@ -7,13 +7,16 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from sandbox.common.faults import add_fault_routes
 from sandbox.jira import catalog
 from sandbox.jira.clock import jira_time
-from sandbox.jira.errors import Invalid, NotFound
+from sandbox.jira.errors import Invalid
 from sandbox.jira.records import Account, CustomerRequest
 from sandbox.jira.runtime import json_body, site, standin
 
 control = Blueprint("control", __name__, url_prefix="/_sandbox")
+add_fault_routes(control, lambda: standin().faults, lambda: standin().calls)
+
 
 BULK_LIMIT = 5000
 
@@ -66,41 +69,6 @@ def _number(body: dict[str, Any], name: str) -> float:
 def reset():
     standin().reset()
     return jsonify({"reset": True})
-
-
-@control.get("/calls")
-def calls():
-    return jsonify(standin().calls.listing())
-
-
-@control.delete("/calls")
-def clear_calls():
-    standin().calls.clear()
-    return "", 204
-
-
-@control.get("/faults")
-def faults():
-    return jsonify(standin().faults.listing())
-
-
-@control.post("/faults")
-def add_fault():
-    fault = standin().faults.add(json_body())
-    return jsonify({"id": fault.id}), 201
-
-
-@control.delete("/faults")
-def clear_faults():
-    standin().faults.clear()
-    return "", 204
-
-
-@control.delete("/faults/<fault_id>")
-def remove_fault(fault_id: str):
-    if not standin().faults.remove(fault_id):
-        raise NotFound(f"No fault {fault_id}.")
-    return "", 204
 
 
 @control.route("/search-lag", methods=["GET", "POST"])

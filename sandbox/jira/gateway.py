@@ -11,7 +11,7 @@ import time
 from flask import Flask, Response, g, request
 
 from sandbox.jira.errors import error_for
-from sandbox.jira.faults import Fault
+from sandbox.jira.faults import JiraFault
 from sandbox.jira.records import Account
 from sandbox.jira.runtime import standin
 
@@ -52,11 +52,16 @@ def admit_call() -> Response | None:
 def finish_call(response: Response) -> Response:
     if not is_api_call():
         return response
-    fault: Fault | None = g.get("fault")
+    fault: JiraFault | None = g.get("fault")
     if fault and fault.after_effect and fault.status:
         response = fault_response(fault)
     standin().calls.record(
-        request.method, request.path, request.query_string.decode("latin-1"), response.status_code
+        {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query_string.decode("latin-1"),
+            "status": response.status_code,
+        }
     )
     if fault and fault.after_effect and fault.delay:
         time.sleep(fault.delay)  # the work is done; the client may give up waiting
@@ -84,7 +89,7 @@ def unauthorized() -> Response:
     return response
 
 
-def fault_response(fault: Fault) -> Response:
+def fault_response(fault: JiraFault) -> Response:
     response = error_for(request.path, fault.status or 500, fault.message, "sd.error.unavailable")
     if fault.retry_after is not None:
         response.headers["Retry-After"] = str(fault.retry_after)

@@ -5,9 +5,10 @@ from typing import Any
 
 from flask import current_app, g, request
 
+from sandbox.common.faults import CallLog, FaultBoard
 from sandbox.jira.clock import Clock
 from sandbox.jira.errors import Invalid
-from sandbox.jira.faults import CallLog, FaultBoard
+from sandbox.jira.faults import jira_fault_board
 from sandbox.jira.records import CustomerRequest
 from sandbox.jira.representations import ALL_FIELDS, Site, issue_bean
 from sandbox.jira.settings import StandinSettings
@@ -37,7 +38,7 @@ class Standin:
             settings.webhook_timeout_seconds,
         )
         state = JiraState(settings, clock)
-        running = cls(settings, clock, state, FaultBoard(), CallLog(), webhooks)
+        running = cls(settings, clock, state, jira_fault_board(), CallLog(), webhooks)
         running.state.on_change = running.send_webhook
         return running
 

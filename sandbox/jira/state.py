@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from sandbox.files import write_atomically
+from sandbox.common.files import write_atomically
 from sandbox.jira import catalog
 from sandbox.jira.clock import Clock, Millis
 from sandbox.jira.errors import Conflict, Forbidden, Invalid, NotFound

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
-from sandbox.delivery import post
+from sandbox.common.delivery import post
 
 RETRIED_STATUSES = {408, 409, 425, 429}
 USER_AGENT = "Atlassian Webhook HTTP Client"

@@ -1,12 +1,12 @@
 """The SMTP server and the web page together, each in a background thread."""
 
 import os
-import threading
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 
+from sandbox.common.server import serve_in_background, stop_serving
 from sandbox.mail.smtp import start_smtp_catcher
 from sandbox.mail.store import MailStore
 from sandbox.mail.web import create_mail_catcher_app
@@ -20,12 +20,9 @@ class MailCatcher:
     web_url: str
     _smtp: Controller = field(repr=False)
     _web: BaseWSGIServer = field(repr=False)
-    _web_thread: threading.Thread = field(repr=False)
 
     def stop(self) -> None:
-        self._web.shutdown()
-        self._web.server_close()
-        self._web_thread.join()
+        stop_serving(self._web)
         self._smtp.stop()
 
     def __enter__(self) -> "MailCatcher":
@@ -33,10 +30,6 @@ class MailCatcher:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
-
-
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def start_mail_catcher(
@@ -47,23 +40,20 @@ def start_mail_catcher(
 ) -> MailCatcher:
     """Start both servers; port 0 (the default) means any free port."""
     store = MailStore(folder)
-    web = make_server(host, http_port, create_mail_catcher_app(store), threaded=True)
+    # A short poll interval makes stop() quick; tests start and stop catchers often.
+    web_url, web = serve_in_background(
+        create_mail_catcher_app(store),
+        host,
+        http_port,
+        quiet=False,
+        name="mail-catcher",
+        poll_interval=0.05,
+    )
     try:
         smtp, smtp_port = start_smtp_catcher(store, host, smtp_port)
     except BaseException:
-        web.server_close()
+        stop_serving(web)
         raise
-    # A short poll interval makes stop() quick; tests start and stop catchers often.
-    web_thread = threading.Thread(
-        target=web.serve_forever, kwargs={"poll_interval": 0.05}, name="mail-catcher", daemon=True
-    )
-    web_thread.start()
     return MailCatcher(
-        store=store,
-        host=host,
-        smtp_port=smtp_port,
-        web_url=_url(host, web.server_port),
-        _smtp=smtp,
-        _web=web,
-        _web_thread=web_thread,
+        store=store, host=host, smtp_port=smtp_port, web_url=web_url, _smtp=smtp, _web=web
     )

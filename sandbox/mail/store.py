@@ -13,7 +13,7 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
-from sandbox.files import write_atomically
+from sandbox.common.files import write_atomically
 
 # One header line in front of the message as it arrived: the envelope is not part of the
 # message, and keeping it in the same file keeps each write a single atomic rename.

@@ -21,17 +21,12 @@ Handlers read ``gateway.api_params(...)`` and ``gateway.current_account()``, kee
 """
 
 from sandbox.stripe.app import create_stripe_standin
-from sandbox.stripe.server import (
-    serve_in_background,
-    start_stripe_standin,
-    stop_stripe_standin,
-)
+from sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from sandbox.stripe.settings import StripeStandinSettings
 
 __all__ = [
     "StripeStandinSettings",
     "create_stripe_standin",
-    "serve_in_background",
     "start_stripe_standin",
     "stop_stripe_standin",
 ]

@@ -6,14 +6,11 @@
 
 import argparse
 import os
-import signal
 import sys
 
-from werkzeug.serving import make_server
-
+from sandbox.common.server import new_server, serve_until_stopped
 from sandbox.stripe.app import create_stripe_standin
 from sandbox.stripe.runtime import EXTENSION
-from sandbox.stripe.server import QuietRequestHandler
 from sandbox.stripe.settings import StripeStandinSettings
 
 DEFAULTS = StripeStandinSettings()
@@ -57,10 +54,6 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _stop(_signal_number: int, _frame: object) -> None:
-    raise SystemExit(0)
-
-
 def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
     app = create_stripe_standin(
@@ -76,19 +69,13 @@ def main(argv: list[str] | None = None) -> None:
             "demo_accounts": arguments.demo_accounts,
         }
     )
-    server = make_server(
-        arguments.host, arguments.port, app, threaded=True, request_handler=QuietRequestHandler
-    )
-    signal.signal(signal.SIGTERM, _stop)
+    server = new_server(app, arguments.host, arguments.port, quiet=True)
     url = arguments.public_url or f"http://{arguments.host}:{server.server_port}"
-    # Keys and secrets stay out of the output.
+    # Keys and secrets stay out of the output (and the access log, with its OAuth codes, off).
     print(f"Stripe stand-in on {url}; test accounts' dashboard at {url}/", flush=True)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        serve_until_stopped(server)
     finally:
-        server.server_close()
         app.extensions[EXTENSION].close()
 
 

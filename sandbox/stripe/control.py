@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, jsonify, request
 
+from sandbox.common.faults import add_fault_routes
 from sandbox.stripe import checkout, connect, payments
 from sandbox.stripe.accounts import (
     AccountFieldError,
@@ -18,11 +19,11 @@ from sandbox.stripe.accounts import (
 )
 from sandbox.stripe.cards import read_card, read_payer
 from sandbox.stripe.errors import StripeError
-from sandbox.stripe.faults import FaultSpecError
 from sandbox.stripe.runtime import public_url, standin
 from sandbox.stripe.webhooks import WebhookFaultError
 
 control = Blueprint("control", __name__, url_prefix="/_sandbox")
+add_fault_routes(control, lambda: standin().faults, lambda: standin().calls)
 
 
 class ControlError(Exception):
@@ -38,7 +39,6 @@ def refused(error: ControlError):
 
 
 @control.errorhandler(AccountFieldError)
-@control.errorhandler(FaultSpecError)
 @control.errorhandler(WebhookFaultError)
 @control.errorhandler(connect.ConsentRefused)
 def invalid(error: Exception):
@@ -284,26 +284,3 @@ def settle_session(session_id: str):
     except payments.PaymentRefused as refused:
         return jsonify({"error": refused.message, "session": refused.session}), 409
     return jsonify(attempt.as_json())
-
-
-# -- API faults and the call log -------------------------------------------------------------
-
-
-@control.route("/faults", methods=["GET", "POST", "DELETE"])
-def faults():
-    board = standin().faults
-    if request.method == "POST":
-        fault = board.add(json_body())
-        return jsonify({"id": fault.id}), 201
-    if request.method == "DELETE":
-        board.clear()
-        return "", 204
-    return jsonify(board.listing())
-
-
-@control.route("/calls", methods=["GET", "DELETE"])
-def calls():
-    if request.method == "DELETE":
-        standin().calls.clear()
-        return "", 204
-    return jsonify(standin().calls.listing())

@@ -97,8 +97,8 @@ def take_fault() -> None:
     fault = standin().faults.take(request.method, request.path)
     if fault is None:
         return
-    if fault.latency_seconds:
-        time.sleep(fault.latency_seconds)
+    if fault.delay:
+        time.sleep(fault.delay)
     if fault.status:
         raise fault.refusal()
 

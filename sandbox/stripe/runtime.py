@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import current_app, request
 
+from sandbox.common.faults import CallLog, FaultBoard
 from sandbox.stripe.chores import Chore
 from sandbox.stripe.events import Events, originating_request
-from sandbox.stripe.faults import CallLog, FaultBoard
+from sandbox.stripe.faults import stripe_fault_board
 from sandbox.stripe.idempotency import IdempotencyRecords
 from sandbox.stripe.settings import StripeStandinSettings
 from sandbox.stripe.state import StripeState
@@ -33,7 +34,13 @@ class StripeStandin:
         state = StripeState(settings)
         events = Events(state, settings)
         return cls(
-            settings, state, events.webhooks, events, IdempotencyRecords(), FaultBoard(), CallLog()
+            settings,
+            state,
+            events.webhooks,
+            events,
+            IdempotencyRecords(),
+            stripe_fault_board(),
+            CallLog(),
         )
 
     def reset(self) -> None:

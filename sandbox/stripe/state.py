@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.files import write_atomically
+from sandbox.common.files import write_atomically
 from sandbox.stripe.settings import StripeStandinSettings
 from sandbox.stripe.store import ObjectStore, new_id
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
-from sandbox.delivery import post
+from sandbox.common.delivery import post
 from sandbox.stripe.settings import StripeStandinSettings
 
 FAULT_MODES = ("duplicate", "hold", "delay", "bad_signature", "old_timestamp")

@@ -13,7 +13,7 @@ from typing import Any
 
 import stripe
 
-from tests.sandbox.stripe_helpers import checkout_params
+from tests.sandbox.stripe_helpers import checkout_params, connect
 from tests.sandbox.test_stripe_contracts import differences, fixtures  # noqa: F401
 
 NULL_WHEN_UNUSED = {
@@ -80,7 +80,7 @@ def departures(fixtures, kind: str, actual: dict[str, Any]) -> list[str]:  # noq
 
 def objects(stripe_api, stripe_sandbox) -> dict[str, dict[str, Any]]:
     """A paid session with a failed attempt first, and a partial refund."""
-    account = stripe_sandbox.connect(stripe_api)
+    account = connect(stripe_sandbox, stripe_api)
     options = {"stripe_account": account}
     params = checkout_params(
         customer_email="pat@example.com",
