@@ -67,6 +67,25 @@ RESOLUTIONS = {
 
 
 @dataclass(frozen=True)
+class Priority:
+    id: str
+    name: str
+
+
+PRIORITIES = {
+    p.name: p
+    for p in (
+        Priority("1", "Highest"),
+        Priority("2", "High"),
+        Priority("3", "Medium"),
+        Priority("4", "Low"),
+        Priority("5", "Lowest"),
+    )
+}
+REQUEST_PRIORITY = "Medium"  # Jira's default, which every request keeps here
+
+
+@dataclass(frozen=True)
 class Transition:
     """A manual workflow transition an agent (or the platform API) may run."""
 
@@ -150,6 +169,7 @@ FIELDS = (
     ("reporter", "Reporter", ["reporter"], {"type": "user", "system": "reporter"}),
     ("creator", "Creator", ["creator"], {"type": "user", "system": "creator"}),
     ("assignee", "Assignee", ["assignee"], {"type": "user", "system": "assignee"}),
+    ("priority", "Priority", ["priority"], {"type": "priority", "system": "priority"}),
     ("labels", "Labels", ["labels"], {"type": "array", "items": "string", "system": "labels"}),
     (
         "statuscategorychangedate",

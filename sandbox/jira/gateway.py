@@ -1,5 +1,10 @@
 """What happens to every API call before and after its handler: injected faults, HTTP
-authentication as Jira Cloud does it, and the call log.
+authentication as the site's deployment does it, and the call log.
+
+Jira Cloud takes an API token with Basic auth only (the account's email and the token); a
+Bearer token there is an OAuth 2.0 access token, which the stand-in never issues, so Bearer is
+refused. Bearer personal access tokens belong to Jira Data Center ("Server" here), which also
+takes Basic with the user's password (the same token).
 
 Only ``/rest/`` paths pass through here; the agent page and ``/_sandbox`` are left alone.
 """
@@ -72,6 +77,8 @@ def authenticate(header: str) -> Account | None:
     scheme, _, credentials = header.strip().partition(" ")
     state = standin().state
     if scheme.lower() == "bearer":
+        if standin().settings.deployment_type == "Cloud":
+            return None
         return state.account_for_token(None, credentials.strip())
     if scheme.lower() != "basic":
         return None

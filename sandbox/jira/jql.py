@@ -1,35 +1,25 @@
-"""The subset of JQL that vcpay and its tests use, evaluated over customer requests.
+"""The subset of JQL that vcpay, its tests and a person at the agent page use, evaluated over
+customer requests.
 
-Supported: ``project``, ``issuetype``, ``key``/``issuekey``/``id``, ``status``,
-``statusCategory``, ``resolution``, ``reporter``, ``"Request Type"`` (also ``"Customer Request
-Type"`` and ``cf[10010]``) with ``= != IN NOT IN`` (and ``IS [NOT] EMPTY`` for resolution);
-``summary``, ``description``, ``text`` with ``~ !~`` (case-insensitive substring); ``updated``,
-``created``, ``resolved`` with ``= != > >= < <=``; ``AND``, ``OR``, ``NOT``, parentheses;
-``ORDER BY`` ``updated``, ``created``, ``resolved``, ``key``, ``summary``, ``status``. Anything
-else is refused with a message, as Jira refuses what it cannot parse.
+Clauses: every field ``/rest/api/2/field`` lists, under each of its clause names (see
+``jql_fields``), with ``= != IN NOT IN`` for values, ``~ !~`` for text (a case-insensitive
+substring), ``= != > >= < <=`` for dates, ``IS [NOT] EMPTY``; ``AND``, ``OR``, ``NOT``,
+parentheses; ``ORDER BY`` ``updated``, ``created``, ``resolved``, ``key``, ``summary``,
+``status``. Functions: ``now()``, ``startOfDay()``, ``currentUser()``. What else Jira takes
+(history operators such as ``WAS`` and ``CHANGED``, other functions, ordering by other fields)
+is refused with a message, as Jira refuses what it cannot parse; sandbox/README.md lists it.
 """
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from sandbox.jira import catalog
-from sandbox.jira.clock import Millis, from_datetime, to_datetime
-from sandbox.jira.records import Account, CustomerRequest
+from sandbox.jira.jql_fields import SORT_FIELDS, SORT_KEYS, resolve_field
+from sandbox.jira.jql_terms import Context, JqlError, Predicate
+from sandbox.jira.records import CustomerRequest
 
-Predicate = Callable[[CustomerRequest], bool]
+__all__ = ["Context", "JqlError", "Query", "parse_jql"]
 KEYWORDS = {"and", "or", "not", "in", "is", "empty", "null", "order", "by", "asc", "desc"}
 OPERATORS = ("!=", "!~", ">=", "<=", "=", "~", ">", "<")
-DATE_FORMATS = ("%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M", "%Y/%m/%d", "%Y-%m-%d")
-RELATIVE_DATE = re.compile(r"^([+-]?)(\d+)([wdhm])$")
-UNIT_MS = {"w": 7 * 86_400_000, "d": 86_400_000, "h": 3_600_000, "m": 60_000}
-ISSUE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-\d+$")
-
-
-class JqlError(ValueError):
-    """JQL the stand-in cannot run; the message is what Jira would say."""
+FUNCTIONS = ("now()", "startofday()", "currentuser()")
 
 
 @dataclass(frozen=True)
@@ -39,15 +29,6 @@ class Token:
 
     def is_keyword(self, *words: str) -> bool:
         return self.kind == "word" and self.text.lower() in words
-
-
-@dataclass(frozen=True)
-class Context:
-    """What evaluating a query needs besides the requests."""
-
-    now: Millis
-    time_zone: str
-    account: Callable[[str], Account | None]
 
 
 @dataclass(frozen=True)
@@ -220,6 +201,8 @@ class Parser:
             self.position += 1
             if self.next("')'").kind != ")":
                 raise JqlError("Error in the JQL Query: functions here take no arguments.")
+            if f"{token.text.lower()}()" not in FUNCTIONS:
+                raise JqlError(f"Unable to find JQL function '{token.text}()'.")
             return token.text + "()"
         return token.text
 
@@ -239,245 +222,6 @@ class Parser:
             if not (self.peek() and self.peek().kind == ","):
                 return tuple(order)
             self.position += 1
-
-
-# -- fields ---------------------------------------------------------------------------------
-
-
-class ChoiceField:
-    """A field compared by equality against a few names for each request's value."""
-
-    def __init__(
-        self,
-        name: str,
-        names_of: Callable[[CustomerRequest, Context], set[str]],
-        valid: Callable[[str], bool],
-        is_empty: Callable[[CustomerRequest], bool] = lambda r: False,
-    ):
-        self.name = name
-        self.names_of = names_of
-        self.valid = valid
-        self.is_empty = is_empty
-
-    def clause(self, operator: str, values: list[str], context: Context) -> Predicate:
-        if operator not in ("=", "!=", "in", "not in"):
-            raise JqlError(
-                f"The operator '{operator}' is not supported by the '{self.name}' field."
-            )
-        wanted = set()
-        for value in values:
-            if not self.valid(value):
-                raise JqlError(f"The value '{value}' does not exist for the field '{self.name}'.")
-            wanted.add(value.lower())
-        negate = operator in ("!=", "not in")
-        return lambda r: bool(self.names_of(r, context) & wanted) != negate
-
-    def empty_clause(self, operator: str) -> Predicate:
-        return lambda r: self.is_empty(r) == (operator == "is")
-
-
-class TextField:
-    def __init__(self, name: str, text_of: Callable[[CustomerRequest], str]):
-        self.name = name
-        self.text_of = text_of
-
-    def clause(self, operator: str, values: list[str], context: Context) -> Predicate:
-        if operator not in ("~", "!~"):
-            raise JqlError(
-                f"The operator '{operator}' is not supported by the '{self.name}' field."
-            )
-        needle = values[0].strip("*?").lower()
-        negate = operator == "!~"
-        return lambda r: (needle in self.text_of(r).lower()) != negate
-
-    def empty_clause(self, operator: str) -> Predicate:
-        return lambda r: (not self.text_of(r)) == (operator == "is")
-
-
-class DateField:
-    def __init__(self, name: str, moment_of: Callable[[CustomerRequest], Millis | None]):
-        self.name = name
-        self.moment_of = moment_of
-
-    def clause(self, operator: str, values: list[str], context: Context) -> Predicate:
-        compare = DATE_COMPARISONS.get(operator)
-        if compare is None:
-            raise JqlError(
-                f"The operator '{operator}' is not supported by the '{self.name}' field."
-            )
-        limit = parse_date(values[0], self.name, context)
-
-        def predicate(r: CustomerRequest) -> bool:
-            moment = self.moment_of(r)
-            return moment is not None and compare(moment, limit)
-
-        return predicate
-
-    def empty_clause(self, operator: str) -> Predicate:
-        return lambda r: (self.moment_of(r) is None) == (operator == "is")
-
-
-DATE_COMPARISONS: dict[str, Callable[[int, int], bool]] = {
-    "=": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-}
-
-
-def parse_date(value: str, field: str, context: Context) -> Millis:
-    """A JQL date: absolute ones are read in the searching user's time zone."""
-    text = value.strip()
-    if text.lower() == "now()":
-        return context.now
-    if text.lower() == "startofday()":
-        today = to_datetime(context.now, context.time_zone)
-        return from_datetime(today.replace(hour=0, minute=0, second=0, microsecond=0))
-    if relative := RELATIVE_DATE.match(text):
-        sign = -1 if relative.group(1) == "-" else 1
-        return context.now + sign * int(relative.group(2)) * UNIT_MS[relative.group(3)]
-    if text.isdigit():
-        return int(text)  # Jira reads a bare number as epoch milliseconds
-    for pattern in DATE_FORMATS:
-        try:
-            naive = datetime.strptime(text, pattern)  # noqa: DTZ007 - zone attached below
-        except ValueError:
-            continue
-        return from_datetime(naive.replace(tzinfo=ZoneInfo(context.time_zone)))
-    raise JqlError(
-        f"Date value '{value}' for field '{field}' is invalid. Valid formats include: "
-        "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', "
-        "or a period format e.g. '-5d', '4w', '-2h', '-5m'."
-    )
-
-
-def _lower(*names: str) -> set[str]:
-    return {n.lower() for n in names}
-
-
-def _status(r: CustomerRequest) -> catalog.Status:
-    return catalog.STATUSES[r.status]
-
-
-def _request_type_names(rt: catalog.RequestType) -> set[str]:
-    return _lower(rt.id, rt.name, f"{rt.name} ({catalog.PAYMENT_DESK.project_key})")
-
-
-def _reporter_names(r: CustomerRequest, context: Context) -> set[str]:
-    account = context.account(r.reporter_id)
-    return _lower(r.reporter_id, *([account.email] if account else []))
-
-
-def _resolution_names(r: CustomerRequest, _context: Context) -> set[str]:
-    if r.resolution is None:
-        return {"unresolved"}  # Jira's name for "no resolution" in JQL
-    return _lower(r.resolution, catalog.RESOLUTIONS[r.resolution].id)
-
-
-ALL_STATUS_NAMES = set().union(*(_lower(s.name, s.id) for s in catalog.STATUSES.values()))
-ALL_CATEGORY_NAMES = set().union(
-    *(_lower(c.key, c.name, str(c.id)) for c in catalog.STATUS_CATEGORIES)
-)
-ALL_RESOLUTION_NAMES = set().union(
-    *(_lower(r.name, r.id) for r in catalog.RESOLUTIONS.values())
-) | {"unresolved"}
-ALL_REQUEST_TYPE_NAMES = set().union(*(_request_type_names(rt) for rt in catalog.REQUEST_TYPES))
-DESK = catalog.PAYMENT_DESK
-ISSUE_TYPE = catalog.SERVICE_REQUEST_WITH_APPROVALS
-
-FIELDS = {
-    "project": ChoiceField(
-        "project",
-        lambda r, c: _lower(DESK.project_key, DESK.project_id, DESK.project_name),
-        lambda v: v.lower() in _lower(DESK.project_key, DESK.project_id, DESK.project_name),
-    ),
-    "issuetype": ChoiceField(
-        "issuetype",
-        lambda r, c: _lower(ISSUE_TYPE.id, ISSUE_TYPE.name),
-        lambda v: v.lower() in _lower(ISSUE_TYPE.id, ISSUE_TYPE.name),
-    ),
-    "key": ChoiceField(
-        "key",
-        lambda r, c: _lower(r.key, r.issue_id),
-        lambda v: bool(ISSUE_KEY.match(v)) or v.isdigit(),
-    ),
-    "status": ChoiceField(
-        "status",
-        lambda r, c: _lower(r.status, _status(r).id),
-        lambda v: v.lower() in ALL_STATUS_NAMES,
-    ),
-    "statuscategory": ChoiceField(
-        "statusCategory",
-        lambda r, c: _lower(
-            _status(r).category.key, _status(r).category.name, str(_status(r).category.id)
-        ),
-        lambda v: v.lower() in ALL_CATEGORY_NAMES,
-    ),
-    "resolution": ChoiceField(
-        "resolution",
-        _resolution_names,
-        lambda v: v.lower() in ALL_RESOLUTION_NAMES,
-        is_empty=lambda r: r.resolution is None,
-    ),
-    "reporter": ChoiceField("reporter", _reporter_names, lambda v: bool(v.strip())),
-    "request type": ChoiceField(
-        "Request Type",
-        lambda r, c: next(
-            _request_type_names(rt) for rt in catalog.REQUEST_TYPES if rt.id == r.request_type_id
-        ),
-        lambda v: v.lower() in ALL_REQUEST_TYPE_NAMES,
-    ),
-    "summary": TextField("summary", lambda r: r.summary),
-    "description": TextField("description", lambda r: r.description),
-    "text": TextField(
-        "text", lambda r: "\n".join([r.summary, r.description, *(c.body for c in r.comments)])
-    ),
-    "updated": DateField("updated", lambda r: r.updated),
-    "created": DateField("created", lambda r: r.created),
-    "resolved": DateField("resolved", lambda r: r.resolved),
-}
-FIELD_ALIASES = {
-    "type": "issuetype",
-    "issuekey": "key",
-    "id": "key",
-    "issue": "key",
-    "customer request type": "request type",
-    "cf[10010]": "request type",
-    "updateddate": "updated",
-    "createddate": "created",
-    "resolutiondate": "resolved",
-}
-SORT_FIELDS = {
-    "updated": "updated",
-    "updateddate": "updated",
-    "created": "created",
-    "createddate": "created",
-    "resolved": "resolved",
-    "resolutiondate": "resolved",
-    "key": "key",
-    "issuekey": "key",
-    "id": "key",
-    "summary": "summary",
-    "status": "status",
-}
-SORT_KEYS: dict[str, Callable[[CustomerRequest], object]] = {
-    "updated": lambda r: r.updated,
-    "created": lambda r: r.created,
-    "resolved": lambda r: r.resolved if r.resolved is not None else float("inf"),
-    "key": lambda r: r.number,  # PAY-2 before PAY-10
-    "summary": lambda r: r.summary.lower(),
-    "status": lambda r: r.status.lower(),
-}
-
-
-def resolve_field(name: str):
-    lowered = name.strip().lower()
-    field = FIELDS.get(FIELD_ALIASES.get(lowered, lowered))
-    if field is None:
-        raise JqlError(f"Field '{name}' does not exist or you do not have permission to view it.")
-    return field
 
 
 def parse_jql(text: str, context: Context) -> Query:

@@ -134,6 +134,15 @@ def resolution(site: Site, name: str | None) -> dict[str, Any] | None:
     }
 
 
+def priority(site: Site, found: catalog.Priority) -> dict[str, Any]:
+    return {
+        "self": site.rest(f"priority/{found.id}"),
+        "iconUrl": f"{site.base}/images/icons/priorities/{found.name.lower()}.svg",
+        "name": found.name,
+        "id": found.id,
+    }
+
+
 def issue_type(site: Site) -> dict[str, Any]:
     it = catalog.SERVICE_REQUEST_WITH_APPROVALS
     return {
@@ -233,6 +242,7 @@ def issue_fields(site: Site, request: CustomerRequest) -> dict[str, Any]:
         "reporter": user_details(site, _account(site, request.reporter_id)),
         "creator": user_details(site, _account(site, request.creator_id)),
         "assignee": None,
+        "priority": priority(site, catalog.PRIORITIES[catalog.REQUEST_PRIORITY]),
         "labels": [],
         "created": site.time(request.created),
         "updated": site.time(request.updated),
@@ -257,11 +267,14 @@ ALL_FIELDS = FieldSelection(every=True)
 
 
 def select_fields(requested: Iterable[str]) -> FieldSelection:
+    """``-description`` alone means every (default) field but the description."""
     names = [name.strip() for name in requested if name.strip()]
+    named = frozenset(n for n in names if not n.startswith(("-", "*")))
+    excluded = frozenset(n[1:] for n in names if n.startswith("-"))
     return FieldSelection(
-        every=any(name in ("*all", "*navigable") for name in names),
-        named=frozenset(n for n in names if not n.startswith(("-", "*"))),
-        excluded=frozenset(n[1:] for n in names if n.startswith("-")),
+        every=any(name in ("*all", "*navigable") for name in names) or bool(excluded and not named),
+        named=named,
+        excluded=excluded,
     )
 
 

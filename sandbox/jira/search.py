@@ -1,7 +1,8 @@
 """JQL search as Jira Cloud's enhanced search (``/search/jql``) and the legacy ``/search``.
 
-Enhanced search pages with opaque ``nextPageToken``s, caps ``maxResults`` at 100, refuses
-unbounded queries, and may lag behind recent changes (``/_sandbox/search-lag``).
+Enhanced search pages with opaque ``nextPageToken``s, caps ``maxResults`` at 100 (5,000 when
+only ids or keys are asked for), refuses unbounded queries, and may lag behind recent changes
+(``/_sandbox/search-lag``).
 """
 
 import base64
@@ -10,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import request
+from flask import g, request
 
 from sandbox.jira.errors import Invalid
 from sandbox.jira.jql import Context, JqlError, Query, parse_jql
@@ -25,6 +26,8 @@ from sandbox.jira.representations import (
 from sandbox.jira.runtime import json_body, list_arg, standin
 
 ENHANCED_MAX_RESULTS = 100
+ID_ONLY_MAX_RESULTS = 5000
+ID_ONLY_FIELDS = frozenset({"id", "key"})
 LEGACY_MAX_RESULTS = 1000
 UNBOUNDED = (
     "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
@@ -59,7 +62,7 @@ def _whole(value: Any, name: str, default: int) -> int:
         raise Invalid(f"The '{name}' parameter must be a whole number.") from None
 
 
-def read_params(default_max: int, cap: int) -> SearchParams:
+def read_params(default_max: int) -> SearchParams:
     """From the query string (GET) or the JSON body (POST), as the jira library sends them."""
     if request.method == "POST":
         body = json_body()
@@ -79,7 +82,7 @@ def read_params(default_max: int, cap: int) -> SearchParams:
     return SearchParams(
         jql=raw["jql"] or "",
         fields=fields,
-        max_results=min(max_results or default_max, cap),
+        max_results=max_results or default_max,
         next_page_token=raw["nextPageToken"] or None,
         start_at=start_at,
         expand=expand,
@@ -93,6 +96,7 @@ def run_query(jql: str, reconcile_ids: set[str], require_bounded: bool) -> list[
         now=running.clock.now_ms(),
         time_zone=running.settings.time_zone,
         account=running.state.account,
+        caller=g.get("account"),
     )
     try:
         query: Query = parse_jql(jql, context)
@@ -122,17 +126,26 @@ def offset_from_token(token: str, jql: str) -> int:
     raise Invalid("The nextPageToken is not valid for this query.")
 
 
+def ids_only(fields: list[str] | None) -> bool:
+    """Enhanced search's default field list is ``id``; ``key`` alone is as light."""
+    return fields is None or set(fields) <= ID_ONLY_FIELDS
+
+
 def _issue(site: Site, found: CustomerRequest, params: SearchParams) -> dict[str, Any]:
-    if params.fields is None:
-        return {"id": found.issue_id}  # enhanced search's default field list is "id"
-    return issue_bean(site, found, select_fields(params.fields), params.expand)
+    if ids_only(params.fields):
+        light = {"id": found.issue_id}
+        if params.fields and "key" in params.fields:
+            light["key"] = found.key
+        return light
+    return issue_bean(site, found, select_fields(params.fields or []), params.expand)
 
 
 def enhanced_search(site: Site) -> dict[str, Any]:
-    params = read_params(50, ENHANCED_MAX_RESULTS)
+    params = read_params(50)
+    cap = ID_ONLY_MAX_RESULTS if ids_only(params.fields) else ENHANCED_MAX_RESULTS
     found = run_query(params.jql, params.reconcile_ids, require_bounded=True)
     offset = offset_from_token(params.next_page_token, params.jql) if params.next_page_token else 0
-    end = offset + params.max_results
+    end = offset + min(params.max_results, cap)
     body: dict[str, Any] = {
         "issues": [_issue(site, r, params) for r in found[offset:end]],
         "isLast": end >= len(found),
@@ -143,7 +156,8 @@ def enhanced_search(site: Site) -> dict[str, Any]:
 
 
 def legacy_search(site: Site) -> dict[str, Any]:
-    params = read_params(50, LEGACY_MAX_RESULTS)
+    params = read_params(50)
+    params.max_results = min(params.max_results, LEGACY_MAX_RESULTS)
     found = run_query(params.jql, set(), require_bounded=False)
     fields = select_fields(params.fields if params.fields is not None else ["*navigable"])
     page = found[params.start_at : params.start_at + params.max_results]

@@ -14,7 +14,8 @@ SANDBOX_WEBHOOK_SECRET = "jira_webhook_vcpay_sandbox"  # noqa: S105  # nosec B10
 class StandinSettings:
     # Links in responses use this; empty means "the URL the request came in on".
     public_url: str = ""
-    # "Cloud" makes the jira library use /search/jql; "Server" the legacy /search.
+    # "Cloud" makes the jira library use /search/jql, and takes API tokens with Basic auth only;
+    # "Server" (Data Center) the legacy /search, and also personal access tokens as Bearer.
     deployment_type: str = "Cloud"
     # Everyone's time zone: JQL dates are read in it and times are written in it.
     time_zone: str = "Australia/Sydney"

@@ -72,7 +72,7 @@ class JiraState:
             self._save()
 
     def account_for_token(self, email: str | None, token: str) -> Account | None:
-        """Basic auth sends email and API token; Bearer sends the token alone."""
+        """Basic auth sends email and API token; Bearer (a Data Center PAT) the token alone."""
         s = self.settings
         for account, account_token in (
             (self.integration_user, s.api_token),

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from sandbox.stripe.accounts import change_account, merge_metadata, platform_account
-from sandbox.stripe.errors import InvalidParameter, ResourceMissing
+from sandbox.stripe.errors import InvalidParameter, exclusive, no_such, unknown_parameter
 from sandbox.stripe.events import originating_request
 from sandbox.stripe.gateway import api_params, current_account, no_access_to
 from sandbox.stripe.lists import PAGING_PARAMS, list_object, whole_number
@@ -84,7 +84,7 @@ def retrieve_event(event_id: str) -> Response:
     api_params()
     event = standin().state.get_object(current_account(), event_id)
     if event is None or event.get("object") != "event":
-        raise ResourceMissing(f"No such event: '{event_id}'", param="id")
+        raise no_such("event", event_id)
     return jsonify(event)
 
 
@@ -115,9 +115,7 @@ def event_filter(params: dict[str, Any]):
 
 def event_types(params: dict[str, Any]) -> list[str]:
     if params.get("type") and params.get("types"):
-        raise InvalidParameter(
-            "You may only specify one of these parameters: type, types.", param="types"
-        )
+        raise exclusive(("type", "types"), param="types")
     if params.get("type"):
         return [str(params["type"])]
     types = params.get("types") or []
@@ -146,7 +144,7 @@ def created_matches(obj: dict[str, Any], created: Any) -> bool:
     unknown = set(created) - set(RANGE_OPERATORS)
     if unknown:
         name = sorted(unknown)[0]
-        raise InvalidParameter(f"Received unknown parameter: created[{name}]", f"created[{name}]")
+        raise unknown_parameter(f"created[{name}]")
     bounds = {op: whole_number(created, op) for op in created}
     value = obj["created"]
     return (

@@ -16,7 +16,13 @@ from stripe.params.checkout import SessionCreateParams
 
 from sandbox.stripe.accounts import display_name
 from sandbox.stripe.cards import EMAIL
-from sandbox.stripe.errors import InvalidParameter, InvalidRequest, ResourceMissing
+from sandbox.stripe.errors import (
+    InvalidParameter,
+    InvalidRequest,
+    invalid_integer,
+    missing,
+    no_such,
+)
 from sandbox.stripe.events import originating_request
 from sandbox.stripe.money import CURRENCIES, MAXIMUM_AMOUNT, MINIMUM_AMOUNT
 from sandbox.stripe.params import refuse_unknown
@@ -27,10 +33,10 @@ log = logging.getLogger(__name__)
 
 SESSION = "checkout.session"
 EXTRAS = "stand-in.checkout.session.extras"  # never shown by the API
+# From the session's creation, to the second, with no leeway, as Stripe measures it: a client
+# that asks for exactly now + 30 minutes is refused if a second passes on the way.
 MIN_LIFETIME = 30 * 60
 MAX_LIFETIME = 24 * 60 * 60
-# A client that asks for exactly now + 30 minutes reaches the stand-in a moment later.
-LIFETIME_LEEWAY = 60
 MAX_LINE_ITEMS = 100
 MODES = ("payment", "setup", "subscription")
 UI_MODES = ("hosted_page", "embedded_page", "elements", "form")
@@ -55,15 +61,11 @@ SUPPORTED = frozenset(
 EXPANDABLE = ("payment_intent", "line_items", "customer", "invoice", "setup_intent")
 
 
-def missing(param: str) -> InvalidParameter:
-    return InvalidParameter(f"Missing required param: {param}.", param=param)
-
-
 def integer(value: Any, param: str) -> int:
     try:
         return int(str(value))
     except ValueError:
-        raise InvalidParameter(f"Invalid integer: {value}", param=param) from None
+        raise invalid_integer(value, param) from None
 
 
 def text(value: Any, param: str) -> str:
@@ -85,20 +87,20 @@ def string_map(value: Any, param: str) -> dict[str, str]:
 def url(value: Any, param: str) -> str:
     value = text(value, param)
     if not value.startswith(("http://", "https://")):
-        raise InvalidParameter("Not a valid URL", param=param)
+        raise InvalidParameter("Not a valid URL", param=param, code="url_invalid")
     return value
 
 
 # -- reading the create call -----------------------------------------------------------------
 
 
-def read_line_item(item: Any, index: int) -> dict[str, Any]:
+def read_line_item(item: Any, index: int, created: int) -> dict[str, Any]:
     """One line item as its ``item`` object (Stripe's line item, with an inline price)."""
     at = f"line_items[{index}]"
     if not isinstance(item, dict):
         raise InvalidParameter("Invalid hash", param=at)
     if "price" in item:
-        raise ResourceMissing(f"No such price: '{item['price']}'", param=f"{at}[price]")
+        raise no_such("price", item["price"], param=f"{at}[price]")
     if "quantity" not in item:
         raise missing(f"{at}[quantity]")
     quantity = integer(item["quantity"], f"{at}[quantity]")
@@ -120,7 +122,7 @@ def read_line_item(item: Any, index: int) -> dict[str, Any]:
             param=f"{at}[currency]",
         )
     if "product" in price_data:
-        raise ResourceMissing(f"No such product: '{price_data['product']}'", param=f"{at}[product]")
+        raise no_such("product", price_data["product"], param=f"{at}[product]")
     product = price_data.get("product_data")
     if not isinstance(product, dict):
         raise missing(f"{at}[product_data]")
@@ -149,32 +151,51 @@ def read_line_item(item: Any, index: int) -> dict[str, Any]:
         "amount_total": amount,
         "currency": currency,
         "description": name.strip(),
-        "metadata": string_map(item.get("metadata"), "line_items[{index}][metadata]"),
-        "price": {
-            "id": new_id("price_"),
-            "object": "price",
-            "active": False,
-            "currency": currency,
-            "product": new_id("prod_", 14),
-            "type": "one_time",
-            "unit_amount": unit_amount,
-            "unit_amount_decimal": str(unit_amount),
-        },
+        "metadata": string_map(item.get("metadata"), f"line_items[{index}][metadata]"),
+        "price": inline_price(currency, unit_amount, created),
         "quantity": quantity,
     }
 
 
-def read_line_items(params: dict[str, Any]) -> list[dict[str, Any]]:
+def inline_price(currency: str, unit_amount: int, created: int) -> dict[str, Any]:
+    """The ``price`` Stripe makes for ``price_data``: one-time, archived at once, with a
+    product of its own; the fields of a recurring or tiered price are null."""
+    return {
+        "id": new_id("price_"),
+        "object": "price",
+        "active": False,
+        "billing_scheme": "per_unit",
+        "created": created,
+        "currency": currency,
+        "custom_unit_amount": None,
+        "livemode": False,
+        "lookup_key": None,
+        "metadata": {},
+        "nickname": None,
+        "product": new_id("prod_", 14),
+        "recurring": None,
+        "tax_behavior": "unspecified",
+        "tiers_mode": None,
+        "transform_quantity": None,
+        "type": "one_time",
+        "unit_amount": unit_amount,
+        "unit_amount_decimal": str(unit_amount),
+    }
+
+
+def read_line_items(params: dict[str, Any], created: int) -> list[dict[str, Any]]:
     given = params.get("line_items")
     if not given:
-        raise InvalidParameter("line_items is required in payment mode.", param="line_items")
+        raise InvalidParameter(
+            "line_items is required in payment mode.", param="line_items", code="parameter_missing"
+        )
     if not isinstance(given, list):
         raise InvalidParameter("Invalid array", param="line_items")
     if len(given) > MAX_LINE_ITEMS:
         raise InvalidParameter(
             f"You may only specify up to {MAX_LINE_ITEMS} line items.", param="line_items"
         )
-    items = [read_line_item(item, index) for index, item in enumerate(given)]
+    items = [read_line_item(item, index, created) for index, item in enumerate(given)]
     for index, item in enumerate(items):
         if item["currency"] != items[0]["currency"]:
             raise InvalidParameter(
@@ -195,13 +216,13 @@ def read_expires_at(params: dict[str, Any], created: int) -> int:
     if "expires_at" not in params:
         return created + MAX_LIFETIME
     expires_at = integer(params["expires_at"], "expires_at")
-    if expires_at < created + MIN_LIFETIME - LIFETIME_LEEWAY:
+    if expires_at < created + MIN_LIFETIME:
         raise InvalidParameter(
             "The `expires_at` timestamp must be at least 30 minutes after the Checkout "
             "Session is created.",
             param="expires_at",
         )
-    if expires_at > created + MAX_LIFETIME + LIFETIME_LEEWAY:
+    if expires_at > created + MAX_LIFETIME:
         raise InvalidParameter(
             "The `expires_at` timestamp must be at most 24 hours after the Checkout Session "
             "is created.",
@@ -266,7 +287,9 @@ def read_payment_intent_data(params: dict[str, Any], total: int) -> dict[str, An
     email = data.get("receipt_email")
     if email is not None and not EMAIL.match(email):
         raise InvalidParameter(
-            f"Invalid email address: {email}", param="payment_intent_data[receipt_email]"
+            f"Invalid email address: {email}",
+            param="payment_intent_data[receipt_email]",
+            code="email_invalid",
         )
     return data
 
@@ -276,7 +299,9 @@ def read_customer_email(params: dict[str, Any]) -> str | None:
     if email is None:
         return None
     if not EMAIL.match(text(email, "customer_email")):
-        raise InvalidParameter(f"Invalid email address: {email}", param="customer_email")
+        raise InvalidParameter(
+            f"Invalid email address: {email}", param="customer_email", code="email_invalid"
+        )
     return email
 
 
@@ -319,13 +344,13 @@ def new_session(
     refuse_unsupported(params)
     read_mode(params)
     ui_mode = read_ui_mode(params)
-    items = read_line_items(params)
+    created = int(time.time())
+    items = read_line_items(params, created)
     currency = items[0]["currency"]
     total = sum(item["amount_total"] for item in items)
     check_total(total, currency)
     if "success_url" not in params:
         raise missing("success_url")
-    created = int(time.time())
     session_id = new_id("cs_test_a1", 56)
     session = session_object(
         session_id,
@@ -482,7 +507,7 @@ def session_in(running: StripeStandin, account: str | None, session_id: str) -> 
     expire_if_due(running, account, session_id)
     session = running.state.get_object(account, session_id)
     if session is None or session.get("object") != SESSION:
-        raise ResourceMissing(f"No such checkout.session: '{session_id}'", param="session")
+        raise no_such(SESSION, session_id)
     return session
 
 
@@ -507,7 +532,7 @@ def expire(running: StripeStandin, account: str | None, session_id: str) -> dict
     with running.state.lock:
         session = running.state.get_object(account, session_id)
         if session is None:
-            raise ResourceMissing(f"No such checkout.session: '{session_id}'", param="session")
+            raise no_such(SESSION, session_id)
         if session["status"] != "open":
             raise InvalidRequest(
                 'Only Checkout Sessions with a status in ["open"] can be expired. This '

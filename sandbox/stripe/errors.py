@@ -1,8 +1,12 @@
 """Stripe's two error shapes.
 
-The API answers ``{"error": {"type", "message", "code", "param"}}``; OAuth answers a flat
-``{"error": "invalid_grant", "error_description": "..."}``. stripe-python tells them apart by
-whether ``error`` is an object or a string, and raises its exception classes from them.
+The API answers ``{"error": {"type", "message", "code", "doc_url", "param"}}``: a ``code``
+from Stripe's list of error codes (``parameter_unknown``, ``parameter_missing``,
+``resource_missing``...) always comes with the ``doc_url`` of its page, and ``param`` names
+the parameter at fault, for a missing object the path parameter of its URL
+(``/v1/payment_intents/{intent}``: ``intent``). OAuth answers a flat ``{"error":
+"invalid_grant", "error_description": "..."}``. stripe-python tells them apart by whether
+``error`` is an object or a string, and raises its exception classes from them.
 """
 
 import re
@@ -11,6 +15,16 @@ from typing import Any
 from flask import Response, jsonify
 
 SUPPORT = "Please see https://stripe.com/docs or we can help at https://support.stripe.com/."
+ERROR_CODES = "https://stripe.com/docs/error-codes/"
+# The path parameter that names each kind of object in its URL, which Stripe quotes as the
+# ``param`` of a ``resource_missing`` for it.
+PATH_PARAMETERS = {
+    "checkout.session": "session",
+    "payment_intent": "intent",
+    "charge": "charge",
+    "refund": "refund",
+    "event": "id",
+}
 
 
 KEY_PREFIX = re.compile(r"^(?:sk|rk|pk)_(?:test|live)_")
@@ -47,9 +61,15 @@ class StripeError(Exception):
         error: dict[str, Any] = {"type": self.error_type, "message": self.message}
         if self.code:
             error["code"] = self.code
+            error["doc_url"] = doc_url(self.code)
         if self.param:
             error["param"] = self.param
         return {"error": error}
+
+
+def doc_url(code: str) -> str:
+    """The page of Stripe's error-code list that explains ``code``."""
+    return ERROR_CODES + code.replace("_", "-")
 
 
 class InvalidRequest(StripeError):
@@ -90,11 +110,46 @@ class IdempotencyError(StripeError):
 
 class IdempotencyInProgress(IdempotencyError):
     status = 409
+    code = "idempotency_key_in_use"
 
 
 class ApiError(StripeError):
     status = 500
     error_type = "api_error"
+
+
+def missing(param: str) -> InvalidParameter:
+    return InvalidParameter(
+        f"Missing required param: {param}.", param=param, code="parameter_missing"
+    )
+
+
+def unknown_parameter(param: str) -> InvalidParameter:
+    return InvalidParameter(
+        f"Received unknown parameter: {param}", param=param, code="parameter_unknown"
+    )
+
+
+def invalid_integer(value: Any, param: str) -> InvalidParameter:
+    return InvalidParameter(
+        f"Invalid integer: {value}", param=param, code="parameter_invalid_integer"
+    )
+
+
+def exclusive(names: tuple[str, ...], param: str) -> InvalidParameter:
+    return InvalidParameter(
+        f"You may only specify one of these parameters: {', '.join(names)}.",
+        param=param,
+        code="parameters_exclusive",
+    )
+
+
+def no_such(kind: str, object_id: str, param: str | None = None) -> ResourceMissing:
+    """An object this account does not have, named in the URL unless ``param`` (a body or
+    query parameter) named it."""
+    return ResourceMissing(
+        f"No such {kind}: '{object_id}'", param=param or PATH_PARAMETERS.get(kind, "id")
+    )
 
 
 def stripe_error_response(error: StripeError) -> Response:

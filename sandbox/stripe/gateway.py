@@ -19,6 +19,7 @@ from sandbox.stripe.errors import (
     AuthenticationFailed,
     InvalidParameter,
     masked_key,
+    unknown_parameter,
 )
 from sandbox.stripe.events import API_VERSION
 from sandbox.stripe.forms import FormError, decode_form
@@ -204,7 +205,7 @@ def api_params(*accepted: str) -> dict[str, Any]:
     params: dict[str, Any] = g.params
     for name in params:
         if name not in accepted and name not in EVERY_ENDPOINT_ACCEPTS:
-            raise InvalidParameter(f"Received unknown parameter: {name}", param=name)
+            raise unknown_parameter(name)
     return params
 
 

@@ -4,7 +4,7 @@ which stripe-python's auto-paging relies on. Items come newest first, as on Stri
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.stripe.errors import InvalidParameter, ResourceMissing
+from sandbox.stripe.errors import InvalidParameter, ResourceMissing, exclusive, invalid_integer
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
@@ -18,7 +18,7 @@ def whole_number(params: dict[str, Any], name: str) -> int | None:
     try:
         return int(str(raw))
     except ValueError:
-        raise InvalidParameter(f"Invalid integer: {raw}", param=name) from None
+        raise invalid_integer(raw, name) from None
 
 
 def page_limit(params: dict[str, Any]) -> int:
@@ -44,10 +44,7 @@ def list_object(
     limit = page_limit(params)
     after, before = params.get("starting_after"), params.get("ending_before")
     if after and before:
-        raise InvalidParameter(
-            "You may only specify one of these parameters: ending_before, starting_after.",
-            param="ending_before",
-        )
+        raise exclusive(("ending_before", "starting_after"), param="ending_before")
     if after:
         rest = newest_first[_position(newest_first, after, "starting_after") + 1 :]
         page, has_more = rest[:limit], len(rest) > limit

@@ -8,7 +8,7 @@ from typing import Any
 
 from stripe import RequestOptions
 
-from sandbox.stripe.errors import InvalidParameter
+from sandbox.stripe.errors import unknown_parameter
 
 # The library's own options share the TypedDicts; they never go over the wire as parameters.
 OPTIONS = RequestOptions.__required_keys__ | RequestOptions.__optional_keys__
@@ -40,7 +40,7 @@ def refuse_unknown(params: dict[str, Any], params_class: type, path: str = "") -
     for name, value in params.items():
         where = f"{path}[{name}]" if path else name
         if name not in known and not (not path and name == "expand"):
-            raise InvalidParameter(f"Received unknown parameter: {where}", param=where)
+            raise unknown_parameter(where)
         inner = nested_class(params_class, name)
         if inner is None:
             continue

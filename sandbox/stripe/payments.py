@@ -24,7 +24,7 @@ from sandbox.stripe.cards import (
     test_card,
 )
 from sandbox.stripe.checkout import extras, session_in
-from sandbox.stripe.errors import InvalidParameter, InvalidRequest, ResourceMissing
+from sandbox.stripe.errors import InvalidParameter, InvalidRequest, invalid_integer, no_such
 from sandbox.stripe.events import originating_request, previous_attributes
 from sandbox.stripe.money import formatted
 from sandbox.stripe.runtime import StripeStandin
@@ -642,11 +642,12 @@ def refundable_charge(
             "One of the following params should be provided for this request: charge or "
             "payment_intent.",
             param="payment_intent",
+            code="parameter_missing",
         )
     if pi_id:
         payment_intent = state.get_object(account, str(pi_id))
         if payment_intent is None or payment_intent.get("object") != "payment_intent":
-            raise ResourceMissing(f"No such payment_intent: '{pi_id}'", param="payment_intent")
+            raise no_such("payment_intent", str(pi_id), param="payment_intent")
         if payment_intent["status"] != "succeeded":
             raise InvalidRequest(
                 f"This PaymentIntent ({pi_id}) does not have a successful charge to refund.",
@@ -660,7 +661,7 @@ def refundable_charge(
             )
     charge = state.get_object(account, str(charge_id))
     if charge is None or charge.get("object") != "charge":
-        raise ResourceMissing(f"No such charge: '{charge_id}'", param="charge")
+        raise no_such("charge", str(charge_id), param="charge")
     if charge["status"] != "succeeded":
         raise InvalidRequest(
             f"Charge {charge_id} has not succeeded, so it cannot be refunded.", param="charge"
@@ -679,7 +680,7 @@ def refund_amount(params: dict[str, Any], charge: dict[str, Any]) -> int:
     try:
         amount = int(str(params["amount"]))
     except ValueError:
-        raise InvalidParameter(f"Invalid integer: {params['amount']}", param="amount") from None
+        raise invalid_integer(params["amount"], "amount") from None
     if amount < 1:
         raise InvalidParameter("This value must be greater than or equal to 1.", param="amount")
     if amount > remaining:
@@ -762,5 +763,5 @@ def payment_object(
 ) -> dict[str, Any]:
     found = running.state.get_object(account, object_id)
     if found is None or found.get("object") != kind:
-        raise ResourceMissing(f"No such {kind}: '{object_id}'", param="id")
+        raise no_such(kind, object_id)
     return found

@@ -201,7 +201,9 @@ def test_jql_subset(jira, sandbox, jql, expected):
 @pytest.mark.parametrize(
     ("jql", "message"),
     [
-        ("assignee = currentUser()", "does not exist"),
+        ("fixVersion = 1.0", "does not exist"),
+        ("assignee WAS currentUser()", "operator"),
+        ("project = PAY AND created >= endOfDay()", "function"),
         ("project = NOPE", "does not exist"),
         ('project = PAY AND updated >= "27 November"', "invalid"),
         ("project = PAY AND summary = exact", "not supported"),

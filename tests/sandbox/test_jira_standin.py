@@ -319,28 +319,52 @@ def test_jsm_request_expands_and_works_without_the_experimental_header(jira, san
     assert body["status"]["values"][0]["status"] == "Waiting for approval"
 
 
+def bearer_client(url: str) -> JIRA:
+    """The library with the API token as a personal access token (``token_auth``)."""
+    return JIRA(
+        server=url,
+        token_auth="sandbox-api-token",
+        max_retries=0,
+        timeout=5,
+        options={"check_update": False},
+    )
+
+
 def test_missing_or_wrong_credentials_get_401(standin_url):
     anonymous = JIRA(server=standin_url, max_retries=0, timeout=5, options={"check_update": False})
     with pytest.raises(JIRAError) as no_auth:
         anonymous.myself()
     with pytest.raises(JIRAError) as wrong_token:
         jira_client(standin_url, ("vcpay@servicedesk.example", "not-the-token"))
-    bearer = JIRA(
-        server=standin_url,
-        token_auth="sandbox-api-token",
-        max_retries=0,
-        timeout=5,
-        options={"check_update": False},
-    )
     raw = requests.get(f"{standin_url}/rest/servicedeskapi/servicedesk", timeout=5)
 
     assert no_auth.value.status_code == 401
     assert no_auth.value.response.headers["WWW-Authenticate"].startswith("Basic")
     assert no_auth.value.response.json()["errorMessages"]
     assert wrong_token.value.status_code == 401
-    assert bearer.myself()["emailAddress"] == "vcpay@servicedesk.example"
     assert raw.status_code == 401
     assert set(raw.json()) == {"errorMessage", "i18nErrorMessage"}
+
+
+def test_cloud_takes_an_api_token_with_basic_auth_only(standin_url):
+    with pytest.raises(JIRAError) as bearer:
+        bearer_client(standin_url)
+    as_bearer = requests.get(
+        f"{standin_url}/rest/api/2/myself",
+        headers={"Authorization": "Bearer sandbox-api-token"},
+        timeout=5,
+    )
+
+    assert bearer.value.status_code == 401
+    assert as_bearer.status_code == 401
+    assert jira_client(standin_url).myself()["emailAddress"] == "vcpay@servicedesk.example"
+
+
+def test_data_center_takes_a_personal_access_token_as_bearer(other_standin):
+    url = other_standin(deployment_type="Server")
+
+    assert bearer_client(url).myself()["emailAddress"] == "vcpay@servicedesk.example"
+    assert jira_client(url).myself()["emailAddress"] == "vcpay@servicedesk.example"
 
 
 def test_call_log_records_api_calls_only(jira, sandbox, standin_url):

@@ -11,6 +11,7 @@ from tests.sandbox.stripe_helpers import (
     CANCEL_URL,
     PLATFORM_KEY,
     SUCCESS_URL,
+    at_the_start_of_a_second,
     checkout_params,
     connect,
 )
@@ -347,7 +348,7 @@ def test_the_total_must_be_chargeable(stripe_api, clinic, unit_amount, code, mes
 def test_the_limits_themselves_are_allowed(stripe_api, clinic):
     smallest = create(stripe_api, clinic, line_items=item(unit_amount=50))
     largest = create(stripe_api, clinic, line_items=item(unit_amount=99_999_999))
-    soonest = create(stripe_api, clinic, expires_at=int(time.time()) + 30 * 60)
+    soonest = create(stripe_api, clinic, expires_at=at_the_start_of_a_second() + 30 * 60)
 
     assert (smallest.amount_total, largest.amount_total) == (50, 99_999_999)
     assert soonest.status == "open"
