@@ -10,8 +10,9 @@ from sandbox.jira.clock import Clock
 from sandbox.jira.errors import Invalid
 from sandbox.jira.faults import jira_fault_board
 from sandbox.jira.records import CustomerRequest
-from sandbox.jira.representations import ALL_FIELDS, Site, issue_bean
+from sandbox.jira.representations import ALL_FIELDS, issue_bean
 from sandbox.jira.settings import StandinSettings
+from sandbox.jira.site import Site
 from sandbox.jira.state import JiraState
 from sandbox.jira.webhooks import JiraWebhookSender
 

@@ -16,14 +16,9 @@ from flask import g, request
 from sandbox.jira.errors import Invalid
 from sandbox.jira.jql import Context, JqlError, Query, parse_jql
 from sandbox.jira.records import CustomerRequest
-from sandbox.jira.representations import (
-    ALL_FIELDS,
-    FieldSelection,
-    Site,
-    issue_bean,
-    select_fields,
-)
+from sandbox.jira.representations import ALL_FIELDS, FieldSelection, issue_bean, select_fields
 from sandbox.jira.runtime import json_body, list_arg, standin
+from sandbox.jira.site import Site
 
 ENHANCED_MAX_RESULTS = 100
 ID_ONLY_MAX_RESULTS = 5000

@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 
-from sandbox.jira import catalog, representations
+from sandbox.jira import catalog, dtos
+from sandbox.jira.dtos import paged
 from sandbox.jira.errors import Conflict, Invalid, NotFound
-from sandbox.jira.representations import paged
 from sandbox.jira.runtime import bool_arg, int_arg, json_body, list_arg, site, standin
 
 servicedesk = Blueprint("servicedesk", __name__, url_prefix="/rest/servicedeskapi")
@@ -55,13 +55,13 @@ def info():
 def service_desks():
     here = site()
     start, limit = _page_args()
-    values = [representations.service_desk_dto(here, d) for d in catalog.SERVICE_DESKS]
+    values = [dtos.service_desk_dto(here, d) for d in catalog.SERVICE_DESKS]
     return jsonify(paged(here, "servicedesk", values, start, limit))
 
 
 @servicedesk.get("/servicedesk/<id_or_key>")
 def service_desk(id_or_key: str):
-    return jsonify(representations.service_desk_dto(site(), _desk(id_or_key)))
+    return jsonify(dtos.service_desk_dto(site(), _desk(id_or_key)))
 
 
 @servicedesk.get("/servicedesk/<id_or_key>/requesttype")
@@ -71,20 +71,20 @@ def request_types(id_or_key: str):
     start, limit = _page_args()
     query = request.args.get("searchQuery", "").lower()
     found = [rt for rt in catalog.request_types_of(desk) if query in rt.name.lower()]
-    values = [representations.request_type_dto(here, rt) for rt in found]
+    values = [dtos.request_type_dto(here, rt) for rt in found]
     return jsonify(paged(here, f"servicedesk/{desk.id}/requesttype", values, start, limit))
 
 
 @servicedesk.get("/servicedesk/<id_or_key>/requesttype/<request_type_id>")
 def request_type(id_or_key: str, request_type_id: str):
     found = _request_type(_desk(id_or_key), request_type_id)
-    return jsonify(representations.request_type_dto(site(), found))
+    return jsonify(dtos.request_type_dto(site(), found))
 
 
 @servicedesk.get("/servicedesk/<id_or_key>/requesttype/<request_type_id>/field")
 def request_type_fields(id_or_key: str, request_type_id: str):
     _request_type(_desk(id_or_key), request_type_id)
-    return jsonify(representations.request_type_fields())
+    return jsonify(dtos.request_type_fields())
 
 
 @servicedesk.post("/customer")
@@ -101,7 +101,7 @@ def create_customer():
         if not bool_arg("strictConflictStatusCode", False):
             raise Invalid(duplicate.message) from None
         raise
-    return jsonify(representations.user_dto(site(), customer)), 201
+    return jsonify(dtos.user_dto(site(), customer)), 201
 
 
 def _id_text(value: Any, name: str) -> str:
@@ -152,13 +152,13 @@ def create_request():
     if not isinstance(participants, list):
         raise Invalid("'requestParticipants' must be a list of account ids.")
     created = state.create_request(g.account, found_type, summary, description, reporter)
-    return jsonify(representations.customer_request_dto(site(), created)), 201
+    return jsonify(dtos.customer_request_dto(site(), created)), 201
 
 
 @servicedesk.get("/request/<id_or_key>")
 def customer_request(id_or_key: str):
     found = standin().state.request(id_or_key)
-    return jsonify(representations.customer_request_dto(site(), found, list_arg("expand")))
+    return jsonify(dtos.customer_request_dto(site(), found, list_arg("expand")))
 
 
 @servicedesk.get("/request/<id_or_key>/status")
@@ -166,7 +166,7 @@ def status_history(id_or_key: str):
     here = site()
     found = standin().state.request(id_or_key)
     start, limit = _page_args()
-    values = [representations.status_change_dto(here, c) for c in reversed(found.status_history)]
+    values = [dtos.status_change_dto(here, c) for c in reversed(found.status_history)]
     return jsonify(paged(here, f"request/{found.issue_id}/status", values, start, limit))
 
 
@@ -175,7 +175,7 @@ def approvals(id_or_key: str):
     here = site()
     found = standin().state.request(id_or_key)
     start, limit = _page_args()
-    values = [representations.approval_dto(here, found, a) for a in found.approvals]
+    values = [dtos.approval_dto(here, found, a) for a in found.approvals]
     return jsonify(paged(here, f"request/{found.issue_id}/approval", values, start, limit))
 
 
@@ -185,7 +185,7 @@ def approval(id_or_key: str, approval_id: str):
     wanted = found.approval(approval_id)
     if wanted is None:
         raise NotFound(f"The approval {approval_id} does not exist on {found.key}.")
-    return jsonify(representations.approval_dto(site(), found, wanted))
+    return jsonify(dtos.approval_dto(site(), found, wanted))
 
 
 @servicedesk.post("/request/<id_or_key>/approval/<approval_id>")
@@ -193,7 +193,7 @@ def answer_approval(id_or_key: str, approval_id: str):
     decision = json_body().get("decision")
     state = standin().state
     answered = state.decide(id_or_key, approval_id, g.account, str(decision or ""))
-    return jsonify(representations.approval_dto(site(), state.request(id_or_key), answered))
+    return jsonify(dtos.approval_dto(site(), state.request(id_or_key), answered))
 
 
 @servicedesk.get("/request/<id_or_key>/comment")
@@ -203,7 +203,7 @@ def request_comments(id_or_key: str):
     public, internal = bool_arg("public", True), bool_arg("internal", True)
     shown = [c for c in found.comments if (public if c.public else internal)]
     start, limit = _page_args()
-    values = [representations.comment_dto(here, found, c) for c in shown]
+    values = [dtos.comment_dto(here, found, c) for c in shown]
     query = {"public": str(public).lower(), "internal": str(internal).lower()}
     return jsonify(paged(here, f"request/{found.issue_id}/comment", values, start, limit, query))
 
@@ -218,4 +218,4 @@ def add_request_comment(id_or_key: str):
     state = standin().state
     comment = state.add_comment(id_or_key, g.account, body["body"], public=body["public"])
     found = state.request(id_or_key)
-    return jsonify(representations.comment_dto(site(), found, comment)), 201
+    return jsonify(dtos.comment_dto(site(), found, comment)), 201

@@ -3,6 +3,9 @@
 Every change ends in ``_commit``, which stores a frozen copy of the request. Readers get those
 copies, so rendering needs no lock, and search can show an older copy to model Jira Cloud's
 eventually consistent search.
+
+Over 300 lines on purpose: it is one class whose every change takes the same lock and ends in
+the same commit; split, the lock and the copies would have to cross modules.
 """
 
 import copy

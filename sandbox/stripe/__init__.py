@@ -6,11 +6,13 @@ Stripe's authentication, ``Stripe-Account`` scoping, idempotency, paging and err
 signs and delivers Connect webhooks, offers a Dashboard page per test account, and has
 ``/_sandbox`` controls for tests.
 
-Checkout direct charges: ``/v1/checkout/sessions`` (``checkout``, ``checkout_api``) on a
-connected account, a hosted pay page at ``/c/pay/<session>`` where test cards decide the
-outcome (``paypage``, ``cards``), the PaymentIntents, Charges and Refunds a payment leaves
-(``payments``, ``payments_api``), ``expand`` (``expand``), and a clock that expires sessions
-at ``expires_at`` (``chores``). See ``app.create_stripe_standin`` and
+Checkout direct charges: ``/v1/checkout/sessions`` on a connected account (``checkout``, its
+parameters in ``checkout_params`` and ``checkout_line_items``, its end in ``checkout_expiry``,
+the routes in ``checkout_api``), a hosted pay page at ``/c/pay/<session>`` where test cards
+decide the outcome (``paypage``, ``cards``), paying (``payments``, ``payment_steps``) and the
+PaymentIntents, Charges and Refunds a payment leaves (``payment_objects``, ``refunds``,
+``payments_api``), ``expand`` (``expand``), and a clock that expires sessions at
+``expires_at`` (``chores``). See ``app.create_stripe_standin`` and
 ``server.start_stripe_standin``; ``python -m sandbox.stripe --help`` runs it as a process.
 
 A new ``/v1`` resource is a blueprint under ``/v1`` registered in ``app.register_blueprints``:

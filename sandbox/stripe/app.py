@@ -9,8 +9,8 @@ from werkzeug.exceptions import HTTPException
 
 from sandbox.stripe.accounts import create_demo_accounts
 from sandbox.stripe.api import api
-from sandbox.stripe.checkout import expire_due_sessions
 from sandbox.stripe.checkout_api import checkout_api
+from sandbox.stripe.checkout_expiry import expire_due_sessions
 from sandbox.stripe.control import control
 from sandbox.stripe.dashboard import dashboard
 from sandbox.stripe.errors import (

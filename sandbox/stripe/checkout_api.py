@@ -12,7 +12,7 @@ from stripe.params.checkout import (
     SessionRetrieveParams,
 )
 
-from sandbox.stripe import checkout
+from sandbox.stripe import checkout, checkout_expiry
 from sandbox.stripe.api import created_matches
 from sandbox.stripe.errors import InvalidParameter
 from sandbox.stripe.expand import expanded
@@ -42,20 +42,22 @@ def create_session() -> Response:
 @checkout_api.get("/<session_id>")
 def retrieve_session(session_id: str) -> Response:
     params = api_params(*names(SessionRetrieveParams))
-    return jsonify(shown(checkout.session_in(standin(), current_account(), session_id), params))
+    session = checkout_expiry.session_in(standin(), current_account(), session_id)
+    return jsonify(shown(session, params))
 
 
 @checkout_api.post("/<session_id>/expire")
 def expire_session(session_id: str) -> Response:
     params = api_params(*names(SessionExpireParams))
-    checkout.session_in(standin(), current_account(), session_id)
-    return jsonify(shown(checkout.expire(standin(), current_account(), session_id), params))
+    checkout_expiry.session_in(standin(), current_account(), session_id)
+    expired = checkout_expiry.expire(standin(), current_account(), session_id)
+    return jsonify(shown(expired, params))
 
 
 @checkout_api.get("/<session_id>/line_items")
 def session_line_items(session_id: str) -> Response:
     params = api_params(*names(SessionListLineItemsParams))
-    checkout.session_in(standin(), current_account(), session_id)
+    checkout_expiry.session_in(standin(), current_account(), session_id)
     items = checkout.line_items(standin(), current_account(), session_id)
     return jsonify(list_object(items["data"], params, items["url"]))
 
@@ -64,7 +66,7 @@ def session_line_items(session_id: str) -> Response:
 def list_sessions() -> Response:
     params = api_params(*names(SessionListParams))
     running, account = standin(), current_account()
-    checkout.expire_due_sessions(running)
+    checkout_expiry.expire_due_sessions(running)
     wanted = session_filter(params)
     sessions = [s for s in running.state.objects_of(account, checkout.SESSION) if wanted(s)]
     listing = list_object(sessions[::-1], params, "/v1/checkout/sessions")

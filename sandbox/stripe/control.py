@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, jsonify, request
 
 from sandbox.common.faults import add_fault_routes
-from sandbox.stripe import checkout, connect, payments
+from sandbox.stripe import checkout, checkout_expiry, connect, payments
 from sandbox.stripe.accounts import (
     AccountFieldError,
     AccountFields,
@@ -205,7 +205,7 @@ def checkout_sessions():
     """Every Checkout Session in every account, oldest first, each with its ``account``;
     ``?account=`` and ``?status=`` narrow it."""
     running = standin()
-    checkout.expire_due_sessions(running)
+    checkout_expiry.expire_due_sessions(running)
     account, status = request.args.get("account"), request.args.get("status")
     found = [
         {**session, "account": scope}
@@ -216,7 +216,7 @@ def checkout_sessions():
 
 
 def session_account(session_id: str) -> str | None:
-    found = checkout.find_session(standin(), session_id)
+    found = checkout_expiry.find_session(standin(), session_id)
     if found is None:
         raise ControlError(f"No Checkout Session {session_id}.", 404)
     return found[0]
@@ -227,7 +227,7 @@ def expire_session_now(session_id: str):
     """What the clock does at ``expires_at``: ``checkout.session.expired``."""
     account = session_account(session_id)
     try:
-        return jsonify(checkout.expire(standin(), account, session_id))
+        return jsonify(checkout_expiry.expire(standin(), account, session_id))
     except StripeError as refused:
         raise ControlError(refused.message, 409) from None
 

@@ -15,13 +15,14 @@ from stripe.params import (
     RefundRetrieveParams,
 )
 
-from sandbox.stripe import payments
+from sandbox.stripe import refunds
 from sandbox.stripe.api import created_matches
 from sandbox.stripe.errors import InvalidParameter
 from sandbox.stripe.expand import expanded
 from sandbox.stripe.gateway import api_params, current_account
 from sandbox.stripe.lists import list_object
 from sandbox.stripe.params import names, refuse_unknown
+from sandbox.stripe.payment_objects import payment_object
 from sandbox.stripe.runtime import standin
 
 payments_api = Blueprint("payments_api", __name__, url_prefix="/v1")
@@ -35,7 +36,7 @@ def shown(obj: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
 
 def one(object_id: str, kind: str, params_class: type) -> Response:
     params = api_params(*names(params_class))
-    found = payments.payment_object(standin(), current_account(), object_id, kind)
+    found = payment_object(standin(), current_account(), object_id, kind)
     return jsonify(shown(found, params))
 
 
@@ -79,7 +80,7 @@ def create_refund() -> Response:
     for name in UNSUPPORTED_REFUND_PARAMS:
         if name in params:
             raise InvalidParameter(f"The Stripe stand-in does not support {name}.", param=name)
-    refund = payments.refund(standin(), current_account(), params)
+    refund = refunds.refund(standin(), current_account(), params)
     return jsonify(shown(refund, params))
 
 

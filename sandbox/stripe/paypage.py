@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
-from sandbox.stripe import checkout, payments
+from sandbox.stripe import checkout, checkout_expiry, payments
 from sandbox.stripe.cards import HINTED, TEST_CARDS, read_card, read_payer, spaced
 from sandbox.stripe.dashboard import readable
 from sandbox.stripe.money import formatted
@@ -19,7 +19,7 @@ HINTS = [(spaced(card.number), card.summary) for card in TEST_CARDS if card.numb
 
 
 def session_or_404(session_id: str) -> tuple[str | None, dict[str, Any]]:
-    found = checkout.find_session(standin(), session_id)
+    found = checkout_expiry.find_session(standin(), session_id)
     if found is None:
         abort(404)
     return found
@@ -42,7 +42,7 @@ def render_page(
     page = render_template(
         f"stripe_standin/{template}",
         session=session,
-        merchant=checkout.merchant_name(running, account),
+        merchant=checkout_expiry.merchant_name(running, account),
         items=[{**i, "shown": formatted(i["amount_total"], i["currency"])} for i in items],
         total=formatted(session["amount_total"], session["currency"]),
         form=form,
@@ -104,7 +104,7 @@ def challenge(session_id: str, payment_intent_id: str):
     return render_template(
         "stripe_standin/authenticate.html",
         session=session,
-        merchant=checkout.merchant_name(standin(), account),
+        merchant=checkout_expiry.merchant_name(standin(), account),
         total=formatted(session["amount_total"], session["currency"]),
         payment_intent_id=payment_intent_id,
     )
@@ -134,7 +134,7 @@ def receipt(charge_id: str):
         "stripe_standin/receipt.html",
         charge=charge,
         card=card,
-        merchant=checkout.merchant_name(standin(), account),
+        merchant=checkout_expiry.merchant_name(standin(), account),
         paid_at=readable(charge["created"]),
         amount=formatted(charge["amount"], charge["currency"]),
         refunded=formatted(charge["amount_refunded"], charge["currency"]),
