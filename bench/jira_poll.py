@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.product import answers, free_port, start, stop, wait_until  # noqa: E402
+from sandbox.jira.control_client import JiraControl  # noqa: E402
+from sandbox.jira.server import start_jira_standin, stop_jira_standin  # noqa: E402
 from vcpay import create_app  # noqa: E402
 from vcpay.database import utcnow  # noqa: E402
 from vcpay.enablement import polling  # noqa: E402
@@ -41,19 +43,8 @@ from vcpay.enablement.models import EnablementRequest, RequestedClinic, RequestS
 from vcpay.extensions import db  # noqa: E402
 from vcpay.integrations.servicedesk import ServiceDesk, forget_clients  # noqa: E402
 from vcpay.people.models import Clinic, Organisation, User  # noqa: E402
-from vcpay.sandbox.jira.server import start_jira_standin, stop_jira_standin  # noqa: E402
 
 TWO_DAYS = 2 * 24 * 3600
-
-
-class Standin:
-    def __init__(self, base: str):
-        self.base = base
-
-    def control(self, method: str, path: str, body: dict | None = None):
-        response = requests.request(method, f"{self.base}/_sandbox/{path}", json=body, timeout=30)
-        response.raise_for_status()
-        return response.json() if response.content else None
 
 
 def empty_database() -> None:
@@ -62,13 +53,13 @@ def empty_database() -> None:
     db.session.commit()
 
 
-def backlog(standin: Standin, open_requests: int) -> list[dict]:
+def backlog(standin: JiraControl, open_requests: int) -> list[dict]:
     """``open_requests`` raised two days ago in Jira and recorded as raised in vcpay."""
-    standin.control("POST", "reset")
-    standin.control("POST", "clock", {"offset_seconds": -TWO_DAYS})
-    standin.control("POST", "bulk", {"count": open_requests, "customer_email": "m@bench.example"})
-    standin.control("POST", "clock", {"offset_seconds": 0})
-    raised = standin.control("GET", "requests")
+    standin.reset()
+    standin.shift_clock(-TWO_DAYS)
+    standin.bulk(open_requests, customer_email="m@bench.example")
+    standin.shift_clock(0)
+    raised = standin.requests()
     empty_database()
     organisation = Organisation(name="Bench Health")
     requester = User(email="m@bench.example", name="Bench Manager", password_hash="x")  # noqa: S106 - never signs in
@@ -132,18 +123,18 @@ def calls_by_kind(calls: list[dict]) -> dict[str, int]:
     return kinds
 
 
-def one_scenario(app, standin: Standin, open_requests: int, changed: int) -> dict:
+def one_scenario(app, standin: JiraControl, open_requests: int, changed: int) -> dict:
     raised = backlog(standin, open_requests)
     forget_clients()
     desk = ServiceDesk.from_config(app.config)
     polling.poll(desk)  # settles the cursor on the backlog, as a running system has
     for issue in raised[:changed]:
-        standin.control("POST", f"requests/{issue['key']}/decide", {"decision": "approve"})
-    requests.delete(f"{standin.base}/_sandbox/calls", timeout=5)
+        standin.decide(issue["key"], "approve")
+    standin.clear_calls()
     started = time.perf_counter()
     report = polling.poll(desk)
     seconds = time.perf_counter() - started
-    calls = calls_by_kind(standin.control("GET", "calls"))
+    calls = calls_by_kind(standin.calls())
     enabled = db.session.scalar(
         db.select(db.func.count()).select_from(Clinic).where(Clinic.gateway_enabled_at.is_not(None))
     )
@@ -162,7 +153,7 @@ def one_scenario(app, standin: Standin, open_requests: int, changed: int) -> dic
     }
 
 
-def baseline_search(standin: Standin, samples: int = 20) -> float:
+def baseline_search(standin: JiraControl, samples: int = 20) -> float:
     """The median time of one bare search call: the unit the poll times compare with."""
     times = []
     for _ in range(samples):
@@ -194,7 +185,7 @@ def serve_webhooks(env: dict, instance: Path) -> tuple[subprocess.Popen, str]:
 
 
 def decision_latency(
-    database_url: str, standin: Standin, poll_seconds: int, rounds: int, webhook: str = ""
+    database_url: str, standin: JiraControl, poll_seconds: int, rounds: int, webhook: str = ""
 ) -> dict:
     """Approve in Jira, then wait for a real worker (driven by beat) to enable the clinic.
     With ``webhook`` (the secret), the stand-in also posts its signed webhook to vcpay's web
@@ -241,12 +232,12 @@ def decision_latency(
             web, url = serve_webhooks(env, instance)
             processes.append(web)
             target = {"url": f"{url}/webhooks/jira", "secret": webhook}
-            standin.control("PUT", "webhooks", target)
-        raised = standin.control("GET", "requests")
+            standin.put("webhooks", target)
+        raised = standin.requests()
         time.sleep(poll_seconds + 2)  # let the first poll settle the cursor
         for issue in raised[:rounds]:
             time.sleep(poll_seconds * 0.37)  # decisions land anywhere in the interval
-            standin.control("POST", f"requests/{issue['key']}/decide", {"decision": "approve"})
+            standin.decide(issue["key"], "approve")
             decided = time.perf_counter()
             while time.perf_counter() - decided < poll_seconds + 30:
                 db.session.expire_all()
@@ -261,9 +252,9 @@ def decision_latency(
                 time.sleep(0.02)  # fine enough to time the webhook path
             else:
                 latencies.append(float("inf"))
-        answers = [a["status_code"] for a in standin.control("GET", "webhooks")["attempts"]]
+        answers = [a["status_code"] for a in standin.webhooks()["attempts"]]
     finally:
-        standin.control("PUT", "webhooks", {"url": "", "secret": ""})
+        standin.send_webhooks_to("")
         for process in processes:
             process.terminate()
             process.wait(timeout=30)
@@ -293,7 +284,7 @@ def main() -> None:
     database_url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite"
 
     base, server = start_jira_standin()
-    standin = Standin(base)
+    standin = JiraControl(base, timeout=30)
     app = create_app(
         {
             "SQLALCHEMY_DATABASE_URI": database_url,
@@ -306,7 +297,7 @@ def main() -> None:
     try:
         with app.app_context():
             db.create_all()
-            standin.control("POST", "bulk", {"count": 50})
+            standin.bulk(50)
             baseline = baseline_search(standin)
             for size in sizes:
                 for changed in changes:

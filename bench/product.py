@@ -2,7 +2,7 @@
 
 ``Product`` starts the Stripe and mail stand-ins, migrates and seeds a fresh database, then
 runs gunicorn (gthread, 2 workers, ``VCPAY_WEB_THREADS`` threads) and a Celery worker
-(``--concurrency 2``) with the same command lines as ``vcpay.cli.demo_processes``, each in
+(``--concurrency 2``) with the same command lines as ``sandbox.demo.demo_processes``, each in
 its own process group. It links the GP clinic's Stripe account through the real Go to Stripe
 flow over HTTP, and stops everything (and drops the scratch database) at the end.
 
@@ -40,6 +40,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from sqlalchemy.engine import make_url
 
+from sandbox.stripe.control_client import StripeControl
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "vcpay-demo-2026"  # noqa: S105 - the demo's published password
 CLINICIAN = "clinician@harbourside.example"
@@ -47,7 +49,6 @@ CLINIC_ADMIN = "clinicadmin@harbourside.example"
 GP_CLINIC = "Harbourside GP Clinic"
 GP_STRIPE_ACCOUNT = "Harbourside GP Clinic Pty Ltd"  # one of the stand-in's demo accounts
 CLIENT_ID = "ca_vcpay_sandbox"
-TEST_CARD = "4242424242424242"
 STOP_SECONDS = 30
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -314,36 +315,6 @@ def addresses(count: int) -> list[str]:
     return [f"127.0.0.{2 + i}" for i in range(count)]
 
 
-# -- the Stripe stand-in's controls -------------------------------------------------------------
-
-
-class StripeControl:
-    def __init__(self, base: str):
-        self.base = base
-        self.session = requests.Session()
-        self.session.trust_env = False
-
-    def call(self, method: str, path: str, body: dict | None = None):
-        answer = self.session.request(method, f"{self.base}/_sandbox/{path}", json=body, timeout=30)
-        if answer.status_code >= 300:
-            raise RuntimeError(f"stand-in {method} {path}: {answer.status_code} {answer.text}")
-        return answer.json() if answer.content else None
-
-    def sessions(self, status: str | None = None) -> list[dict]:
-        return self.call("GET", "checkout/sessions" + (f"?status={status}" if status else ""))
-
-    def session_ids_by_request(self) -> dict[str, str]:
-        return {
-            s["metadata"]["payment_request"]: s["id"]
-            for s in self.sessions()
-            if (s.get("metadata") or {}).get("payment_request")
-        }
-
-    def pay(self, session_id: str) -> dict:
-        body = {"card": TEST_CARD, "email": "pat@example.org", "name": "Pat Citizen"}
-        return self.call("POST", f"checkout/sessions/{session_id}/pay", body)
-
-
 # -- the product ------------------------------------------------------------------------------
 
 
@@ -368,7 +339,7 @@ class Product:
         self.smtp_port, self.mail_port = free_port(), free_port()
         self.base = f"http://127.0.0.1:{self.web_port}"
         self.stripe_base = f"http://127.0.0.1:{self.stripe_port}"
-        self.stripe = StripeControl(self.stripe_base)
+        self.stripe = StripeControl(self.stripe_base, timeout=30)
         if self.mode == "embedded":
             self.database_url = f"sqlite:///{self.instance / 'vcpay.sqlite'}"
             self.broker_url, self.live_redis = "filesystem://", ""
@@ -399,7 +370,7 @@ class Product:
         return int(self.env.get("VCPAY_WEB_THREADS") or 256)
 
     def commands(self) -> dict[str, list[str]]:
-        """As ``vcpay.cli.demo_processes`` and ``stripe_standin_command`` build them, except
+        """As ``sandbox.demo.demo_processes`` and ``stripe_standin_command`` build them, except
         that the stand-ins keep their state in memory (no state file rewritten on every
         change: its cost would grow with every Checkout Session the benchmark makes)."""
         python = sys.executable
@@ -411,14 +382,14 @@ class Product:
             worker += ["--without-mingle", "--without-gossip"]
         return {
             "stripe": [
-                python, "-m", "vcpay.sandbox.stripe", "--host", "127.0.0.1",
+                python, "-m", "sandbox.stripe", "--host", "127.0.0.1",
                 "--port", str(self.stripe_port), "--public-url", self.stripe_base,
                 "--client-id", CLIENT_ID,
                 "--redirect-uri", f"{self.base}/client-payments/stripe/callback",
                 "--webhook-url", f"{self.base}/webhooks/stripe", "--demo-accounts",
             ],
             "mail": [
-                python, "-m", "vcpay.sandbox.mail", "--host", "127.0.0.1",
+                python, "-m", "sandbox.mail", "--host", "127.0.0.1",
                 "--smtp-port", str(self.smtp_port), "--http-port", str(self.mail_port),
             ],
             "web": [

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
+from sandbox.stripe.control_client import StripeControl
 from tests import factories
 from tests.conftest import ServerLikeClient, _empty_tables, csrf_token, sign_in
-from tests.stripe_standin import StripeControl, link_clinic
+from tests.stripe_standin import link_clinic
 from vcpay import create_app
 from vcpay.calls.models import Call, Participant
 from vcpay.calls.services import join_as_patient, start_call

@@ -22,10 +22,13 @@ from urllib.parse import urlsplit
 import requests
 from sqlalchemy import func, select
 
+from sandbox.mail import start_mail_catcher
+from sandbox.stripe.control_client import StripeControl
+from sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from tests.faultproxy import FaultProxy
 from tests.processes import celery, free_port, product_environment, stop_group, wait_for
 from tests.services import redis_url, scratch_postgres_database
-from tests.stripe_standin import WEBHOOK_SECRET, StripeControl, link_clinic
+from tests.stripe_standin import WEBHOOK_SECRET, link_clinic
 from vcpay import create_app
 from vcpay.calls.models import CallEvent
 from vcpay.calls.services import start_call
@@ -36,8 +39,6 @@ from vcpay.payments import services as payments
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.people.demo import seed_demo
 from vcpay.people.services import find_user_by_email
-from vcpay.sandbox.mail import start_mail_catcher
-from vcpay.sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from vcpay.webhooks.models import EventState, StripeEvent
 
 ROOT = Path(__file__).resolve().parent.parent

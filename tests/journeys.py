@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from sandbox.stripe.control_client import StripeControl
 from tests.processes import running_product
 from tests.services import redis_url, scratch_postgres_database
 from vcpay import create_app
@@ -137,13 +138,8 @@ def new_practice(product: dict, gateway_on: bool) -> Practice:
     """A practice of the journey's own, its gateway on (as an approved request leaves it) or
     off (to be requested)."""
     practice = Practice(secrets.token_hex(4))
-    account = requests.post(
-        f"{product['stripe_url']}/_sandbox/accounts",
-        json={"business_name": practice.account_name},
-        timeout=10,
-    )
-    assert account.status_code < 300, account.text
-    practice = replace(practice, account_id=account.json()["id"])
+    account = StripeControl(product["stripe_url"]).account(business_name=practice.account_name)
+    practice = replace(practice, account_id=account)
     _store_practice(product["database_url"], practice, gateway_on)
     return practice
 

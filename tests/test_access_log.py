@@ -3,9 +3,9 @@ OAuth or Checkout answer: a real gunicorn on a free port, its log read back."""
 
 import requests
 
+from sandbox.demo import web_command
 from tests.processes import free_port, port_open, product_environment, running, wait_for
 from vcpay import create_app
-from vcpay.cli import demo_processes
 from vcpay.extensions import db
 from vcpay.redaction import mask_url
 
@@ -15,12 +15,12 @@ STATE = "signed-state-secret"
 SESSION = "cs_test_checkout-session-secret"
 
 
-def web_command(instance, port: int) -> list[str]:
+def demo_web_command(instance, port: int) -> list[str]:
     """The demo's gunicorn command line, on ``port`` with one small worker."""
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'vcpay.sqlite'}"})
     with app.app_context():
         db.create_all()
-        command = demo_processes(app.config)["web"]
+        command = web_command(app.config)
     command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
     command[command.index("--workers") + 1] = "1"
     command[command.index("--threads") + 1] = "4"
@@ -30,7 +30,7 @@ def web_command(instance, port: int) -> list[str]:
 def test_the_access_log_masks_guest_tokens_and_oauth_answers(tmp_path, monkeypatch):
     monkeypatch.setenv("VCPAY_INSTANCE_PATH", str(tmp_path))
     port = free_port()
-    command = web_command(tmp_path, port)
+    command = demo_web_command(tmp_path, port)
     env = product_environment(VCPAY_INSTANCE_PATH=str(tmp_path))
     log = tmp_path / "web.log"
     base = f"http://127.0.0.1:{port}"

@@ -19,6 +19,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from sandbox.demo import web_command
 from tests.conftest import CSRF_FIELD, csrf_token, sign_in
 from tests.journeys import save_screenshot
 from tests.processes import free_port, product_environment, running, wait_for
@@ -26,7 +27,6 @@ from tests.stripe_events import event, signed
 from vcpay.calls import live
 from vcpay.calls.models import Call
 from vcpay.calls.services import start_call
-from vcpay.cli import demo_processes
 from vcpay.extensions import db
 from vcpay.people.demo import seed_demo
 from vcpay.people.models import User
@@ -343,7 +343,7 @@ def web_server(app, folder: Path, workers: int = WORKERS, **settings: str) -> It
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     threads = int(settings.get("VCPAY_WEB_THREADS", app.config["WEB_THREADS"]))
-    web = demo_processes({**app.config, "PUBLIC_URL": url, "WEB_THREADS": threads})["web"]
+    web = web_command({**app.config, "PUBLIC_URL": url, "WEB_THREADS": threads})
     web[web.index("--workers") + 1] = str(workers)
     env = product_environment(
         VCPAY_INSTANCE_PATH=str(folder / "instance"),

@@ -1,10 +1,13 @@
 """Demo data: one organisation, two clinics, one person per role; safe to seed again."""
 
+import json
+
 from sqlalchemy import func, select
 
 from tests.conftest import sign_in
+from vcpay.config import SETTINGS
 from vcpay.extensions import db
-from vcpay.people.demo import DEMO_PEOPLE
+from vcpay.people.demo import DEMO_PASSWORD, DEMO_PEOPLE
 from vcpay.people.models import (
     Clinic,
     ClinicMembership,
@@ -57,3 +60,21 @@ def test_seeding_completes_a_partly_seeded_organisation(runner, demo):
     db.session.commit()
     assert runner.invoke(args=["seed-demo"]).exit_code == 0
     assert counts()["Clinic"] == 2
+
+
+def test_demo_settings_tell_make_run_what_to_start_and_no_secret(app, runner):
+    answer = runner.invoke(args=["demo-settings"])
+    assert answer.exit_code == 0, answer.output
+    settings = json.loads(answer.output)
+
+    assert settings["PUBLIC_URL"] == app.config["PUBLIC_URL"]
+    assert settings["JIRA_URL"] == app.config["JIRA_URL"]
+    assert settings["INSTANCE_PATH"] == app.instance_path
+    assert isinstance(settings["EMBEDDED_BROKER"], bool)
+    assert settings["DEMO_PASSWORD"] == DEMO_PASSWORD
+    assert [p["email"] for p in settings["DEMO_PEOPLE"]] == [p.email for p in DEMO_PEOPLE]
+    secret_keys = {setting.key for setting in SETTINGS if setting.secret}
+    assert not secret_keys & set(settings)
+    for key in secret_keys:
+        if app.config.get(key):
+            assert str(app.config[key]) not in answer.output, key

@@ -3,10 +3,10 @@
 from datetime import timedelta
 
 import pytest
-import requests
 from celery.exceptions import Retry
 from sqlalchemy import func, select, update
 
+from sandbox.jira.control_client import JiraControl
 from tests.sandbox.conftest import AGENT, jira_client, start_jira_standin, stop_jira_standin
 from vcpay.claims import CLAIM_TIMEOUT
 from vcpay.database import utcnow
@@ -38,41 +38,11 @@ def standin():
     stop_jira_standin(server)
 
 
-class Control:
-    """The stand-in's test controls."""
-
-    def __init__(self, base_url: str):
-        self.base = base_url
-
-    def post(self, endpoint: str, body: dict | None = None):
-        response = requests.post(f"{self.base}/_sandbox/{endpoint}", json=body or {}, timeout=5)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    def fault(self, **fault):
-        return self.post("faults", fault)
-
-    def requests(self) -> list[dict]:
-        return requests.get(f"{self.base}/_sandbox/requests", timeout=5).json()
-
-    def calls(self) -> list[dict]:
-        return requests.get(f"{self.base}/_sandbox/calls", timeout=5).json()
-
-    def clear_calls(self) -> None:
-        requests.delete(f"{self.base}/_sandbox/calls", timeout=5)
-
-    def decide(self, key: str, decision: str, comment: str | None = None) -> None:
-        self.post(f"requests/{key}/decide", {"decision": decision, "comment": comment})
-
-    def move(self, key: str, status: str) -> None:
-        self.post(f"requests/{key}/move", {"status": status})
-
-
-def use_standin(app, base: str) -> Control:
+def use_standin(app, base: str) -> JiraControl:
     """The stand-in at ``base``, reset and without faults, is the app's Jira."""
-    control = Control(base)
-    control.post("reset")
-    requests.delete(f"{base}/_sandbox/faults", timeout=5)
+    control = JiraControl(base)
+    control.reset()
+    control.clear_faults()
     app.config.update(JIRA_URL=base, JIRA_TIMEOUT_SECONDS=1.0, JIRA_SEARCH_SETTLE_SECONDS=0)
     forget_clients()
     return control
@@ -339,7 +309,7 @@ def test_jira_down_then_back(demo, desk, jira):
     request = db.session.get(EnablementRequest, request.id)
     assert request.state == RequestState.QUEUED
     assert "503" in request.last_error
-    requests.delete(f"{jira.base}/_sandbox/faults", timeout=5)
+    jira.clear_faults()
     assert raise_in_service_desk(request, desk)
     db.session.commit()
     assert request.state == RequestState.RAISED
@@ -520,6 +490,6 @@ def test_a_comment_that_jira_refused_is_freed_for_its_retry(app, demo, desk, jir
     assert len(vcpay_comments(jira, request)) == 1
 
 
-def vcpay_comments(jira: Control, request: EnablementRequest) -> list[str]:
+def vcpay_comments(jira: JiraControl, request: EnablementRequest) -> list[str]:
     [raised] = [r for r in jira.requests() if r["key"] == request.jira_key]
     return [c["body"] for c in raised["comments"] if request.correlation_id in c["body"]]

@@ -8,7 +8,6 @@ import logging
 from datetime import timedelta
 
 import pytest
-import requests
 from sqlalchemy import update
 
 from tests.broker import arguments_queued, due_in, next_message, run_as_worker
@@ -159,7 +158,7 @@ def test_the_decision_comment_is_retried_while_jira_fails_and_posted_once(
     retry = next_message(broker, COMMENT)
     assert 3 < due_in(retry) <= 5
     assert current(request).comment_posted_at is None
-    requests.delete(f"{jira.base}/_sandbox/faults", timeout=5)
+    jira.clear_faults()
     assert run_as_worker(app, retry) == "SUCCESS"
     assert current(request).comment_posted_at is not None
     [raised] = jira.requests()
@@ -181,7 +180,7 @@ def test_a_poll_while_jira_is_down_is_skipped_and_the_next_applies_the_decision(
         poll_service_desk()
         assert current(request).state == RequestState.RAISED
         assert "Jira poll skipped" in caplog.text
-        requests.delete(f"{jira.base}/_sandbox/faults", timeout=5)
+        jira.clear_faults()
         poll_service_desk()
         assert current(request).state == RequestState.APPROVED
         assert f"Jira poll applied changes to {request.jira_key}" in caplog.text

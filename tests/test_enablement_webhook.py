@@ -7,12 +7,12 @@ import hmac
 import json
 
 import pytest
-import requests
 from sqlalchemy import func, select
 
+from sandbox.jira.control_client import JiraControl
 from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
 from tests.stripe_standin import served
-from tests.test_enablement_jira import Control, raised_request, use_standin
+from tests.test_enablement_jira import raised_request, use_standin
 from vcpay import create_app
 from vcpay.enablement import polling
 from vcpay.enablement.models import EnablementRequest, RequestState
@@ -34,7 +34,7 @@ def standin():
 @pytest.fixture
 def jira(app, standin):
     yield use_standin(app, standin)
-    requests.put(f"{standin}/_sandbox/webhooks", json={"url": "", "secret": ""}, timeout=5)
+    JiraControl(standin).send_webhooks_to("")
     forget_clients()
 
 
@@ -43,9 +43,8 @@ def desk(app, jira):
     return ServiceDesk.from_config(app.config)
 
 
-def send_webhooks_to_vcpay(jira: Control, vcpay_url: str, secret: str) -> None:
-    body = {"url": f"{vcpay_url}/webhooks/jira", "secret": secret}
-    requests.put(f"{jira.base}/_sandbox/webhooks", json=body, timeout=5).raise_for_status()
+def send_webhooks_to_vcpay(jira: JiraControl, vcpay_url: str, secret: str) -> None:
+    jira.send_webhooks_to(f"{vcpay_url}/webhooks/jira", secret)
 
 
 def take_check(queue) -> str:
@@ -87,7 +86,7 @@ def test_an_approval_is_applied_on_its_webhook_while_search_still_lags(
         send_webhooks_to_vcpay(jira, vcpay_url, app.config["JIRA_WEBHOOK_SECRET"])
         jira.decide(request.jira_key, "approve")
         assert jira.post("webhooks/wait", {"seconds": 10}) == {"idle": True}
-    [delivery] = requests.get(f"{jira.base}/_sandbox/webhooks", timeout=5).json()["attempts"]
+    [delivery] = jira.webhooks()["attempts"]
     assert (delivery["key"], delivery["status_code"]) == (request.jira_key, 202)
 
     key = take_check(broker)
@@ -133,7 +132,7 @@ def test_a_look_jira_cannot_answer_is_left_to_the_next_poll(app, demo, desk, jir
     jira.fault(path="/rest/api/2/issue", status=503, times=None)
     check_service_desk_request(request.jira_key)  # logs and gives up: no exception, no change
     assert db.session.get(EnablementRequest, request.id).state == RequestState.RAISED
-    requests.delete(f"{jira.base}/_sandbox/faults", timeout=5)
+    jira.clear_faults()
     assert polling.poll(desk).changed == [request.jira_key]
     assert db.session.get(EnablementRequest, request.id).state == RequestState.DECLINED
 

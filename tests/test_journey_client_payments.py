@@ -9,8 +9,8 @@ the account at Stripe.
 import re
 
 import pytest
-import requests
 
+from sandbox.stripe.control_client import StripeControl
 from tests.journeys import new_practice, reload_until, save_screenshot, signed_in
 
 pytestmark = pytest.mark.browser
@@ -21,7 +21,7 @@ def shot(product, page, name: str) -> None:
 
 
 def standin_accounts(product) -> dict[str, dict]:
-    listing = requests.get(f"{product['stripe_url']}/_sandbox/accounts", timeout=5).json()
+    listing = StripeControl(product["stripe_url"]).get("accounts")
     return {a["business_profile"]["name"]: a for a in listing}
 
 

@@ -10,8 +10,8 @@ and emails everyone.
 import re
 
 import pytest
-import requests
 
+from sandbox.jira.control_client import JiraControl
 from tests.journeys import emails_to, new_practice, reload_until, save_screenshot, signed_in
 from tests.processes import wait_for
 
@@ -65,9 +65,7 @@ def test_ask_endorse_approve_in_jira_and_the_clinic_is_enabled(journey_product, 
     comments = wait_for(
         lambda: [
             c
-            for c in requests.get(
-                f"{product['jira_url']}/_sandbox/requests/{key}", timeout=5
-            ).json()["comments"]
+            for c in JiraControl(product["jira_url"]).request(key)["comments"]
             if "vcpay has enabled the Payment Gateway" in c["body"]
         ],
         30,
@@ -78,7 +76,7 @@ def test_ask_endorse_approve_in_jira_and_the_clinic_is_enabled(journey_product, 
 
     # The stand-in told vcpay of the approval through its signed webhook, and vcpay took it
     # (202 queued a look; 200 if a poll had already applied the approval).
-    webhooks = requests.get(f"{product['jira_url']}/_sandbox/webhooks", timeout=5).json()
+    webhooks = JiraControl(product["jira_url"]).webhooks()
     assert webhooks["signed"]
     answers = [
         a["status_code"]

@@ -7,13 +7,13 @@ import pytest
 from celery.exceptions import Retry
 from sqlalchemy import func, select
 
+from sandbox.mail import start_mail_catcher
 from vcpay.claims import CLAIM_TIMEOUT
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.mail.models import EmailState, OutboundEmail
 from vcpay.mail.services import pending_email_ids, queue_email, queue_to_each
 from vcpay.mail.tasks import send_email
-from vcpay.sandbox.mail import start_mail_catcher
 from vcpay.transactions import after_commit
 
 

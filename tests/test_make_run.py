@@ -94,9 +94,9 @@ DEMO_PROCESSES = (
     "gunicorn wsgi:app",
     "celery -A workers.main worker",
     "celery -A workers.main beat",
-    "vcpay.sandbox.jira",
-    "vcpay.sandbox.stripe",
-    "vcpay.sandbox.mail",
+    "sandbox.jira",
+    "sandbox.stripe",
+    "sandbox.mail",
 )
 
 

@@ -268,7 +268,8 @@ def test_request_payment_makes_one_checkout_session_on_the_clinics_account(
     assert session["id"] == request.checkout_session_id
     assert session["amount_total"] == 125000 and session["currency"] == "aud"
     assert session["metadata"]["payment_request"] == request.request_key
-    assert 29 * 60 <= session["expires_at"] - int(time.time()) <= 30 * 60
+    # The page closes a minute after the request, inside Stripe's window (stripe_gateway).
+    assert 30 * 60 <= session["expires_at"] - int(time.time()) <= 31 * 60 + 1
     assert kinds(call).count("payment_requested") == 1
 
 

@@ -22,6 +22,7 @@ import requests
 import stripe
 from sqlalchemy import func, select
 
+from sandbox.mail import start_mail_catcher
 from tests.conftest import csrf_token, sign_in
 from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
 from tests.stripe_events import signed
@@ -47,7 +48,6 @@ from vcpay.payments import services as payments
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.people.demo import seed_demo
 from vcpay.people.services import find_user_by_email
-from vcpay.sandbox.mail import start_mail_catcher
 from vcpay.webhooks.models import EventState, StripeEvent
 from vcpay.webhooks.services import process
 
@@ -469,10 +469,10 @@ def pay_then_return(control, patient, call, request: PaymentRequest, delay: floa
     """The patient pays on Checkout after ``delay`` and comes back to the confirmation page;
     whether Stripe took the payment (not when the session was expired first)."""
     time.sleep(delay)
-    answer = requests.post(
-        f"{control.base}/_sandbox/checkout/sessions/{request.checkout_session_id}/pay",
+    answer = control.answer(
+        "POST",
+        f"checkout/sessions/{request.checkout_session_id}/pay",
         json={"card": "4242424242424242", "email": "pat@example.org"},
-        timeout=10,
     )
     patient.get(done_page(call, request))
     return answer.status_code < 300

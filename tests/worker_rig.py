@@ -32,10 +32,14 @@ import requests
 import stripe
 from sqlalchemy import select
 
+from sandbox.jira.control_client import JiraControl
+from sandbox.jira.server import start_jira_standin, stop_jira_standin
+from sandbox.mail import start_mail_catcher
+from sandbox.stripe.control_client import StripeControl
+from sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from tests.processes import celery, free_port, product_environment, stop_group, wait_for
 from tests.services import redis_url, scratch_postgres_database
-from tests.stripe_standin import WEBHOOK_SECRET, StripeControl, link_clinic
-from tests.test_enablement_jira import Control as JiraControl
+from tests.stripe_standin import WEBHOOK_SECRET, link_clinic
 from vcpay import create_app
 from vcpay.calls.models import CallEvent
 from vcpay.extensions import db
@@ -44,9 +48,6 @@ from vcpay.integrations.stripe_gateway import forget_clients
 from vcpay.payments.models import PaymentRequest
 from vcpay.people.demo import DEMO_PASSWORD, seed_demo
 from vcpay.people.models import Clinic, Organisation
-from vcpay.sandbox.jira.server import start_jira_standin, stop_jira_standin
-from vcpay.sandbox.mail import start_mail_catcher
-from vcpay.sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = ("embedded", "redis")
@@ -181,7 +182,7 @@ class WorkerRig:
         )
 
     def _start_processes(self) -> None:
-        """As ``vcpay.cli.demo_processes`` builds them, with one web process and one worker
+        """As ``sandbox.demo.demo_processes`` builds them, with one web process and one worker
         process: what is proved here is that the work crosses processes, not its capacity."""
         address = self.web_url.removeprefix("http://")
         self._run("web", [

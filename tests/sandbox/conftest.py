@@ -10,12 +10,12 @@ from typing import Any
 
 import jsonschema
 import pytest
-import requests
 from jira import JIRA
 from werkzeug.serving import BaseWSGIServer
 
+from sandbox.jira import server as standin_server
+from sandbox.jira.control_client import JiraControl
 from tests.services import unavailable
-from vcpay.sandbox.jira import server as standin_server
 
 INTEGRATION = ("vcpay@servicedesk.example", "sandbox-api-token")
 AGENT = ("agent@servicedesk.example", "sandbox-agent-token")
@@ -42,45 +42,22 @@ def jira_client(url: str, auth: tuple[str, str] = INTEGRATION, **options: Any) -
     return JIRA(server=url, basic_auth=auth, options={"check_update": False}, **settings)
 
 
-class Sandbox:
-    """The ``/_sandbox`` control API, and shortcuts that go through the real library."""
-
-    def __init__(self, url: str):
-        self.url = url
-
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return requests.request(method, f"{self.url}/_sandbox{path}", timeout=5, **kwargs)
-
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        response = self.call("POST", path, json=body)
-        assert response.status_code in (200, 201), response.text
-        return response.json()
-
-    def fault(self, **spec: Any) -> str:
-        return self.post("/faults", spec)["id"]
-
-    def calls(self) -> list[dict[str, Any]]:
-        return self.call("GET", "/calls").json()
-
-    def request(self, key: str) -> dict[str, Any]:
-        return self.call("GET", f"/requests/{key}").json()
-
-    def customer(self, email: str = "manager@clinic.example", name: str = "Telehealth Manager"):
-        return self.post("/customers", {"email": email, "displayName": name})["accountId"]
-
-    def raise_request(self, jira: JIRA, summary: str = "Enable Payment Gateway", **fields: Any):
-        """A customer request raised as vcpay raises it; returns the prefetched issue."""
-        on_behalf_of = fields.pop("raiseOnBehalfOf", None) or self.customer()
-        return jira.create_customer_request(
-            {
-                "serviceDeskId": 1,
-                "requestTypeId": 10,
-                "requestFieldValues": {"summary": summary, "description": "Clinics: North, South"},
-                "raiseOnBehalfOf": on_behalf_of,
-                **fields,
-            },
-            prefetch=True,
-        )
+def raise_request(
+    control: JiraControl, jira: JIRA, summary: str = "Enable Payment Gateway", **fields: Any
+):
+    """A customer request raised as vcpay raises it, through the library; the prefetched
+    issue. It is raised on behalf of a new customer unless ``raiseOnBehalfOf`` says whom."""
+    on_behalf_of = fields.pop("raiseOnBehalfOf", None) or control.customer()
+    return jira.create_customer_request(
+        {
+            "serviceDeskId": 1,
+            "requestTypeId": 10,
+            "requestFieldValues": {"summary": summary, "description": "Clinics: North, South"},
+            "raiseOnBehalfOf": on_behalf_of,
+            **fields,
+        },
+        prefetch=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -93,13 +70,13 @@ def jira_standin():
 @pytest.fixture
 def standin_url(jira_standin: str) -> str:
     """The shared stand-in, reset to its seed state."""
-    requests.post(f"{jira_standin}/_sandbox/reset", timeout=5).raise_for_status()
+    JiraControl(jira_standin).reset()
     return jira_standin
 
 
 @pytest.fixture
-def sandbox(standin_url: str) -> Sandbox:
-    return Sandbox(standin_url)
+def sandbox(standin_url: str) -> JiraControl:
+    return JiraControl(standin_url)
 
 
 @pytest.fixture

@@ -1,24 +1,25 @@
 """Helpers for the Stripe stand-in's tests: a real threaded server, the real ``stripe``
 library pointed at it, the ``/_sandbox`` controls, and a webhook receiver to deliver to.
 
-Other vcpay tests may import ``start_stripe_standin``, ``stop_stripe_standin``,
-``stripe_client``, ``StripeSandbox``, ``WebhookReceiver``, ``checkout_params`` and
-``card_form`` from here.
+The controls themselves are ``sandbox.stripe.control_client.StripeControl``, shared with the
+product's tests and the benchmarks; ``connect`` adds the library's own code exchange. Other
+vcpay tests may import ``start_stripe_standin``, ``stop_stripe_standin``, ``stripe_client``,
+``WebhookReceiver``, ``checkout_params`` and ``card_form`` from here.
 """
 
 import json
 import threading
 import time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 import stripe
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 from werkzeug.wrappers import Request, Response
 
-from vcpay.sandbox.stripe import server as standin_server
+from sandbox.common.server import serve_in_background, stop_serving
+from sandbox.stripe import server as standin_server
+from sandbox.stripe.control_client import StripeControl, query_of
 
 PLATFORM_KEY = "sk_test_vcpay_sandbox"
 CLIENT_ID = "ca_vcpay_sandbox"
@@ -50,77 +51,30 @@ def stripe_client(url: str, key: str = PLATFORM_KEY, retries: int = 0) -> stripe
     )
 
 
-def query_of(location: str) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+def authorize(control: StripeControl, **body: Any) -> str:
+    """The redirect the consent screen would send the browser to."""
+    return control.authorize(**{"redirect_uri": REDIRECT_URI, "state": "state-1", **body})
 
 
-class StripeSandbox:
-    """The ``/_sandbox`` control API."""
+def code_for(control: StripeControl, account_id: str) -> str:
+    return query_of(authorize(control, account=account_id))["code"]
 
-    def __init__(self, url: str):
-        self.url = url
 
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return requests.request(method, f"{self.url}/_sandbox{path}", timeout=10, **kwargs)
+def connect(
+    control: StripeControl, client: stripe.StripeClient, account_id: str | None = None
+) -> str:
+    """A test account connected through the library's own code exchange; its id."""
+    account_id = account_id or control.create_account(business_name="Harbourside GP Clinic")["id"]
+    code = code_for(control, account_id)
+    return client.oauth.token({"grant_type": "authorization_code", "code": code}).stripe_user_id
 
-    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = self.call("POST", path, json=body or {})
-        assert response.status_code in (200, 201), response.text
-        return response.json()
 
-    def get(self, path: str, **params: Any) -> Any:
-        response = self.call("GET", path, params=params)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def create_account(self, **fields: Any) -> dict[str, Any]:
-        return self.post("/accounts", {"business_name": "Harbourside GP Clinic", **fields})
-
-    def authorize(self, **body: Any) -> str:
-        """The redirect the consent screen would send the browser to."""
-        body = {"redirect_uri": REDIRECT_URI, "state": "state-1", **body}
-        return self.post("/oauth/authorize", body)["location"]
-
-    def code_for(self, account_id: str) -> str:
-        return query_of(self.authorize(account=account_id))["code"]
-
-    def connect(self, client: stripe.StripeClient, account_id: str | None = None) -> str:
-        """A test account connected through the real code exchange; its id."""
-        account_id = account_id or self.create_account()["id"]
-        code = self.code_for(account_id)
-        return client.oauth.token({"grant_type": "authorization_code", "code": code}).stripe_user_id
-
-    def events(self, **filters: Any) -> list[dict[str, Any]]:
-        return self.get("/events", **filters)
-
-    def calls(self) -> list[dict[str, Any]]:
-        return self.get("/calls")
-
-    def deliveries(self, event_id: str | None = None) -> list[dict[str, Any]]:
-        return self.get("/deliveries", **({"event": event_id} if event_id else {}))
-
-    def send_webhooks_to(self, url: str, secret: str = WEBHOOK_SECRET) -> None:
-        self.post("/webhooks", {"url": url, "secret": secret})
-
-    def wait_for_webhooks(self, timeout: float = 5.0) -> None:
-        self.post("/webhooks/wait", {"timeout": timeout})
-
-    def webhook_fault(self, mode: str, **spec: Any) -> None:
-        self.post("/webhook-faults", {"mode": mode, **spec})
-
-    def fault(self, **spec: Any) -> None:
-        self.post("/faults", spec)
-
-    def pay(self, session_id: str, card: str = VISA, **body: Any) -> dict[str, Any]:
-        """Pay a Checkout Session as the pay page would; the outcome and the session."""
-        body = {"card": card, "email": "patient@example.com", "name": "Pat Citizen", **body}
-        return self.post(f"/checkout/sessions/{session_id}/pay", body)
-
-    def settle(self, session_id: str, outcome: str) -> dict[str, Any]:
-        return self.post(f"/checkout/sessions/{session_id}/settle", {"outcome": outcome})
-
-    def expire_now(self, session_id: str) -> dict[str, Any]:
-        return self.post(f"/checkout/sessions/{session_id}/expire-now")
+def at_the_start_of_a_second() -> int:
+    """Now, just after the clock ticks: a call made at once reaches the stand-in within the
+    same second, so a limit Stripe measures in whole seconds can be hit exactly."""
+    while time.time() % 1 > 0.2:
+        time.sleep(0.05)
+    return int(time.time())
 
 
 def checkout_params(**overrides: Any) -> dict[str, Any]:
@@ -171,10 +125,10 @@ class WebhookReceiver:
         self.received: list[dict[str, Any]] = []
         self.planned_statuses: list[int] = []
         self._lock = threading.Condition()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/webhooks/stripe"
-        # A short poll interval makes stopping quick.
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        base, self._server = serve_in_background(
+            self._app, quiet=False, name="webhook-receiver", poll_interval=0.05
+        )
+        self.url = f"{base}/webhooks/stripe"
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -213,8 +167,7 @@ class WebhookReceiver:
             return [r["event"]["type"] for r in self.received]
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        stop_serving(self._server)
 
 
 # -- fixtures (conftest.py imports them) -----------------------------------------------------
@@ -230,13 +183,13 @@ def stripe_standin():
 @pytest.fixture
 def stripe_url(stripe_standin: str) -> str:
     """The shared stand-in, emptied."""
-    requests.post(f"{stripe_standin}/_sandbox/reset", timeout=5).raise_for_status()
+    StripeControl(stripe_standin).reset()
     return stripe_standin
 
 
 @pytest.fixture
-def stripe_sandbox(stripe_url: str) -> StripeSandbox:
-    return StripeSandbox(stripe_url)
+def stripe_sandbox(stripe_url: str) -> StripeControl:
+    return StripeControl(stripe_url)
 
 
 @pytest.fixture
@@ -245,12 +198,12 @@ def stripe_api(stripe_url: str) -> stripe.StripeClient:
 
 
 @pytest.fixture
-def webhook_receiver(stripe_sandbox: StripeSandbox):
+def webhook_receiver(stripe_sandbox: StripeControl):
     """A receiver the stand-in delivers to."""
     receiver = WebhookReceiver()
     stripe_sandbox.send_webhooks_to(receiver.url)
     yield receiver
-    stripe_sandbox.post("/reset")
+    stripe_sandbox.reset()
     receiver.stop()
 
 

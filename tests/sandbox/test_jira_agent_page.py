@@ -6,7 +6,8 @@ from html.parser import HTMLParser
 import pytest
 import requests
 
-from vcpay.sandbox.jira import create_jira_standin
+from sandbox.jira import create_jira_standin
+from tests.sandbox.conftest import raise_request
 
 
 @dataclass
@@ -80,7 +81,7 @@ def submit(browser, form: Form, **typed: str) -> requests.Response:
 
 
 def test_queue_lists_requests_with_accessible_actions(jira, sandbox, browser):
-    sandbox.raise_request(jira, "Enable for North Clinic")
+    raise_request(sandbox, jira, "Enable for North Clinic")
 
     page = browser.get(browser.base + "/", timeout=5)
     reader = read_forms(page.text)
@@ -100,7 +101,7 @@ def test_queue_lists_requests_with_accessible_actions(jira, sandbox, browser):
 
 
 def test_approve_from_the_queue(jira, sandbox, browser, standin_url):
-    sandbox.raise_request(jira)
+    raise_request(sandbox, jira)
     queue = browser.get(browser.base + "/", timeout=5).text
 
     after = submit(browser, form_with_button(queue, "Approve PAY-1"))
@@ -112,7 +113,7 @@ def test_approve_from_the_queue(jira, sandbox, browser, standin_url):
 
 
 def test_decline_with_a_reason_leaves_a_public_comment(jira, sandbox, browser):
-    sandbox.raise_request(jira)
+    raise_request(sandbox, jira)
     queue = browser.get(browser.base + "/", timeout=5).text
     form = form_with_button(queue, "Decline PAY-1")
 
@@ -131,7 +132,7 @@ def test_decline_with_a_reason_leaves_a_public_comment(jira, sandbox, browser):
 
 
 def test_move_to_in_progress_keeps_the_approval_pending(jira, sandbox, browser):
-    sandbox.raise_request(jira)
+    raise_request(sandbox, jira)
     detail = browser.get(browser.base + "/browse/PAY-1", timeout=5).text
 
     after = submit(browser, form_with_button(detail, "Move to In Progress: PAY-1"))
@@ -146,7 +147,7 @@ def test_move_to_in_progress_keeps_the_approval_pending(jira, sandbox, browser):
 
 
 def test_detail_page_marks_internal_notes_and_adds_comments(jira, sandbox, browser):
-    issue = sandbox.raise_request(jira, "Detail me")
+    issue = raise_request(sandbox, jira, "Detail me")
     jira.add_comment(issue.key, "Only for agents", is_internal=True)
     detail = browser.get(browser.base + "/browse/PAY-1", timeout=5).text
     comment_form = next(f for f in read_forms(detail).forms if f.action.endswith("/comment"))
@@ -162,7 +163,7 @@ def test_detail_page_marks_internal_notes_and_adds_comments(jira, sandbox, brows
 
 
 def test_a_second_decision_is_refused_with_a_message(jira, sandbox, browser):
-    sandbox.raise_request(jira)
+    raise_request(sandbox, jira)
     queue = browser.get(browser.base + "/", timeout=5).text
     approve = form_with_button(queue, "Approve PAY-1")
     submit(browser, approve)

@@ -6,7 +6,7 @@ import pytest
 import requests
 from jira import JIRAError
 
-from tests.sandbox.conftest import INTEGRATION, jira_client
+from tests.sandbox.conftest import INTEGRATION, jira_client, raise_request
 
 
 def test_429_carries_an_integer_retry_after_and_jira_body(jira, sandbox):
@@ -52,13 +52,13 @@ def test_503_on_the_servicedesk_api_uses_its_error_shape(jira, sandbox):
 
 def test_faults_match_method_and_path_prefix(jira, sandbox, standin_url):
     sandbox.fault(method="POST", path="/rest/api/2/issue/", status=500)
-    issue = sandbox.raise_request(jira)
+    issue = raise_request(sandbox, jira)
 
     with pytest.raises(JIRAError) as failed:
         jira.add_comment(issue.key, "refused")
     read = jira.issue(issue.key)  # a GET on the same prefix is untouched
-    listed = sandbox.call("GET", "/faults").json()
-    sandbox.call("DELETE", "/faults")
+    listed = sandbox.answer("GET", "/faults").json()
+    sandbox.answer("DELETE", "/faults")
 
     assert failed.value.status_code == 500
     assert read.key == issue.key
@@ -109,7 +109,7 @@ def test_after_effect_creates_the_request_although_the_client_times_out(sandbox,
 
 
 def test_after_effect_with_a_status_does_the_work_then_fails(jira, sandbox):
-    issue = sandbox.raise_request(jira)
+    issue = raise_request(sandbox, jira)
     sandbox.fault(method="POST", path="/rest/api/2/issue/", status=502, after_effect=True, times=1)
 
     with pytest.raises(JIRAError) as failed:
@@ -141,8 +141,8 @@ def test_faults_apply_before_authentication(sandbox, standin_url):
     ],
 )
 def test_malformed_faults_are_refused(sandbox, spec):
-    response = sandbox.call("POST", "/faults", json=spec)
+    response = sandbox.answer("POST", "/faults", json=spec)
 
     assert response.status_code == 400
     assert response.json()["error"]
-    assert sandbox.call("GET", "/faults").json() == []
+    assert sandbox.answer("GET", "/faults").json() == []

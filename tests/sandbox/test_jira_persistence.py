@@ -10,12 +10,13 @@ import pytest
 import requests
 from jira import JIRAError
 
+from sandbox.jira.control_client import JiraControl
 from tests.sandbox.conftest import (
     AGENT,
     INTEGRATION,
     REPO_ROOT,
-    Sandbox,
     jira_client,
+    raise_request,
     start_jira_standin,
     stop_jira_standin,
 )
@@ -25,9 +26,9 @@ def test_state_survives_a_restart(other_standin, tmp_path):
     state_file = tmp_path / "demo" / "jira-state.json"
     first_url, first_server = start_jira_standin(state_file=str(state_file))
     first = jira_client(first_url)
-    sandbox = Sandbox(first_url)
+    sandbox = JiraControl(first_url)
     customer = first.create_customer("manager@clinic.example", "Telehealth Manager").accountId
-    issue = sandbox.raise_request(first, "Kept", raiseOnBehalfOf=customer)
+    issue = raise_request(sandbox, first, "Kept", raiseOnBehalfOf=customer)
     first.add_comment(issue.key, "internal note", is_internal=True)
     sandbox.post(f"/requests/{issue.key}/decide", {"decision": "decline", "comment": "No"})
     updated_before = first.issue(issue.key).fields.updated
@@ -41,8 +42,8 @@ def test_state_survives_a_restart(other_standin, tmp_path):
     ).json()
     with pytest.raises(JIRAError) as duplicate:
         second.create_customer("manager@clinic.example", "Again")
-    next_issue = Sandbox(second_url).raise_request(
-        second, "After restart", raiseOnBehalfOf=customer
+    next_issue = raise_request(
+        JiraControl(second_url), second, "After restart", raiseOnBehalfOf=customer
     )
 
     assert reloaded.fields.status.name == "Declined"
@@ -61,9 +62,9 @@ def test_state_survives_a_restart(other_standin, tmp_path):
 def test_reset_empties_the_state_file(other_standin, tmp_path):
     state_file = tmp_path / "jira-state.json"
     url = other_standin(state_file=str(state_file))
-    Sandbox(url).post("/bulk", {"count": 2})
+    JiraControl(url).post("/bulk", {"count": 2})
 
-    Sandbox(url).post("/reset", {})
+    JiraControl(url).post("/reset", {})
 
     restarted = other_standin(state_file=str(state_file))
     assert json.loads(state_file.read_text())["requests"] == []
@@ -80,7 +81,7 @@ def test_runs_as_its_own_process(tmp_path):
     port = free_port()
     public_url = f"http://localhost:{port}"
     command = [
-        sys.executable, "-m", "vcpay.sandbox.jira", "--host", "127.0.0.1", "--port", str(port),
+        sys.executable, "-m", "sandbox.jira", "--host", "127.0.0.1", "--port", str(port),
         "--state-file", str(tmp_path / "state.json"), "--public-url", public_url,
         "--deployment-type", "Server",
     ]  # fmt: skip

@@ -7,7 +7,7 @@ import pytest
 import requests
 from jira import JIRAError
 
-from tests.sandbox.conftest import INTEGRATION, jira_client
+from tests.sandbox.conftest import INTEGRATION, jira_client, raise_request
 
 FILTER = 'project = PAY AND "Request Type" = "Enable Payment Gateway"'
 FIELDS = ["status", "resolution", "updated", "summary"]
@@ -33,7 +33,7 @@ def search_jql(url: str, version: str = "2", **params) -> requests.Response:
 
 def test_search_issues_uses_enhanced_search_on_cloud(jira, sandbox):
     sandbox.post("/bulk", {"count": 3})
-    sandbox.call("DELETE", "/calls")
+    sandbox.answer("DELETE", "/calls")
 
     found = jira.search_issues(f"{FILTER} ORDER BY key DESC")
     paths = [call["path"] for call in sandbox.calls()]
@@ -45,7 +45,7 @@ def test_search_issues_uses_enhanced_search_on_cloud(jira, sandbox):
 
 def test_updated_cursor_is_read_in_the_users_time_zone(jira, sandbox):
     zone = jira.myself()["timeZone"]
-    issue = sandbox.raise_request(jira)
+    issue = raise_request(sandbox, jira)
     updated = moment(issue.fields.updated)
     floor = updated.replace(second=0, microsecond=0)
 
@@ -188,10 +188,10 @@ def test_raw_enhanced_search_shape_and_parameters(sandbox, standin_url, jira):
     ],
 )
 def test_jql_subset(jira, sandbox, jql, expected):
-    sandbox.raise_request(jira, "Enable for the North Clinic")
-    sandbox.raise_request(jira, "Second")
-    sandbox.raise_request(jira, "Third")
-    sandbox.raise_request(jira, "Fourth [vcpay-c0ffee]")
+    raise_request(sandbox, jira, "Enable for the North Clinic")
+    raise_request(sandbox, jira, "Second")
+    raise_request(sandbox, jira, "Third")
+    raise_request(sandbox, jira, "Fourth [vcpay-c0ffee]")
     sandbox.post("/requests/PAY-2/decide", {"decision": "approve"})
     sandbox.post("/requests/PAY-3/decide", {"decision": "decline", "comment": "No Stripe"})
 
@@ -201,7 +201,9 @@ def test_jql_subset(jira, sandbox, jql, expected):
 @pytest.mark.parametrize(
     ("jql", "message"),
     [
-        ("assignee = currentUser()", "does not exist"),
+        ("fixVersion = 1.0", "does not exist"),
+        ("assignee WAS currentUser()", "operator"),
+        ("project = PAY AND created >= endOfDay()", "function"),
         ("project = NOPE", "does not exist"),
         ('project = PAY AND updated >= "27 November"', "invalid"),
         ("project = PAY AND summary = exact", "not supported"),
@@ -258,12 +260,12 @@ def test_legacy_search_works_on_server(other_standin):
 
 
 def test_search_lags_behind_changes_but_issue_reads_are_current(jira, sandbox, standin_url):
-    older = sandbox.raise_request(jira, "older")
+    older = raise_request(sandbox, jira, "older")
     # Jira's clock moves on a minute, so older is older than the lag: search knows it, as it
     # was. The lag is long enough that what follows is still within it on a busy machine.
     sandbox.post("/clock", {"offset_seconds": 60})
     sandbox.post("/search-lag", {"seconds": 30})
-    newer = sandbox.raise_request(jira, "newer")
+    newer = raise_request(sandbox, jira, "newer")
     sandbox.post(f"/requests/{older.key}/decide", {"decision": "approve"})
 
     lagging = jira.search_issues("project = PAY ORDER BY key ASC")

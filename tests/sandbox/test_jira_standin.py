@@ -9,7 +9,7 @@ import requests
 from jira import JIRA, JIRAError
 from jira.resources import Resolution, Status, StatusCategory
 
-from tests.sandbox.conftest import INTEGRATION, jira_client
+from tests.sandbox.conftest import INTEGRATION, jira_client, raise_request
 
 
 def jira_moment(value: str) -> datetime:
@@ -79,10 +79,10 @@ def test_create_customer_then_duplicate_says_already_exists(jira, standin_url):
 
 def test_customer_request_with_int_ids_becomes_an_issue_waiting_for_approval(jira, sandbox):
     customer = sandbox.customer()
-    issue = sandbox.raise_request(
-        jira, "Enable Payment Gateway [vcpay-7f3a]", raiseOnBehalfOf=customer
+    issue = raise_request(
+        sandbox, jira, "Enable Payment Gateway [vcpay-7f3a]", raiseOnBehalfOf=customer
     )
-    second = sandbox.raise_request(jira, "Second", raiseOnBehalfOf="manager@clinic.example")
+    second = raise_request(sandbox, jira, "Second", raiseOnBehalfOf="manager@clinic.example")
 
     fields = issue.fields
     assert (issue.key, issue.id) == ("PAY-1", "10001")
@@ -153,7 +153,7 @@ def test_invalid_customer_requests_are_refused(sandbox, standin_url, change, sta
     assert response.status_code == status
     assert message in response.json()["errorMessage"].lower()
     assert set(response.json()) == {"errorMessage", "i18nErrorMessage"}
-    assert sandbox.call("GET", "/requests").json() == []
+    assert sandbox.answer("GET", "/requests").json() == []
 
 
 def approvals_of(jira: JIRA, url: str, key: str) -> dict:
@@ -161,7 +161,7 @@ def approvals_of(jira: JIRA, url: str, key: str) -> dict:
 
 
 def test_approval_by_the_agent_approves_the_request_once(jira, agent_jira, sandbox, standin_url):
-    issue = sandbox.raise_request(jira)
+    issue = raise_request(sandbox, jira)
     before = approvals_of(jira, standin_url, issue.key)
     approval_url = servicedesk_url(standin_url, f"request/{issue.key}/approval/1")
 
@@ -190,7 +190,7 @@ def test_approval_by_the_agent_approves_the_request_once(jira, agent_jira, sandb
 
 
 def test_decline_sets_declined_status_and_resolution(jira, agent_jira, sandbox, standin_url):
-    issue = sandbox.raise_request(jira)
+    issue = raise_request(sandbox, jira)
     agent_jira._session.post(
         servicedesk_url(standin_url, f"request/{issue.key}/approval/1"),
         data=json.dumps({"decision": "decline"}),
@@ -204,7 +204,7 @@ def test_decline_sets_declined_status_and_resolution(jira, agent_jira, sandbox, 
 
 
 def test_bad_decisions_and_unknown_approvals_are_refused(agent_jira, jira, sandbox, standin_url):
-    issue = sandbox.raise_request(jira)
+    issue = raise_request(sandbox, jira)
     with pytest.raises(JIRAError) as bad:
         agent_jira._session.post(
             servicedesk_url(standin_url, f"request/{issue.key}/approval/1"),
@@ -218,7 +218,7 @@ def test_bad_decisions_and_unknown_approvals_are_refused(agent_jira, jira, sandb
 
 
 def test_status_history_is_most_recent_first(jira, sandbox, standin_url):
-    issue = sandbox.raise_request(jira)
+    issue = raise_request(sandbox, jira)
     sandbox.post(f"/requests/{issue.key}/move", {"status": "In Progress"})
     sandbox.post(f"/requests/{issue.key}/decide", {"decision": "approve"})
 
@@ -243,7 +243,7 @@ def test_status_history_is_most_recent_first(jira, sandbox, standin_url):
 
 
 def test_comments_keep_public_and_internal_apart(jira, sandbox, standin_url):
-    issue = sandbox.raise_request(jira)
+    issue = raise_request(sandbox, jira)
     jira.add_comment(issue.key, "The gateway is being enabled.")
     jira.add_comment(issue.key, "Checked the Stripe account by phone.", is_internal=True)
     added = jira._session.post(
@@ -280,7 +280,7 @@ def test_comments_keep_public_and_internal_apart(jira, sandbox, standin_url):
 
 
 def test_manual_transitions_leave_the_approval_pending(jira, sandbox, standin_url):
-    issue = sandbox.raise_request(jira)
+    issue = raise_request(sandbox, jira)
     offered = {t["name"]: t["id"] for t in jira.transitions(issue.key)}
 
     jira.transition_issue(issue.key, "Move to In Progress")
@@ -303,7 +303,7 @@ def test_manual_transitions_leave_the_approval_pending(jira, sandbox, standin_ur
 
 
 def test_jsm_request_expands_and_works_without_the_experimental_header(jira, sandbox, standin_url):
-    issue = sandbox.raise_request(jira)
+    issue = raise_request(sandbox, jira)
     response = requests.get(
         servicedesk_url(standin_url, f"request/{issue.key}"),
         params={"expand": "requestType,serviceDesk,status"},
@@ -319,36 +319,60 @@ def test_jsm_request_expands_and_works_without_the_experimental_header(jira, san
     assert body["status"]["values"][0]["status"] == "Waiting for approval"
 
 
+def bearer_client(url: str) -> JIRA:
+    """The library with the API token as a personal access token (``token_auth``)."""
+    return JIRA(
+        server=url,
+        token_auth="sandbox-api-token",
+        max_retries=0,
+        timeout=5,
+        options={"check_update": False},
+    )
+
+
 def test_missing_or_wrong_credentials_get_401(standin_url):
     anonymous = JIRA(server=standin_url, max_retries=0, timeout=5, options={"check_update": False})
     with pytest.raises(JIRAError) as no_auth:
         anonymous.myself()
     with pytest.raises(JIRAError) as wrong_token:
         jira_client(standin_url, ("vcpay@servicedesk.example", "not-the-token"))
-    bearer = JIRA(
-        server=standin_url,
-        token_auth="sandbox-api-token",
-        max_retries=0,
-        timeout=5,
-        options={"check_update": False},
-    )
     raw = requests.get(f"{standin_url}/rest/servicedeskapi/servicedesk", timeout=5)
 
     assert no_auth.value.status_code == 401
     assert no_auth.value.response.headers["WWW-Authenticate"].startswith("Basic")
     assert no_auth.value.response.json()["errorMessages"]
     assert wrong_token.value.status_code == 401
-    assert bearer.myself()["emailAddress"] == "vcpay@servicedesk.example"
     assert raw.status_code == 401
     assert set(raw.json()) == {"errorMessage", "i18nErrorMessage"}
 
 
+def test_cloud_takes_an_api_token_with_basic_auth_only(standin_url):
+    with pytest.raises(JIRAError) as bearer:
+        bearer_client(standin_url)
+    as_bearer = requests.get(
+        f"{standin_url}/rest/api/2/myself",
+        headers={"Authorization": "Bearer sandbox-api-token"},
+        timeout=5,
+    )
+
+    assert bearer.value.status_code == 401
+    assert as_bearer.status_code == 401
+    assert jira_client(standin_url).myself()["emailAddress"] == "vcpay@servicedesk.example"
+
+
+def test_data_center_takes_a_personal_access_token_as_bearer(other_standin):
+    url = other_standin(deployment_type="Server")
+
+    assert bearer_client(url).myself()["emailAddress"] == "vcpay@servicedesk.example"
+    assert jira_client(url).myself()["emailAddress"] == "vcpay@servicedesk.example"
+
+
 def test_call_log_records_api_calls_only(jira, sandbox, standin_url):
-    sandbox.call("DELETE", "/calls")
+    sandbox.answer("DELETE", "/calls")
     jira.myself()
     requests.get(f"{standin_url}/rest/api/2/issue/PAY-404", auth=INTEGRATION, timeout=5)
     requests.get(f"{standin_url}/", timeout=5)
-    sandbox.call("GET", "/requests")
+    sandbox.answer("GET", "/requests")
 
     calls = sandbox.calls()
 
@@ -356,28 +380,28 @@ def test_call_log_records_api_calls_only(jira, sandbox, standin_url):
         {"method": "GET", "path": "/rest/api/2/myself", "query": "", "status": 200},
         {"method": "GET", "path": "/rest/api/2/issue/PAY-404", "query": "", "status": 404},
     ]
-    assert sandbox.call("DELETE", "/calls").status_code == 204
+    assert sandbox.answer("DELETE", "/calls").status_code == 204
     assert sandbox.calls() == []
 
 
 def test_reset_returns_to_the_seed(jira, sandbox):
-    sandbox.raise_request(jira)
+    raise_request(sandbox, jira)
     sandbox.fault(path="/rest/api/2/myself", status=503)
     sandbox.post("/search-lag", {"seconds": 30})
 
     sandbox.post("/reset", {})
 
-    assert sandbox.call("GET", "/requests").json() == []
-    assert sandbox.call("GET", "/faults").json() == []
-    assert sandbox.call("GET", "/search-lag").json() == {"seconds": 0.0}
+    assert sandbox.answer("GET", "/requests").json() == []
+    assert sandbox.answer("GET", "/faults").json() == []
+    assert sandbox.answer("GET", "/search-lag").json() == {"seconds": 0.0}
     assert sandbox.calls() == []
     assert jira.myself()["accountId"] == "557058:vcpay-integration"
-    assert sandbox.raise_request(jira).key == "PAY-1"
+    assert raise_request(sandbox, jira).key == "PAY-1"
 
 
 def test_bulk_creates_requests_for_one_customer(jira, sandbox):
     created = sandbox.post("/bulk", {"count": 3, "summary_prefix": "Bench"})
-    listed = sandbox.call("GET", "/requests").json()
+    listed = sandbox.answer("GET", "/requests").json()
 
     assert created["keys"] == ["PAY-1", "PAY-2", "PAY-3"]
     assert [r["summary"] for r in listed] == ["Bench 1", "Bench 2", "Bench 3"]
@@ -386,9 +410,9 @@ def test_bulk_creates_requests_for_one_customer(jira, sandbox):
 
 
 def test_clock_offset_shifts_new_timestamps(jira, sandbox):
-    before = sandbox.raise_request(jira, "now")
+    before = raise_request(sandbox, jira, "now")
     shifted = sandbox.post("/clock", {"offset_seconds": 3600})
-    after = sandbox.raise_request(jira, "an hour on")
+    after = raise_request(sandbox, jira, "an hour on")
 
     gap = jira_moment(after.fields.created) - jira_moment(before.fields.created)
     assert shifted["offset_seconds"] == 3600

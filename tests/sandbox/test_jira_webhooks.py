@@ -5,7 +5,8 @@ import hmac
 
 import requests
 
-from tests.sandbox.conftest import Sandbox, jira_client
+from sandbox.jira.control_client import JiraControl
+from tests.sandbox.conftest import jira_client, raise_request
 from tests.sandbox.stripe_helpers import WebhookReceiver
 
 SECRET = "a-webhook-secret"
@@ -21,8 +22,8 @@ def test_each_change_is_posted_signed_with_the_issue(other_standin):
     receiver = WebhookReceiver()
     try:
         url = standin_sending_to(other_standin, receiver)
-        sandbox = Sandbox(url)
-        issue = sandbox.raise_request(jira_client(url))
+        sandbox = JiraControl(url)
+        issue = raise_request(sandbox, jira_client(url))
         sandbox.post(f"/requests/{issue.key}/decide", {"decision": "approve"})
         created, approved = receiver.wait_for(2)
     finally:
@@ -43,7 +44,7 @@ def test_a_refused_delivery_is_retried_with_the_same_identifier(other_standin):
     receiver.answer_with(503, 429)
     try:
         url = standin_sending_to(other_standin, receiver)
-        Sandbox(url).raise_request(jira_client(url))
+        raise_request(JiraControl(url), jira_client(url))
         first, second, third = receiver.wait_for(3)
         requests.post(f"{url}/_sandbox/webhooks/wait", json={"seconds": 5}, timeout=10)
         attempts = requests.get(f"{url}/_sandbox/webhooks", timeout=5).json()["attempts"]
@@ -64,7 +65,7 @@ def test_a_4xx_other_than_jiras_retried_ones_is_not_retried(other_standin):
     receiver.answer_with(400)
     try:
         url = standin_sending_to(other_standin, receiver)
-        Sandbox(url).raise_request(jira_client(url))
+        raise_request(JiraControl(url), jira_client(url))
         receiver.wait_for(1)
         idle = requests.post(f"{url}/_sandbox/webhooks/wait", json={"seconds": 5}, timeout=10)
     finally:
@@ -77,24 +78,24 @@ def test_without_a_secret_nothing_is_signed_and_without_a_url_nothing_is_sent(ot
     receiver = WebhookReceiver()
     try:
         url = standin_sending_to(other_standin, receiver, secret="")
-        sandbox = Sandbox(url)
-        sandbox.raise_request(jira_client(url))
+        sandbox = JiraControl(url)
+        raise_request(sandbox, jira_client(url))
         [unsigned] = receiver.wait_for(1)
         assert "X-Hub-Signature" not in unsigned["headers"]
         assert sandbox.post("/webhooks/wait", {"seconds": 5}) == {"idle": True}  # recorded
 
-        answer = sandbox.call("PUT", "/webhooks", json={"url": "", "secret": ""})
+        answer = sandbox.answer("PUT", "/webhooks", json={"url": "", "secret": ""})
         assert answer.json()["url"] == ""
-        sandbox.raise_request(jira_client(url), summary="Another")
+        raise_request(sandbox, jira_client(url), summary="Another")
         assert sandbox.post("/webhooks/wait", {"seconds": 5}) == {"idle": True}
-        assert len(sandbox.call("GET", "/webhooks").json()["attempts"]) == 1
+        assert len(sandbox.answer("GET", "/webhooks").json()["attempts"]) == 1
     finally:
         receiver.stop()
     assert len(receiver.received) == 1
 
 
 def test_the_webhook_control_refuses_what_is_not_a_string(sandbox):
-    answer = sandbox.call("PUT", "/webhooks", json={"url": 5})
+    answer = sandbox.answer("PUT", "/webhooks", json={"url": 5})
     assert answer.status_code == 400
     assert "'url' and 'secret' must be strings" in answer.json()["error"]
 
@@ -106,15 +107,15 @@ def test_a_new_endpoint_drops_pending_retries_and_sending_goes_on(other_standin)
         url = other_standin(
             webhook_url=old.url, webhook_secret=SECRET, webhook_retry_seconds=(5.0,)
         )
-        sandbox = Sandbox(url)
-        first = sandbox.raise_request(jira_client(url))
+        sandbox = JiraControl(url)
+        first = raise_request(sandbox, jira_client(url))
         old.wait_for(1)  # refused: a retry is due in 5 s
-        sandbox.call("PUT", "/webhooks", json={"url": new.url, "secret": "another-secret"})
+        sandbox.answer("PUT", "/webhooks", json={"url": new.url, "secret": "another-secret"})
         assert sandbox.post("/webhooks/wait", {"seconds": 5}) == {"idle": True}
-        second = sandbox.raise_request(jira_client(url), summary="Another")
+        second = raise_request(sandbox, jira_client(url), summary="Another")
         [delivery] = new.wait_for(1)
-        sandbox.call("PUT", "/webhooks", json={"url": "", "secret": ""})
-        sandbox.raise_request(jira_client(url), summary="Not sent")
+        sandbox.answer("PUT", "/webhooks", json={"url": "", "secret": ""})
+        raise_request(sandbox, jira_client(url), summary="Not sent")
         assert sandbox.post("/webhooks/wait", {"seconds": 5}) == {"idle": True}
     finally:
         old.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from vcpay.sandbox.mail import MailStore, start_mail_catcher, start_smtp_catcher
+from sandbox.mail import MailStore, start_mail_catcher, start_smtp_catcher
 
 ROOT = Path(__file__).resolve().parents[2]
 RECEIPT_SUBJECT = "Потврда о уплати"  # noqa: RUF001 (Cyrillic letters are the point)
@@ -255,7 +255,7 @@ def test_messages_sent_at_once_are_all_kept(catcher):
 
 def test_catcher_does_not_import_the_vcpay_app():
     check = (
-        "import sys, vcpay.sandbox.mail, vcpay.sandbox.mail.__main__;"
+        "import sys, sandbox.mail, sandbox.mail.__main__;"
         "assert 'vcpay.extensions' not in sys.modules, 'imports the app'"
     )
     subprocess.run([sys.executable, "-c", check], cwd=ROOT, check=True, timeout=30)
@@ -265,7 +265,7 @@ def test_catcher_does_not_import_the_vcpay_app():
 def test_command_line_serves_both_and_stops_cleanly(tmp_path, stop_signal):
     smtp_port, http_port = free_port(), free_port()
     command = [
-        sys.executable, "-m", "vcpay.sandbox.mail", "--host", "127.0.0.1",
+        sys.executable, "-m", "sandbox.mail", "--host", "127.0.0.1",
         "--smtp-port", str(smtp_port), "--http-port", str(http_port), "--folder", str(tmp_path),
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)

@@ -7,7 +7,7 @@ import pytest
 import requests
 import stripe
 
-from tests.sandbox.stripe_helpers import PLATFORM_KEY, stripe_client
+from tests.sandbox.stripe_helpers import PLATFORM_KEY, connect, stripe_client
 
 AUTH = {"Authorization": f"Bearer {PLATFORM_KEY}"}
 
@@ -20,7 +20,7 @@ def test_retrieve_a_connected_account(stripe_api, stripe_sandbox):
         currently_due=["external_account"],
         disabled_reason="requirements.past_due",
     )
-    account_id = stripe_sandbox.connect(stripe_api, created["id"])
+    account_id = connect(stripe_sandbox, stripe_api, created["id"])
 
     account = stripe_api.v1.accounts.retrieve(account_id)
     as_itself = stripe_api.v1.accounts.retrieve_current(options={"stripe_account": account_id})
@@ -61,8 +61,8 @@ def test_unknown_and_unconnected_accounts_are_refused_alike(stripe_api, stripe_s
 
 
 def test_events_are_scoped_by_stripe_account(stripe_api, stripe_sandbox):
-    first = stripe_sandbox.connect(stripe_api)
-    second = stripe_sandbox.connect(stripe_api)
+    first = connect(stripe_sandbox, stripe_api)
+    second = connect(stripe_sandbox, stripe_api)
     first_event = stripe_api.v1.events.list(options={"stripe_account": first}).data[0]
 
     platform_events = stripe_api.v1.events.list()
@@ -90,7 +90,7 @@ def test_a_wrong_or_missing_key_is_an_authentication_error(stripe_url):
 
 
 def test_request_id_on_every_response(stripe_api, stripe_sandbox, stripe_url):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
     answers = [
         requests.get(f"{stripe_url}/v1/accounts/{account_id}", headers=AUTH, timeout=5),
         requests.get(f"{stripe_url}/v1/accounts/acct_nope", headers=AUTH, timeout=5),
@@ -117,7 +117,7 @@ def test_an_unknown_url_is_stripes_404(stripe_url):
 
 
 def test_unknown_parameters_are_refused_with_param(stripe_api, stripe_sandbox):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
 
     with pytest.raises(stripe.InvalidRequestError) as get:
         stripe_api.v1.events.list({"colour": "blue"})  # type: ignore[typeddict-unknown-key]
@@ -130,7 +130,7 @@ def test_unknown_parameters_are_refused_with_param(stripe_api, stripe_sandbox):
 
 
 def test_an_idempotent_update_replays_and_refuses_other_params(stripe_api, stripe_sandbox):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
     options = {"idempotency_key": "clinic-9-link"}
 
     first = stripe_api.v1.accounts.update(account_id, {"metadata": {"clinic": "9"}}, options)
@@ -161,7 +161,7 @@ def test_an_idempotent_update_replays_and_refuses_other_params(stripe_api, strip
 
 
 def test_a_refused_request_leaves_its_idempotency_key_free(stripe_api, stripe_sandbox):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
     options = {"idempotency_key": "retry-me"}
 
     with pytest.raises(stripe.InvalidRequestError):
@@ -173,8 +173,8 @@ def test_a_refused_request_leaves_its_idempotency_key_free(stripe_api, stripe_sa
 
 def test_the_library_retries_an_injected_500(stripe_url, stripe_sandbox):
     retrying = stripe_client(stripe_url, retries=1)
-    account_id = stripe_sandbox.connect(retrying)
-    stripe_sandbox.call("DELETE", "/calls")
+    account_id = connect(stripe_sandbox, retrying)
+    stripe_sandbox.answer("DELETE", "/calls")
     stripe_sandbox.fault(path_prefix=f"/v1/accounts/{account_id}", status=500)
 
     updated = retrying.v1.accounts.update(account_id, {"metadata": {"try": "1"}})
@@ -211,7 +211,7 @@ def test_rate_limits_and_latency(stripe_api, stripe_sandbox, stripe_url):
 
 
 def test_events_list_pages_newest_first(stripe_api, stripe_sandbox):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
     for number in range(4):
         stripe_sandbox.post(f"/accounts/{account_id}", {"business_name": f"Clinic {number}"})
     options = {"stripe_account": account_id}
@@ -235,7 +235,7 @@ def test_events_list_pages_newest_first(stripe_api, stripe_sandbox):
 
 
 def test_events_list_filters(stripe_api, stripe_sandbox):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
     stripe_sandbox.post(f"/accounts/{account_id}", {"charges_enabled": False})
     options = {"stripe_account": account_id}
 
@@ -256,8 +256,8 @@ def test_events_list_filters(stripe_api, stripe_sandbox):
 
 
 def test_connected_accounts_list(stripe_api, stripe_sandbox):
-    first = stripe_sandbox.connect(stripe_api)
-    second = stripe_sandbox.connect(stripe_api)
+    first = connect(stripe_sandbox, stripe_api)
+    second = connect(stripe_sandbox, stripe_api)
     stripe_sandbox.create_account()  # not connected
 
     listed = stripe_api.v1.accounts.list()

@@ -11,13 +11,15 @@ from tests.sandbox.stripe_helpers import (
     CANCEL_URL,
     PLATFORM_KEY,
     SUCCESS_URL,
+    at_the_start_of_a_second,
     checkout_params,
+    connect,
 )
 
 
 @pytest.fixture
 def clinic(stripe_api, stripe_sandbox) -> str:
-    return stripe_sandbox.connect(stripe_api)
+    return connect(stripe_sandbox, stripe_api)
 
 
 def create(stripe_api, account: str, **overrides):
@@ -132,7 +134,7 @@ def test_expire_now_does_what_the_clock_does(stripe_api, clinic, stripe_sandbox)
     stripe_sandbox.pay(session.id, card="4000000000000002")  # a declined attempt
 
     expired = stripe_sandbox.expire_now(session.id)
-    refused = stripe_sandbox.call("POST", f"/checkout/sessions/{session.id}/expire-now")
+    refused = stripe_sandbox.answer("POST", f"/checkout/sessions/{session.id}/expire-now")
     found = stripe_api.v1.checkout.sessions.retrieve(session.id, options={"stripe_account": clinic})
     payment_intent = stripe_api.v1.payment_intents.retrieve(
         found.payment_intent, options={"stripe_account": clinic}
@@ -151,7 +153,7 @@ def test_expire_now_does_what_the_clock_does(stripe_api, clinic, stripe_sandbox)
 
 
 def test_the_control_api_lists_every_accounts_sessions(stripe_api, stripe_sandbox, clinic):
-    other = stripe_sandbox.connect(stripe_api)
+    other = connect(stripe_sandbox, stripe_api)
     first = create(stripe_api, clinic)
     second = create(stripe_api, other)
     stripe_api.v1.checkout.sessions.expire(second.id, options={"stripe_account": other})
@@ -180,7 +182,7 @@ def test_idempotent_double_create_gives_one_session(stripe_api, clinic, stripe_s
 
 
 def test_sessions_live_in_their_account(stripe_api, stripe_sandbox, clinic):
-    other = stripe_sandbox.connect(stripe_api)
+    other = connect(stripe_sandbox, stripe_api)
     session = create(stripe_api, clinic)
 
     with pytest.raises(stripe.InvalidRequestError) as elsewhere:
@@ -346,7 +348,7 @@ def test_the_total_must_be_chargeable(stripe_api, clinic, unit_amount, code, mes
 def test_the_limits_themselves_are_allowed(stripe_api, clinic):
     smallest = create(stripe_api, clinic, line_items=item(unit_amount=50))
     largest = create(stripe_api, clinic, line_items=item(unit_amount=99_999_999))
-    soonest = create(stripe_api, clinic, expires_at=int(time.time()) + 30 * 60)
+    soonest = create(stripe_api, clinic, expires_at=at_the_start_of_a_second() + 30 * 60)
 
     assert (smallest.amount_total, largest.amount_total) == (50, 99_999_999)
     assert soonest.status == "open"

@@ -1,13 +1,11 @@
 """A person pays on the stand-in's Checkout page in Chromium and lands on the success URL."""
 
-import threading
-
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from sandbox.common.server import serve_in_background, stop_serving
 from tests.journeys import save_screenshot
-from tests.sandbox.stripe_helpers import checkout_params
+from tests.sandbox.stripe_helpers import checkout_params, connect
 
 
 @pytest.fixture
@@ -19,17 +17,15 @@ def success_page():
         page = f"<!doctype html><title>Paid</title><h1>Thank you</h1><p id=s>{session_id}</p>"
         return Response(page, content_type="text/html")(environ, start_response)
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    url, server = serve_in_background(app, name="success-page", poll_interval=0.05)
+    yield url
+    stop_serving(server)
 
 
 @pytest.mark.browser
 def test_paying_by_card_in_chromium(chromium, stripe_api, stripe_sandbox, success_page):
     account = stripe_sandbox.create_account(business_name="Harbourside GP Clinic")
-    clinic = stripe_sandbox.connect(stripe_api, account["id"])
+    clinic = connect(stripe_sandbox, stripe_api, account["id"])
     session = stripe_api.v1.checkout.sessions.create(
         checkout_params(
             customer_email="pat@example.com",

@@ -11,9 +11,10 @@ session's ``url``, which Stripe too gives only while the session is open.
 import copy
 from typing import Any
 
+import requests
 import stripe
 
-from tests.sandbox.stripe_helpers import checkout_params
+from tests.sandbox.stripe_helpers import PLATFORM_KEY, checkout_params, connect
 from tests.sandbox.test_stripe_contracts import differences, fixtures  # noqa: F401
 
 NULL_WHEN_UNUSED = {
@@ -80,7 +81,7 @@ def departures(fixtures, kind: str, actual: dict[str, Any]) -> list[str]:  # noq
 
 def objects(stripe_api, stripe_sandbox) -> dict[str, dict[str, Any]]:
     """A paid session with a failed attempt first, and a partial refund."""
-    account = stripe_sandbox.connect(stripe_api)
+    account = connect(stripe_sandbox, stripe_api)
     options = {"stripe_account": account}
     params = checkout_params(
         customer_email="pat@example.com",
@@ -145,3 +146,32 @@ def test_every_field_is_one_stripe_python_knows(stripe_api, stripe_sandbox):
     assert set(found["checkout.session"]["customer_details"]) <= set(
         stripe.checkout.Session.CustomerDetails.__annotations__
     )
+
+
+# A price made from price_data is one-time and plain: what recurring, tiered or
+# pay-what-you-want prices carry is null, as Stripe sends it.
+PRICE_NULL_WHEN_UNUSED = ("custom_unit_amount", "recurring", "transform_quantity")
+
+
+def test_a_line_items_price_carries_every_field_of_stripes_sample(
+    fixtures,  # noqa: F811
+    stripe_api,
+    stripe_sandbox,
+):
+    account = connect(stripe_sandbox, stripe_api)
+    session = stripe_api.v1.checkout.sessions.create(checkout_params(), {"stripe_account": account})
+    items = requests.get(
+        f"{stripe_sandbox.base}/v1/checkout/sessions/{session.id}/line_items",
+        headers={"Authorization": f"Bearer {PLATFORM_KEY}", "Stripe-Account": account},
+        timeout=5,
+    ).json()  # as sent: the library reads unit_amount_decimal as a Decimal
+    price = items["data"][0]["price"]
+    expected = copy.deepcopy(fixtures["item"]["price"])
+    for name in PRICE_NULL_WHEN_UNUSED:
+        expected[name] = None
+
+    assert differences(expected, price) == []
+    assert set(fixtures["item"]["price"]) <= set(price)
+    assert set(price) <= set(stripe.Price.__annotations__)
+    assert (price["type"], price["recurring"], price["unit_amount"]) == ("one_time", None, 8500)
+    assert price["created"] == session.created

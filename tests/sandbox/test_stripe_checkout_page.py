@@ -14,13 +14,14 @@ from tests.sandbox.stripe_helpers import (
     WEBHOOK_SECRET,
     card_form,
     checkout_params,
+    connect,
 )
 
 
 @pytest.fixture
 def clinic(stripe_api, stripe_sandbox) -> str:
     account = stripe_sandbox.create_account(business_name="Harbourside GP Clinic")
-    return stripe_sandbox.connect(stripe_api, account["id"])
+    return connect(stripe_sandbox, stripe_api, account["id"])
 
 
 @pytest.fixture
@@ -253,7 +254,7 @@ def test_3d_secure_completed(stripe_api, stripe_sandbox, clinic, session):
     done = requests.post(url, data={"outcome": "complete"}, allow_redirects=False, timeout=5)
     found = retrieve(stripe_api, clinic, session.id)
 
-    assert url.startswith(f"{stripe_sandbox.url}/c/pay/{session.id}/authenticate/")
+    assert url.startswith(f"{stripe_sandbox.base}/c/pay/{session.id}/authenticate/")
     assert waiting.status == "requires_action"
     assert waiting.next_action.redirect_to_url.url == url
     assert ">Complete authentication</button>" in page.text
@@ -290,10 +291,10 @@ def test_the_control_api_pays_without_a_browser(stripe_sandbox, session):
     challenged = stripe_sandbox.pay(session.id, card="4000002500003155")
     failed = stripe_sandbox.pay(session.id, card="4000002500003155", authenticate=False)
     paid = stripe_sandbox.pay(session.id, card="4000002500003155", authenticate=True)
-    too_late = stripe_sandbox.call(
+    too_late = stripe_sandbox.answer(
         "POST", f"/checkout/sessions/{session.id}/pay", json={"card": "4242424242424242"}
     )
-    invalid = stripe_sandbox.call(
+    invalid = stripe_sandbox.answer(
         "POST", f"/checkout/sessions/{session.id}/pay", json={"card": "1234"}
     )
 
@@ -341,7 +342,7 @@ def test_a_delayed_payment_that_succeeds(stripe_api, stripe_sandbox, clinic, ses
     ]
     completed = stripe_sandbox.events(type="checkout.session.completed")[0]["data"]["object"]
     assert completed["payment_status"] == "unpaid"
-    again = stripe_sandbox.call(
+    again = stripe_sandbox.answer(
         "POST", f"/checkout/sessions/{session.id}/settle", json={"outcome": "failed"}
     )
     assert again.status_code == 409

@@ -8,9 +8,10 @@ import pytest
 import requests
 import stripe
 
+from sandbox.stripe.control_client import StripeControl
 from tests.sandbox.stripe_helpers import (
-    StripeSandbox,
     checkout_params,
+    connect,
     start_stripe_standin,
     stop_stripe_standin,
     stripe_client,
@@ -27,7 +28,7 @@ def paid_session(client, sandbox, account: str) -> stripe.checkout.Session:
 
 @pytest.fixture
 def clinic(stripe_api, stripe_sandbox) -> str:
-    return stripe_sandbox.connect(stripe_api)
+    return connect(stripe_sandbox, stripe_api)
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def test_a_partial_then_the_rest(stripe_api, stripe_sandbox, clinic, payment_int
 def test_refund_events_reach_the_webhook(stripe_api, stripe_sandbox, webhook_receiver):
     from tests.sandbox.test_stripe_checkout_page import verified
 
-    account = stripe_sandbox.connect(stripe_api)
+    account = connect(stripe_sandbox, stripe_api)
     payment_intent = paid_session(stripe_api, stripe_sandbox, account).payment_intent
     stripe_api.v1.refunds.create({"payment_intent": payment_intent.id}, {"stripe_account": account})
     stripe_sandbox.wait_for_webhooks()
@@ -95,7 +96,7 @@ def test_refusals(stripe_api, stripe_sandbox, clinic, payment_intent):
     open_session = stripe_api.v1.checkout.sessions.create(checkout_params(), options)
     stripe_sandbox.pay(open_session.id, card="4000000000000002")
     unpaid = stripe_api.v1.checkout.sessions.retrieve(open_session.id, options=options)
-    other = stripe_sandbox.connect(stripe_api)
+    other = connect(stripe_sandbox, stripe_api)
 
     def refused(params, account=clinic):
         with pytest.raises(stripe.InvalidRequestError) as error:
@@ -142,8 +143,8 @@ def test_retrieve_and_list(stripe_api, stripe_sandbox, clinic, payment_intent):
 def test_the_state_file_keeps_payments_and_the_clock_expires_late_sessions(tmp_path):
     state_file = tmp_path / "stripe-state.json"
     url, server = start_stripe_standin(state_file=str(state_file))
-    client, sandbox = stripe_client(url), StripeSandbox(url)
-    account = sandbox.connect(client)
+    client, sandbox = stripe_client(url), StripeControl(url)
+    account = connect(sandbox, client)
     paid = paid_session(client, sandbox, account)
     refund = client.v1.refunds.create(
         {"payment_intent": paid.payment_intent.id, "amount": 500}, {"stripe_account": account}
@@ -159,7 +160,7 @@ def test_the_state_file_keeps_payments_and_the_clock_expires_late_sessions(tmp_p
 
     url, server = start_stripe_standin(state_file=str(state_file), checkout_expiry_seconds=0.1)
     try:
-        client, sandbox = stripe_client(url), StripeSandbox(url)
+        client, sandbox = stripe_client(url), StripeControl(url)
         options = {"stripe_account": account}
         found = client.v1.checkout.sessions.retrieve(
             paid.id, {"expand": ["payment_intent.latest_charge"]}, options
@@ -184,8 +185,8 @@ def test_the_state_file_keeps_payments_and_the_clock_expires_late_sessions(tmp_p
 def test_reading_a_session_past_its_time_expires_it_at_once(tmp_path):
     state_file = tmp_path / "stripe-state.json"
     url, server = start_stripe_standin(state_file=str(state_file))
-    client, sandbox = stripe_client(url), StripeSandbox(url)
-    account = sandbox.connect(client)
+    client, sandbox = stripe_client(url), StripeControl(url)
+    account = connect(sandbox, client)
     late = client.v1.checkout.sessions.create(checkout_params(), {"stripe_account": account})
     stop_stripe_standin(server)
     data = json.loads(state_file.read_text())
@@ -201,7 +202,7 @@ def test_reading_a_session_past_its_time_expires_it_at_once(tmp_path):
             late.id, options={"stripe_account": account}
         )
         page = requests.get(f"{url}/c/pay/{late.id}", timeout=5)
-        events = StripeSandbox(url).events(type="checkout.session.expired")
+        events = StripeControl(url).events(type="checkout.session.expired")
     finally:
         stop_stripe_standin(server)
 

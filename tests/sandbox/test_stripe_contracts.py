@@ -14,6 +14,7 @@ import pytest
 import stripe
 
 from tests.sandbox.conftest import contract_file
+from tests.sandbox.stripe_helpers import connect
 
 # Paths are dotted; "[]" stands for "each element".
 ACCOUNT_ADDITIONS = {
@@ -84,7 +85,7 @@ def stand_in_objects(stripe_api, stripe_sandbox) -> tuple[dict, dict, dict]:
         currently_due=["external_account"],
         disabled_reason="requirements.past_due",
     )
-    account_id = stripe_sandbox.connect(stripe_api, created["id"])
+    account_id = connect(stripe_sandbox, stripe_api, created["id"])
     stripe_sandbox.post(f"/accounts/{account_id}", {"charges_enabled": False})
     account = stripe_api.v1.accounts.retrieve(account_id).to_dict()
     updated, authorized = [

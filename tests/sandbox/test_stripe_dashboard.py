@@ -4,6 +4,8 @@ import pytest
 import requests
 import stripe
 
+from tests.sandbox.stripe_helpers import connect
+
 
 def edit_form(**changes: str) -> dict[str, str]:
     form = {
@@ -20,10 +22,10 @@ def edit_form(**changes: str) -> dict[str, str]:
 
 
 def test_the_account_list_links_each_account(stripe_api, stripe_sandbox):
-    connected = stripe_sandbox.connect(stripe_api)
+    connected = connect(stripe_sandbox, stripe_api)
     other = stripe_sandbox.create_account(business_name="Harbourside Physiotherapy")["id"]
 
-    page = requests.get(f"{stripe_sandbox.url}/", timeout=5)
+    page = requests.get(f"{stripe_sandbox.base}/", timeout=5)
 
     assert page.status_code == 200
     assert f'href="/dashboard/{connected}"' in page.text
@@ -33,9 +35,9 @@ def test_the_account_list_links_each_account(stripe_api, stripe_sandbox):
 
 
 def test_the_account_page_has_the_edit_form(stripe_api, stripe_sandbox):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
 
-    page = requests.get(f"{stripe_sandbox.url}/dashboard/{account_id}", timeout=5).text
+    page = requests.get(f"{stripe_sandbox.base}/dashboard/{account_id}", timeout=5).text
 
     for text in (
         ">Save account</button>",
@@ -54,14 +56,14 @@ def test_the_account_page_has_the_edit_form(stripe_api, stripe_sandbox):
 def test_save_emits_account_updated_with_previous_attributes(
     stripe_api, stripe_sandbox, webhook_receiver
 ):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
     form = edit_form(
         charges_enabled=None,
         currently_due="external_account, business_profile.url",
         disabled_reason="requirements.past_due",
     )
 
-    saved = requests.post(f"{stripe_sandbox.url}/dashboard/{account_id}", data=form, timeout=5)
+    saved = requests.post(f"{stripe_sandbox.base}/dashboard/{account_id}", data=form, timeout=5)
     stripe_sandbox.wait_for_webhooks()
 
     assert saved.status_code == 200 and saved.history[0].status_code == 303
@@ -87,7 +89,7 @@ def test_saving_nothing_new_emits_nothing(stripe_api, stripe_sandbox):
     )["id"]
 
     saved = requests.post(
-        f"{stripe_sandbox.url}/dashboard/{account_id}", data=edit_form(), timeout=5
+        f"{stripe_sandbox.base}/dashboard/{account_id}", data=edit_form(), timeout=5
     )
 
     assert "Nothing changed." in saved.text
@@ -95,9 +97,9 @@ def test_saving_nothing_new_emits_nothing(stripe_api, stripe_sandbox):
 
 
 def test_disconnect_emits_deauthorized(stripe_api, stripe_sandbox, webhook_receiver):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
 
-    page = requests.post(f"{stripe_sandbox.url}/dashboard/{account_id}/disconnect", timeout=5)
+    page = requests.post(f"{stripe_sandbox.base}/dashboard/{account_id}/disconnect", timeout=5)
     stripe_sandbox.wait_for_webhooks()
 
     assert "Disconnected vcpay." in page.text
@@ -112,7 +114,7 @@ def test_disconnect_emits_deauthorized(stripe_api, stripe_sandbox, webhook_recei
 
 def test_create_a_test_account_from_the_list(stripe_sandbox):
     page = requests.post(
-        f"{stripe_sandbox.url}/dashboard/accounts",
+        f"{stripe_sandbox.base}/dashboard/accounts",
         data={"business_name": "Harbourside Dental", "email": "", "country": "AU"},
         timeout=5,
     )
@@ -124,4 +126,4 @@ def test_create_a_test_account_from_the_list(stripe_sandbox):
 
 
 def test_an_unknown_account_page_is_404(stripe_sandbox):
-    assert requests.get(f"{stripe_sandbox.url}/dashboard/acct_nope", timeout=5).status_code == 404
+    assert requests.get(f"{stripe_sandbox.base}/dashboard/acct_nope", timeout=5).status_code == 404

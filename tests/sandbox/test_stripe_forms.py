@@ -5,8 +5,8 @@ from urllib.parse import parse_qsl
 import pytest
 from stripe._encode import _api_encode
 
-from vcpay.sandbox.stripe.forms import FormError, decode_form, key_path
-from vcpay.sandbox.stripe.settings import StripeStandinSettings
+from sandbox.stripe.forms import FormError, decode_form, key_path
+from sandbox.stripe.settings import StripeStandinSettings
 
 
 def test_bracketed_keys_become_nested_objects_and_lists():

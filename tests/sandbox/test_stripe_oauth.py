@@ -10,6 +10,9 @@ from stripe import oauth_error
 from tests.sandbox.stripe_helpers import (
     CLIENT_ID,
     REDIRECT_URI,
+    authorize,
+    code_for,
+    connect,
     query_of,
     stripe_client,
 )
@@ -36,7 +39,7 @@ def test_authorize_url_lands_on_the_consent_page_keeping_the_state(stripe_api, s
 
     page = requests.get(url, timeout=5)
 
-    assert url.startswith(f"{stripe_sandbox.url}/oauth/authorize?")
+    assert url.startswith(f"{stripe_sandbox.base}/oauth/authorize?")
     assert page.status_code == 200
     assert page.headers["Request-Id"].startswith("req_")
     assert "Connect my Stripe account" in page.text and "Deny access" in page.text
@@ -56,7 +59,7 @@ def test_authorize_url_lands_on_the_consent_page_keeping_the_state(stripe_api, s
 
 def test_an_approved_code_exchanges_once_for_the_account(stripe_api, stripe_sandbox):
     account = stripe_sandbox.create_account()
-    location = stripe_sandbox.authorize(account=account["id"], state="s-1")
+    location = authorize(stripe_sandbox, account=account["id"], state="s-1")
     returned = query_of(location)
 
     token = stripe_api.oauth.token({"grant_type": "authorization_code", "code": returned["code"]})
@@ -84,7 +87,7 @@ def test_an_approved_code_exchanges_once_for_the_account(stripe_api, stripe_sand
 
 
 def test_the_exchange_connects_the_account_and_emits_authorized(stripe_api, stripe_sandbox):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
 
     events = stripe_api.v1.events.list(options={"stripe_account": account_id})
     connected = stripe_sandbox.get("/accounts")
@@ -103,7 +106,7 @@ def test_the_exchange_connects_the_account_and_emits_authorized(stripe_api, stri
 
 def test_unknown_and_expired_codes_are_invalid_grants(stripe_api, stripe_sandbox):
     account = stripe_sandbox.create_account()
-    code = stripe_sandbox.code_for(account["id"])
+    code = code_for(stripe_sandbox, account["id"])
     stripe_sandbox.post(f"/oauth/codes/{code}/expire")
 
     with pytest.raises(oauth_error.InvalidGrantError) as unknown:
@@ -121,7 +124,7 @@ def test_unknown_and_expired_codes_are_invalid_grants(stripe_api, stripe_sandbox
 
 def test_a_wrong_platform_key_is_an_invalid_client(stripe_url, stripe_sandbox):
     account = stripe_sandbox.create_account()
-    code = stripe_sandbox.code_for(account["id"])
+    code = code_for(stripe_sandbox, account["id"])
     wrong = stripe_client(stripe_url, key="sk_test_someone_elses_key_1234")
 
     with pytest.raises(oauth_error.InvalidClientError) as refused:
@@ -139,7 +142,7 @@ def test_other_grant_types_are_unsupported(stripe_api):
 
 def test_a_refresh_token_gives_a_new_access_token(stripe_api, stripe_sandbox):
     account = stripe_sandbox.create_account()
-    code = stripe_sandbox.code_for(account["id"])
+    code = code_for(stripe_sandbox, account["id"])
     first = stripe_api.oauth.token({"grant_type": "authorization_code", "code": code})
 
     refreshed = stripe_api.oauth.token(
@@ -151,7 +154,7 @@ def test_a_refresh_token_gives_a_new_access_token(stripe_api, stripe_sandbox):
 
 
 def test_deauthorize_revokes_access(stripe_api, stripe_sandbox):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
     assert stripe_api.v1.accounts.retrieve(account_id).id == account_id
 
     revoked = stripe_api.oauth.deauthorize({"stripe_user_id": account_id})
@@ -174,7 +177,7 @@ def test_deauthorize_revokes_access(stripe_api, stripe_sandbox):
 
 
 def test_deauthorize_with_another_client_id_is_refused(stripe_api, stripe_sandbox):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
 
     with pytest.raises(oauth_error.InvalidClientError):
         stripe_api.oauth.deauthorize({"stripe_user_id": account_id, "client_id": "ca_other"})
@@ -183,7 +186,7 @@ def test_deauthorize_with_another_client_id_is_refused(stripe_api, stripe_sandbo
 
 
 def test_deny_redirects_with_access_denied_and_the_state(stripe_sandbox):
-    location = stripe_sandbox.authorize(decision="deny", state="keep-me")
+    location = authorize(stripe_sandbox, decision="deny", state="keep-me")
 
     assert query_of(location) == {
         "error": "access_denied",
@@ -198,7 +201,7 @@ def test_the_consent_form_connects_an_existing_account(stripe_api, stripe_sandbo
     form = {**hidden_fields(page.text), "account": account["id"], "decision": "approve"}
 
     answer = requests.post(
-        f"{stripe_sandbox.url}/oauth/authorize", data=form, allow_redirects=False, timeout=5
+        f"{stripe_sandbox.base}/oauth/authorize", data=form, allow_redirects=False, timeout=5
     )
     returned = query_of(answer.headers["Location"])
     token = stripe_api.oauth.token({"grant_type": "authorization_code", "code": returned["code"]})
@@ -221,7 +224,7 @@ def test_the_consent_form_creates_a_new_account(stripe_api, stripe_sandbox):
     }
 
     answer = requests.post(
-        f"{stripe_sandbox.url}/oauth/authorize", data=form, allow_redirects=False, timeout=5
+        f"{stripe_sandbox.base}/oauth/authorize", data=form, allow_redirects=False, timeout=5
     )
     token = stripe_api.oauth.token(
         {"grant_type": "authorization_code", "code": query_of(answer.headers["Location"])["code"]}
@@ -242,7 +245,7 @@ def test_the_consent_form_deny_button(stripe_api, stripe_sandbox):
     form = {**hidden_fields(page.text), "decision": "deny"}
 
     answer = requests.post(
-        f"{stripe_sandbox.url}/oauth/authorize", data=form, allow_redirects=False, timeout=5
+        f"{stripe_sandbox.base}/oauth/authorize", data=form, allow_redirects=False, timeout=5
     )
 
     assert answer.status_code == 302
@@ -254,7 +257,7 @@ def test_the_consent_form_asks_again_without_a_choice(stripe_api, stripe_sandbox
     page = requests.get(authorize_url(stripe_api), timeout=5)
     form = {**hidden_fields(page.text), "account": "new", "decision": "approve"}
 
-    answer = requests.post(f"{stripe_sandbox.url}/oauth/authorize", data=form, timeout=5)
+    answer = requests.post(f"{stripe_sandbox.base}/oauth/authorize", data=form, timeout=5)
 
     assert answer.status_code == 400
     assert "A business name is needed." in answer.text
@@ -279,7 +282,7 @@ def test_invalid_authorization_requests_show_an_error(stripe_sandbox, change, me
         **change,
     }
 
-    page = requests.get(f"{stripe_sandbox.url}/oauth/authorize", params=params, timeout=5)
+    page = requests.get(f"{stripe_sandbox.base}/oauth/authorize", params=params, timeout=5)
 
     assert page.status_code == 400
     assert message in page.text

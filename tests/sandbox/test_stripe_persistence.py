@@ -11,9 +11,11 @@ import pytest
 import requests
 import stripe
 
+from sandbox.stripe.control_client import StripeControl
 from tests.sandbox.conftest import REPO_ROOT
 from tests.sandbox.stripe_helpers import (
-    StripeSandbox,
+    authorize,
+    connect,
     start_stripe_standin,
     stop_stripe_standin,
     stripe_client,
@@ -24,9 +26,9 @@ def test_state_survives_a_restart(other_stripe_standin, tmp_path):
     state_file = tmp_path / "demo" / "stripe-state.json"
     first_url, first_server = start_stripe_standin(state_file=str(state_file))
     first = stripe_client(first_url)
-    sandbox = StripeSandbox(first_url)
-    kept = sandbox.connect(first, sandbox.create_account(business_name="Kept Clinic")["id"])
-    revoked = sandbox.connect(first)
+    sandbox = StripeControl(first_url)
+    kept = connect(sandbox, first, sandbox.create_account(business_name="Kept Clinic")["id"])
+    revoked = connect(sandbox, first)
     first.oauth.deauthorize({"stripe_user_id": revoked})
     first.v1.accounts.update(kept, {"metadata": {"clinic": "9"}})
     events_before = [e.id for e in first.v1.events.list(options={"stripe_account": kept}).data]
@@ -42,7 +44,7 @@ def test_state_survives_a_restart(other_stripe_standin, tmp_path):
     assert events_after == events_before and len(events_after) == 2
     with pytest.raises(stripe.PermissionError):
         second.v1.accounts.retrieve(revoked)
-    assert {a["id"]: a["connected"] for a in StripeSandbox(second_url).get("/accounts")} == {
+    assert {a["id"]: a["connected"] for a in StripeControl(second_url).get("/accounts")} == {
         kept: True,
         revoked: False,
     }
@@ -53,9 +55,9 @@ def test_state_survives_a_restart(other_stripe_standin, tmp_path):
 def test_reset_empties_the_state_file(other_stripe_standin, tmp_path):
     state_file = tmp_path / "stripe-state.json"
     url = other_stripe_standin(state_file=str(state_file))
-    StripeSandbox(url).create_account()
+    StripeControl(url).create_account()
 
-    StripeSandbox(url).post("/reset")
+    StripeControl(url).post("/reset")
 
     assert json.loads(state_file.read_text())["accounts"] == []
 
@@ -71,7 +73,7 @@ def test_runs_as_a_process_with_demo_accounts(tmp_path):
     url = f"http://127.0.0.1:{port}"
     secret_key = "sk_test_cli_platform_key_0042"
     command = [
-        sys.executable, "-m", "vcpay.sandbox.stripe", "--host", "127.0.0.1", "--port", str(port),
+        sys.executable, "-m", "sandbox.stripe", "--host", "127.0.0.1", "--port", str(port),
         "--state-file", str(tmp_path / "state.json"), "--secret-key", secret_key,
         "--client-id", "ca_cli_platform", "--webhook-secret", "whsec_cli_secret_0042",
         "--redirect-uri", "http://localhost:5000/stripe/callback", "--demo-accounts",
@@ -91,7 +93,7 @@ def test_runs_as_a_process_with_demo_accounts(tmp_path):
         client = stripe.StripeClient(
             secret_key, client_id="ca_cli_platform", base_addresses={"api": url, "connect": url}
         )
-        location = StripeSandbox(url).authorize(account=accounts[0]["id"], redirect_uri=None)
+        location = authorize(StripeControl(url), account=accounts[0]["id"], redirect_uri=None)
         code = location.split("code=")[1].split("&")[0]
         token = client.oauth.token({"grant_type": "authorization_code", "code": code})
     finally:

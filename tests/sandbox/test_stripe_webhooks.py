@@ -6,7 +6,7 @@ import time
 import pytest
 import stripe
 
-from tests.sandbox.stripe_helpers import WEBHOOK_SECRET
+from tests.sandbox.stripe_helpers import WEBHOOK_SECRET, connect
 
 
 def verified(delivery: dict) -> stripe.Event:
@@ -18,7 +18,7 @@ def update(stripe_sandbox, account_id: str, number: int) -> None:
 
 
 def test_deliveries_are_signed_as_stripe_signs_them(stripe_api, stripe_sandbox, webhook_receiver):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
     stripe_sandbox.post(f"/accounts/{account_id}", {"charges_enabled": False})
     stripe_sandbox.wait_for_webhooks()
 
@@ -53,7 +53,7 @@ def test_failed_deliveries_are_retried_until_they_succeed(
     stripe_api, stripe_sandbox, webhook_receiver
 ):
     webhook_receiver.answer_with(500, 503)
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
 
     received = webhook_receiver.wait_for(3)
     stripe_sandbox.wait_for_webhooks()
@@ -71,7 +71,7 @@ def test_failed_deliveries_are_retried_until_they_succeed(
 
 def test_deliveries_give_up_after_the_last_retry(stripe_api, stripe_sandbox, webhook_receiver):
     webhook_receiver.answer_with(500, 500, 500)
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
 
     webhook_receiver.wait_for(3)
     stripe_sandbox.wait_for_webhooks()  # the third attempt is the last: nothing is scheduled
@@ -87,7 +87,7 @@ def test_deliveries_give_up_after_the_last_retry(stripe_api, stripe_sandbox, web
 
 def test_a_refused_connection_is_a_failed_attempt(stripe_api, stripe_sandbox):
     stripe_sandbox.send_webhooks_to("http://127.0.0.1:9/nobody-listens")
-    stripe_sandbox.connect(stripe_api)
+    connect(stripe_sandbox, stripe_api)
     stripe_sandbox.wait_for_webhooks()
 
     attempt = stripe_sandbox.deliveries()[0]
@@ -98,7 +98,7 @@ def test_a_refused_connection_is_a_failed_attempt(stripe_api, stripe_sandbox):
 
 def test_duplicate_delivers_the_same_event_twice(stripe_api, stripe_sandbox, webhook_receiver):
     stripe_sandbox.webhook_fault("duplicate")
-    stripe_sandbox.connect(stripe_api)
+    connect(stripe_sandbox, stripe_api)
 
     received = webhook_receiver.wait_for(2)
 
@@ -107,7 +107,7 @@ def test_duplicate_delivers_the_same_event_twice(stripe_api, stripe_sandbox, web
 
 
 def test_held_events_are_released_in_reverse(stripe_api, stripe_sandbox, webhook_receiver):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
     webhook_receiver.wait_for(1)
     stripe_sandbox.webhook_fault("hold", count=3)
     for number in range(3):
@@ -127,7 +127,7 @@ def test_held_events_are_released_in_reverse(stripe_api, stripe_sandbox, webhook
 def test_delay_holds_a_delivery_back(stripe_api, stripe_sandbox, webhook_receiver):
     stripe_sandbox.webhook_fault("delay", seconds=0.4)
     started = time.monotonic()
-    stripe_sandbox.connect(stripe_api)
+    connect(stripe_sandbox, stripe_api)
 
     received = webhook_receiver.wait_for(1)
 
@@ -139,7 +139,7 @@ def test_a_bad_signature_fails_verification_and_the_retry_is_good(
 ):
     webhook_receiver.answer_with(400)  # the receiver refuses what it cannot verify
     stripe_sandbox.webhook_fault("bad_signature")
-    stripe_sandbox.connect(stripe_api)
+    connect(stripe_sandbox, stripe_api)
 
     refused, retried = webhook_receiver.wait_for(2)
 
@@ -150,7 +150,7 @@ def test_a_bad_signature_fails_verification_and_the_retry_is_good(
 
 def test_an_old_timestamp_fails_the_default_tolerance(stripe_api, stripe_sandbox, webhook_receiver):
     stripe_sandbox.webhook_fault("old_timestamp")
-    stripe_sandbox.connect(stripe_api)
+    connect(stripe_sandbox, stripe_api)
 
     delivery = webhook_receiver.wait_for(1)[0]
 
@@ -165,7 +165,7 @@ def test_an_old_timestamp_fails_the_default_tolerance(stripe_api, stripe_sandbox
 
 def test_faults_apply_to_the_next_events_only(stripe_api, stripe_sandbox, webhook_receiver):
     stripe_sandbox.webhook_fault("bad_signature", count=1)
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
     update(stripe_sandbox, account_id, 1)
 
     first, second = webhook_receiver.wait_for(2)  # the receiver answers 200: no retries
@@ -176,7 +176,7 @@ def test_faults_apply_to_the_next_events_only(stripe_api, stripe_sandbox, webhoo
 
 
 def test_redeliver_sends_an_event_again(stripe_api, stripe_sandbox, webhook_receiver):
-    stripe_sandbox.connect(stripe_api)
+    connect(stripe_sandbox, stripe_api)
     event_id = webhook_receiver.wait_for(1)[0]["event"]["id"]
 
     stripe_sandbox.post(f"/events/{event_id}/redeliver")
@@ -187,7 +187,7 @@ def test_redeliver_sends_an_event_again(stripe_api, stripe_sandbox, webhook_rece
 
 
 def test_without_an_endpoint_events_are_only_stored(stripe_api, stripe_sandbox):
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
     stripe_sandbox.wait_for_webhooks()
 
     event = stripe_api.v1.events.list(options={"stripe_account": account_id}).data[0]
@@ -201,7 +201,7 @@ def test_every_event_is_delivered_even_for_unconnected_accounts(
 ):
     stranger = stripe_sandbox.create_account()["id"]
     update(stripe_sandbox, stranger, 1)
-    account_id = stripe_sandbox.connect(stripe_api)
+    account_id = connect(stripe_sandbox, stripe_api)
     stripe_sandbox.post(f"/accounts/{account_id}/disconnect")
     stripe_sandbox.wait_for_webhooks()
 

@@ -8,7 +8,9 @@ fit for people; the Stripe request id is kept for support.
 """
 
 import logging
+import math
 import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +24,13 @@ from stripe import oauth_error
 from vcpay.inputs import JsonRefused, read_json
 
 log = logging.getLogger(__name__)
+
+# Stripe takes a Checkout Session's expires_at from 30 minutes to 24 hours after it creates
+# the session, by its own clock, to the second, with no leeway. Asked for at the very edge, a
+# session is refused whenever a second passes on the way (or in a retry, or Stripe's clock is
+# ahead), so the page stays open up to this much longer than the request it is for.
+CHECKOUT_LIFETIME_SECONDS = (30 * 60, 24 * 60 * 60)
+CHECKOUT_CLOCK_ALLOWANCE_SECONDS = 60
 
 
 class StripeGatewayError(Exception):
@@ -352,7 +361,7 @@ class StripeGateway:
             "client_reference_id": order.metadata.get("payment_request", ""),
             "success_url": order.success_url,
             "cancel_url": order.cancel_url,
-            "expires_at": order.expires_at,
+            "expires_at": within_checkout_window(order.expires_at, time.time()),
         }
         options = {"stripe_account": order.account_id, "idempotency_key": order.idempotency_key}
         with _calling("create the payment page"):
@@ -529,3 +538,11 @@ def _created(value: Any) -> int:
     if not (type(value) is int and low <= value < high):
         raise ValueError("The event's created time is not a time Stripe could have sent.")
     return value
+
+
+def within_checkout_window(expires_at: int, now: float) -> int:
+    """``expires_at`` moved inside the window Stripe will measure from the session's creation."""
+    shortest, longest = CHECKOUT_LIFETIME_SECONDS
+    earliest = math.ceil(now) + shortest + CHECKOUT_CLOCK_ALLOWANCE_SECONDS
+    latest = math.floor(now) + longest - CHECKOUT_CLOCK_ALLOWANCE_SECONDS
+    return min(max(expires_at, earliest), latest)

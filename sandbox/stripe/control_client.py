@@ -1,0 +1,147 @@
+"""The Stripe stand-in's ``/_sandbox`` controls, as tests and benchmarks drive it: test
+accounts, the consent screen's answer without a browser, paying a Checkout Session, webhook
+delivery and its faults, and the events it sent."""
+
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from sandbox.common.control import ControlClient, ControlRefused
+from sandbox.stripe.settings import StripeStandinSettings
+
+DEFAULTS = StripeStandinSettings()
+VISA = "4242424242424242"
+
+
+def query_of(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def some_future_expiry() -> str:
+    return f"12 / {(time.gmtime().tm_year + 3) % 100:02d}"
+
+
+class StripeControl(ControlClient):
+    # -- accounts -----------------------------------------------------------------------------
+
+    def create_account(self, **fields: Any) -> dict[str, Any]:
+        """A test account (``business_name``, ``email``, ``charges_enabled``...), not yet
+        connected to any platform."""
+        return self.post("accounts", fields)
+
+    def account(self, **fields: Any) -> str:
+        """A new test account's id."""
+        return self.create_account(**fields)["id"]
+
+    def accounts(self) -> dict[str, dict[str, Any]]:
+        """Every test account by id, each saying whether it is ``connected``."""
+        return {account["id"]: account for account in self.get("accounts")}
+
+    def update_account(self, account_id: str, **fields: Any) -> dict[str, Any]:
+        """Change a test account as its holder would in Stripe (``account.updated`` follows)."""
+        return self.post(f"accounts/{account_id}", fields)
+
+    def disconnect(self, account_id: str) -> None:
+        """The holder disconnects the platform in their Dashboard."""
+        self.post(f"accounts/{account_id}/disconnect")
+
+    # -- Connect OAuth without a browser ------------------------------------------------------
+
+    def authorize(self, **body: Any) -> str:
+        """The consent screen's decision (``account``, ``new_account`` or ``decision:
+        "deny"``) for an authorize request's parameters; where Stripe sends the browser."""
+        return self.post("oauth/authorize", body)["location"]
+
+    def consent(self, authorize_url: str, **choice: Any) -> dict[str, str]:
+        """Answer Stripe's consent page for ``authorize_url`` as the person would; the query
+        of the redirect back (``code`` and ``state``, or ``error``)."""
+        query = query_of(authorize_url)
+        body = {
+            "client_id": query["client_id"],
+            "redirect_uri": query["redirect_uri"],
+            "state": query.get("state"),
+            "scope": query.get("scope", "read_write"),
+            **choice,
+        }
+        return query_of(self.authorize(**body))
+
+    def connected_account(
+        self, client_id: str = DEFAULTS.client_id, secret_key: str = DEFAULTS.secret_key, **fields
+    ) -> str:
+        """A test account that has granted the platform access (as after Go to Stripe, the
+        code exchanged with the platform key); its id."""
+        account = self.account(**fields)
+        location = self.authorize(
+            client_id=client_id, redirect_uri="http://127.0.0.1/cb", state="s", account=account
+        )
+        with requests.Session() as session:
+            session.trust_env = False
+            token = session.post(
+                f"{self.base}/oauth/token",
+                data={"grant_type": "authorization_code", "code": query_of(location)["code"]},
+                headers={"Authorization": f"Bearer {secret_key}"},
+                timeout=self.timeout,
+            )
+        if token.status_code != 200:
+            raise ControlRefused(token)
+        return account
+
+    # -- Checkout -----------------------------------------------------------------------------
+
+    def sessions(self, **filters: Any) -> list[dict[str, Any]]:
+        """Every Checkout Session in every account, oldest first (``account=``, ``status=``)."""
+        return self.get("checkout/sessions", **filters)
+
+    def session_ids_by_request(self) -> dict[str, str]:
+        """Session ids by the vcpay payment request each was made for (its metadata)."""
+        return {
+            s["metadata"]["payment_request"]: s["id"]
+            for s in self.sessions()
+            if (s.get("metadata") or {}).get("payment_request")
+        }
+
+    def pay(self, session_id: str, card: str = VISA, **details: Any) -> dict[str, Any]:
+        """Pay as the pay page would: the outcome, the session and its PaymentIntent.
+        ``authenticate`` answers 3-D Secure; ``delayed: true`` pays by bank debit."""
+        body = {"card": card, "email": "pat@example.org", "name": "Pat Citizen", **details}
+        return self.post(f"checkout/sessions/{session_id}/pay", body)
+
+    def settle(self, session_id: str, outcome: str) -> dict[str, Any]:
+        """The bank's answer to a delayed payment: ``succeeded`` or ``failed``."""
+        return self.post(f"checkout/sessions/{session_id}/settle", {"outcome": outcome})
+
+    def expire_now(self, session_id: str) -> dict[str, Any]:
+        """What the clock does at ``expires_at``."""
+        return self.post(f"checkout/sessions/{session_id}/expire-now")
+
+    # -- events and webhooks ------------------------------------------------------------------
+
+    def events(self, **filters: Any) -> list[dict[str, Any]]:
+        """Every event in every account, oldest first (``account=``, ``type=``)."""
+        return self.get("events", **filters)
+
+    def redeliver(self, event_id: str) -> None:
+        self.post(f"events/{event_id}/redeliver")
+
+    def send_webhooks_to(self, url: str, secret: str = DEFAULTS.webhook_secret) -> None:
+        self.post("webhooks", {"url": url, "secret": secret})
+
+    def wait_for_webhooks(self, timeout: float = 10.0) -> None:
+        """Return once every queued delivery has been made; fail after ``timeout``."""
+        self.post("webhooks/wait", {"timeout": timeout})
+
+    def webhook_fault(self, mode: str, **spec: Any) -> None:
+        """Break the next deliveries: ``mode`` and its ``count``, ``seconds``..."""
+        self.post("webhook-faults", {"mode": mode, **spec})
+
+    def clear_webhook_faults(self) -> None:
+        self.delete("webhook-faults")
+
+    def release_held(self, order: str = "reverse") -> None:
+        """Deliver the held events, in the order they were made or in reverse."""
+        self.post("webhooks/release", {"order": order})
+
+    def deliveries(self, event_id: str | None = None) -> list[dict[str, Any]]:
+        return self.get("deliveries", **({"event": event_id} if event_id else {}))
