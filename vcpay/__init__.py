@@ -24,6 +24,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_input_checks(app)
     register_extensions(app)
     register_blueprints(app)
+    register_call_apps(app)
     register_errorhandlers(app)
     register_security_headers(app)
     register_template_helpers(app)
@@ -98,6 +99,13 @@ def register_blueprints(app: Flask) -> None:
 
     for blueprint in (main, auth, client_payments, enablement, calls, guest, health, webhooks):
         app.register_blueprint(blueprint)
+
+
+def register_call_apps(app: Flask) -> None:
+    """What the call screens host in Apps & Tools, in this order."""
+    from vcpay.payments.call_app import register_call_app as request_payment
+
+    request_payment(app)
 
 
 def register_errorhandlers(app: Flask) -> None:
