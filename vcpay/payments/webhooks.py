@@ -51,7 +51,7 @@ def _own_payment(event: StripeEvent, request: PaymentRequest | None) -> PaymentR
 def checkout_session_changed(event: StripeEvent) -> None:
     session = _object(event)
     request = _own_payment(event, services.request_for_session(session.id))
-    services.sync_with_stripe(request, StripeGateway.for_app())
+    _sync(request)
 
 
 @handles("payment_intent.payment_failed")
@@ -61,11 +61,7 @@ def payment_attempt_failed(event: StripeEvent) -> None:
     request = _own_payment(
         event, services.request_for_payment_intent(intent.id, intent.payment_request)
     )
-    session = services.read_checkout(request, StripeGateway.for_app())
-    if session.payment_intent_id != intent.id:
-        raise IgnoreEvent(f"Not the PaymentIntent of payment request {request.id}.")
-    services.apply_checkout(request, session)
-    services.record_decline(request, session.decline_message)
+    _sync(request, failed_attempt=intent.id)
 
 
 @handles("charge.refunded")
@@ -74,7 +70,11 @@ def charge_refunded(event: StripeEvent) -> None:
     request = _own_payment(
         event, services.request_for_payment_intent(charge.payment_intent_id, charge.payment_request)
     )
-    session = services.read_checkout(request, StripeGateway.for_app())
-    if session.latest_charge_id != charge.id:
-        raise IgnoreEvent(f"Not the charge that paid payment request {request.id}.")
-    services.apply_checkout(request, session)
+    _sync(request, charge=charge.id)
+
+
+def _sync(request: PaymentRequest, **named: str) -> None:
+    try:
+        services.sync_with_stripe(request, StripeGateway.for_app(), **named)
+    except services.NotTheRequests as foreign:
+        raise IgnoreEvent(foreign.reason) from None
