@@ -26,7 +26,8 @@ from vcpay.audit.services import record_audit
 from vcpay.calls.live import record_event
 from vcpay.calls.models import Audience, Call, Participant
 from vcpay.calls.services import patients
-from vcpay.client_payments.links import link_removed, live_link
+from vcpay.client_payments.links import live_link
+from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.inputs import TEXT_CONTROL_MESSAGE, has_control_character
@@ -472,10 +473,9 @@ def _cancelled(request: PaymentRequest, user: User) -> bool:
     return False
 
 
-@link_removed.connect
-def cancel_when_the_link_is_removed(link) -> None:
-    """Nobody can pay a clinic whose Stripe account is gone: cancel what is still open."""
-    gateway = StripeGateway.for_app()
+def cancel_requests_of_removed_link(link: StripeLink, gateway: StripeGateway) -> None:
+    """Nobody can pay a clinic whose Stripe account is gone: cancel what is still open. Run
+    as the link is removed (the factory wires it: vcpay.client_payments.links)."""
     open_requests = db.session.scalars(
         select(PaymentRequest).where(
             PaymentRequest.clinic_id == link.clinic_id,
