@@ -18,7 +18,7 @@ from tests import factories
 from tests.conftest import csrf_token, sign_in
 from tests.stripe_standin import process_received, received, wait_for_events
 from vcpay.audit.models import AuditEntry
-from vcpay.client_payments.links import link_removed
+from vcpay.client_payments.links import when_link_removed
 from vcpay.client_payments.models import LinkState, RemovalCause, StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
@@ -129,14 +129,11 @@ def test_link_show_edit_in_stripe_and_remove(app, client, gp, webhooks):
     assert "Remove the Stripe account from Harbourside GP Clinic?" in confirm
     assert links()[0].is_live  # looking is not removing
     removed_signals = []
-    link_removed.connect(removed_signals.append, weak=False)
-    try:
-        token = csrf_token(client, f"/client-payments/clinics/{gp.id}/stripe/remove")
-        done = client.post(
-            f"/client-payments/clinics/{gp.id}/stripe/remove", data={"csrf_token": token}
-        )
-    finally:
-        link_removed.disconnect(removed_signals.append)
+    when_link_removed(app, lambda removed, gateway: removed_signals.append(removed))
+    token = csrf_token(client, f"/client-payments/clinics/{gp.id}/stripe/remove")
+    done = client.post(
+        f"/client-payments/clinics/{gp.id}/stripe/remove", data={"csrf_token": token}
+    )
     assert f"Stripe account {account} removed" in flash_after(client, done)
     [link] = links()
     assert (link.state, link.removal_cause, link.removed_by.email) == (

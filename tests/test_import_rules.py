@@ -5,9 +5,13 @@
   (``sandbox/``), and the stand-ins never import the product: they meet over HTTP and SMTP.
 - Only the adapters in ``vcpay/integrations/`` import the ``stripe`` and ``jira`` libraries.
 - The wheel carries the product only.
+- The call screens host apps: ``vcpay/calls`` imports nothing of ``vcpay.payments``, and the
+  call screens' templates name no payment template or route (an app depends on calls, never
+  the reverse).
 """
 
 import ast
+import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,11 +48,14 @@ def imported(path: Path, root: Path = ROOT) -> Iterator[tuple[int, str]]:
             for alias in node.names:
                 yield node.lineno, alias.name
         elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
             if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                yield node.lineno, ".".join([*base, *([node.module] if node.module else [])])
-            else:
-                yield node.lineno, node.module or ""
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, *([base] if base else [])])
+            yield node.lineno, base
+            # ``from vcpay import payments`` imports ``vcpay.payments``: each name may be one.
+            for alias in node.names:
+                yield node.lineno, f"{base}.{alias.name}"
         elif isinstance(node, ast.Call) and _imports_by_name(node):
             yield node.lineno, str(node.args[0].value)
 
@@ -102,10 +109,14 @@ def test_the_walk_sees_every_kind_of_import(tmp_path):
     assert found == [
         "sandbox.jira",
         "sandbox",
+        "sandbox.demo",
         "vcpay.feature",
+        "vcpay.feature.models",
         "vcpay.integrations",
+        "vcpay.integrations.stripe_gateway",
         "stripe",
         "jira",
+        "jira.JIRA",
         "sandbox.stripe",
     ]
 
@@ -116,6 +127,23 @@ def test_the_product_never_imports_the_stand_ins():
 
 def test_the_stand_ins_never_import_the_product():
     assert offences(python_files(*STANDINS), PRODUCT) == []
+
+
+def test_calls_imports_nothing_of_payments():
+    assert offences(python_files("vcpay/calls"), ("vcpay.payments",)) == []
+
+
+def test_the_call_screens_templates_reach_no_payment_template_or_route():
+    """What the call screens show of an app is what its own templates render."""
+    payments = re.compile(r"""["']payments[./]""")
+    offending = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for folder in ("calls", "guest")
+        for path in sorted((ROOT / "vcpay" / "templates" / folder).glob("*"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if payments.search(line)
+    ]
+    assert offending == []
 
 
 def test_only_the_adapters_import_the_stripe_and_jira_libraries():

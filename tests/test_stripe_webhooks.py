@@ -13,7 +13,7 @@ from vcpay import create_app
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.webhooks import services
-from vcpay.webhooks.handlers import HANDLERS, handles
+from vcpay.webhooks.handlers import StripeHandlers, stripe_handlers
 from vcpay.webhooks.handoff import Handoff
 from vcpay.webhooks.models import EventState, StripeEvent
 from vcpay.webhooks.tasks import (
@@ -24,15 +24,15 @@ from vcpay.webhooks.tasks import (
 
 
 @pytest.fixture
-def handled(monkeypatch):
+def handled(app):
     """A handler for a test event type; it records each event it is given."""
     seen: list[str] = []
-    monkeypatch.setitem(HANDLERS, "test.recorded", lambda e: seen.append(e.event_id))
+    stripe_handlers(app).add(lambda e: seen.append(e.event_id), "test.recorded")
     return seen
 
 
 @pytest.fixture
-def flaky(monkeypatch):
+def flaky(app):
     """A handler that fails the first ``failures[0]`` times it is called."""
     failures = [1]
     calls: list[str] = []
@@ -42,7 +42,7 @@ def flaky(monkeypatch):
         if len(calls) <= failures[0]:
             raise RuntimeError("the clinic's database is busy")
 
-    monkeypatch.setitem(HANDLERS, "test.flaky", handle)
+    stripe_handlers(app).add(handle, "test.flaky")
     return failures, calls
 
 
@@ -314,11 +314,11 @@ def test_an_admin_lists_events_in_any_state_and_retries_every_failed_one(
     assert f"{bodies[0]['id']}: not a failed event" in named.output
 
 
-def test_a_second_handler_for_one_event_type_is_refused(monkeypatch):
-    monkeypatch.setattr("vcpay.webhooks.handlers.HANDLERS", {})
-    handles("test.once")(lambda event: None)
+def test_a_second_handler_for_one_event_type_is_refused():
+    handlers = StripeHandlers()
+    handlers.add(lambda event: None, "test.once")
     with pytest.raises(ValueError, match=r"^test\.once already has a handler$"):
-        handles("test.once")(lambda event: None)
+        handlers.add(lambda event: None, "test.once")
 
 
 def test_with_the_broker_down_the_event_is_kept_and_the_sweeper_enqueues_it_later(app):

@@ -24,8 +24,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_input_checks(app)
     register_extensions(app)
     register_blueprints(app)
+    register_call_apps(app)
+    register_stripe_handlers(app)
+    register_stripe_link_removal(app)
     register_errorhandlers(app)
     register_security_headers(app)
+    register_live_events(app)
     register_template_helpers(app)
     register_cli(app)
     register_celery(app)
@@ -57,6 +61,7 @@ def register_input_checks(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from vcpay.extensions import babel, csrf, db, limiter, login_manager, migrate
     from vcpay.i18n import select_locale
+    from vcpay.transactions import register_after_commit_hooks
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
@@ -68,7 +73,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = None
     login_manager.session_protection = "strong"
     _register_models()
-    import vcpay.transactions  # noqa: F401 - installs the after-commit hooks
+    register_after_commit_hooks()
 
 
 def _register_models() -> None:
@@ -76,12 +81,10 @@ def _register_models() -> None:
     import vcpay.audit.models
     import vcpay.calls.models
     import vcpay.client_payments.models
-    import vcpay.client_payments.webhooks
     import vcpay.enablement.models
     import vcpay.health.models
     import vcpay.mail.models
     import vcpay.payments.models
-    import vcpay.payments.webhooks
     import vcpay.people.models
     import vcpay.webhooks.models  # noqa: F401
 
@@ -94,10 +97,43 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.enablement.views import blueprint as enablement
     from vcpay.health.views import blueprint as health
     from vcpay.main.views import blueprint as main
+    from vcpay.payments.views import blueprint as payments
     from vcpay.webhooks.views import blueprint as webhooks
 
-    for blueprint in (main, auth, client_payments, enablement, calls, guest, health, webhooks):
+    blueprints = (main, auth, client_payments, enablement, calls, guest, payments, health, webhooks)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
+
+
+def register_call_apps(app: Flask) -> None:
+    """What the call screens host in Apps & Tools, in this order."""
+    from vcpay.payments.call_app import register_call_app as request_payment
+
+    request_payment(app)
+
+
+def register_stripe_handlers(app: Flask) -> None:
+    """Which Stripe events each feature handles (a type nobody handles is kept, ignored)."""
+    from vcpay.client_payments.webhooks import register_stripe_handlers as account_events
+    from vcpay.payments.webhooks import register_stripe_handlers as payment_events
+
+    account_events(app)
+    payment_events(app)
+
+
+def register_stripe_link_removal(app: Flask) -> None:
+    """What a clinic's Stripe link being removed settles in the same commit."""
+    from vcpay.client_payments.links import when_link_removed
+    from vcpay.payments.services import cancel_requests_of_removed_link
+
+    when_link_removed(app, cancel_requests_of_removed_link)
+
+
+def register_live_events(app: Flask) -> None:
+    """The call screens' live updates: this process's waker and its streams."""
+    from vcpay.calls.live import register_live_events as register
+
+    register(app)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -113,13 +149,11 @@ def register_security_headers(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
-    from vcpay.calls.live import install_waker
     from vcpay.main.navigation import navigation_context
     from vcpay.payments.amounts import format_amount
 
     app.context_processor(navigation_context)
     app.add_template_filter(format_amount, "money")
-    install_waker(app)
 
 
 def register_cli(app: Flask) -> None:

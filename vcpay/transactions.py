@@ -21,7 +21,14 @@ def after_commit(session: Session, callback: Callable[[], object]) -> None:
     session.info.setdefault(_KEY, []).append(callback)
 
 
-@event.listens_for(Session, "after_commit")
+def register_after_commit_hooks() -> None:
+    """Have every session run its callbacks at commit and drop them at rollback. The hooks are
+    SQLAlchemy's, for all sessions of the process: installed once, whichever app asks first."""
+    for name, hook in (("after_commit", _run_callbacks), ("after_soft_rollback", _drop_callbacks)):
+        if not event.contains(Session, name, hook):
+            event.listen(Session, name, hook)
+
+
 def _run_callbacks(session: Session) -> None:
     # The change is committed: a side effect that fails now (the broker away) must not make
     # it look failed. The sweeps find what was left behind (unsent email, unraised requests).
@@ -32,7 +39,6 @@ def _run_callbacks(session: Session) -> None:
             log.warning("A side effect of a committed change could not be queued", exc_info=True)
 
 
-@event.listens_for(Session, "after_soft_rollback")
 def _drop_callbacks(session: Session, previous_transaction) -> None:
     if not session.in_transaction():
         session.info.pop(_KEY, None)

@@ -416,7 +416,9 @@ def stream_response(call: Call, audiences: tuple[str, ...], still_allowed, viewe
     return response
 
 
-def install_waker(app: Flask) -> None:
+def register_live_events(app: Flask) -> None:
+    """The process's waker and its open streams, and the hook that wakes them once a request
+    that recorded events has answered."""
     waker = CallWaker(app)
     app.extensions["call_waker"] = waker
     app.extensions["call_streams"] = OpenStreams(app, waker)

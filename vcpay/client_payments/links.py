@@ -1,6 +1,8 @@
 """Live Stripe links: finding them, refreshing what they show, and removing them."""
 
-from blinker import Namespace
+from collections.abc import Callable
+
+from flask import Flask, current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
@@ -16,10 +18,20 @@ from vcpay.integrations.stripe_gateway import (
 )
 from vcpay.people.models import Clinic, User
 
-signals = Namespace()
-# Sent with the removed link, inside the removing transaction: whatever depends on the link
-# (the clinic's open payment requests) is settled in the same commit.
-link_removed = signals.signal("stripe-link-removed")
+# What settles whatever depends on a removed link (the clinic's open payment requests), in
+# the removing transaction and while vcpay may still act for the account.
+Settle = Callable[[StripeLink, StripeGateway], None]
+EXTENSION = "stripe_link_removed"
+
+
+def when_link_removed(app: Flask, settle: Settle) -> None:
+    """Wire, from the factory, what a link's removal settles in the same commit."""
+    app.extensions.setdefault(EXTENSION, []).append(settle)
+
+
+def _settle_what_depends_on(link: StripeLink, gateway: StripeGateway) -> None:
+    for settle in current_app.extensions.get(EXTENSION, ()):
+        settle(link, gateway)
 
 
 def live_link(clinic: Clinic) -> StripeLink | None:
@@ -61,9 +73,12 @@ def refresh_links(account_id: str, gateway: StripeGateway) -> list[StripeLink]:
     return links
 
 
-def _mark_removed(link: StripeLink, cause: RemovalCause, actor: User | None) -> bool:
+def _mark_removed(
+    link: StripeLink, cause: RemovalCause, actor: User | None, gateway: StripeGateway
+) -> bool:
     """Remove the link unless another process removed it first (an admin's Remove and
-    Stripe's disconnection event can arrive together); True if this one did."""
+    Stripe's disconnection event can arrive together), and settle what depends on it; True
+    if this one did."""
     removed = db.session.execute(
         update(StripeLink)
         .where(StripeLink.id == link.id, StripeLink.state == LinkState.LINKED.value)
@@ -79,7 +94,7 @@ def _mark_removed(link: StripeLink, cause: RemovalCause, actor: User | None) -> 
     if removed.rowcount != 1:
         return False
     record_audit("stripe.removed", link.clinic, actor=actor, account=link.account_id, cause=cause)
-    link_removed.send(link)
+    _settle_what_depends_on(link, gateway)
     return True
 
 
@@ -91,7 +106,7 @@ def remove_link(link: StripeLink, actor: User, gateway: StripeGateway) -> list[C
     ]
     # First what depends on the link (open payment pages are closed while vcpay still has
     # access), then Stripe; if Stripe refuses, the caller rolls all of it back.
-    if not _mark_removed(link, RemovalCause.BY_ADMIN, actor):
+    if not _mark_removed(link, RemovalCause.BY_ADMIN, actor, gateway):
         return []  # removed a moment ago: Stripe's word of a disconnection, or another tab
     if not still_using:
         _deauthorize(link.account_id, gateway)
@@ -122,5 +137,7 @@ def account_disconnected(account_id: str, gateway: StripeGateway) -> list[Stripe
     try:
         gateway.retrieve_account(account_id)
     except AccountNotConnected:
-        return [link for link in links if _mark_removed(link, RemovalCause.IN_STRIPE, None)]
+        return [
+            link for link in links if _mark_removed(link, RemovalCause.IN_STRIPE, None, gateway)
+        ]
     return []

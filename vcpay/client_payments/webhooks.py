@@ -2,6 +2,7 @@
 
 from contextlib import suppress
 
+from flask import Flask
 from flask_babel import lazy_gettext as _l
 
 from vcpay.client_payments.links import account_disconnected, refresh_links
@@ -9,11 +10,17 @@ from vcpay.enablement.services import clinic_admin_emails
 from vcpay.integrations.stripe_gateway import AccountNotConnected, StripeGateway
 from vcpay.links import public_url_for
 from vcpay.mail.services import queue_to_each
-from vcpay.webhooks.handlers import handles
+from vcpay.webhooks.handlers import stripe_handlers
 from vcpay.webhooks.models import StripeEvent
 
 
-@handles("account.updated")
+def register_stripe_handlers(app: Flask) -> None:
+    handlers = stripe_handlers(app)
+    handlers.add(account_updated, "account.updated")
+    handlers.add(application_authorized, "account.application.authorized")
+    handlers.add(application_deauthorized, "account.application.deauthorized")
+
+
 def account_updated(event: StripeEvent) -> None:
     # Read the account as it is now rather than trusting the event's copy: an older update
     # arriving late then changes nothing.
@@ -22,12 +29,10 @@ def account_updated(event: StripeEvent) -> None:
         refresh_links(event.account or "", StripeGateway.for_app())
 
 
-@handles("account.application.authorized")
 def application_authorized(event: StripeEvent) -> None:
     """Linking is completed by the OAuth callback, which knows the clinic; nothing to do."""
 
 
-@handles("account.application.deauthorized")
 def application_deauthorized(event: StripeEvent) -> None:
     for link in account_disconnected(event.account or "", StripeGateway.for_app()):
         clinic = link.clinic

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Any
 
-from flask import has_request_context, request
+from flask import has_request_context, request, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -20,6 +20,16 @@ class NavigationLink:
     endpoint: str
     label: Any
     roles: frozenset[Role] | None  # None: everyone signed in
+
+    def is_current(self) -> bool:
+        """Whether the page shown is in this link's section: a page of its blueprint, or one
+        under its address (the routes of an app in a call, under /calls/, are in Calls)."""
+        if not request.endpoint:
+            return False
+        if request.endpoint.split(".")[0] == self.endpoint.split(".")[0]:
+            return True
+        section = url_for(self.endpoint)
+        return section != "/" and request.path.startswith(section)
 
 
 LINKS = (

@@ -30,7 +30,7 @@ def _serializer() -> URLSafeTimedSerializer:
 
 
 def receipt_url(request: PaymentRequest) -> str:
-    return public_url_for("guest.receipt", signed=_serializer().dumps(request.request_key))
+    return public_url_for("payments.receipt", signed=_serializer().dumps(request.request_key))
 
 
 def paid_request_for(signed: str) -> PaymentRequest:

@@ -26,7 +26,8 @@ from vcpay.audit.services import record_audit
 from vcpay.calls.live import record_event
 from vcpay.calls.models import Audience, Call, Participant
 from vcpay.calls.services import patients
-from vcpay.client_payments.links import link_removed, live_link
+from vcpay.client_payments.links import live_link
+from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.inputs import TEXT_CONTROL_MESSAGE, has_control_character
@@ -236,7 +237,7 @@ def _parse(amount_text: str) -> int:
 
 def _create_session(call, account_id, amount, description, request_key, expires_at, gateway):
     token = call.guest_token
-    done = public_url_for("guest.payment_done", token=token, request_key=request_key)
+    done = public_url_for("payments.payment_done", token=token, request_key=request_key)
     order = CheckoutRequest(
         account_id=account_id,
         amount=amount,
@@ -244,7 +245,7 @@ def _create_session(call, account_id, amount, description, request_key, expires_
         description=description,
         # Stripe puts the session id in place of the placeholder.
         success_url=f"{done}?session_id={{CHECKOUT_SESSION_ID}}",
-        cancel_url=public_url_for("guest.payment_left", token=token, request_key=request_key),
+        cancel_url=public_url_for("payments.payment_left", token=token, request_key=request_key),
         expires_at=int(expires_at.timestamp()),
         idempotency_key=f"vcpay-payreq-{request_key}-checkout",
         metadata={
@@ -306,14 +307,40 @@ def read_checkout(request: PaymentRequest, gateway: StripeGateway) -> CheckoutSu
     return gateway.retrieve_checkout_session(request.stripe_account_id, request.checkout_session_id)
 
 
-def sync_with_stripe(request: PaymentRequest, gateway: StripeGateway) -> bool:
-    """Ask Stripe about the request and apply what it says: the one way a webhook, the
-    reconciler and the patient's confirmation page learn of a payment. True if it moved."""
+class NotTheRequests(Exception):
+    """Stripe's answer shows that the object an event named is not the request's own."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def sync_with_stripe(
+    request: PaymentRequest,
+    gateway: StripeGateway,
+    failed_attempt: str | None = None,
+    charge: str | None = None,
+) -> bool:
+    """Ask Stripe about the request and apply what it says: the one way the patient's
+    confirmation page, a webhook and the reconciler learn of a payment. True if it moved.
+
+    An event about a declined attempt (``failed_attempt``, its PaymentIntent) or a refund
+    (``charge``) counts only if Stripe's answer shows that object to be the request's own;
+    else ``NotTheRequests``. A declined attempt's reason, as Stripe gives it, is then shown
+    to both sides.
+    """
     session = read_checkout(request, gateway)
+    if failed_attempt is not None and session.payment_intent_id != failed_attempt:
+        raise NotTheRequests(f"Not the PaymentIntent of payment request {request.id}.")
+    if charge is not None and session.latest_charge_id != charge:
+        raise NotTheRequests(f"Not the charge that paid payment request {request.id}.")
     # Another of the three may have applied this payment while Stripe answered: start from
     # the row as it is now; the compare-and-set in each move settles a race that remains.
     db.session.refresh(request)
-    return apply_checkout(request, session)
+    moved = apply_checkout(request, session)
+    if failed_attempt is not None:
+        moved = record_decline(request, session.decline_message) or moved
+    return moved
 
 
 def apply_checkout(request: PaymentRequest, session: CheckoutSummary) -> bool:
@@ -446,10 +473,9 @@ def _cancelled(request: PaymentRequest, user: User) -> bool:
     return False
 
 
-@link_removed.connect
-def cancel_when_the_link_is_removed(link) -> None:
-    """Nobody can pay a clinic whose Stripe account is gone: cancel what is still open."""
-    gateway = StripeGateway.for_app()
+def cancel_requests_of_removed_link(link: StripeLink, gateway: StripeGateway) -> None:
+    """Nobody can pay a clinic whose Stripe account is gone: cancel what is still open. Run
+    as the link is removed (the factory wires it: vcpay.client_payments.links)."""
     open_requests = db.session.scalars(
         select(PaymentRequest).where(
             PaymentRequest.clinic_id == link.clinic_id,

@@ -10,13 +10,28 @@ events another clinic crafts on its own account all leave the same, true result.
 
 import logging
 
+from flask import Flask
+
 from vcpay.integrations.stripe_gateway import EventObject, StripeGateway, event_object
 from vcpay.payments import services
 from vcpay.payments.models import PaymentRequest
-from vcpay.webhooks.handlers import IgnoreEvent, handles
+from vcpay.webhooks.handlers import IgnoreEvent, stripe_handlers
 from vcpay.webhooks.models import StripeEvent
 
 log = logging.getLogger(__name__)
+
+
+def register_stripe_handlers(app: Flask) -> None:
+    handlers = stripe_handlers(app)
+    handlers.add(
+        checkout_session_changed,
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.async_payment_failed",
+        "checkout.session.expired",
+    )
+    handlers.add(payment_attempt_failed, "payment_intent.payment_failed")
+    handlers.add(charge_refunded, "charge.refunded")
 
 
 def _object(event: StripeEvent) -> EventObject:
@@ -42,39 +57,31 @@ def _own_payment(event: StripeEvent, request: PaymentRequest | None) -> PaymentR
     return request
 
 
-@handles(
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-    "checkout.session.async_payment_failed",
-    "checkout.session.expired",
-)
 def checkout_session_changed(event: StripeEvent) -> None:
     session = _object(event)
     request = _own_payment(event, services.request_for_session(session.id))
-    services.sync_with_stripe(request, StripeGateway.for_app())
+    _sync(request)
 
 
-@handles("payment_intent.payment_failed")
 def payment_attempt_failed(event: StripeEvent) -> None:
     """A declined card: the request stays open, and both sides hear Stripe's reason."""
     intent = _object(event)
     request = _own_payment(
         event, services.request_for_payment_intent(intent.id, intent.payment_request)
     )
-    session = services.read_checkout(request, StripeGateway.for_app())
-    if session.payment_intent_id != intent.id:
-        raise IgnoreEvent(f"Not the PaymentIntent of payment request {request.id}.")
-    services.apply_checkout(request, session)
-    services.record_decline(request, session.decline_message)
+    _sync(request, failed_attempt=intent.id)
 
 
-@handles("charge.refunded")
 def charge_refunded(event: StripeEvent) -> None:
     charge = _object(event)
     request = _own_payment(
         event, services.request_for_payment_intent(charge.payment_intent_id, charge.payment_request)
     )
-    session = services.read_checkout(request, StripeGateway.for_app())
-    if session.latest_charge_id != charge.id:
-        raise IgnoreEvent(f"Not the charge that paid payment request {request.id}.")
-    services.apply_checkout(request, session)
+    _sync(request, charge=charge.id)
+
+
+def _sync(request: PaymentRequest, **named: str) -> None:
+    try:
+        services.sync_with_stripe(request, StripeGateway.for_app(), **named)
+    except services.NotTheRequests as foreign:
+        raise IgnoreEvent(foreign.reason) from None

@@ -1,6 +1,6 @@
 // The call screen, for both sides: the live panel follows the call's events (Server-Sent
-// Events, resumed from the last id after a reconnect), and the clinician's "payment received"
-// popups stay until dismissed.
+// Events, resumed from the last id after a reconnect), and the popups the clinician's apps
+// raise ("payment received") stay until dismissed.
 (function () {
   "use strict";
   const root = document.getElementById("call");
@@ -14,8 +14,9 @@
       const open = toggle.getAttribute("aria-expanded") === "true";
       toggle.setAttribute("aria-expanded", String(!open));
       drawer.hidden = open;
-      const amount = document.getElementById("amount");
-      if (!open && amount) amount.focus();
+      // The first field of the first app's tool, ready to type in.
+      const first = drawer.querySelector("input:not([type=hidden]), select, textarea");
+      if (!open && first) first.focus();
     });
   }
 
@@ -51,6 +52,7 @@
 
   function showNextPopup() {
     if (!dialog || dialog.open || waiting.length === 0) return;
+    document.getElementById("popup-title").textContent = waiting[0].dataset.title || "";
     document.getElementById("popup-text").textContent = waiting[0].content.textContent.trim();
     dialog.showModal();
   }
@@ -69,18 +71,6 @@
     });
   }
 
-  // Who pays: the choices follow the people in the call, and a choice made by hand stays.
-  const payer = document.getElementById("payer");
-  if (payer) payer.addEventListener("change", function () { payer.dataset.touched = "1"; });
-  function refreshPayers() {
-    const choices = document.getElementById("payer-choices");
-    if (!payer || !choices) return;
-    const chosen = payer.value;
-    payer.innerHTML = choices.innerHTML;
-    const still = Array.from(payer.options).some(function (o) { return o.value === chosen; });
-    if (payer.dataset.touched && still) payer.value = chosen;
-  }
-
   let pending = null;
   function refreshPanel() {
     if (pending) return;
@@ -92,7 +82,8 @@
           if (html === null) return;
           panel.innerHTML = html;
           collectPopups();
-          refreshPayers();
+          // The apps' tools may follow what the live panel now shows (who is in the call).
+          document.dispatchEvent(new CustomEvent("call:panel-refreshed"));
         });
     }, 30);
   }

@@ -1,0 +1,146 @@
+"""Apps & Tools: the call screens host whatever apps the application adds, knowing none.
+
+A tiny Bulk Billing Consent stands in for the next app: added to a test application, with
+templates of its own, it appears on the clinician's screen and the patient's page without a
+line of ``vcpay/calls`` knowing it.
+"""
+
+import pytest
+from flask import Blueprint
+from sqlalchemy import select
+
+from tests.conftest import csrf_token, sign_in
+from vcpay.calls.apps import CallApp, CallApps, Panel, add_call_app, call_apps
+from vcpay.calls.models import Call, Participant
+from vcpay.extensions import db
+from vcpay.people.models import User
+
+CLINICIAN = "clinician@harbourside.example"
+TEMPLATES = {
+    "tool.html": '<form id="consent-form">Send {{ form_name }} ({{ state.get("note", "new") }})'
+    "</form>",
+    "staff.html": '<section id="consent-status">{{ signed }} of {{ asked }} signed in '
+    "{{ call.title }}</section>",
+    "beside.html": '<span class="consent-beside">{{ participant.display_name }}: '
+    "{{ signed }}</span>",
+    "patient.html": '<section id="consent-for-patient">Please sign, {{ me }}</section>',
+    "staff_only.html": '<p id="staff-only">{{ hello }}</p>',
+}
+
+
+def consent_app(available=None) -> CallApp:
+    return CallApp(
+        key="bulk-billing-consent",
+        name="Bulk Billing Consent",
+        tool=Panel(
+            "consent/tool.html",
+            lambda call, user, state: {"form_name": f"consent for {user.name}", "state": state},
+        ),
+        staff_panel=Panel("consent/staff.html", lambda call, user: {"signed": 0, "asked": 1}),
+        patient_panel=Panel(
+            "consent/patient.html", lambda call, patient: {"me": patient.display_name}
+        ),
+        beside_participant="consent/beside.html",
+        **({"available": available} if available else {}),
+    )
+
+
+@pytest.fixture
+def consent(app, demo, tmp_path):
+    """The app's templates, in a blueprint of its own as a feature package would have them."""
+    folder = tmp_path / "templates" / "consent"
+    folder.mkdir(parents=True)
+    for name, text in TEMPLATES.items():
+        (folder / name).write_text(text)
+    app.register_blueprint(Blueprint("consent", __name__, template_folder=tmp_path / "templates"))
+    add_call_app(app, consent_app())
+    return app
+
+
+def start_call(browser) -> Call:
+    token = csrf_token(browser, "/calls/")
+    [membership] = db.session.scalar(select(User).filter_by(email=CLINICIAN)).clinic_memberships
+    clinic_id = membership.clinic_id
+    response = browser.post(
+        "/calls/start", data={"csrf_token": token, "clinic_id": clinic_id, "title": "Pat, 10:30"}
+    )
+    assert response.status_code == 303
+    return db.session.get(Call, int(response.location.rsplit("/", 1)[1]))
+
+
+def join(app, call, name="Pat Citizen"):
+    patient = app.test_client()
+    token = csrf_token(patient, f"/join/{call.guest_token}")
+    joined = patient.post(
+        f"/join/{call.guest_token}", data={"csrf_token": token, "display_name": name}
+    )
+    assert joined.status_code == 303
+    return patient
+
+
+def test_an_app_added_to_the_application_shows_on_both_sides_of_the_call(consent):
+    clinician = consent.test_client()
+    sign_in(clinician, CLINICIAN)
+    call = start_call(clinician)
+    patient = join(consent, call)
+
+    screen = clinician.get(f"/calls/{call.id}").get_data(as_text=True)
+    assert '<section id="bulk-billing-consent" aria-labelledby="bulk-billing-consent-heading">' in (
+        screen
+    )
+    assert '<h3 id="bulk-billing-consent-heading">Bulk Billing Consent</h3>' in screen
+    assert '<form id="consent-form">Send consent for Dr Jordan Rivers (new)</form>' in screen
+    assert "0 of 1 signed in Pat, 10:30" in screen
+    assert '<span class="consent-beside">Pat Citizen: 0</span>' in screen
+    # Request Payment, added by the factory, is still there, and comes first.
+    assert screen.index('id="request-payment"') < screen.index('id="bulk-billing-consent"')
+
+    panel = clinician.get(f"/calls/{call.id}/panel").get_data(as_text=True)
+    assert "0 of 1 signed in Pat, 10:30" in panel
+    assert '<span class="consent-beside">Pat Citizen: 0</span>' in panel
+    assert "consent-form" not in panel  # the tools are not part of the live panel
+
+    page = patient.get(f"/join/{call.guest_token}").get_data(as_text=True)
+    assert '<section id="consent-for-patient">Please sign, Pat Citizen</section>' in page
+    assert "consent-status" not in page and "consent-form" not in page
+    assert "Please sign, Pat Citizen" in patient.get(f"/join/{call.guest_token}/panel").get_data(
+        as_text=True
+    )
+
+
+def test_an_app_is_shown_only_where_it_says_it_is_available(consent):
+    seen: list[tuple[int, str]] = []
+
+    def only_for_staff(call, person) -> bool:
+        seen.append((call.id, type(person).__name__))
+        return isinstance(person, User)
+
+    call_apps(consent).add(
+        CallApp(
+            key="staff-only",
+            name="Staff only",
+            staff_panel=Panel("consent/staff_only.html", lambda call, user: {"hello": "Hi"}),
+            patient_panel=Panel("consent/staff_only.html", lambda call, p: {"hello": "Hi"}),
+            available=only_for_staff,
+        )
+    )
+    clinician = consent.test_client()
+    sign_in(clinician, CLINICIAN)
+    call = start_call(clinician)
+    patient = join(consent, call)
+    assert '<p id="staff-only">Hi</p>' in clinician.get(f"/calls/{call.id}/panel").get_data(
+        as_text=True
+    )
+    assert "staff-only" not in patient.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
+    assert (call.id, User.__name__) in seen and (call.id, Participant.__name__) in seen
+
+
+def test_one_key_is_one_app():
+    apps = CallApps()
+    apps.add(consent_app())
+    with pytest.raises(ValueError, match=r"^bulk-billing-consent is already in Apps & Tools$"):
+        apps.add(consent_app())
+
+
+def test_the_factory_adds_request_payment_to_each_application_it_makes(app):
+    assert [a.key for a in call_apps(app)] == ["request-payment"]

@@ -1,0 +1,59 @@
+"""The factory wires the features together by name; importing a module wires nothing.
+
+Stripe's event handlers, the apps in a call, what a removed Stripe link settles and the live
+call updates are each set on the application that ``create_app`` builds, so two applications
+in one process never share them, and an application built without them has none.
+"""
+
+import importlib
+
+from flask import Flask
+
+from vcpay.calls.apps import call_apps
+from vcpay.client_payments.links import EXTENSION as LINK_REMOVAL
+from vcpay.webhooks.handlers import stripe_handlers
+
+HANDLED = {
+    "account.updated": "vcpay.client_payments.webhooks",
+    "account.application.authorized": "vcpay.client_payments.webhooks",
+    "account.application.deauthorized": "vcpay.client_payments.webhooks",
+    "checkout.session.completed": "vcpay.payments.webhooks",
+    "checkout.session.async_payment_succeeded": "vcpay.payments.webhooks",
+    "checkout.session.async_payment_failed": "vcpay.payments.webhooks",
+    "checkout.session.expired": "vcpay.payments.webhooks",
+    "payment_intent.payment_failed": "vcpay.payments.webhooks",
+    "charge.refunded": "vcpay.payments.webhooks",
+}
+FEATURE_MODULES = (
+    "vcpay.calls.live",
+    "vcpay.client_payments.links",
+    "vcpay.client_payments.webhooks",
+    "vcpay.payments.call_app",
+    "vcpay.payments.services",
+    "vcpay.payments.views",
+    "vcpay.payments.webhooks",
+)
+
+
+def test_the_factory_gives_each_event_type_its_handler(app):
+    handlers = stripe_handlers(app)
+    for event_type, module in HANDLED.items():
+        handler = handlers.for_type(event_type)
+        assert handler is not None and handler.__module__ == module, event_type
+    assert handlers.for_type("customer.created") is None  # kept and ignored
+
+
+def test_the_factory_wires_the_call_apps_link_removal_and_live_events(app):
+    assert [a.key for a in call_apps(app)] == ["request-payment"]
+    [settle] = app.extensions[LINK_REMOVAL]
+    assert settle.__name__ == "cancel_requests_of_removed_link"
+    assert {"call_waker", "call_streams"} <= set(app.extensions)
+
+
+def test_importing_the_features_wires_nothing(app):
+    for module in FEATURE_MODULES:
+        importlib.import_module(module)
+    bare = Flask("bare")
+    assert all(stripe_handlers(bare).for_type(t) is None for t in HANDLED)
+    assert list(call_apps(bare)) == []
+    assert not {LINK_REMOVAL, "call_waker", "call_streams"} & set(bare.extensions)

@@ -1,0 +1,123 @@
+"""Apps & Tools: what the call screens host, without knowing any of it.
+
+An app (Request Payment today, a form such as Bulk Billing Consent tomorrow) gives its key and
+name, the panels it adds to the clinician's screen and to the patient's page (a template each,
+with a function that says what it shows), and whether it is there for this call and this
+person. The factory adds each app to the Flask application; the call screens render the panels
+of the apps added, in that order, each with its own context and nothing of the screen's but
+the call.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, current_app
+from markupsafe import Markup
+
+from vcpay.calls.models import Call, Participant
+from vcpay.people.models import User
+
+EXTENSION = "call_apps"
+# Who is looking: the clinician (a signed-in person) or the patient (a participant who joined).
+Person = User | Participant
+
+
+def _always(call: Call, person: Person) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A template, and the function that gives it what it shows: ``context(call, person)``,
+    and for a tool also the state its own view hands back (a form refused, say)."""
+
+    template: str
+    context: Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CallApp:
+    key: str  # its section's id on the clinician's screen, and the anchor its views return to
+    name: Any  # its heading in Apps & Tools
+    tool: Panel | None = None  # the clinician's, in the Apps & Tools drawer
+    staff_panel: Panel | None = None  # the clinician's, in the live part of the screen
+    patient_panel: Panel | None = None  # the patient's, in the live part of their page
+    # Beside each person in the clinician's list of who is in the call, with the staff
+    # panel's context and ``participant``.
+    beside_participant: str | None = None
+    available: Callable[[Call, Person], bool] = _always
+
+
+@dataclass
+class ShownApp:
+    """An app on one screen: its panels' contexts, each worked out once per page."""
+
+    app: CallApp
+    call: Call
+    contexts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def render(self, part: str, **extra: Any) -> Markup:
+        """One of the app's panels ("tool", "staff_panel", "patient_panel") or
+        "beside_participant"; nothing if the app has no such part."""
+        if part == "beside_participant":
+            template, context = self.app.beside_participant, self.contexts.get("staff_panel")
+        else:
+            panel = getattr(self.app, part)
+            template, context = (panel.template, self.contexts.get(part)) if panel else (None, None)
+        if template is None or context is None:
+            return Markup("")
+        html = current_app.jinja_env.get_template(template).render(
+            call=self.call, **context, **extra
+        )
+        return Markup(html)  # noqa: S704  # nosec B704  # the template escaped it, as pages do
+
+
+class CallApps:
+    """The apps of one Flask application, in the order they were added."""
+
+    def __init__(self) -> None:
+        self._apps: dict[str, CallApp] = {}
+
+    def add(self, app: CallApp) -> None:
+        if app.key in self._apps:
+            raise ValueError(f"{app.key} is already in Apps & Tools")
+        self._apps[app.key] = app
+
+    def __iter__(self) -> Iterator[CallApp]:
+        return iter(self._apps.values())
+
+    def for_staff(
+        self, call: Call, user: User, state: dict[str, dict] | None = None, tools: bool = True
+    ) -> list[ShownApp]:
+        """The apps on the clinician's screen; ``tools`` for the whole screen, not only its
+        live part. ``state`` holds, by app key, what an app's view hands its tool."""
+        shown = []
+        for app in self._available(call, user):
+            contexts = {}
+            if app.staff_panel is not None:
+                contexts["staff_panel"] = app.staff_panel.context(call, user)
+            if tools and app.tool is not None:
+                contexts["tool"] = app.tool.context(call, user, (state or {}).get(app.key, {}))
+            shown.append(ShownApp(app, call, contexts))
+        return shown
+
+    def for_patient(self, call: Call, patient: Participant) -> list[ShownApp]:
+        return [
+            ShownApp(app, call, {"patient_panel": app.patient_panel.context(call, patient)})
+            for app in self._available(call, patient)
+            if app.patient_panel is not None
+        ]
+
+    def _available(self, call: Call, person: Person) -> list[CallApp]:
+        return [app for app in self if app.available(call, person)]
+
+
+def call_apps(app: Flask | None = None) -> CallApps:
+    app = app or current_app
+    return app.extensions.setdefault(EXTENSION, CallApps())
+
+
+def add_call_app(app: Flask, call_app: CallApp) -> None:
+    """Put an app in the Apps & Tools of this application's calls (from the factory)."""
+    call_apps(app).add(call_app)
