@@ -25,6 +25,7 @@ from tests.journeys import save_screenshot
 from tests.processes import free_port, product_environment, running, wait_for
 from tests.stripe_events import event, signed
 from vcpay.calls import live
+from vcpay.calls.events import CallEventKind
 from vcpay.calls.models import Call
 from vcpay.calls.services import start_call
 from vcpay.extensions import db
@@ -201,7 +202,7 @@ def test_an_event_id_past_the_calls_newest_means_the_newest(app, call, monkeypat
     try:
         assert response.status_code == 200
         assert next(chunks).startswith("retry:")
-        fresh = live.record_event(db.session.get(Call, call.id), "payment_requested")
+        fresh = live.record_event(db.session.get(Call, call.id), CallEventKind.PAYMENT_REQUESTED)
         db.session.commit()
         delivered = "".join(next(chunks) for _ in range(2))
         assert f"id: {fresh.id}\n" in delivered

@@ -24,6 +24,7 @@ from flask import Flask, Response, abort, current_app, g, has_request_context, r
 from sqlalchemy import func, or_, select
 from werkzeug.exceptions import ServiceUnavailable
 
+from vcpay.calls.events import CallEventKind
 from vcpay.calls.models import Audience, Call, CallEvent
 from vcpay.config import redis_client_options
 from vcpay.database import utcnow
@@ -43,7 +44,9 @@ BUSY_RETRY_SECONDS = 5  # Retry-After when this process has no thread to spare f
 EVENT_ID = re.compile(r"[0-9]{1,32}")
 
 
-def record_event(call: Call, kind: str, audience: Audience = Audience.EVERYONE, **data: Any):
+def record_event(
+    call: Call, kind: CallEventKind, audience: Audience = Audience.EVERYONE, **data: Any
+):
     """Add an event to the caller's transaction; streams hear of it once it commits."""
     event = CallEvent(call=call, kind=kind, audience=audience.value, data=data)
     db.session.add(event)
