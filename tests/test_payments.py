@@ -18,7 +18,7 @@ from tests import factories
 from tests.conftest import CSRF_FIELD, csrf_token, sign_in
 from tests.stripe_standin import link_clinic, process_received, received, wait_for_events
 from vcpay.audit.models import AuditEntry
-from vcpay.calls import live
+from vcpay.calls import stream as call_stream
 from vcpay.calls.models import Call, CallEvent, Participant
 from vcpay.client_payments.links import remove_link
 from vcpay.client_payments.models import StripeLink
@@ -1046,8 +1046,8 @@ def test_the_event_stream_resumes_after_the_last_event_id_and_keeps_staff_events
 
 
 def test_streams_close_when_their_viewers_lose_access_to_the_call(app, clinician, gp, monkeypatch):
-    monkeypatch.setattr(live, "RECHECK_SECONDS", 0.2)
-    monkeypatch.setattr(live, "KEEPALIVE_SECONDS", 0.2)
+    monkeypatch.setattr(call_stream, "RECHECK_SECONDS", 0.2)
+    monkeypatch.setattr(call_stream, "KEEPALIVE_SECONDS", 0.2)
     app.config.update(STREAM_POLL_SECONDS=0.05, STREAM_MAX_SECONDS=30)
     call = start_call(clinician, gp)
     patient = join(app, call)

@@ -155,7 +155,7 @@ SETTINGS = [
     Setting("VCPAY_STREAM_POLL_SECONDS", "STREAM_POLL_SECONDS", 0.25, float),
     Setting("VCPAY_STREAM_MAX_SECONDS", "STREAM_MAX_SECONDS", 300, int),
     Setting("VCPAY_WEB_THREADS", "WEB_THREADS", 256, int),
-    # Open call streams, capped so that one link cannot hold every thread (see calls/live.py).
+    # Open call streams, capped so that one link cannot hold every thread (see calls/stream.py).
     Setting("VCPAY_STREAMS_PER_SESSION", "STREAMS_PER_SESSION", 4, int),
     Setting("VCPAY_STREAMS_PER_ADDRESS", "STREAMS_PER_ADDRESS", 50, int),
     Setting("VCPAY_STREAM_RESERVED_THREADS", "STREAM_RESERVED_THREADS", 32, int),

@@ -5,8 +5,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from vcpay.calls.events import CallEventKind
-from vcpay.calls.live import record_event
+from vcpay.calls.events import CallEventKind, record_event
 from vcpay.calls.models import Call, CallState, Participant, ParticipantRole
 from vcpay.database import utcnow
 from vcpay.extensions import db

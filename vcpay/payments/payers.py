@@ -5,8 +5,7 @@ it), so the clinician, who sees and hears them, says who they are.
 """
 
 from vcpay.audit.services import record_audit
-from vcpay.calls.events import CallEventKind
-from vcpay.calls.live import record_event
+from vcpay.calls.events import CallEventKind, record_event
 from vcpay.calls.models import Call, Participant
 from vcpay.calls.services import patients
 from vcpay.extensions import db

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from vcpay.audit.services import record_audit
-from vcpay.calls.live import record_event
+from vcpay.calls.events import record_event
 from vcpay.calls.models import Audience, Call, Participant
 from vcpay.calls.services import patients
 from vcpay.client_payments.links import live_link
