@@ -12,8 +12,8 @@ from vcpay.calls.forms import StartCallForm
 from vcpay.calls.models import Call
 from vcpay.calls.services import calls_of, end_call, patients, start_call
 from vcpay.calls.stream import stream_response
-from vcpay.enablement.forms import ConfirmForm
 from vcpay.extensions import db, limiter
+from vcpay.forms import ConfirmForm
 from vcpay.inputs import parse_id
 from vcpay.links import public_url_for
 from vcpay.people.models import Clinic, User
