@@ -28,6 +28,7 @@ from vcpay.integrations.stripe_gateway import StripeGateway, forget_clients
 from vcpay.mail.models import OutboundEmail
 from vcpay.payments import receipts, services
 from vcpay.payments.models import PaymentRequest, PaymentState
+from vcpay.payments.tasks import reconcile_thresholds
 from vcpay.people.demo import seed_demo
 from vcpay.people.models import Clinic, ClinicMembership, ClinicRole, User
 from vcpay.webhooks.models import EventState
@@ -964,12 +965,13 @@ def test_the_reconciler_finds_a_payment_whose_webhook_never_came(
     request = the_request()
     pay_and_process(stripe_control, request)
     gateway = StripeGateway.from_config(app.config)
-    assert services.reconcile(gateway) == 0  # too recent to ask about yet
+    thresholds = reconcile_thresholds(app.config)
+    assert services.reconcile(gateway, **thresholds) == 0  # too recent to ask about yet
     db.session.execute(update(PaymentRequest).values(created_at=utcnow() - timedelta(minutes=3)))
     db.session.commit()
-    assert services.reconcile(gateway) == 1
+    assert services.reconcile(gateway, **thresholds) == 1
     assert the_request().state == PaymentState.PAID
-    assert services.reconcile(gateway) == 0
+    assert services.reconcile(gateway, **thresholds) == 0
 
 
 def test_removing_the_stripe_link_cancels_open_requests(app, clinician, gp, stripe_control):
@@ -1073,5 +1075,10 @@ def test_the_reconciler_finds_a_delayed_payment_that_failed(app, clinician, gp, 
     stripe_control.settle(request.checkout_session_id, "failed")
     db.session.execute(update(PaymentRequest).values(created_at=utcnow() - timedelta(minutes=3)))
     db.session.commit()
-    assert services.reconcile(StripeGateway.from_config(app.config)) == 1
+    assert (
+        services.reconcile(
+            StripeGateway.from_config(app.config), **reconcile_thresholds(app.config)
+        )
+        == 1
+    )
     assert the_request().state == PaymentState.FAILED
