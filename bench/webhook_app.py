@@ -9,7 +9,8 @@ from flask import current_app, jsonify, request
 
 from vcpay import create_app
 from vcpay.extensions import csrf, limiter
-from vcpay.integrations.stripe_gateway import StripeGateway, WebhookSignatureInvalid
+from vcpay.integrations.stripe_errors import WebhookSignatureInvalid
+from vcpay.integrations.stripe_gateway import StripeGateway
 
 app = create_app()
 

@@ -9,10 +9,10 @@ import pytest
 
 from vcpay.integrations.stripe_gateway import (
     CHECKOUT_CLOCK_ALLOWANCE_SECONDS,
-    CheckoutRequest,
     StripeGateway,
     within_checkout_window,
 )
+from vcpay.integrations.stripe_values import CheckoutRequest
 
 ALLOWANCE = CHECKOUT_CLOCK_ALLOWANCE_SECONDS
 

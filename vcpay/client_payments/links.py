@@ -10,12 +10,9 @@ from vcpay.audit.services import record_audit
 from vcpay.client_payments.models import LinkState, RemovalCause, StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
-from vcpay.integrations.stripe_gateway import (
-    AccountNotConnected,
-    AccountSummary,
-    StripeGateway,
-    StripeRefused,
-)
+from vcpay.integrations.stripe_errors import AccountNotConnected, StripeRefused
+from vcpay.integrations.stripe_gateway import StripeGateway
+from vcpay.integrations.stripe_values import AccountSummary
 from vcpay.people.models import Clinic, User
 
 # What settles whatever depends on a removed link (the clinic's open payment requests), in

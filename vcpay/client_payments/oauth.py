@@ -24,12 +24,12 @@ from vcpay.client_payments.models import (
 )
 from vcpay.database import utcnow
 from vcpay.extensions import db
-from vcpay.integrations.stripe_gateway import (
+from vcpay.integrations.stripe_errors import (
     AuthorisationCodeRejected,
-    StripeGateway,
     StripeGatewayError,
     StripeUnavailable,
 )
+from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.links import public_url_for
 from vcpay.people.models import Clinic, User
 

@@ -8,12 +8,12 @@ from vcpay.enablement.queries import latest_request_by_clinic
 from vcpay.enablement.services import requestable_clinics
 from vcpay.extensions import db, limiter
 from vcpay.forms import ConfirmForm
-from vcpay.integrations.stripe_gateway import (
+from vcpay.integrations.stripe_errors import (
     AccountNotConnected,
-    StripeGateway,
     StripeGatewayError,
     StripeUnavailable,
 )
+from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.people.models import Clinic
 from vcpay.people.permissions import Permission, clinics_where, require
 

@@ -7,34 +7,39 @@ from flask_babel import lazy_gettext as _l
 
 from vcpay.client_payments.links import account_disconnected, refresh_links
 from vcpay.enablement.services import clinic_admin_emails
-from vcpay.integrations.stripe_gateway import AccountNotConnected, StripeGateway
+from vcpay.integrations.stripe_errors import AccountNotConnected
+from vcpay.integrations.stripe_gateway import StripeGateway
+from vcpay.integrations.stripe_values import (
+    AccountAuthorized,
+    AccountChanged,
+    AccountDeauthorized,
+)
 from vcpay.links import public_url_for
 from vcpay.mail.services import queue_to_each
 from vcpay.webhooks.handlers import stripe_handlers
-from vcpay.webhooks.models import StripeEvent
 
 
 def register_stripe_handlers(app: Flask) -> None:
     handlers = stripe_handlers(app)
-    handlers.add(account_updated, "account.updated")
-    handlers.add(application_authorized, "account.application.authorized")
-    handlers.add(application_deauthorized, "account.application.deauthorized")
+    handlers.add_change(account_updated, "account.updated")
+    handlers.add_change(application_authorized, "account.application.authorized")
+    handlers.add_change(application_deauthorized, "account.application.deauthorized")
 
 
-def account_updated(event: StripeEvent) -> None:
+def account_updated(change: AccountChanged) -> None:
     # Read the account as it is now rather than trusting the event's copy: an older update
     # arriving late then changes nothing.
     # If the account was disconnected since, the deauthorized event removes the link.
     with suppress(AccountNotConnected):
-        refresh_links(event.account or "", StripeGateway.for_app())
+        refresh_links(change.account or "", StripeGateway.for_app())
 
 
-def application_authorized(event: StripeEvent) -> None:
+def application_authorized(change: AccountAuthorized) -> None:
     """Linking is completed by the OAuth callback, which knows the clinic; nothing to do."""
 
 
-def application_deauthorized(event: StripeEvent) -> None:
-    for link in account_disconnected(event.account or "", StripeGateway.for_app()):
+def application_deauthorized(change: AccountDeauthorized) -> None:
+    for link in account_disconnected(change.account or "", StripeGateway.for_app()):
         clinic = link.clinic
         queue_to_each(
             f"stripe-disconnected:{link.id}",

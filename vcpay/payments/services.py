@@ -31,13 +31,9 @@ from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.inputs import TEXT_CONTROL_MESSAGE, has_control_character
-from vcpay.integrations.stripe_gateway import (
-    CheckoutRequest,
-    CheckoutSummary,
-    IdempotencyKeyInUse,
-    StripeGateway,
-    StripeGatewayError,
-)
+from vcpay.integrations.stripe_errors import IdempotencyKeyInUse, StripeGatewayError
+from vcpay.integrations.stripe_gateway import StripeGateway
+from vcpay.integrations.stripe_values import CheckoutRequest, CheckoutSummary
 from vcpay.links import public_url_for
 from vcpay.mail.services import queue_email
 from vcpay.payments.amounts import AmountInvalid, format_amount, parse_amount

@@ -17,7 +17,8 @@ from vcpay.database import utcnow
 from vcpay.extensions import db, limiter
 from vcpay.forms import ConfirmForm
 from vcpay.inputs import parse_id
-from vcpay.integrations.stripe_gateway import StripeGateway, StripeGatewayError
+from vcpay.integrations.stripe_errors import StripeGatewayError
+from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.payments import payers, receipts, services
 from vcpay.payments.call_app import KEY
 from vcpay.payments.forms import RequestPaymentForm

@@ -3,15 +3,21 @@
 Each feature package says which of its functions handle which types in its own
 ``register_stripe_handlers(app)``, called by the factory; the handlers live on the Flask
 application, so what handles an event is decided at start-up, never by what happened to be
-imported. A handler gets the stored event and must be idempotent and safe in any order,
-because Stripe promises neither exactly-once nor ordered delivery. A type without a handler
-is stored and ignored.
+imported. A handler must be idempotent and safe in any order, because Stripe promises
+neither exactly-once nor ordered delivery. A type without a handler is stored and ignored.
+
+Features add handlers of Stripe's changes (``add_change``): the adapter reads the stored event
+into a typed value (``CheckoutChanged``, ``AccountDeauthorized``...) and the handler gets that
+value, never Stripe's body.
 """
 
 from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
 from flask import Flask, current_app
 
+from vcpay.integrations.stripe_events import read_change
 from vcpay.webhooks.models import StripeEvent
 
 Handler = Callable[[StripeEvent], None]
@@ -38,6 +44,19 @@ class StripeHandlers:
             if event_type in self._by_type:
                 raise ValueError(f"{event_type} already has a handler")
             self._by_type[event_type] = handler
+
+    def add_change(self, handler: Callable[[Any], None], *event_types: str) -> None:
+        """Add a handler of the typed value the adapter reads from each event."""
+
+        @wraps(handler)
+        def handle(event: StripeEvent) -> None:
+            try:
+                change = read_change(event.type, event.account, event.payload)
+            except ValueError as error:
+                raise IgnoreEvent(str(error)) from None
+            handler(change)
+
+        self.add(handle, *event_types)
 
     def for_type(self, event_type: str) -> Handler | None:
         return self._by_type.get(event_type)

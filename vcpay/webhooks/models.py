@@ -1,9 +1,7 @@
 """The inbox of Stripe events: every verified event is kept, once, before it is processed."""
 
 import enum
-import json
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -37,11 +35,6 @@ class StripeEvent(db.Model):
     # When a worker should next look at it; the sweeper re-enqueues what is overdue.
     next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
     processed_at: Mapped[datetime | None]
-
-    @property
-    def data_object(self) -> dict[str, Any]:
-        """The object the event is about, as it was when Stripe sent it."""
-        return json.loads(self.payload)["data"]["object"]
 
     def __repr__(self) -> str:
         return f"<StripeEvent {self.event_id} {self.type} {self.state}>"

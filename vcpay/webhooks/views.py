@@ -10,7 +10,8 @@ from vcpay.config import webhook_secret
 from vcpay.enablement.services import look_at_request_soon
 from vcpay.extensions import csrf, limiter
 from vcpay.integrations.servicedesk import WebhookRefused, changed_request_key
-from vcpay.integrations.stripe_gateway import StripeGateway, WebhookSignatureInvalid
+from vcpay.integrations.stripe_errors import WebhookSignatureInvalid
+from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.webhooks.services import handoff, store_event
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")

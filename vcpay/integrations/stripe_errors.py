@@ -1,0 +1,113 @@
+"""What can go wrong when vcpay asks Stripe, in vcpay's words.
+
+``_calling`` translates the library's errors: ``StripeUnavailable`` (try again later) or
+``StripeRefused`` (Stripe said no), with a message fit for people; the Stripe request id is
+kept for support.
+"""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import stripe
+from stripe import oauth_error
+
+log = logging.getLogger(__name__)
+
+
+class StripeGatewayError(Exception):
+    def __init__(self, message: str, request_id: str | None = None):
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class StripeUnavailable(StripeGatewayError):
+    """Stripe could not be reached, was too slow, or failed: the same call may work later."""
+
+
+class IdempotencyKeyInUse(StripeGatewayError):
+    """Stripe is answering, or has answered, another request made with the same idempotency
+    key (409 while it runs; 400 if its parameters differ): a double click's twin."""
+
+
+class StripeRefused(StripeGatewayError):
+    """Stripe refused the call: retrying it unchanged will not help."""
+
+
+class AuthorisationCodeRejected(StripeRefused):
+    """The code Stripe sent back was unknown, expired or already used."""
+
+
+class AccountNotConnected(StripeRefused):
+    """The account is not (or no longer) connected to vcpay's platform."""
+
+
+class WebhookSignatureInvalid(Exception):
+    """A webhook whose signature is missing, wrong or too old: it did not come from Stripe."""
+
+
+def _request_id(error: stripe.StripeError) -> str | None:
+    return getattr(error, "request_id", None)
+
+
+def _oauth_refusal(error: oauth_error.OAuthError, action: str) -> StripeRefused:
+    if isinstance(error, oauth_error.InvalidGrantError):
+        return AuthorisationCodeRejected(
+            "Stripe did not accept the authorisation: it has expired or was already used.",
+            _request_id(error),
+        )
+    if isinstance(error, oauth_error.InvalidClientError):
+        return AccountNotConnected(
+            f"Stripe says this account is not connected to vcpay ({action}).", _request_id(error)
+        )
+    return StripeRefused(
+        f"Stripe refused to {action}: {error.user_message or error}", _request_id(error)
+    )
+
+
+@contextmanager
+def calling_stripe(action: str) -> Iterator[None]:
+    """Translate the library's errors; the library has already retried what it may."""
+    try:
+        yield
+    except oauth_error.OAuthError as error:
+        raise _oauth_refusal(error, action) from None
+    except stripe.APIConnectionError as error:
+        raise StripeUnavailable(
+            f"Stripe could not be reached to {action}.", _request_id(error)
+        ) from None
+    except stripe.RateLimitError as error:
+        raise StripeUnavailable(
+            f"Stripe is busy and asked vcpay to slow down while trying to {action}.",
+            _request_id(error),
+        ) from None
+    except stripe.AuthenticationError as error:
+        log.error("Stripe rejected vcpay's secret key (request %s)", _request_id(error))
+        raise StripeRefused(
+            "Stripe rejected vcpay's platform key; an administrator must check the Stripe "
+            "settings.",
+            _request_id(error),
+        ) from None
+    except stripe.PermissionError as error:
+        raise AccountNotConnected(
+            f"Stripe says this account is not connected to vcpay ({action}).", _request_id(error)
+        ) from None
+    except stripe.IdempotencyError as error:
+        raise IdempotencyKeyInUse(
+            f"Stripe has an earlier request with the same key to {action}.", _request_id(error)
+        ) from None
+    except stripe.InvalidRequestError as error:
+        raise StripeRefused(
+            f"Stripe refused to {action}: {error.user_message or error}", _request_id(error)
+        ) from None
+    except stripe.StripeError as error:
+        status = getattr(error, "http_status", None)
+        if status == 409:
+            raise IdempotencyKeyInUse(
+                f"Stripe is still answering an earlier request with the same key to {action}.",
+                _request_id(error),
+            ) from None
+        raise StripeUnavailable(
+            f"Stripe failed ({status or 'no answer'}) while vcpay tried to {action}.",
+            _request_id(error),
+        ) from None

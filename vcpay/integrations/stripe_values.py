@@ -1,0 +1,143 @@
+"""What the Stripe adapter hands to vcpay: plain, frozen values carrying only what vcpay uses.
+
+Nothing outside ``vcpay/integrations`` reads a Stripe dict or object; it reads these.
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """What the Client Payments page shows of a connected Stripe account."""
+
+    id: str
+    display_name: str
+    country: str
+    email: str
+    charges_enabled: bool
+    payouts_enabled: bool
+    details_submitted: bool
+    requirements_due: list[str] = field(default_factory=list)
+    disabled_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckoutSummary:
+    """A Checkout Session and, once paid, the card and receipt details of its charge."""
+
+    id: str
+    url: str | None
+    status: str  # open, complete or expired
+    payment_status: str  # unpaid, paid or no_payment_required
+    amount_total: int
+    expires_at: int
+    payment_intent_id: str | None = None
+    email: str = ""
+    name: str = ""
+    card_brand: str = ""
+    card_last4: str = ""
+    receipt_number: str = ""
+    amount_refunded: int = 0
+    payment_intent_status: str = ""
+    latest_charge_id: str | None = None
+    # Why the last attempt to pay was refused (a declined card), while the patient may retry.
+    decline_message: str = ""
+
+    @property
+    def delayed_payment_failed(self) -> bool:
+        """Completed with a method that settles later, which then failed."""
+        return (
+            self.status == "complete"
+            and self.payment_status == "unpaid"
+            and self.payment_intent_status in ("requires_payment_method", "canceled")
+        )
+
+    @property
+    def is_paid(self) -> bool:
+        return self.status == "complete" and self.payment_status == "paid"
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """What vcpay asks Stripe Checkout for: one line, in the clinic's account."""
+
+    account_id: str
+    amount: int
+    currency: str
+    description: str
+    success_url: str
+    cancel_url: str
+    expires_at: int
+    idempotency_key: str
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """The envelope of a verified Stripe event; ``payload`` is the body exactly as received."""
+
+    id: str
+    type: str
+    account: str | None
+    livemode: bool
+    created: int
+    payload: str
+
+
+# What a verified event is about. Each carries the account it came from (None: the platform)
+# and the ids vcpay looks its rows up by; never amounts or states, which are read from Stripe
+# again for that account. ``payment_request`` is the metadata's hint, never proof.
+
+
+@dataclass(frozen=True)
+class CheckoutChanged:
+    """A Checkout Session completed, settled later, failed later or expired."""
+
+    account: str | None
+    session_id: str
+
+
+@dataclass(frozen=True)
+class PaymentFailed:
+    """An attempt to pay was declined; the patient may try another card."""
+
+    account: str | None
+    payment_intent_id: str
+    payment_request: str | None = None
+
+
+@dataclass(frozen=True)
+class ChargeRefunded:
+    account: str | None
+    charge_id: str
+    payment_intent_id: str | None = None
+    payment_request: str | None = None
+
+
+@dataclass(frozen=True)
+class AccountChanged:
+    """The clinic changed its account in its own Stripe dashboard."""
+
+    account: str | None
+
+
+@dataclass(frozen=True)
+class AccountAuthorized:
+    account: str | None
+
+
+@dataclass(frozen=True)
+class AccountDeauthorized:
+    """The clinic disconnected its account from vcpay's platform."""
+
+    account: str | None
+
+
+StripeChange = (
+    CheckoutChanged
+    | PaymentFailed
+    | ChargeRefunded
+    | AccountChanged
+    | AccountAuthorized
+    | AccountDeauthorized
+)
