@@ -64,7 +64,7 @@ DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/vcpay_bench
 PHASES = ("none", "streams", "none", "streams")
 GOAL_RATIO = 1.5
 BROWSERS = 12  # 12 addresses x 30 Request Payments a minute
-KEEPALIVE_SECONDS = 15  # vcpay.calls.live.KEEPALIVE_SECONDS
+KEEPALIVE_SECONDS = 15  # vcpay.calls.stream.KEEPALIVE_SECONDS
 WARM_UP_PAGES = 10
 
 

@@ -66,7 +66,7 @@ def web_command(settings: Settings) -> list[str]:
         "2",
         # Each open call screen holds a thread for its event stream (waiting, not working).
         # Streams take at most WEB_THREADS less STREAM_RESERVED_THREADS of them
-        # (vcpay.calls.live), so pages, sign-in and webhooks always find one.
+        # (vcpay.calls.stream), so pages, sign-in and webhooks always find one.
         "--threads",
         str(settings["WEB_THREADS"]),
         # Open call streams would hold a stop for the whole default grace.

@@ -15,7 +15,7 @@ from tests.services import redis_url
 from vcpay import create_app
 from vcpay.audit.models import AuditEntry
 from vcpay.auth.throttling import remember_device
-from vcpay.calls import live
+from vcpay.calls import stream as call_stream
 from vcpay.database import utcnow
 from vcpay.extensions import db, limiter
 from vcpay.people import models
@@ -388,8 +388,8 @@ def test_last_seen_is_written_at_most_every_few_minutes(app, client, demo):
 def test_a_call_stream_of_a_signed_out_clinician_ends_at_its_recheck(
     app, client, demo, monkeypatch
 ):
-    monkeypatch.setattr(live, "RECHECK_SECONDS", 0.2)
-    monkeypatch.setattr(live, "KEEPALIVE_SECONDS", 0.2)
+    monkeypatch.setattr(call_stream, "RECHECK_SECONDS", 0.2)
+    monkeypatch.setattr(call_stream, "KEEPALIVE_SECONDS", 0.2)
     app.config["STREAM_POLL_SECONDS"] = 0.05
     app.config["STREAM_MAX_SECONDS"] = 60  # a stream that ended at its maximum sends no "closed"
     sign_in(client, CLINICIAN)

@@ -24,9 +24,11 @@ from tests.conftest import CSRF_FIELD, csrf_token, sign_in
 from tests.journeys import save_screenshot
 from tests.processes import free_port, product_environment, running, wait_for
 from tests.stripe_events import event, signed
-from vcpay.calls import live
+from vcpay.calls import stream as call_stream
+from vcpay.calls.events import CallEventKind, record_event
 from vcpay.calls.models import Call
 from vcpay.calls.services import start_call
+from vcpay.calls.waker import CallWaker
 from vcpay.extensions import db
 from vcpay.people.demo import seed_demo
 from vcpay.people.models import User
@@ -39,9 +41,9 @@ def registry(app, per_session=4, per_address=50, threads=256, reserved=32):
         WEB_THREADS=threads,
         STREAM_RESERVED_THREADS=reserved,
     )
-    waker = live.CallWaker(app)
+    waker = CallWaker(app)
     waker.started = True  # no background listener: nothing here needs events from elsewhere
-    return live.OpenStreams(app, waker)
+    return call_stream.OpenStreams(app, waker)
 
 
 # The registry and its caps.
@@ -102,10 +104,10 @@ def test_beyond_the_ceiling_no_stream_opens_and_none_is_ended(app):
 
 
 def test_the_ceiling_keeps_threads_for_everything_else():
-    assert live.stream_ceiling(256, 32) == 224
-    assert live.stream_ceiling(12, 4) == 8
-    assert live.stream_ceiling(12, 32) == 6  # a reserve too large for the server leaves half
-    assert live.stream_ceiling(1, 32) == 0
+    assert call_stream.stream_ceiling(256, 32) == 224
+    assert call_stream.stream_ceiling(12, 4) == 8
+    assert call_stream.stream_ceiling(12, 32) == 6  # a reserve too large for the server leaves half
+    assert call_stream.stream_ceiling(1, 32) == 0
 
 
 # Through the views.
@@ -180,7 +182,7 @@ def test_beyond_the_ceiling_a_stream_is_refused_with_503_and_retry_after(app, ca
     assert held.status_code == 200
     refused = patient.get(f"/join/{call.guest_token}/events")
     assert refused.status_code == 503
-    assert refused.headers["Retry-After"] == str(live.BUSY_RETRY_SECONDS)
+    assert refused.headers["Retry-After"] == str(call_stream.BUSY_RETRY_SECONDS)
     held.close()
     again, _ = open_stream(patient, f"/join/{call.guest_token}/events")
     assert again.status_code == 200
@@ -193,7 +195,7 @@ def test_beyond_the_ceiling_a_stream_is_refused_with_503_and_retry_after(app, ca
     ids=["after", "last-event-id"],
 )
 def test_an_event_id_past_the_calls_newest_means_the_newest(app, call, monkeypatch, where):
-    monkeypatch.setattr(live, "KEEPALIVE_SECONDS", 0.3)
+    monkeypatch.setattr(call_stream, "KEEPALIVE_SECONDS", 0.3)
     app.config["STREAM_MAX_SECONDS"] = 3  # today's code would wait for id 999999 until then
     patient = join(app, call)
     query = f"?after={where.pop('query')}" if "query" in where else ""
@@ -201,7 +203,7 @@ def test_an_event_id_past_the_calls_newest_means_the_newest(app, call, monkeypat
     try:
         assert response.status_code == 200
         assert next(chunks).startswith("retry:")
-        fresh = live.record_event(db.session.get(Call, call.id), "payment_requested")
+        fresh = record_event(db.session.get(Call, call.id), CallEventKind.PAYMENT_REQUESTED)
         db.session.commit()
         delivered = "".join(next(chunks) for _ in range(2))
         assert f"id: {fresh.id}\n" in delivered

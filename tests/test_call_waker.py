@@ -8,9 +8,11 @@ from sqlalchemy import select
 from tests.conftest import csrf_token, sign_in
 from tests.processes import wait_for
 from tests.services import redis_url
-from vcpay.calls import live
-from vcpay.calls.live import CallWaker
+from vcpay.calls import stream as call_stream
+from vcpay.calls import waker as call_waker
+from vcpay.calls.events import STAFF_AUDIENCES
 from vcpay.calls.models import Call, CallEvent
+from vcpay.calls.waker import CallWaker
 from vcpay.extensions import db
 from vcpay.people.demo import seed_demo
 from vcpay.people.models import Clinic
@@ -48,7 +50,7 @@ def test_a_stream_already_behind_returns_at_once(app):
 def test_an_event_committed_late_below_the_last_id_sent_still_reaches_the_stream(app, monkeypatch):
     """Ids are given out at insert: a slow transaction can commit event 2 after event 3 went
     out. The stream looks back when things go quiet and sends it then, once."""
-    monkeypatch.setattr(live, "KEEPALIVE_SECONDS", 0.2)
+    monkeypatch.setattr(call_stream, "KEEPALIVE_SECONDS", 0.2)
     app.config["STREAM_POLL_SECONDS"] = 0.05
     clinic = seed_demo().clinics[0]
     call = Call(clinic=clinic)
@@ -58,7 +60,7 @@ def test_an_event_committed_late_below_the_last_id_sent_still_reaches_the_stream
         db.session.add(CallEvent(id=event_id, call=call, kind=kind, data={}))
     db.session.commit()
 
-    stream = live.stream_events(app, call.id, 0, live.STAFF_AUDIENCES, lambda c: True)
+    stream = call_stream.stream_events(app, call.id, 0, STAFF_AUDIENCES, lambda c: True)
     assert next(stream).startswith("retry:")
     delivered = next(stream)
     assert "id: 101\n" in delivered and "id: 103\n" in delivered
@@ -130,9 +132,9 @@ def test_the_streams_of_a_call_woken_together_share_one_read(app, monkeypatch):
         wait_for(lambda: reader.arrived >= 10, 30, "the other streams to come for the rows")
         return [f"rows of call {call_id} after {floor}"]
 
-    monkeypatch.setattr(live, "_recent_rows", slow_read)
+    monkeypatch.setattr(call_waker, "_recent_rows", slow_read)
     # However slowly the threads run, rows read for the same event are still fresh.
-    monkeypatch.setattr(live, "SHARE_SECONDS", 60)
+    monkeypatch.setattr(call_waker, "SHARE_SECONDS", 60)
     waker.note(4, 9)
     got = []
     threads = [

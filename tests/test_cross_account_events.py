@@ -13,9 +13,16 @@ import stripe
 from sqlalchemy import select
 
 from tests import factories
+from tests.payment_steps import (  # noqa: F401 - the fixtures
+    ask,
+    clinician_fixture,
+    gp_fixture,
+    join,
+    start_call,
+    the_request,
+)
 from tests.stripe_events import event, post_event
 from tests.stripe_standin import link_clinic, process_received, received
-from tests.test_payments import ask, clinician, gp, join, start_call, the_request  # noqa: F401
 from vcpay.calls.models import CallEvent
 from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
@@ -46,7 +53,7 @@ def platform(app, stripe_control):
 
 
 @pytest.fixture
-def requested(app, clinician, gp):  # noqa: F811 - the fixtures imported above
+def requested(app, clinician, gp):
     """Clinic A's request of A$85.00 in a call the patient has joined."""
     call = start_call(clinician, gp)
     join(app, call)

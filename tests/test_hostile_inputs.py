@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests.conftest import csrf_token, sign_in
+from tests.payment_steps import CLINICIAN, join, request_form, start_call
 from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
 from tests.stripe_events import signed_text
 from tests.stripe_standin import link_clinic
 from tests.test_enablement_jira import use_standin
-from tests.test_payments import CLINICIAN, join, request_form, start_call
 from vcpay.extensions import db, limiter
 from vcpay.inputs import parse_id
 from vcpay.payments.models import PaymentRequest

@@ -10,9 +10,15 @@ import pytest
 from sqlalchemy import func, select, text
 
 from tests.conftest import csrf_token, sign_in
+from tests.payment_steps import (  # noqa: F401 - the fixtures
+    clinician_fixture,
+    gp_fixture,
+    join,
+    request_form,
+    start_call,
+)
 from tests.stripe_events import event, post_event, signed_text
 from tests.test_enablement_requests import MANAGER, new_path, request_data, requests_count
-from tests.test_payments import clinician, gp, join, request_form, start_call  # noqa: F401
 from vcpay.auth.sessions import load_signed_in_user
 from vcpay.calls.models import Call, Participant
 from vcpay.enablement.models import EnablementRequest
@@ -47,13 +53,13 @@ def test_an_api_client_is_refused_in_json(client):
 
 
 @pytest.mark.parametrize("query", ["?tab=%09", "?x=a%00b", "?%1b=1"])
-def test_a_control_character_in_the_query_is_refused(clinician, query):  # noqa: F811
+def test_a_control_character_in_the_query_is_refused(clinician, query):
     response = clinician.get(f"/calls/{query}")
     assert response.status_code == 400
     assert CONTROL_MESSAGE in response.get_data(as_text=True)
 
 
-def test_a_nul_in_a_form_field_is_refused_and_nothing_is_written(clinician, gp):  # noqa: F811
+def test_a_nul_in_a_form_field_is_refused_and_nothing_is_written(clinician, gp):
     token = csrf_token(clinician, "/calls/")
     response = clinician.post(
         "/calls/start", data={"csrf_token": token, "clinic_id": gp.id, "title": "Pat\x00"}
@@ -65,8 +71,8 @@ def test_a_nul_in_a_form_field_is_refused_and_nothing_is_written(clinician, gp):
 
 def test_a_nul_in_request_payment_creates_nothing_at_stripe(
     app,
-    clinician,  # noqa: F811
-    gp,  # noqa: F811
+    clinician,
+    gp,
     stripe_control,
 ):
     call = start_call(clinician, gp)
@@ -100,8 +106,8 @@ def test_tabs_and_line_breaks_are_kept_in_a_multi_line_field(client, demo):
 )
 def test_a_json_form_must_be_names_with_text_values(
     app,
-    clinician,  # noqa: F811
-    gp,  # noqa: F811
+    clinician,
+    gp,
     stripe_control,
     body,
 ):
@@ -120,7 +126,7 @@ def test_a_json_form_must_be_names_with_text_values(
     assert count(PaymentRequest) == 0
 
 
-def test_a_json_body_nested_too_deeply_is_refused(clinician):  # noqa: F811
+def test_a_json_body_nested_too_deeply_is_refused(clinician):
     token = csrf_token(clinician, "/calls/")
     response = clinician.post(
         "/calls/start",
@@ -135,12 +141,12 @@ def test_a_json_body_nested_too_deeply_is_refused(clinician):  # noqa: F811
 
 
 @pytest.mark.parametrize("call_id", ["2147483648", "9223372036854775808", "9" * 30])
-def test_a_path_id_beyond_the_database_integer_is_not_found(clinician, call_id):  # noqa: F811
+def test_a_path_id_beyond_the_database_integer_is_not_found(clinician, call_id):
     assert clinician.get(f"/calls/{call_id}").status_code == 404
     assert clinician.post(f"/calls/{call_id}/end").status_code == 404
 
 
-def test_a_path_id_in_another_scripts_digits_is_not_found(clinician, gp):  # noqa: F811
+def test_a_path_id_in_another_scripts_digits_is_not_found(clinician, gp):
     call = start_call(clinician, gp)
     arabic_indic = "".join(chr(0x660 + int(digit)) for digit in str(call.id))
     assert clinician.get(f"/calls/{call.id}").status_code == 200
@@ -149,7 +155,7 @@ def test_a_path_id_in_another_scripts_digits_is_not_found(clinician, gp):  # noq
 
 @pytest.mark.parametrize("clinic_id", ["abc", "\u00b2", "2147483648", "9" * 25, "", "-1"])
 def test_starting_a_call_in_a_clinic_that_is_not_an_id_is_not_found(
-    clinician,  # noqa: F811
+    clinician,
     clinic_id,
 ):
     token = csrf_token(clinician, "/calls/")
@@ -192,8 +198,8 @@ def test_a_form_entry_numbered_otherwise_than_in_ascii_digits_is_ignored(client,
 
 @pytest.mark.parametrize("title", ["Pat\tCitizen", "Pat\x7fCitizen", "Pat\x85Citizen"])
 def test_a_call_title_with_control_characters_is_refused_with_a_message(
-    clinician,  # noqa: F811
-    gp,  # noqa: F811
+    clinician,
+    gp,
     title,
 ):
     token = csrf_token(clinician, "/calls/")
@@ -208,8 +214,8 @@ def test_a_call_title_with_control_characters_is_refused_with_a_message(
 @pytest.mark.parametrize("name", ["Pat\tCitizen", "Pat\u0085Citizen", "Pat\r\nCitizen"])
 def test_a_display_name_with_control_characters_is_refused_with_a_message(
     app,
-    clinician,  # noqa: F811
-    gp,  # noqa: F811
+    clinician,
+    gp,
     name,
 ):
     call = start_call(clinician, gp)
@@ -226,8 +232,8 @@ def test_a_display_name_with_control_characters_is_refused_with_a_message(
 @pytest.mark.parametrize("description", ["Consult\tation", "Consult\u009bation", "Line\nbreak"])
 def test_a_payment_description_with_control_characters_is_refused_before_stripe(
     app,
-    clinician,  # noqa: F811
-    gp,  # noqa: F811
+    clinician,
+    gp,
     stripe_control,
     description,
 ):

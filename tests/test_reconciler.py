@@ -22,7 +22,7 @@ from vcpay.extensions import db
 from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.payments import services
 from vcpay.payments.models import PaymentRequest, PaymentState
-from vcpay.payments.tasks import reconcile_payment_requests
+from vcpay.payments.tasks import reconcile_payment_requests, reconcile_thresholds
 from vcpay.people.demo import seed_demo
 from vcpay.people.services import find_user_by_email
 
@@ -143,7 +143,7 @@ def test_requests_stripe_keeps_refusing_do_not_starve_the_others(app, call, stri
     age([paid], created_at=minutes_ago(3))
     gateway = StripeGateway.for_app()
     for _ in range(3):
-        services.reconcile(gateway, limit=2)
+        services.reconcile(gateway, **reconcile_thresholds(app.config), limit=2)
     assert fresh(paid).state == PaymentState.PAID
     assert [fresh(r).state for r in refused] == [PaymentState.REQUESTED] * 2
 
@@ -209,7 +209,9 @@ def test_a_webhook_applied_while_the_reconciler_asks_stripe_is_announced_once(ap
         process_received()
 
     gateway = WebhookLandsMeanwhile(app, webhook_arrives_and_is_processed)
-    assert services.reconcile(gateway) == 0  # the webhook got there first
+    assert (
+        services.reconcile(gateway, **reconcile_thresholds(app.config)) == 0
+    )  # the webhook got there first
     request = fresh(request)
     assert request.state == PaymentState.PAID
     assert kinds(request) == ["payment_requested", "payment_paid"]  # one popup, not two

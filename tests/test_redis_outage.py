@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from tests.conftest import csrf_token, sign_in
 from tests.faultproxy import FaultProxy
+from tests.payment_steps import ask, join, start_call
 from tests.services import redis_url
 from tests.stripe_standin import link_clinic
 from tests.test_enablement_requests import MANAGER, new_path, request_data
-from tests.test_payments import ask, join, start_call
 from vcpay.enablement.models import EnablementRequest, RequestState
 from vcpay.extensions import db
 from vcpay.payments.models import PaymentRequest

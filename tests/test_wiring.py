@@ -25,7 +25,9 @@ HANDLED = {
     "charge.refunded": "vcpay.payments.webhooks",
 }
 FEATURE_MODULES = (
-    "vcpay.calls.live",
+    "vcpay.calls.events",
+    "vcpay.calls.stream",
+    "vcpay.calls.waker",
     "vcpay.client_payments.links",
     "vcpay.client_payments.webhooks",
     "vcpay.payments.call_app",

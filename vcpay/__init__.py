@@ -131,7 +131,7 @@ def register_stripe_link_removal(app: Flask) -> None:
 
 def register_live_events(app: Flask) -> None:
     """The call screens' live updates: this process's waker and its streams."""
-    from vcpay.calls.live import register_live_events as register
+    from vcpay.calls.stream import register_live_events as register
 
     register(app)
 

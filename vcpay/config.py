@@ -152,10 +152,12 @@ SETTINGS = [
     Setting("VCPAY_PAYMENT_REQUEST_MINUTES", "PAYMENT_REQUEST_MINUTES", 30, int),
     Setting("VCPAY_GUEST_LINK_GRACE_MINUTES", "GUEST_LINK_GRACE_MINUTES", 15, int),
     Setting("VCPAY_RECONCILE_SECONDS", "RECONCILE_SECONDS", 60, int),
+    Setting("VCPAY_RECONCILE_QUIET_SECONDS", "RECONCILE_QUIET_SECONDS", 120, int),
+    Setting("VCPAY_RECONCILE_ASK_AGAIN_SECONDS", "RECONCILE_ASK_AGAIN_SECONDS", 300, int),
     Setting("VCPAY_STREAM_POLL_SECONDS", "STREAM_POLL_SECONDS", 0.25, float),
     Setting("VCPAY_STREAM_MAX_SECONDS", "STREAM_MAX_SECONDS", 300, int),
     Setting("VCPAY_WEB_THREADS", "WEB_THREADS", 256, int),
-    # Open call streams, capped so that one link cannot hold every thread (see calls/live.py).
+    # Open call streams, capped so that one link cannot hold every thread (see calls/stream.py).
     Setting("VCPAY_STREAMS_PER_SESSION", "STREAMS_PER_SESSION", 4, int),
     Setting("VCPAY_STREAMS_PER_ADDRESS", "STREAMS_PER_ADDRESS", 50, int),
     Setting("VCPAY_STREAM_RESERVED_THREADS", "STREAM_RESERVED_THREADS", 32, int),

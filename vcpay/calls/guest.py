@@ -3,12 +3,13 @@ with what its apps show the patient (vcpay.calls.access says who reaches what)."
 
 from flask import Blueprint, abort, redirect, render_template, url_for
 
-from vcpay.calls import live
 from vcpay.calls.access import call_for_link, joined_participant, remember_joined
 from vcpay.calls.apps import call_apps
+from vcpay.calls.events import PATIENT_AUDIENCES, latest_event_id
 from vcpay.calls.forms import JoinForm
 from vcpay.calls.models import Call, Participant
 from vcpay.calls.services import guest_link_works, join_as_patient
+from vcpay.calls.stream import stream_response
 from vcpay.extensions import limiter
 
 blueprint = Blueprint("guest", __name__, url_prefix="/join")
@@ -35,7 +36,7 @@ def _screen(call: Call, me: Participant):
         call=call,
         me=me,
         apps=call_apps().for_patient(call, me),
-        last_event_id=live.latest_event_id(call.id),
+        last_event_id=latest_event_id(call.id),
     )
 
 
@@ -55,6 +56,4 @@ def events(token: str):
     me = joined_participant(call)
     if me is None:
         abort(403)
-    return live.stream_response(
-        call, live.PATIENT_AUDIENCES, guest_link_works, viewer=f"guest:{me.id}"
-    )
+    return stream_response(call, PATIENT_AUDIENCES, guest_link_works, viewer=f"guest:{me.id}")

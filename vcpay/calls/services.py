@@ -5,7 +5,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from vcpay.calls.live import record_event
+from vcpay.calls.events import CallEventKind, record_event
 from vcpay.calls.models import Call, CallState, Participant, ParticipantRole
 from vcpay.database import utcnow
 from vcpay.extensions import db
@@ -22,7 +22,7 @@ def start_call(clinic: Clinic, clinician: User, title: str) -> Call:
         )
     )  # fmt: skip
     db.session.flush()
-    record_event(call, "call_started")
+    record_event(call, CallEventKind.CALL_STARTED)
     db.session.commit()
     return call
 
@@ -33,7 +33,9 @@ def join_as_patient(call: Call, display_name: str) -> Participant:
     )
     db.session.add(patient)
     db.session.flush()
-    record_event(call, "participant_joined", name=patient.display_name, role=patient.role)
+    record_event(
+        call, CallEventKind.PARTICIPANT_JOINED, name=patient.display_name, role=patient.role
+    )
     db.session.commit()
     return patient
 
@@ -43,7 +45,7 @@ def end_call(call: Call) -> None:
         return
     call.state = CallState.ENDED.value
     call.ended_at = utcnow()
-    record_event(call, "call_ended")
+    record_event(call, CallEventKind.CALL_ENDED)
     db.session.commit()
 
 

@@ -5,14 +5,15 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from vcpay.auth.sessions import current_sign_in_session
-from vcpay.calls import live
 from vcpay.calls.access import call_for_clinician
 from vcpay.calls.apps import call_apps
+from vcpay.calls.events import STAFF_AUDIENCES, latest_event_id
 from vcpay.calls.forms import StartCallForm
 from vcpay.calls.models import Call
 from vcpay.calls.services import calls_of, end_call, patients, start_call
-from vcpay.enablement.forms import ConfirmForm
+from vcpay.calls.stream import stream_response
 from vcpay.extensions import db, limiter
+from vcpay.forms import ConfirmForm
 from vcpay.inputs import parse_id
 from vcpay.links import public_url_for
 from vcpay.people.models import Clinic, User
@@ -70,7 +71,7 @@ def call_screen(call: Call, state: dict[str, dict] | None = None, tools_open: bo
         apps=call_apps().for_staff(call, current_user._get_current_object(), state),
         tools_open=tools_open,
         patients=patients(call),
-        last_event_id=live.latest_event_id(call.id),
+        last_event_id=latest_event_id(call.id),
     )
 
 
@@ -92,9 +93,9 @@ def panel(call_id: int):
 def events(call_id: int):
     call = call_for_clinician(call_id)
     user_id, sign_in_id = current_user.id, current_sign_in_session().id
-    return live.stream_response(
+    return stream_response(
         call,
-        live.STAFF_AUDIENCES,
+        STAFF_AUDIENCES,
         lambda c: _still_clinician(c, user_id, sign_in_id),
         viewer=f"person:{user_id}",
     )

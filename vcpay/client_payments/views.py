@@ -2,12 +2,12 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from vcpay.client_payments.linking import LinkingFailed, finish_linking, start_linking
 from vcpay.client_payments.links import live_link, refresh_links, remove_link
-from vcpay.enablement.forms import ConfirmForm
+from vcpay.client_payments.oauth import LinkingFailed, finish_linking, start_linking
 from vcpay.enablement.queries import latest_request_by_clinic
 from vcpay.enablement.services import requestable_clinics
 from vcpay.extensions import db, limiter
+from vcpay.forms import ConfirmForm
 from vcpay.integrations.stripe_errors import (
     AccountNotConnected,
     StripeGatewayError,

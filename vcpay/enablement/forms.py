@@ -105,9 +105,3 @@ class EnablementRequestForm(FlaskForm):
 class SendBackForm(FlaskForm):
     reason = TextAreaField(_l("Why are you sending it back?"), validators=[Length(max=2000)])
     submit = SubmitField(_l("Send back"))
-
-
-class ConfirmForm(FlaskForm):
-    """A button that changes something: endorse, withdraw."""
-
-    submit = SubmitField()

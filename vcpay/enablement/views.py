@@ -3,7 +3,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from vcpay.enablement.forms import ConfirmForm, EnablementRequestForm, SendBackForm
+from vcpay.enablement.forms import EnablementRequestForm, SendBackForm
 from vcpay.enablement.models import EnablementRequest, RequestState
 from vcpay.enablement.services import (
     ClinicChoice,
@@ -18,6 +18,7 @@ from vcpay.enablement.services import (
     withdraw,
 )
 from vcpay.extensions import db
+from vcpay.forms import ConfirmForm
 from vcpay.inputs import parse_id
 from vcpay.people.models import Organisation
 from vcpay.people.permissions import Permission, can, require

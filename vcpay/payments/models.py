@@ -88,6 +88,16 @@ class PaymentRequest(CreatedAtMixin, db.Model):
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
+    @property
+    def is_settled(self) -> bool:
+        """Paid, whatever has been refunded since: the patient sees it as paid."""
+        return self.state in SETTLED_STATES
+
+    @property
+    def is_refunded(self) -> bool:
+        """Part or all of it has been given back."""
+        return self.state in (PaymentState.PARTIALLY_REFUNDED, PaymentState.REFUNDED)
+
     def payable_by(self, participant: Participant | None) -> bool:
         """Whether this participant may pay it and see its receipt: the one asked, or one the
         clinician recognised as them (never by name: anyone can type a name); anyone in the

@@ -5,7 +5,7 @@ it), so the clinician, who sees and hears them, says who they are.
 """
 
 from vcpay.audit.services import record_audit
-from vcpay.calls.live import record_event
+from vcpay.calls.events import CallEventKind, record_event
 from vcpay.calls.models import Call, Participant
 from vcpay.calls.services import patients
 from vcpay.extensions import db
@@ -55,7 +55,7 @@ def recognise(patient: Participant, payer: Participant, clinician: User | None =
     record_audit("participant.recognised", patient, actor=clinician, recognised_as=person.id)
     record_event(
         patient.call,
-        "participant_recognised",
+        CallEventKind.PARTICIPANT_RECOGNISED,
         name=patient.display_name,
         recognised_as=person.display_name,
     )

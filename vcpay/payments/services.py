@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from vcpay.audit.services import record_audit
-from vcpay.calls.live import record_event
+from vcpay.calls.events import record_event
 from vcpay.calls.models import Audience, Call, Participant
 from vcpay.calls.services import patients
 from vcpay.client_payments.links import live_link
@@ -488,18 +488,19 @@ def cancel_requests_of_removed_link(link: StripeLink, gateway: StripeGateway) ->
             _announce(request, "payment_cancelled", reason="stripe_removed")
 
 
-def reconcile(gateway: StripeGateway, limit: int = 100) -> int:
-    """Ask Stripe about open requests past their expiry or quiet for a while (a missed
-    webhook); apply what it says. Returns how many changed."""
+def reconcile(
+    gateway: StripeGateway, quiet: timedelta, ask_again: timedelta, limit: int = 100
+) -> int:
+    """Ask Stripe about open requests past their expiry or ``quiet`` for a while (a missed
+    webhook), each at most once per ``ask_again``; apply what it says. Returns how many changed."""
     now = utcnow()
-    quiet = now - timedelta(minutes=2)
     candidates = db.session.scalars(
         select(PaymentRequest)
         .where(
             PaymentRequest.state.in_([s.value for s in OPEN_STATES]),
-            PaymentRequest.created_at < quiet,
+            PaymentRequest.created_at < now - quiet,
             (PaymentRequest.reconciled_at.is_(None))
-            | (PaymentRequest.reconciled_at < now - timedelta(minutes=5))
+            | (PaymentRequest.reconciled_at < now - ask_again)
             | (PaymentRequest.expires_at < now),
         )
         # Least recently asked first: requests Stripe keeps refusing cannot take every place.

@@ -1,12 +1,24 @@
 """Background work for payment requests."""
 
+from datetime import timedelta
+
 from celery import shared_task
+from flask import current_app
 
 from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.payments import services
 
 
+def reconcile_thresholds(config) -> dict[str, timedelta]:
+    """How long a request stays quiet before the reconciler asks, and how soon it asks again."""
+    return {
+        "quiet": timedelta(seconds=config["RECONCILE_QUIET_SECONDS"]),
+        "ask_again": timedelta(seconds=config["RECONCILE_ASK_AGAIN_SECONDS"]),
+    }
+
+
 @shared_task(name="vcpay.payments.reconcile_payment_requests", ignore_result=True)
 def reconcile_payment_requests() -> int:
     """Catch what a missed webhook would have told: expiries, payments, async outcomes."""
-    return services.reconcile(StripeGateway.for_app())
+    thresholds = reconcile_thresholds(current_app.config)
+    return services.reconcile(StripeGateway.for_app(), **thresholds)

@@ -14,8 +14,8 @@ from vcpay.calls.access import call_for_clinician, call_for_link, joined_partici
 from vcpay.calls.models import Call
 from vcpay.calls.views import call_screen
 from vcpay.database import utcnow
-from vcpay.enablement.forms import ConfirmForm
 from vcpay.extensions import db, limiter
+from vcpay.forms import ConfirmForm
 from vcpay.inputs import parse_id
 from vcpay.integrations.stripe_errors import StripeGatewayError
 from vcpay.integrations.stripe_gateway import StripeGateway

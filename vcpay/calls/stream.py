@@ -1,0 +1,206 @@
+"""Call streams: a call's events as Server-Sent Events, for one viewer at a time.
+
+Each open stream holds a server thread, so streams are capped per process: per viewer and
+per address (one more ends the oldest, as a reopened tab would) and in all, leaving
+``STREAM_RESERVED_THREADS`` for pages, sign-in and webhooks. ``register_live_events`` sets the
+process's waker and open streams on the application.
+"""
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from flask import Flask, Response, abort, current_app, request
+from werkzeug.exceptions import ServiceUnavailable
+
+from vcpay.calls.events import latest_event_id, send_announcements
+from vcpay.calls.models import Call
+from vcpay.calls.waker import CallWaker
+from vcpay.extensions import db
+
+KEEPALIVE_SECONDS = 15.0
+RECHECK_SECONDS = 60.0  # how soon a stream notices the viewer lost the right to see the call
+RECONNECT_MILLISECONDS = 2000
+BUSY_RETRY_SECONDS = 5  # Retry-After when this process has no thread to spare for a stream
+# An event id as a browser sends it back: ASCII digits only, and short enough to parse
+# cheaply; any such value past the call's newest event means "the newest".
+EVENT_ID = re.compile(r"[0-9]{1,32}")
+
+
+@dataclass(eq=False)
+class OpenStream:
+    """One open call stream: whose, from where, and whether a newer one has ended it."""
+
+    call_id: int
+    viewer: str
+    address: str
+    ended: threading.Event = field(default_factory=threading.Event)
+    reason: str = ""  # "session" or "address": which cap a newer stream went over
+
+
+def stream_ceiling(threads: int, reserved: int) -> int:
+    """How many streams one process may hold: its threads less the reserve, and at least half
+    of them (a reserve larger than that would leave no room for call screens at all)."""
+    return max(threads - reserved, threads // 2)
+
+
+class OpenStreams:
+    """The call streams open in this process, oldest first, and the caps they live under."""
+
+    def __init__(self, app: Flask, waker: CallWaker):
+        self.config = app.config
+        self.waker = waker
+        self.lock = threading.Lock()
+        self.streams: list[OpenStream] = []
+
+    @property
+    def ceiling(self) -> int:
+        return stream_ceiling(self.config["WEB_THREADS"], self.config["STREAM_RESERVED_THREADS"])
+
+    def open(self, call_id: int, viewer: str, address: str) -> OpenStream | None:
+        """Register a new stream, ending the oldest of its viewer or address beyond their
+        caps; None when the process has no thread to spare for it."""
+        stream = OpenStream(call_id, viewer, address)
+        with self.lock:
+            replaced = self._beyond_caps(stream)
+            if len(self.streams) - len(replaced) >= self.ceiling:
+                return None
+            for old, reason in replaced:
+                self.streams.remove(old)
+                old.reason = reason
+            self.streams.append(stream)
+        for old, _reason in replaced:
+            old.ended.set()
+            self.waker.wake(old.call_id)  # at once, not at its next keepalive
+        return stream
+
+    def close(self, stream: OpenStream) -> None:
+        with self.lock:
+            if stream in self.streams:
+                self.streams.remove(stream)
+
+    def _beyond_caps(self, new: OpenStream) -> list[tuple[OpenStream, str]]:
+        """The oldest streams a new one pushes over the viewer's cap, then the address's."""
+        replaced: list[tuple[OpenStream, str]] = []
+        caps = (
+            ("session", "viewer", self.config["STREAMS_PER_SESSION"]),
+            ("address", "address", self.config["STREAMS_PER_ADDRESS"]),
+        )
+        for reason, key, cap in caps:
+            gone = {old for old, _ in replaced}
+            same = [
+                s for s in self.streams
+                if getattr(s, key) == getattr(new, key) and s not in gone
+            ]  # fmt: skip
+            replaced += [(old, reason) for old in same[: max(len(same) - max(cap, 1) + 1, 0)]]
+        return replaced
+
+
+def sse(event) -> str:
+    payload = json.dumps({"id": event.id, "kind": event.kind, **event.data})
+    return f"id: {event.id}\ndata: {payload}\n\n"
+
+
+def _allowed(app: Flask, call_id: int, still_allowed) -> bool:
+    with app.app_context():
+        call = db.session.get(Call, call_id)
+        allowed = call is not None and still_allowed(call)
+        db.session.remove()
+    return allowed
+
+
+def stream_events(
+    app: Flask,
+    call_id: int,
+    after: int,
+    audiences: tuple[str, ...],
+    still_allowed,
+    opened: OpenStream | None = None,
+) -> Iterator[str]:
+    """The event stream of one call for one viewer, resuming after event ``after``.
+
+    It ends after ``STREAM_MAX_SECONDS`` (the browser reconnects with ``Last-Event-ID``), when
+    ``still_allowed(call)`` says the viewer may no longer see the call, or at once when a newer
+    stream of the same viewer or address replaces ``opened`` (``event: replaced``: the page
+    says so rather than reconnecting). The permission check is repeated every
+    ``RECHECK_SECONDS``, not on every event: the streams of a call woken by an event share one
+    small query, and cost little more.
+    """
+    waker: CallWaker = app.extensions["call_waker"]
+    opened = opened or OpenStream(call_id, "", "")
+    with app.app_context():
+        engine = db.engine
+    deadline = time.monotonic() + app.config["STREAM_MAX_SECONDS"]
+    check_again = 0.0
+    resumed_after, sent, look_back = after, set(), False
+    yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
+    while time.monotonic() < deadline:
+        if opened.ended.is_set():
+            yield f"event: replaced\ndata: {json.dumps({'reason': opened.reason})}\n\n"
+            return
+        if time.monotonic() >= check_again:
+            if not _allowed(app, call_id, still_allowed):
+                yield "event: closed\ndata: {}\n\n"
+                return
+            check_again = time.monotonic() + RECHECK_SECONDS
+        rows = waker.recent_events(engine, call_id, after, look_back)
+        fresh = [
+            row for row in rows
+            if row.id > resumed_after and row.id not in sent and row.audience in audiences
+        ]  # fmt: skip
+        sent |= {row.id for row in fresh}
+        if look_back:  # forget what no later query can return again
+            sent &= {row.id for row in rows}
+        after = max([after, *(row.id for row in rows)])
+        if fresh:
+            yield "".join(sse(row) for row in fresh)
+            continue
+        # A quiet spell: look back once for an event that committed late, below ``after``.
+        look_back = not waker.wait(
+            call_id, after, min(KEEPALIVE_SECONDS, deadline - time.monotonic()), opened.ended
+        )
+        if look_back:
+            yield ": keepalive\n\n"
+
+
+def resume_after(call_id: int) -> int:
+    """The event to resume after, from ``Last-Event-ID`` (or ``?after=``): 400 unless it is an
+    event id, and the call's newest event when it names a later one."""
+    after = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
+    if not EVENT_ID.fullmatch(after):
+        abort(400)
+    return min(int(after), latest_event_id(call_id))
+
+
+def stream_response(call: Call, audiences: tuple[str, ...], still_allowed, viewer: str) -> Response:
+    """The event stream for a view, resuming after ``Last-Event-ID`` (or ``?after=``).
+
+    ``viewer`` names whose stream it is (a signed-in person, a patient who joined) for the
+    per-viewer cap; beyond this process's ceiling the answer is 503 with ``Retry-After``.
+    """
+    after = resume_after(call.id)
+    streams: OpenStreams = current_app.extensions["call_streams"]
+    opened = streams.open(call.id, viewer, request.remote_addr or "")
+    if opened is None:
+        raise ServiceUnavailable(retry_after=BUSY_RETRY_SECONDS)
+    app = current_app._get_current_object()
+    response = Response(
+        stream_events(app, call.id, after, audiences, still_allowed, opened),
+        mimetype="text/event-stream",
+    )
+    response.call_on_close(lambda: streams.close(opened))
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # a proxy must not hold events back
+    return response
+
+
+def register_live_events(app: Flask) -> None:
+    """The process's waker and its open streams, and the hook that wakes them once a request
+    that recorded events has answered."""
+    waker = CallWaker(app)
+    app.extensions["call_waker"] = waker
+    app.extensions["call_streams"] = OpenStreams(app, waker)
+    app.after_request(send_announcements)
