@@ -25,7 +25,7 @@ from tests.stripe_standin import link_clinic
 from vcpay import create_app
 from vcpay.calls.models import Call, Participant
 from vcpay.calls.services import join_as_patient, start_call
-from vcpay.client_payments.links import live_link
+from vcpay.client_payments.stripe_link import live_link
 from vcpay.database import utcnow
 from vcpay.enablement.models import EnablementRequest, RequestedClinic, RequestState
 from vcpay.extensions import db

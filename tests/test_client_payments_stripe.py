@@ -18,8 +18,8 @@ from tests import factories
 from tests.conftest import csrf_token, sign_in
 from tests.stripe_standin import process_received, received, wait_for_events
 from vcpay.audit.models import AuditEntry
-from vcpay.client_payments.links import when_link_removed
 from vcpay.client_payments.models import LinkState, RemovalCause, StripeLink
+from vcpay.client_payments.stripe_link import when_link_removed
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_gateway import forget_clients

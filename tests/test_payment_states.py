@@ -27,8 +27,8 @@ from tests.payment_steps import (
     the_request,
 )
 from tests.stripe_standin import process_received, received, wait_for_events
-from vcpay.client_payments.links import remove_link
 from vcpay.client_payments.models import StripeLink
+from vcpay.client_payments.stripe_link import remove_link
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_gateway import StripeGateway

@@ -10,7 +10,7 @@ import importlib
 from flask import Flask
 
 from vcpay.calls.apps import call_apps
-from vcpay.client_payments.links import EXTENSION as LINK_REMOVAL
+from vcpay.client_payments.stripe_link import EXTENSION as LINK_REMOVAL
 from vcpay.webhooks.handlers import stripe_handlers
 
 HANDLED = {
@@ -28,7 +28,7 @@ FEATURE_MODULES = (
     "vcpay.calls.events",
     "vcpay.calls.stream",
     "vcpay.calls.waker",
-    "vcpay.client_payments.links",
+    "vcpay.client_payments.stripe_link",
     "vcpay.client_payments.webhooks",
     "vcpay.payments.call_app",
     "vcpay.payments.services",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vcpay.links import is_local
+from vcpay.public_urls import is_local
 
 
 def _bool(value: str) -> bool:

@@ -15,10 +15,10 @@ from vcpay.calls.stream import stream_response
 from vcpay.extensions import db, limiter
 from vcpay.forms import ConfirmForm
 from vcpay.inputs import parse_id
-from vcpay.links import public_url_for
 from vcpay.people.models import Clinic, User
 from vcpay.people.permissions import Permission, can, clinics_where, require
 from vcpay.people.services import sign_in_session_is_live
+from vcpay.public_urls import public_url_for
 
 blueprint = Blueprint("calls", __name__, url_prefix="/calls")
 

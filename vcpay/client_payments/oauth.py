@@ -16,12 +16,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from vcpay.audit.services import record_audit
-from vcpay.client_payments.links import apply_account, live_link, live_links_for_account
 from vcpay.client_payments.models import (
     AttemptOutcome,
     StripeLink,
     StripeOAuthAttempt,
 )
+from vcpay.client_payments.stripe_link import apply_account, live_link, live_links_for_account
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_errors import (
@@ -30,8 +30,8 @@ from vcpay.integrations.stripe_errors import (
     StripeUnavailable,
 )
 from vcpay.integrations.stripe_gateway import StripeGateway
-from vcpay.links import public_url_for
 from vcpay.people.models import Clinic, User
+from vcpay.public_urls import public_url_for
 
 SESSION_KEY = "stripe_oauth_nonces"
 # A few tabs at once are fine; older attempts fall out of the session.

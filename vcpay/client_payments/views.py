@@ -2,8 +2,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from vcpay.client_payments.links import live_link, refresh_links, remove_link
 from vcpay.client_payments.oauth import LinkingFailed, finish_linking, start_linking
+from vcpay.client_payments.stripe_link import live_link, refresh_links, remove_link
 from vcpay.enablement.queries import latest_request_by_clinic
 from vcpay.enablement.services import requestable_clinics
 from vcpay.extensions import db, limiter

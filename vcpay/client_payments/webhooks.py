@@ -5,7 +5,7 @@ from contextlib import suppress
 from flask import Flask
 from flask_babel import lazy_gettext as _l
 
-from vcpay.client_payments.links import account_disconnected, refresh_links
+from vcpay.client_payments.stripe_link import account_disconnected, refresh_links
 from vcpay.enablement.services import clinic_admin_emails
 from vcpay.integrations.stripe_errors import AccountNotConnected
 from vcpay.integrations.stripe_gateway import StripeGateway
@@ -14,8 +14,8 @@ from vcpay.integrations.stripe_values import (
     AccountChanged,
     AccountDeauthorized,
 )
-from vcpay.links import public_url_for
 from vcpay.mail.services import queue_to_each
+from vcpay.public_urls import public_url_for
 from vcpay.webhooks.handlers import stripe_handlers
 
 

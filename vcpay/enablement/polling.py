@@ -286,7 +286,7 @@ def _decline_reason(snapshot: RequestSnapshot, desk: ServiceDesk) -> str:
 
 
 def _tell_people(request: EnablementRequest, outcome: str, subject) -> None:
-    from vcpay.links import public_url_for
+    from vcpay.public_urls import public_url_for
 
     queue_to_each(
         f"enablement:{request.id}:{outcome}",

@@ -18,10 +18,10 @@ from vcpay.enablement.models import (
     RequestState,
 )
 from vcpay.extensions import db
-from vcpay.links import public_url_for
 from vcpay.mail.services import queue_to_each
 from vcpay.people.models import Clinic, ClinicRole, Organisation, User
 from vcpay.people.permissions import Permission, can
+from vcpay.public_urls import public_url_for
 from vcpay.transactions import after_commit
 
 

@@ -12,8 +12,8 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from vcpay.extensions import db
-from vcpay.links import public_url_for
 from vcpay.payments.models import SETTLED_STATES, PaymentRequest
+from vcpay.public_urls import public_url_for
 
 SALT = "vcpay.payment-receipt"
 LINK_LIFETIME = timedelta(days=366)  # a year, whatever the year

@@ -23,18 +23,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from vcpay.audit.services import record_audit
-from vcpay.calls.events import record_event
+from vcpay.calls.events import CallEventKind, record_event
 from vcpay.calls.models import Audience, Call, Participant
 from vcpay.calls.services import patients
-from vcpay.client_payments.links import live_link
 from vcpay.client_payments.models import StripeLink
+from vcpay.client_payments.stripe_link import live_link
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.inputs import TEXT_CONTROL_MESSAGE, has_control_character
 from vcpay.integrations.stripe_errors import IdempotencyKeyInUse, StripeGatewayError
 from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.integrations.stripe_values import CheckoutRequest, CheckoutSummary
-from vcpay.links import public_url_for
 from vcpay.mail.services import queue_email
 from vcpay.payments.amounts import AmountInvalid, format_amount, parse_amount
 from vcpay.payments.models import (
@@ -45,6 +44,7 @@ from vcpay.payments.models import (
 )
 from vcpay.payments.receipts import receipt_url
 from vcpay.people.models import Clinic, User
+from vcpay.public_urls import public_url_for
 
 log = logging.getLogger(__name__)
 DESCRIPTION_MAX = 120
@@ -180,7 +180,7 @@ def request_payment(
     except IntegrityError:  # the other click of a double click got here first
         db.session.rollback()
         return Requested(existing_request(request_key), repeated=True)
-    _announce(request, "payment_requested")
+    _announce(request, CallEventKind.PAYMENT_REQUESTED)
     record_audit("payment.requested", request, actor=clinician, amount=amount)
     db.session.commit()
     return Requested(request, repeated=False)
@@ -264,7 +264,9 @@ def _not_created(error: StripeGatewayError) -> PaymentRefused:
     )
 
 
-def _announce(request: PaymentRequest, kind: str, audience=Audience.EVERYONE, **extra) -> None:
+def _announce(
+    request: PaymentRequest, kind: CallEventKind, audience=Audience.EVERYONE, **extra
+) -> None:
     record_event(
         request.call,
         kind,
@@ -360,11 +362,11 @@ def _apply_checkout(request: PaymentRequest, session: CheckoutSummary) -> bool:
         return record_async_failure(request)
     if session.status == "complete" and request.state == PaymentState.REQUESTED:
         _move(request, PaymentState.PROCESSING)
-        _announce(request, "payment_processing")
+        _announce(request, CallEventKind.PAYMENT_PROCESSING)
         return True
     if session.status == "expired" and request.is_open:
         _move(request, PaymentState.EXPIRED)
-        _announce(request, "payment_expired")
+        _announce(request, CallEventKind.PAYMENT_EXPIRED)
         return True
     return False
 
@@ -382,7 +384,7 @@ def mark_paid(request: PaymentRequest, session: CheckoutSummary) -> bool:
     request.last_decline = ""
     request.patient_name = request.patient_name or _patients(request.call)
     patient = request.patient_name or session.email or _("the patient")
-    _announce(request, "payment_paid", patient=patient)
+    _announce(request, CallEventKind.PAYMENT_PAID, patient=patient)
     _queue_receipt(request)
     return True
 
@@ -411,7 +413,9 @@ def record_decline(request: PaymentRequest, message: str) -> bool:
         _move(request, PaymentState.REQUESTED, last_decline=message[:300])
     except StateMoved:
         return False  # paid or closed meanwhile: the decline no longer matters
-    _announce(request, "payment_declined", Audience.EVERYONE, message=request.last_decline)
+    _announce(
+        request, CallEventKind.PAYMENT_DECLINED, Audience.EVERYONE, message=request.last_decline
+    )
     return True
 
 
@@ -419,7 +423,7 @@ def record_async_failure(request: PaymentRequest) -> bool:
     if request.state not in OPEN_STATES:
         return False
     _move(request, PaymentState.FAILED)
-    _announce(request, "payment_failed")
+    _announce(request, CallEventKind.PAYMENT_FAILED)
     return True
 
 
@@ -433,7 +437,7 @@ def record_refund(request: PaymentRequest, amount_refunded: int) -> bool:
     _move(request, state, amount_refunded=refunded)
     _announce(
         request,
-        "payment_refunded",
+        CallEventKind.PAYMENT_REFUNDED,
         Audience.STAFF,
         refunded=format_amount(request.amount_refunded, request.currency),
     )
@@ -464,14 +468,14 @@ def _cancelled(request: PaymentRequest, user: User) -> bool:
                 return False  # cancelled a moment ago by another click
             continue
         record_audit("payment.cancelled", request, actor=user, amount=request.amount)
-        _announce(request, "payment_cancelled")
+        _announce(request, CallEventKind.PAYMENT_CANCELLED)
         return True
     return False
 
 
 def cancel_requests_of_removed_link(link: StripeLink, gateway: StripeGateway) -> None:
     """Nobody can pay a clinic whose Stripe account is gone: cancel what is still open. Run
-    as the link is removed (the factory wires it: vcpay.client_payments.links)."""
+    as the link is removed (the factory wires it: vcpay.client_payments.stripe_link)."""
     open_requests = db.session.scalars(
         select(PaymentRequest).where(
             PaymentRequest.clinic_id == link.clinic_id,
@@ -485,7 +489,7 @@ def cancel_requests_of_removed_link(link: StripeLink, gateway: StripeGateway) ->
             gateway.expire_checkout_session(request.stripe_account_id, request.checkout_session_id)
         with suppress(StateMoved):  # paid a moment ago: it stays paid
             _move(request, PaymentState.CANCELLED)
-            _announce(request, "payment_cancelled", reason="stripe_removed")
+            _announce(request, CallEventKind.PAYMENT_CANCELLED, reason="stripe_removed")
 
 
 def reconcile(
