@@ -30,7 +30,7 @@ from vcpay.database import utcnow
 from vcpay.enablement.models import EnablementRequest, RequestedClinic, RequestState
 from vcpay.extensions import db
 from vcpay.integrations.stripe_gateway import StripeGateway, forget_clients
-from vcpay.payments import services as payments
+from vcpay.payments import requesting, transitions
 from vcpay.payments.models import PaymentRequest
 from vcpay.people.demo import DEMO_PASSWORD, seed_demo
 from vcpay.people.models import Clinic, ClinicRole, Organisation, User
@@ -107,9 +107,9 @@ class World:
         """A new open request in the call of ``place``'s payment (the inner object)."""
         call = place.payment.call
         clinician = db.session.get(User, call.clinician_id)
-        made = payments.request_payment(
+        made = requesting.request_payment(
             call, clinician, "12.50", "Matrix: a request to cancel",
-            secrets.token_urlsafe(18), StripeGateway.for_app(), payments.ANYONE,
+            secrets.token_urlsafe(18), StripeGateway.for_app(), requesting.ANYONE,
         )  # fmt: skip
         return made.request
 
@@ -122,7 +122,7 @@ class World:
         if place.name not in self.paid:
             request = self.fresh_payment(place)
             self.stripe.pay(request.checkout_session_id)
-            payments.sync_with_stripe(request, StripeGateway.for_app())
+            transitions.sync_with_stripe(request, StripeGateway.for_app())
             db.session.commit()
             self.paid[place.name] = request
         return self.paid[place.name]
@@ -226,7 +226,7 @@ def _build_place(
     guest = _join(app, call, "Pat Citizen")
     other_guest = _join(app, other_call, "Robin Other")
     # One patient in the call: the request is theirs alone.
-    payment = payments.request_payment(
+    payment = requesting.request_payment(
         call, people["clinician"], "85.00", "Consultation", secrets.token_urlsafe(18),
         StripeGateway.for_app(),
     ).request  # fmt: skip

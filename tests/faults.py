@@ -35,7 +35,7 @@ from vcpay.calls.services import start_call
 from vcpay.extensions import db
 from vcpay.integrations.stripe_gateway import StripeGateway, forget_clients
 from vcpay.mail.models import OutboundEmail
-from vcpay.payments import services as payments
+from vcpay.payments import requesting
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.people.demo import seed_demo
 from vcpay.people.services import find_user_by_email
@@ -158,9 +158,9 @@ class PaymentRig:
         for number in range(self.payments_count):
             key = secrets.token_urlsafe(18)
             call = calls[number % CALLS]
-            payments.request_payment(
+            requesting.request_payment(
                 call, clinician, f"{50 + number}.00", f"Consultation {number}", key, gateway,
-                payer_choice=payments.ANYONE,
+                payer_choice=requesting.ANYONE,
             )  # fmt: skip
             keys.append(key)
         self.known_events = {event["id"] for event in self.stripe.call("GET", "events")}

@@ -32,7 +32,7 @@ from vcpay.client_payments.stripe_link import remove_link
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_gateway import StripeGateway
-from vcpay.payments import services
+from vcpay.payments import reconciler
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.payments.tasks import reconcile_thresholds
 from vcpay.people.models import User
@@ -228,12 +228,12 @@ def test_the_reconciler_finds_a_payment_whose_webhook_never_came(
     pay_and_process(stripe_control, request)
     gateway = StripeGateway.from_config(app.config)
     thresholds = reconcile_thresholds(app.config)
-    assert services.reconcile(gateway, **thresholds) == 0  # too recent to ask about yet
+    assert reconciler.reconcile(gateway, **thresholds) == 0  # too recent to ask about yet
     db.session.execute(update(PaymentRequest).values(created_at=utcnow() - timedelta(minutes=3)))
     db.session.commit()
-    assert services.reconcile(gateway, **thresholds) == 1
+    assert reconciler.reconcile(gateway, **thresholds) == 1
     assert the_request().state == PaymentState.PAID
-    assert services.reconcile(gateway, **thresholds) == 0
+    assert reconciler.reconcile(gateway, **thresholds) == 0
 
 
 def test_removing_the_stripe_link_cancels_open_requests(app, clinician, gp, stripe_control):
@@ -256,7 +256,7 @@ def test_the_reconciler_finds_a_delayed_payment_that_failed(app, clinician, gp, 
     db.session.execute(update(PaymentRequest).values(created_at=utcnow() - timedelta(minutes=3)))
     db.session.commit()
     assert (
-        services.reconcile(
+        reconciler.reconcile(
             StripeGateway.from_config(app.config), **reconcile_thresholds(app.config)
         )
         == 1

@@ -44,7 +44,7 @@ from vcpay.integrations.servicedesk import ServiceDesk, forget_clients
 from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.mail.models import EmailState, OutboundEmail
 from vcpay.mail.services import queue_email
-from vcpay.payments import services as payments
+from vcpay.payments import requesting, transitions
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.people.demo import seed_demo
 from vcpay.people.services import find_user_by_email
@@ -317,9 +317,9 @@ def call(gp):
 
 
 def requested(call, amount: str = "85.00") -> PaymentRequest:
-    made = payments.request_payment(
+    made = requesting.request_payment(
         call, find_user_by_email(CLINICIAN), amount, "Consultation", secrets.token_urlsafe(18),
-        StripeGateway.for_app(), payer_choice=payments.ANYONE,
+        StripeGateway.for_app(), payer_choice=requesting.ANYONE,
     )  # fmt: skip
     return made.request
 
@@ -523,7 +523,7 @@ def test_two_refund_events_at_once_record_the_refund_once(app, call, webhooks):
         request = requested(call, "100.00")
         webhooks.pay(request.checkout_session_id)
         webhooks.wait_for_webhooks()
-        payments.sync_with_stripe(request, StripeGateway.for_app())
+        transitions.sync_with_stripe(request, StripeGateway.for_app())
         db.session.commit()
         options = {"stripe_account": request.stripe_account_id}
         for amount in (4000, 6000):

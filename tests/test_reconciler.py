@@ -20,7 +20,7 @@ from vcpay.calls.services import start_call
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_gateway import StripeGateway
-from vcpay.payments import services
+from vcpay.payments import reconciler, requesting
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.payments.tasks import reconcile_payment_requests, reconcile_thresholds
 from vcpay.people.demo import seed_demo
@@ -45,9 +45,9 @@ def requested(call, count: int = 1) -> list[PaymentRequest]:
     made = []
     for number in range(count):
         key = secrets.token_urlsafe(18)  # as the Request Payment form makes them
-        outcome = services.request_payment(
+        outcome = requesting.request_payment(
             call, clinician, f"{40 + number}.00", f"Consultation {number}", key, gateway,
-            payer_choice=services.ANYONE,
+            payer_choice=requesting.ANYONE,
         )  # fmt: skip
         made.append(outcome.request)
     return made
@@ -143,7 +143,7 @@ def test_requests_stripe_keeps_refusing_do_not_starve_the_others(app, call, stri
     age([paid], created_at=minutes_ago(3))
     gateway = StripeGateway.for_app()
     for _ in range(3):
-        services.reconcile(gateway, **reconcile_thresholds(app.config), limit=2)
+        reconciler.reconcile(gateway, **reconcile_thresholds(app.config), limit=2)
     assert fresh(paid).state == PaymentState.PAID
     assert [fresh(r).state for r in refused] == [PaymentState.REQUESTED] * 2
 
@@ -210,7 +210,7 @@ def test_a_webhook_applied_while_the_reconciler_asks_stripe_is_announced_once(ap
 
     gateway = WebhookLandsMeanwhile(app, webhook_arrives_and_is_processed)
     assert (
-        services.reconcile(gateway, **reconcile_thresholds(app.config)) == 0
+        reconciler.reconcile(gateway, **reconcile_thresholds(app.config)) == 0
     )  # the webhook got there first
     request = fresh(request)
     assert request.state == PaymentState.PAID

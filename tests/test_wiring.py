@@ -31,7 +31,9 @@ FEATURE_MODULES = (
     "vcpay.client_payments.stripe_link",
     "vcpay.client_payments.webhooks",
     "vcpay.payments.call_app",
-    "vcpay.payments.services",
+    "vcpay.payments.reconciler",
+    "vcpay.payments.requesting",
+    "vcpay.payments.transitions",
     "vcpay.payments.views",
     "vcpay.payments.webhooks",
 )

@@ -124,7 +124,7 @@ def register_stripe_handlers(app: Flask) -> None:
 def register_stripe_link_removal(app: Flask) -> None:
     """What a clinic's Stripe link being removed settles in the same commit."""
     from vcpay.client_payments.stripe_link import when_link_removed
-    from vcpay.payments.services import cancel_requests_of_removed_link
+    from vcpay.payments.transitions import cancel_requests_of_removed_link
 
     when_link_removed(app, cancel_requests_of_removed_link)
 

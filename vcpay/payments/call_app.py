@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 from vcpay.calls.apps import CallApp, Panel, add_call_app
 from vcpay.calls.models import Call, Participant
 from vcpay.calls.services import patients
-from vcpay.payments import payers, services
+from vcpay.payments import payers, requesting
 from vcpay.payments.forms import RequestPaymentForm
 from vcpay.payments.models import PaymentState
 from vcpay.people.models import User
@@ -21,13 +21,13 @@ def tool_context(call: Call, clinician: User, state: dict) -> dict:
         "payment_form": state.get("form") or RequestPaymentForm().fresh(),
         "payment_error": state.get("error"),
         "payment_error_field": state.get("field"),
-        "unavailable": services.why_payments_unavailable(call.clinic),
+        "unavailable": requesting.why_payments_unavailable(call.clinic),
         "patients": patients(call),
     }
 
 
 def staff_context(call: Call, clinician: User) -> dict:
-    requests = services.requests_in_call(call)
+    requests = requesting.requests_in_call(call)
     return {
         "requests": requests,
         "patients": patients(call),
@@ -38,7 +38,7 @@ def staff_context(call: Call, clinician: User) -> dict:
 
 
 def patient_context(call: Call, patient: Participant) -> dict:
-    return {"requests": services.requests_in_call(call), "me": patient}
+    return {"requests": requesting.requests_in_call(call), "me": patient}
 
 
 REQUEST_PAYMENT = CallApp(

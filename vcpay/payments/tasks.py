@@ -6,7 +6,7 @@ from celery import shared_task
 from flask import current_app
 
 from vcpay.integrations.stripe_gateway import StripeGateway
-from vcpay.payments import services
+from vcpay.payments import reconciler
 
 
 def reconcile_thresholds(config) -> dict[str, timedelta]:
@@ -21,4 +21,4 @@ def reconcile_thresholds(config) -> dict[str, timedelta]:
 def reconcile_payment_requests() -> int:
     """Catch what a missed webhook would have told: expiries, payments, async outcomes."""
     thresholds = reconcile_thresholds(current_app.config)
-    return services.reconcile(StripeGateway.for_app(), **thresholds)
+    return reconciler.reconcile(StripeGateway.for_app(), **thresholds)

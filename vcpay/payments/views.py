@@ -19,7 +19,7 @@ from vcpay.forms import ConfirmForm
 from vcpay.inputs import parse_id
 from vcpay.integrations.stripe_errors import StripeGatewayError
 from vcpay.integrations.stripe_gateway import StripeGateway
-from vcpay.payments import payers, receipts, services
+from vcpay.payments import payers, receipts, requesting, transitions
 from vcpay.payments.call_app import KEY
 from vcpay.payments.forms import RequestPaymentForm
 from vcpay.payments.models import SETTLED_STATES, PaymentRequest, PaymentState
@@ -28,7 +28,7 @@ blueprint = Blueprint("payments", __name__)
 
 
 def _payment(call: Call, request_key: str) -> PaymentRequest:
-    found = services.request_in_call(call, request_key)
+    found = requesting.request_in_call(call, request_key)
     if found is None:
         abort(404)
     return found
@@ -50,11 +50,11 @@ def request_payment(call_id: int):
     if not form.validate_on_submit():
         return _refused(call, _("The form expired; please try again."), None)
     try:
-        made = services.request_payment(
+        made = requesting.request_payment(
             call, current_user, form.amount.data or "", form.description.data or "",
             form.request_key.data or "", StripeGateway.for_app(), form.payer.data or "",
         )  # fmt: skip
-    except services.PaymentRefused as refused:
+    except requesting.PaymentRefused as refused:
         return _refused(call, refused.message, refused.field)
     if _wants_json():
         return jsonify(request=made.request.request_key, repeated=made.repeated), 201
@@ -82,7 +82,7 @@ def cancel_payment(call_id: int, request_key: str):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
-        services.cancel_request(payment, current_user, StripeGateway.for_app())
+        transitions.cancel_request(payment, current_user, StripeGateway.for_app())
     except StripeGatewayError as error:
         db.session.rollback()
         flash(
@@ -130,7 +130,7 @@ def recognise_participant(call_id: int, participant_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     payer = participant_in(call, parse_id(request.form.get("person")))
-    if not payers.is_offered(call, services.requests_in_call(call), patient, payer):
+    if not payers.is_offered(call, requesting.requests_in_call(call), patient, payer):
         flash(
             _(
                 "%(name)s cannot be recognised as %(payer)s: only a patient who joined after "
@@ -201,7 +201,7 @@ def payment_done(token: str, request_key: str):
 
 def _ask_stripe(payment: PaymentRequest) -> None:
     try:
-        services.sync_with_stripe(payment, StripeGateway.for_app())
+        transitions.sync_with_stripe(payment, StripeGateway.for_app())
     except StripeGatewayError:
         db.session.rollback()
         return  # the webhook will tell; the page says the payment is being confirmed

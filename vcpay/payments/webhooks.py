@@ -17,7 +17,7 @@ from flask import Flask
 from vcpay.integrations.stripe_events import CHECKOUT_EVENTS
 from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.integrations.stripe_values import ChargeRefunded, CheckoutChanged, PaymentFailed
-from vcpay.payments import services
+from vcpay.payments import transitions
 from vcpay.payments.models import PaymentRequest
 from vcpay.webhooks.handlers import IgnoreEvent, stripe_handlers
 
@@ -32,18 +32,22 @@ def register_stripe_handlers(app: Flask) -> None:
 
 
 def checkout_session_changed(change: CheckoutChanged) -> None:
-    request = services.request_for_session(change.session_id)
+    request = transitions.request_for_session(change.session_id)
     _sync(_own_payment(change.account, request))
 
 
 def payment_attempt_failed(change: PaymentFailed) -> None:
     """A declined card: the request stays open, and both sides hear Stripe's reason."""
-    request = services.request_for_payment_intent(change.payment_intent_id, change.payment_request)
+    request = transitions.request_for_payment_intent(
+        change.payment_intent_id, change.payment_request
+    )
     _sync(_own_payment(change.account, request), failed_attempt=change.payment_intent_id)
 
 
 def charge_refunded(change: ChargeRefunded) -> None:
-    request = services.request_for_payment_intent(change.payment_intent_id, change.payment_request)
+    request = transitions.request_for_payment_intent(
+        change.payment_intent_id, change.payment_request
+    )
     _sync(_own_payment(change.account, request), charge=change.charge_id)
 
 
@@ -66,6 +70,6 @@ def _own_payment(account: str | None, request: PaymentRequest | None) -> Payment
 
 def _sync(request: PaymentRequest, **named: str) -> None:
     try:
-        services.sync_with_stripe(request, StripeGateway.for_app(), **named)
-    except services.NotTheRequests as foreign:
+        transitions.sync_with_stripe(request, StripeGateway.for_app(), **named)
+    except transitions.NotTheRequests as foreign:
         raise IgnoreEvent(foreign.reason) from None

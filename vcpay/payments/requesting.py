@@ -1,0 +1,241 @@
+"""Making payment requests in a call: checks, the Checkout Session, a double click made once.
+
+What becomes of a request afterwards is in ``transitions``; the reconciler is in ``reconciler``.
+"""
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from vcpay.audit.services import record_audit
+from vcpay.calls.events import CallEventKind
+from vcpay.calls.models import Call, Participant
+from vcpay.calls.services import patients
+from vcpay.client_payments.stripe_link import live_link
+from vcpay.database import utcnow
+from vcpay.extensions import db
+from vcpay.inputs import TEXT_CONTROL_MESSAGE, has_control_character
+from vcpay.integrations.stripe_errors import IdempotencyKeyInUse, StripeGatewayError
+from vcpay.integrations.stripe_gateway import StripeGateway
+from vcpay.integrations.stripe_values import CheckoutRequest
+from vcpay.payments.amounts import AmountInvalid, parse_amount
+from vcpay.payments.models import (
+    PaymentRequest,
+)
+from vcpay.payments.transitions import announce, patient_names
+from vcpay.people.models import Clinic, User
+from vcpay.public_urls import public_url_for
+
+DESCRIPTION_MAX = 120
+REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
+# Stripe accepts 30 minutes to 24 hours.
+MINUTES_ALLOWED = (30, 24 * 60)
+# How long a double click's second request waits for the first to store the request it is
+# making (Stripe's own timeout is the bound).
+OTHER_CLICK_WAITS = (0.1, 0.2, 0.4, 0.8, 1.5, 3.0, 4.0)
+
+
+class PaymentRefused(Exception):
+    """The request was not made; ``field`` names the form field at fault, if any."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def why_payments_unavailable(clinic: Clinic) -> str | None:
+    """Why Request Payment cannot be used in this clinic's calls, and who can fix it."""
+    if not clinic.gateway_enabled:
+        return _(
+            "Payments are not switched on for %(clinic)s. An organisation admin can ask for "
+            "the Payment Gateway under Client Payments.",
+            clinic=clinic.name,
+        )
+    link = live_link(clinic)
+    if link is None:
+        return _(
+            "%(clinic)s has no Stripe account linked yet. A clinic admin can link it with "
+            "Go to Stripe under Client Payments.",
+            clinic=clinic.name,
+        )
+    if not link.charges_enabled:
+        return _(
+            "Stripe has not enabled card payments on %(clinic)s's account yet. A clinic admin "
+            "can see what Stripe needs under Client Payments.",
+            clinic=clinic.name,
+        )
+    return None
+
+
+def _description(text: str) -> str:
+    if has_control_character(text or ""):
+        raise PaymentRefused(str(TEXT_CONTROL_MESSAGE), "description")
+    description = " ".join((text or "").split())
+    if not description:
+        raise PaymentRefused(
+            _("Enter a description: the patient sees it and it is on the receipt."), "description"
+        )
+    if len(description) > DESCRIPTION_MAX:
+        raise PaymentRefused(
+            _("Keep the description to %(max)s characters or fewer.", max=DESCRIPTION_MAX),
+            "description",
+        )
+    return description
+
+
+def _expiry() -> datetime:
+    low, high = MINUTES_ALLOWED
+    minutes = min(max(current_app.config["PAYMENT_REQUEST_MINUTES"], low), high)
+    return (utcnow() + timedelta(minutes=minutes)).replace(microsecond=0)
+
+
+def requests_in_call(call: Call) -> list[PaymentRequest]:
+    """The call's payment requests, newest first."""
+    return list(
+        db.session.scalars(
+            select(PaymentRequest).filter_by(call_id=call.id).order_by(PaymentRequest.id.desc())
+        )
+    )
+
+
+def request_in_call(call: Call, request_key: str) -> PaymentRequest | None:
+    return db.session.scalar(
+        select(PaymentRequest).filter_by(call_id=call.id, request_key=request_key)
+    )
+
+
+def existing_request(request_key: str) -> PaymentRequest | None:
+    return db.session.scalar(select(PaymentRequest).filter_by(request_key=request_key))
+
+
+@dataclass(frozen=True)
+class Requested:
+    request: PaymentRequest
+    repeated: bool  # a second click: the first click's request
+
+
+def request_payment(
+    call: Call, clinician: User, amount_text: str, description_text: str, request_key: str,
+    gateway: StripeGateway, payer_choice: str = "",
+) -> Requested:  # fmt: skip
+    """Make the Checkout Session on the clinic's account, then the request; commits."""
+    if not REQUEST_KEY.match(request_key or ""):
+        raise PaymentRefused(_("The form expired; please try again."))
+    if (earlier := existing_request(request_key)) is not None:
+        return _repeated(call, earlier)
+    if not call.is_open:
+        raise PaymentRefused(_("This call has ended."))
+    if (reason := why_payments_unavailable(call.clinic)) is not None:
+        raise PaymentRefused(reason)
+    amount = _parse(amount_text)
+    description = _description(description_text)
+    payer = _payer(call, payer_choice)
+    link = live_link(call.clinic)
+    expires_at = _expiry()
+    try:
+        session = _create_session(
+            call, link.account_id, amount, description, request_key, expires_at, gateway
+        )
+    except IdempotencyKeyInUse as error:
+        # The other click of a double click is making this very request right now.
+        if (earlier := _await_other_click(request_key)) is None:
+            raise _not_created(error) from None
+        return _repeated(call, earlier)
+    request = PaymentRequest(
+        request_key=request_key, call=call, clinic=call.clinic, requested_by=clinician,
+        amount=amount, currency="aud", description=description, updated_at=utcnow(),
+        stripe_account_id=link.account_id, checkout_session_id=session.id,
+        checkout_url=session.url or "", expires_at=expires_at, payer=payer,
+        patient_name=payer.display_name if payer else patient_names(call),
+    )  # fmt: skip
+    db.session.add(request)
+    try:
+        db.session.flush()
+    except IntegrityError:  # the other click of a double click got here first
+        db.session.rollback()
+        return Requested(existing_request(request_key), repeated=True)
+    announce(request, CallEventKind.PAYMENT_REQUESTED)
+    record_audit("payment.requested", request, actor=clinician, amount=amount)
+    db.session.commit()
+    return Requested(request, repeated=False)
+
+
+def _repeated(call: Call, earlier: PaymentRequest) -> Requested:
+    if earlier.call_id != call.id:
+        raise PaymentRefused(_("The form expired; please try again."))
+    return Requested(earlier, repeated=True)
+
+
+def _await_other_click(request_key: str) -> PaymentRequest | None:
+    for wait in OTHER_CLICK_WAITS:
+        time.sleep(wait)
+        if (earlier := existing_request(request_key)) is not None:
+            return earlier
+    return None
+
+
+ANYONE = "anyone"  # the form's choice when whoever is in the call may pay
+
+
+def _payer(call: Call, choice: str) -> Participant | None:
+    """Who is asked to pay: the patient chosen, or anyone (None). With one patient in the
+    call and no choice made, that patient; with several, the clinician must choose."""
+    in_call = patients(call)
+    if choice == ANYONE:
+        return None
+    if not choice:
+        if len(in_call) > 1:
+            message = _("Choose who pays: more than one person is in the call.")
+            raise PaymentRefused(message, "payer")
+        return in_call[0] if in_call else None
+    chosen = next((p for p in in_call if str(p.id) == choice), None)
+    if chosen is None:
+        raise PaymentRefused(_("Choose who pays from the people in this call."), "payer")
+    return chosen
+
+
+def _parse(amount_text: str) -> int:
+    try:
+        return parse_amount(amount_text)
+    except AmountInvalid as invalid:
+        raise PaymentRefused(invalid.message, "amount") from None
+
+
+def _create_session(call, account_id, amount, description, request_key, expires_at, gateway):
+    token = call.guest_token
+    done = public_url_for("payments.payment_done", token=token, request_key=request_key)
+    order = CheckoutRequest(
+        account_id=account_id,
+        amount=amount,
+        currency="aud",
+        description=description,
+        # Stripe puts the session id in place of the placeholder.
+        success_url=f"{done}?session_id={{CHECKOUT_SESSION_ID}}",
+        cancel_url=public_url_for("payments.payment_left", token=token, request_key=request_key),
+        expires_at=int(expires_at.timestamp()),
+        idempotency_key=f"vcpay-payreq-{request_key}-checkout",
+        metadata={
+            "payment_request": request_key,
+            "clinic_id": str(call.clinic_id),
+            "call_id": str(call.id),
+        },
+    )
+    try:
+        return gateway.create_checkout_session(order)
+    except IdempotencyKeyInUse:
+        raise
+    except StripeGatewayError as error:
+        raise _not_created(error) from None
+
+
+def _not_created(error: StripeGatewayError) -> PaymentRefused:
+    return PaymentRefused(
+        _("Stripe could not create the payment, so nothing was requested: %(why)s", why=error)
+    )
