@@ -1,7 +1,8 @@
 """Settings from the environment, with embedded defaults that need no external server.
 
 Every setting is declared once in ``SETTINGS``; the README's configuration table lists the
-same names and a test keeps the two in step.
+same names and a test keeps the two in step. Longer than most modules because it is that one
+table: splitting it would scatter the settings a deployer reads in one place.
 """
 
 import os

@@ -3,7 +3,8 @@
 A poll runs one enhanced search for requests updated since the cursor (less an overlap,
 because JQL dates have minutes only and Jira's search lags writes), then reads approvals
 only for requests whose Jira ``updated`` stamp changed. A sweep re-reads every open request
-now and then, so nothing depends on the cursor alone.
+now and then, so nothing depends on the cursor alone. The poll, the sweep and the applying of a
+decision share one cursor and one exactly-once rule, so they stay together here.
 """
 
 import enum
