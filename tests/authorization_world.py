@@ -107,10 +107,10 @@ class World:
         """A new open request in the call of ``place``'s payment (the inner object)."""
         call = place.payment.call
         clinician = db.session.get(User, call.clinician_id)
-        made = requesting.request_payment(
-            call, clinician, "12.50", "Matrix: a request to cancel",
-            secrets.token_urlsafe(18), StripeGateway.for_app(), requesting.ANYONE,
-        )  # fmt: skip
+        asked = requesting.PaymentAsked(
+            "12.50", "Matrix: a request to cancel", secrets.token_urlsafe(18), requesting.ANYONE
+        )
+        made = requesting.request_payment(call, clinician, asked, StripeGateway.for_app())
         return made.request
 
     def rejoined_patient(self, place: Place) -> Participant:
@@ -226,10 +226,10 @@ def _build_place(
     guest = _join(app, call, "Pat Citizen")
     other_guest = _join(app, other_call, "Robin Other")
     # One patient in the call: the request is theirs alone.
+    asked = requesting.PaymentAsked("85.00", "Consultation", secrets.token_urlsafe(18))
     payment = requesting.request_payment(
-        call, people["clinician"], "85.00", "Consultation", secrets.token_urlsafe(18),
-        StripeGateway.for_app(),
-    ).request  # fmt: skip
+        call, people["clinician"], asked, StripeGateway.for_app()
+    ).request
     assert payment.payer is not None
     place = Place(
         name=name, home=name, organisation=organisation, clinic=gp, spare=spare,

@@ -158,10 +158,10 @@ class PaymentRig:
         for number in range(self.payments_count):
             key = secrets.token_urlsafe(18)
             call = calls[number % CALLS]
-            requesting.request_payment(
-                call, clinician, f"{50 + number}.00", f"Consultation {number}", key, gateway,
-                payer_choice=requesting.ANYONE,
-            )  # fmt: skip
+            asked = requesting.PaymentAsked(
+                f"{50 + number}.00", f"Consultation {number}", key, requesting.ANYONE
+            )
+            requesting.request_payment(call, clinician, asked, gateway)
             keys.append(key)
         self.known_events = {event["id"] for event in self.stripe.call("GET", "events")}
         return keys

@@ -317,10 +317,12 @@ def call(gp):
 
 
 def requested(call, amount: str = "85.00") -> PaymentRequest:
+    asked = requesting.PaymentAsked(
+        amount, "Consultation", secrets.token_urlsafe(18), requesting.ANYONE
+    )
     made = requesting.request_payment(
-        call, find_user_by_email(CLINICIAN), amount, "Consultation", secrets.token_urlsafe(18),
-        StripeGateway.for_app(), payer_choice=requesting.ANYONE,
-    )  # fmt: skip
+        call, find_user_by_email(CLINICIAN), asked, StripeGateway.for_app()
+    )
     return made.request
 
 

@@ -45,10 +45,10 @@ def requested(call, count: int = 1) -> list[PaymentRequest]:
     made = []
     for number in range(count):
         key = secrets.token_urlsafe(18)  # as the Request Payment form makes them
-        outcome = requesting.request_payment(
-            call, clinician, f"{40 + number}.00", f"Consultation {number}", key, gateway,
-            payer_choice=requesting.ANYONE,
-        )  # fmt: skip
+        asked = requesting.PaymentAsked(
+            f"{40 + number}.00", f"Consultation {number}", key, requesting.ANYONE
+        )
+        outcome = requesting.request_payment(call, clinician, asked, gateway)
         made.append(outcome.request)
     return made
 

@@ -121,35 +121,44 @@ class Requested:
     repeated: bool  # a second click: the first click's request
 
 
+@dataclass(frozen=True)
+class PaymentAsked:
+    """What the clinician put into Request Payment, as typed: checked by ``request_payment``."""
+
+    amount: str
+    description: str
+    request_key: str
+    payer: str = ""  # a participant's id, ``ANYONE``, or empty for the patients in the call
+
+
 def request_payment(
-    call: Call, clinician: User, amount_text: str, description_text: str, request_key: str,
-    gateway: StripeGateway, payer_choice: str = "",
-) -> Requested:  # fmt: skip
+    call: Call, clinician: User, asked: PaymentAsked, gateway: StripeGateway
+) -> Requested:
     """Make the Checkout Session on the clinic's account, then the request; commits."""
-    if not REQUEST_KEY.match(request_key or ""):
+    if not REQUEST_KEY.match(asked.request_key or ""):
         raise PaymentRefused(_("The form expired; please try again."))
-    if (earlier := existing_request(request_key)) is not None:
+    if (earlier := existing_request(asked.request_key)) is not None:
         return _repeated(call, earlier)
     if not call.is_open:
         raise PaymentRefused(_("This call has ended."))
     if (reason := why_payments_unavailable(call.clinic)) is not None:
         raise PaymentRefused(reason)
-    amount = _parse(amount_text)
-    description = _description(description_text)
-    payer = _payer(call, payer_choice)
+    amount = _parse(asked.amount)
+    description = _description(asked.description)
+    payer = _payer(call, asked.payer)
     link = live_link(call.clinic)
     expires_at = _expiry()
     try:
         session = _create_session(
-            call, link.account_id, amount, description, request_key, expires_at, gateway
+            call, link.account_id, amount, description, asked.request_key, expires_at, gateway
         )
     except IdempotencyKeyInUse as error:
         # The other click of a double click is making this very request right now.
-        if (earlier := _await_other_click(request_key)) is None:
+        if (earlier := _await_other_click(asked.request_key)) is None:
             raise _not_created(error) from None
         return _repeated(call, earlier)
     request = PaymentRequest(
-        request_key=request_key, call=call, clinic=call.clinic, requested_by=clinician,
+        request_key=asked.request_key, call=call, clinic=call.clinic, requested_by=clinician,
         amount=amount, currency="aud", description=description, updated_at=utcnow(),
         stripe_account_id=link.account_id, checkout_session_id=session.id,
         checkout_url=session.url or "", expires_at=expires_at, payer=payer,
@@ -160,7 +169,7 @@ def request_payment(
         db.session.flush()
     except IntegrityError:  # the other click of a double click got here first
         db.session.rollback()
-        return Requested(existing_request(request_key), repeated=True)
+        return Requested(existing_request(asked.request_key), repeated=True)
     announce(request, CallEventKind.PAYMENT_REQUESTED)
     record_audit("payment.requested", request, actor=clinician, amount=amount)
     db.session.commit()

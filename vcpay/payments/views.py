@@ -50,10 +50,13 @@ def request_payment(call_id: int):
     if not form.validate_on_submit():
         return _refused(call, _("The form expired; please try again."), None)
     try:
-        made = requesting.request_payment(
-            call, current_user, form.amount.data or "", form.description.data or "",
-            form.request_key.data or "", StripeGateway.for_app(), form.payer.data or "",
-        )  # fmt: skip
+        asked = requesting.PaymentAsked(
+            amount=form.amount.data or "",
+            description=form.description.data or "",
+            request_key=form.request_key.data or "",
+            payer=form.payer.data or "",
+        )
+        made = requesting.request_payment(call, current_user, asked, StripeGateway.for_app())
     except requesting.PaymentRefused as refused:
         return _refused(call, refused.message, refused.field)
     if _wants_json():
