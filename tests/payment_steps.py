@@ -9,10 +9,11 @@ import json
 import re
 
 import pytest
+import stripe
 from sqlalchemy import select
 
 from tests.conftest import CSRF_FIELD, csrf_token, sign_in
-from tests.stripe_standin import link_clinic
+from tests.stripe_standin import link_clinic, process_received
 from vcpay.audit.models import AuditEntry
 from vcpay.calls.models import Call, CallEvent, Participant
 from vcpay.extensions import db
@@ -147,6 +148,24 @@ def recognised_as(patient_id) -> int | None:
 def pay_and_process(control, request, card="4242424242424242", **details):
     outcome = control.pay(request.checkout_session_id, card, **details)
     return outcome
+
+
+def paid_in_a_new_call(clinician, gp, webhooks, amount="100.00") -> PaymentRequest:
+    """A call with a request paid and its events applied: the start of every refund story."""
+    ask(clinician, start_call(clinician, gp), amount)
+    request = the_request()
+    pay_and_process(webhooks, request)
+    webhooks.wait_for_webhooks()
+    process_received()
+    return request
+
+
+def stripe_platform(app, webhooks) -> stripe.StripeClient:
+    """The platform's own Stripe client, as the clinic's Stripe dashboard acts (refunds)."""
+    return stripe.StripeClient(
+        app.config["STRIPE_SECRET_KEY"],
+        base_addresses={"api": webhooks.base, "connect": webhooks.base},
+    )
 
 
 RECEIPT_DETAILS = ("pat@example.org", "4242", "Receipt number")

@@ -9,7 +9,6 @@ import json
 import re
 from datetime import timedelta
 
-import stripe
 from sqlalchemy import select, update
 
 from tests.conftest import csrf_token
@@ -19,11 +18,13 @@ from tests.payment_steps import (
     gp_fixture,  # noqa: F401 - a fixture
     join,
     kinds,
+    paid_in_a_new_call,
     pay_and_process,
     pay_link,
     pay_now,
     requests_made,
     start_call,
+    stripe_platform,
     the_request,
 )
 from tests.stripe_standin import process_received, received, wait_for_events
@@ -164,16 +165,8 @@ def test_a_delayed_payment_method_settles_later_or_fails(app, clinician, gp, web
 
 
 def test_refunds_from_stripe_are_recorded(app, clinician, gp, webhooks):
-    call = start_call(clinician, gp)
-    ask(clinician, call, "100.00")
-    request = the_request()
-    pay_and_process(webhooks, request)
-    webhooks.wait_for_webhooks()
-    process_received()
-    platform = stripe.StripeClient(
-        app.config["STRIPE_SECRET_KEY"],
-        base_addresses={"api": webhooks.base, "connect": webhooks.base},
-    )
+    request = paid_in_a_new_call(clinician, gp, webhooks)
+    platform = stripe_platform(app, webhooks)
     options = {"stripe_account": request.stripe_account_id}
     platform.v1.refunds.create(
         {"payment_intent": the_request().payment_intent_id, "amount": 2500}, options
@@ -191,16 +184,8 @@ def test_refunds_from_stripe_are_recorded(app, clinician, gp, webhooks):
 
 
 def test_refund_events_arriving_out_of_order_leave_the_latest_refund(app, clinician, gp, webhooks):
-    call = start_call(clinician, gp)
-    ask(clinician, call, "100.00")
-    request = the_request()
-    pay_and_process(webhooks, request)
-    webhooks.wait_for_webhooks()
-    process_received()
-    platform = stripe.StripeClient(
-        app.config["STRIPE_SECRET_KEY"],
-        base_addresses={"api": webhooks.base, "connect": webhooks.base},
-    )
+    request = paid_in_a_new_call(clinician, gp, webhooks)
+    platform = stripe_platform(app, webhooks)
     options = {"stripe_account": request.stripe_account_id}
     intent = the_request().payment_intent_id
     webhooks.webhook_fault("hold", count=20)
@@ -215,7 +200,7 @@ def test_refund_events_arriving_out_of_order_leave_the_latest_refund(app, clinic
         PaymentState.PARTIALLY_REFUNDED,
         7500,
     )
-    assert kinds(call).count("payment_refunded") == 1  # the older event changed nothing
+    assert kinds(request.call).count("payment_refunded") == 1  # the older event changed nothing
     assert [e.state for e in received("charge.refunded")] == [EventState.PROCESSED] * 2
 
 

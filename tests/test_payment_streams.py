@@ -6,7 +6,6 @@ stored events are processed as a worker would.
 
 from datetime import timedelta
 
-import stripe
 from sqlalchemy import delete, select, update
 
 from tests.conftest import csrf_token
@@ -19,6 +18,7 @@ from tests.payment_steps import (
     pay_and_process,
     read_stream,
     start_call,
+    stripe_platform,
     the_request,
 )
 from tests.stripe_standin import process_received
@@ -40,10 +40,7 @@ def test_the_event_stream_resumes_after_the_last_event_id_and_keeps_staff_events
     pay_and_process(webhooks, request)
     webhooks.wait_for_webhooks()
     process_received()
-    platform = stripe.StripeClient(
-        app.config["STRIPE_SECRET_KEY"],
-        base_addresses={"api": webhooks.base, "connect": webhooks.base},
-    )
+    platform = stripe_platform(app, webhooks)
     platform.v1.refunds.create(
         {"payment_intent": the_request().payment_intent_id},
         {"stripe_account": request.stripe_account_id},
