@@ -13,7 +13,13 @@ from sqlalchemy import update
 from tests.broker import arguments_queued, due_in, next_message, run_as_worker
 from tests.processes import wait_for
 from tests.sandbox.conftest import start_jira_standin, stop_jira_standin
-from tests.test_enablement_jira import queued_request, raised_request, use_standin
+from tests.test_enablement_jira import (
+    IMPATIENT_SECONDS,
+    LATE_SECONDS,
+    queued_request,
+    raised_request,
+    use_standin,
+)
 from vcpay.database import utcnow
 from vcpay.enablement import polling
 from vcpay.enablement.models import EnablementRequest, RequestState
@@ -96,7 +102,8 @@ def test_while_jiras_search_lags_the_retry_waits_for_it_instead_of_raising_again
     app.config["JIRA_SEARCH_SETTLE_SECONDS"] = 60
     jira.post("search-lag", {"seconds": 600})
     # Jira creates the request, but its answer comes after vcpay stopped waiting.
-    jira.fault(**RAISING, delay=2.0, after_effect=True, times=1)
+    app.config["JIRA_TIMEOUT_SECONDS"] = IMPATIENT_SECONDS
+    jira.fault(**RAISING, delay=LATE_SECONDS, after_effect=True, times=1)
     request = queued_request(demo)
     assert run_as_worker(app, next_message(broker, RAISE)) == "RETRY"
     assert current(request).raise_outcome_unknown
@@ -120,7 +127,8 @@ def test_while_jiras_search_lags_the_retry_waits_for_it_instead_of_raising_again
 
 def test_a_raise_jira_never_received_is_raised_once_search_has_settled(app, demo, jira, broker):
     # vcpay stops waiting before Jira does anything, and Jira then refuses it.
-    jira.fault(**RAISING, delay=2.0, status=503, times=1)
+    app.config["JIRA_TIMEOUT_SECONDS"] = IMPATIENT_SECONDS
+    jira.fault(**RAISING, delay=LATE_SECONDS, status=503, times=1)
     request = queued_request(demo)
     assert run_as_worker(app, next_message(broker, RAISE)) == "RETRY"
     assert current(request).raise_outcome_unknown and jira.requests() == []
