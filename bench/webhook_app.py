@@ -9,8 +9,8 @@ from flask import current_app, jsonify, request
 
 from vcpay import create_app
 from vcpay.extensions import csrf, limiter
+from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import WebhookSignatureInvalid
-from vcpay.integrations.stripe_gateway import StripeGateway
 
 app = create_app()
 
@@ -19,10 +19,10 @@ app = create_app()
 @csrf.exempt
 @limiter.exempt
 def baseline():
-    gateway = StripeGateway.from_config(current_app.config)
+    stripe_api = StripeApi.from_config(current_app.config)
     payload = request.get_data(cache=False)
     try:
-        event = gateway.verify_webhook(payload, request.headers.get("Stripe-Signature"))
+        event = stripe_api.verify_webhook(payload, request.headers.get("Stripe-Signature"))
     except (WebhookSignatureInvalid, ValueError) as error:
         return jsonify({"error": str(error)}), 400
     return jsonify({"received": event.id, "duplicate": False})

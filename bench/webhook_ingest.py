@@ -268,15 +268,15 @@ def _time_pieces(app, samples: int) -> dict[str, float]:
     the request thread pays to pass the id on); and, off the request thread, sending one
     Celery message, and taking a pooled connection (with its ping)."""
     from vcpay.extensions import db
-    from vcpay.integrations.stripe_gateway import StripeGateway
+    from vcpay.integrations.stripe_api import StripeApi
     from vcpay.webhooks import services
 
-    gateway = StripeGateway.from_config(app.config)
+    stripe_api = StripeApi.from_config(app.config)
     times: dict[str, list[float]] = {name: [] for name in ("verify", "store", "handoff")}
     for i in range(samples):
         payload, header = signed(f"evt_piece_p_{i}")
         t0 = time.perf_counter()
-        event = gateway.verify_webhook(payload, header)
+        event = stripe_api.verify_webhook(payload, header)
         t1 = time.perf_counter()
         row_id = services.store_event(event)
         t2 = time.perf_counter()

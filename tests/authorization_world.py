@@ -29,7 +29,7 @@ from vcpay.client_payments.stripe_link import live_link
 from vcpay.database import utcnow
 from vcpay.enablement.models import EnablementRequest, RequestedClinic, RequestState
 from vcpay.extensions import db
-from vcpay.integrations.stripe_gateway import StripeGateway, forget_clients
+from vcpay.integrations.stripe_api import StripeApi, forget_clients
 from vcpay.payments import requesting, transitions
 from vcpay.payments.models import PaymentRequest
 from vcpay.people.demo import DEMO_PASSWORD, seed_demo
@@ -110,7 +110,7 @@ class World:
         asked = requesting.PaymentAsked(
             "12.50", "Matrix: a request to cancel", secrets.token_urlsafe(18), requesting.ANYONE
         )
-        made = requesting.request_payment(call, clinician, asked, StripeGateway.for_app())
+        made = requesting.request_payment(call, clinician, asked, StripeApi.for_app())
         return made.request
 
     def rejoined_patient(self, place: Place) -> Participant:
@@ -122,7 +122,7 @@ class World:
         if place.name not in self.paid:
             request = self.fresh_payment(place)
             self.stripe.pay(request.checkout_session_id)
-            transitions.sync_with_stripe(request, StripeGateway.for_app())
+            transitions.sync_with_stripe(request, StripeApi.for_app())
             db.session.commit()
             self.paid[place.name] = request
         return self.paid[place.name]
@@ -228,7 +228,7 @@ def _build_place(
     # One patient in the call: the request is theirs alone.
     asked = requesting.PaymentAsked("85.00", "Consultation", secrets.token_urlsafe(18))
     payment = requesting.request_payment(
-        call, people["clinician"], asked, StripeGateway.for_app()
+        call, people["clinician"], asked, StripeApi.for_app()
     ).request
     assert payment.payer is not None
     place = Place(

@@ -33,7 +33,7 @@ from vcpay import create_app
 from vcpay.calls.models import CallEvent
 from vcpay.calls.services import start_call
 from vcpay.extensions import db
-from vcpay.integrations.stripe_gateway import StripeGateway, forget_clients
+from vcpay.integrations.stripe_api import StripeApi, forget_clients
 from vcpay.mail.models import OutboundEmail
 from vcpay.payments import requesting
 from vcpay.payments.models import PaymentRequest, PaymentState
@@ -153,7 +153,7 @@ class PaymentRig:
         db.session.commit()
         clinician = find_user_by_email(CLINICIAN)
         calls = [start_call(clinic, clinician, f"Patient {n}") for n in range(CALLS)]
-        gateway = StripeGateway.for_app()
+        stripe_api = StripeApi.for_app()
         keys = []
         for number in range(self.payments_count):
             key = secrets.token_urlsafe(18)
@@ -161,7 +161,7 @@ class PaymentRig:
             asked = requesting.PaymentAsked(
                 f"{50 + number}.00", f"Consultation {number}", key, requesting.ANYONE
             )
-            requesting.request_payment(call, clinician, asked, gateway)
+            requesting.request_payment(call, clinician, asked, stripe_api)
             keys.append(key)
         self.known_events = {event["id"] for event in self.stripe.call("GET", "events")}
         return keys

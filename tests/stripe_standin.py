@@ -15,7 +15,7 @@ from sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
-from vcpay.integrations.stripe_gateway import forget_clients
+from vcpay.integrations.stripe_api import forget_clients
 from vcpay.people.models import Clinic
 from vcpay.webhooks import services
 from vcpay.webhooks.models import EventState, StripeEvent

@@ -22,7 +22,7 @@ from vcpay.client_payments.models import LinkState, RemovalCause, StripeLink
 from vcpay.client_payments.stripe_link import when_link_removed
 from vcpay.database import utcnow
 from vcpay.extensions import db
-from vcpay.integrations.stripe_gateway import forget_clients
+from vcpay.integrations.stripe_api import forget_clients
 from vcpay.mail.models import OutboundEmail
 from vcpay.people.demo import seed_demo
 from vcpay.people.models import Clinic, ClinicMembership, ClinicRole
@@ -129,7 +129,7 @@ def test_link_show_edit_in_stripe_and_remove(app, client, gp, webhooks):
     assert "Remove the Stripe account from Harbourside GP Clinic?" in confirm
     assert links()[0].is_live  # looking is not removing
     removed_signals = []
-    when_link_removed(app, lambda removed, gateway: removed_signals.append(removed))
+    when_link_removed(app, lambda removed, stripe_api: removed_signals.append(removed))
     token = csrf_token(client, f"/client-payments/clinics/{gp.id}/stripe/remove")
     done = client.post(
         f"/client-payments/clinics/{gp.id}/stripe/remove", data={"csrf_token": token}

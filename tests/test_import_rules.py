@@ -97,7 +97,7 @@ def test_the_walk_sees_every_kind_of_import(tmp_path):
         "import sandbox.jira\n"
         "from sandbox import demo\n"
         "from . import models\n"
-        "from ..integrations import stripe_gateway\n"
+        "from ..integrations import stripe_api\n"
         "def late():\n"
         "    import stripe\n"
         "    from jira import JIRA\n"
@@ -113,7 +113,7 @@ def test_the_walk_sees_every_kind_of_import(tmp_path):
         "vcpay.feature",
         "vcpay.feature.models",
         "vcpay.integrations",
-        "vcpay.integrations.stripe_gateway",
+        "vcpay.integrations.stripe_api",
         "stripe",
         "jira",
         "jira.JIRA",

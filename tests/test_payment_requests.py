@@ -38,7 +38,7 @@ from vcpay.calls.models import Call
 from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
-from vcpay.integrations.stripe_gateway import forget_clients
+from vcpay.integrations.stripe_api import forget_clients
 from vcpay.payments.models import PaymentState
 from vcpay.people.models import Clinic, ClinicRole
 
@@ -193,7 +193,7 @@ def test_request_payment_makes_one_checkout_session_on_the_clinics_account(
     assert session["id"] == request.checkout_session_id
     assert session["amount_total"] == 125000 and session["currency"] == "aud"
     assert session["metadata"]["payment_request"] == request.request_key
-    # The page closes a minute after the request, inside Stripe's window (stripe_gateway).
+    # The page closes a minute after the request, inside Stripe's window (stripe_api).
     assert 30 * 60 <= session["expires_at"] - int(time.time()) <= 31 * 60 + 1
     assert kinds(call).count("payment_requested") == 1
 

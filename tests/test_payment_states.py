@@ -32,7 +32,7 @@ from vcpay.client_payments.models import StripeLink
 from vcpay.client_payments.stripe_link import remove_link
 from vcpay.database import utcnow
 from vcpay.extensions import db
-from vcpay.integrations.stripe_gateway import StripeGateway
+from vcpay.integrations.stripe_api import StripeApi
 from vcpay.payments import reconciler
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.payments.tasks import reconcile_thresholds
@@ -211,14 +211,14 @@ def test_the_reconciler_finds_a_payment_whose_webhook_never_came(
     ask(clinician, call)
     request = the_request()
     pay_and_process(stripe_control, request)
-    gateway = StripeGateway.from_config(app.config)
+    stripe_api = StripeApi.from_config(app.config)
     thresholds = reconcile_thresholds(app.config)
-    assert reconciler.reconcile(gateway, **thresholds) == 0  # too recent to ask about yet
+    assert reconciler.reconcile(stripe_api, **thresholds) == 0  # too recent to ask about yet
     db.session.execute(update(PaymentRequest).values(created_at=utcnow() - timedelta(minutes=3)))
     db.session.commit()
-    assert reconciler.reconcile(gateway, **thresholds) == 1
+    assert reconciler.reconcile(stripe_api, **thresholds) == 1
     assert the_request().state == PaymentState.PAID
-    assert reconciler.reconcile(gateway, **thresholds) == 0
+    assert reconciler.reconcile(stripe_api, **thresholds) == 0
 
 
 def test_removing_the_stripe_link_cancels_open_requests(app, clinician, gp, stripe_control):
@@ -226,7 +226,7 @@ def test_removing_the_stripe_link_cancels_open_requests(app, clinician, gp, stri
     ask(clinician, call)
     link = db.session.scalar(select(StripeLink))
     admin = db.session.scalar(select(User).filter_by(email="clinicadmin@harbourside.example"))
-    remove_link(link, admin, StripeGateway.from_config(app.config))
+    remove_link(link, admin, StripeApi.from_config(app.config))
     db.session.commit()
     assert the_request().state == PaymentState.CANCELLED
     assert stripe_control.sessions()[0]["status"] == "expired"
@@ -241,9 +241,7 @@ def test_the_reconciler_finds_a_delayed_payment_that_failed(app, clinician, gp, 
     db.session.execute(update(PaymentRequest).values(created_at=utcnow() - timedelta(minutes=3)))
     db.session.commit()
     assert (
-        reconciler.reconcile(
-            StripeGateway.from_config(app.config), **reconcile_thresholds(app.config)
-        )
+        reconciler.reconcile(StripeApi.from_config(app.config), **reconcile_thresholds(app.config))
         == 1
     )
     assert the_request().state == PaymentState.FAILED

@@ -41,7 +41,7 @@ from vcpay.client_payments.models import LinkState, RemovalCause, StripeLink
 from vcpay.enablement.models import EnablementRequest, RequestEvent, RequestState
 from vcpay.extensions import db, limiter
 from vcpay.integrations.servicedesk import ServiceDesk, forget_clients
-from vcpay.integrations.stripe_gateway import StripeGateway
+from vcpay.integrations.stripe_api import StripeApi
 from vcpay.mail.models import EmailState, OutboundEmail
 from vcpay.mail.services import queue_email
 from vcpay.payments import requesting, transitions
@@ -321,7 +321,7 @@ def requested(call, amount: str = "85.00") -> PaymentRequest:
         amount, "Consultation", secrets.token_urlsafe(18), requesting.ANYONE
     )
     made = requesting.request_payment(
-        call, find_user_by_email(CLINICIAN), asked, StripeGateway.for_app()
+        call, find_user_by_email(CLINICIAN), asked, StripeApi.for_app()
     )
     return made.request
 
@@ -525,7 +525,7 @@ def test_two_refund_events_at_once_record_the_refund_once(app, call, webhooks):
         request = requested(call, "100.00")
         webhooks.pay(request.checkout_session_id)
         webhooks.wait_for_webhooks()
-        transitions.sync_with_stripe(request, StripeGateway.for_app())
+        transitions.sync_with_stripe(request, StripeApi.for_app())
         db.session.commit()
         options = {"stripe_account": request.stripe_account_id}
         for amount in (4000, 6000):

@@ -19,7 +19,7 @@ from vcpay.calls.models import CallEvent
 from vcpay.calls.services import start_call
 from vcpay.database import utcnow
 from vcpay.extensions import db
-from vcpay.integrations.stripe_gateway import StripeGateway
+from vcpay.integrations.stripe_api import StripeApi
 from vcpay.payments import reconciler, requesting
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.payments.tasks import reconcile_payment_requests, reconcile_thresholds
@@ -40,7 +40,7 @@ def call(app, stripe_control):
 
 def requested(call, count: int = 1) -> list[PaymentRequest]:
     """``count`` payment requests in the call, each with its Checkout Session at Stripe."""
-    gateway = StripeGateway.for_app()
+    stripe_api = StripeApi.for_app()
     clinician = find_user_by_email(CLINICIAN)
     made = []
     for number in range(count):
@@ -48,7 +48,7 @@ def requested(call, count: int = 1) -> list[PaymentRequest]:
         asked = requesting.PaymentAsked(
             f"{40 + number}.00", f"Consultation {number}", key, requesting.ANYONE
         )
-        outcome = requesting.request_payment(call, clinician, asked, gateway)
+        outcome = requesting.request_payment(call, clinician, asked, stripe_api)
         made.append(outcome.request)
     return made
 
@@ -141,9 +141,9 @@ def test_requests_stripe_keeps_refusing_do_not_starve_the_others(app, call, stri
     # Made a few minutes earlier, so they expire first.
     age(refused, created_at=minutes_ago(8), expires_at=minutes_ago(-22))
     age([paid], created_at=minutes_ago(3))
-    gateway = StripeGateway.for_app()
+    stripe_api = StripeApi.for_app()
     for _ in range(3):
-        reconciler.reconcile(gateway, **reconcile_thresholds(app.config), limit=2)
+        reconciler.reconcile(stripe_api, **reconcile_thresholds(app.config), limit=2)
     assert fresh(paid).state == PaymentState.PAID
     assert [fresh(r).state for r in refused] == [PaymentState.REQUESTED] * 2
 
@@ -175,12 +175,12 @@ def test_the_reconciler_waits_for_a_quiet_spell_and_asks_again_only_now_and_then
     assert sessions_asked(stripe_control) == [session] * 3  # past its expiry: asked each run
 
 
-class WebhookLandsMeanwhile(StripeGateway):
+class WebhookLandsMeanwhile(StripeApi):
     """Stripe answers the reconciler; before the reconciler acts on the answer, a worker
     applies the same payment's webhook in a transaction of its own."""
 
     def __init__(self, app, meanwhile):
-        super().__init__(StripeGateway.for_app().settings)
+        super().__init__(StripeApi.for_app().settings)
         self.app, self.meanwhile = app, meanwhile
 
     def retrieve_checkout_session(self, account_id: str, session_id: str):
@@ -208,9 +208,9 @@ def test_a_webhook_applied_while_the_reconciler_asks_stripe_is_announced_once(ap
         wait_for_events("checkout.session.completed")
         process_received()
 
-    gateway = WebhookLandsMeanwhile(app, webhook_arrives_and_is_processed)
+    stripe_api = WebhookLandsMeanwhile(app, webhook_arrives_and_is_processed)
     assert (
-        reconciler.reconcile(gateway, **reconcile_thresholds(app.config)) == 0
+        reconciler.reconcile(stripe_api, **reconcile_thresholds(app.config)) == 0
     )  # the webhook got there first
     request = fresh(request)
     assert request.state == PaymentState.PAID

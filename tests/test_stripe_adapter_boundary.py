@@ -39,9 +39,9 @@ STRIPE_KEYS = {
     "stripe_user_id",
 }
 # Where the running application's adapters are looked up, to be passed to services.
-ENTRY_POINTS = {"views.py", "tasks.py", "webhooks.py", "cli.py"}
+ENTRY_POINTS = {"views.py", "tasks.py", "stripe_handlers.py", "cli.py"}
 LOOKUPS = ("for_app", "from_config")
-ADAPTER_CLASSES = {"StripeGateway", "ServiceDesk"}
+ADAPTER_CLASSES = {"StripeApi", "ServiceDesk"}
 
 
 def product_modules_outside_adapters() -> list[Path]:

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from vcpay.integrations.stripe_gateway import (
+from vcpay.integrations.stripe_api import (
     CHECKOUT_CLOCK_ALLOWANCE_SECONDS,
-    StripeGateway,
+    StripeApi,
     within_checkout_window,
 )
 from vcpay.integrations.stripe_values import CheckoutRequest
@@ -46,11 +46,11 @@ def order(account_id: str, expires_at: int) -> CheckoutRequest:
 
 def test_a_session_asked_for_exactly_30_minutes_ago_is_made(app, stripe_control):
     account = stripe_control.connected_account(app.config["STRIPE_CLIENT_ID"])
-    gateway = StripeGateway.for_app()
+    stripe_api = StripeApi.for_app()
     # As vcpay computes it, a whole second before the call reaches Stripe.
     asked = math.floor(time.time()) - 1 + 30 * 60
 
-    session = gateway.create_checkout_session(order(account, asked))
+    session = stripe_api.create_checkout_session(order(account, asked))
 
     [made] = stripe_control.sessions()
     assert made["id"] == session.id

@@ -13,9 +13,9 @@ from vcpay import create_app
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.webhooks import services
-from vcpay.webhooks.handlers import StripeHandlers, stripe_handlers
 from vcpay.webhooks.handoff import Handoff
 from vcpay.webhooks.models import EventState, StripeEvent
+from vcpay.webhooks.registry import StripeHandlers, stripe_handlers
 from vcpay.webhooks.tasks import (
     process_stripe_event,
     process_stripe_events,

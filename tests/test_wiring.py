@@ -11,31 +11,31 @@ from flask import Flask
 
 from vcpay.calls.apps import call_apps
 from vcpay.client_payments.stripe_link import EXTENSION as LINK_REMOVAL
-from vcpay.webhooks.handlers import stripe_handlers
+from vcpay.webhooks.registry import stripe_handlers
 
 HANDLED = {
-    "account.updated": "vcpay.client_payments.webhooks",
-    "account.application.authorized": "vcpay.client_payments.webhooks",
-    "account.application.deauthorized": "vcpay.client_payments.webhooks",
-    "checkout.session.completed": "vcpay.payments.webhooks",
-    "checkout.session.async_payment_succeeded": "vcpay.payments.webhooks",
-    "checkout.session.async_payment_failed": "vcpay.payments.webhooks",
-    "checkout.session.expired": "vcpay.payments.webhooks",
-    "payment_intent.payment_failed": "vcpay.payments.webhooks",
-    "charge.refunded": "vcpay.payments.webhooks",
+    "account.updated": "vcpay.client_payments.stripe_handlers",
+    "account.application.authorized": "vcpay.client_payments.stripe_handlers",
+    "account.application.deauthorized": "vcpay.client_payments.stripe_handlers",
+    "checkout.session.completed": "vcpay.payments.stripe_handlers",
+    "checkout.session.async_payment_succeeded": "vcpay.payments.stripe_handlers",
+    "checkout.session.async_payment_failed": "vcpay.payments.stripe_handlers",
+    "checkout.session.expired": "vcpay.payments.stripe_handlers",
+    "payment_intent.payment_failed": "vcpay.payments.stripe_handlers",
+    "charge.refunded": "vcpay.payments.stripe_handlers",
 }
 FEATURE_MODULES = (
     "vcpay.calls.events",
     "vcpay.calls.stream",
     "vcpay.calls.waker",
     "vcpay.client_payments.stripe_link",
-    "vcpay.client_payments.webhooks",
+    "vcpay.client_payments.stripe_handlers",
     "vcpay.payments.call_app",
     "vcpay.payments.reconciler",
     "vcpay.payments.requesting",
     "vcpay.payments.transitions",
     "vcpay.payments.views",
-    "vcpay.payments.webhooks",
+    "vcpay.payments.stripe_handlers",
 )
 
 

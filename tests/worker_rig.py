@@ -44,7 +44,7 @@ from vcpay import create_app
 from vcpay.calls.models import CallEvent
 from vcpay.extensions import db
 from vcpay.integrations import servicedesk
-from vcpay.integrations.stripe_gateway import forget_clients
+from vcpay.integrations.stripe_api import forget_clients
 from vcpay.payments.models import PaymentRequest
 from vcpay.people.demo import DEMO_PASSWORD, seed_demo
 from vcpay.people.models import Clinic, Organisation

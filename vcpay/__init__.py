@@ -114,8 +114,8 @@ def register_call_apps(app: Flask) -> None:
 
 def register_stripe_handlers(app: Flask) -> None:
     """Which Stripe events each feature handles (a type nobody handles is kept, ignored)."""
-    from vcpay.client_payments.webhooks import register_stripe_handlers as account_events
-    from vcpay.payments.webhooks import register_stripe_handlers as payment_events
+    from vcpay.client_payments.stripe_handlers import register_stripe_handlers as account_events
+    from vcpay.payments.stripe_handlers import register_stripe_handlers as payment_events
 
     account_events(app)
     payment_events(app)

@@ -24,12 +24,12 @@ from vcpay.client_payments.models import (
 from vcpay.client_payments.stripe_link import apply_account, live_link, live_links_for_account
 from vcpay.database import utcnow
 from vcpay.extensions import db
+from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import (
     AuthorisationCodeRejected,
-    StripeGatewayError,
+    StripeApiError,
     StripeUnavailable,
 )
-from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.people.models import Clinic, User
 from vcpay.public_urls import public_url_for
 
@@ -63,14 +63,14 @@ def callback_url() -> str:
     return public_url_for("client_payments.stripe_callback")
 
 
-def start_linking(clinic: Clinic, user: User, gateway: StripeGateway) -> str:
+def start_linking(clinic: Clinic, user: User, stripe_api: StripeApi) -> str:
     """Record an attempt and return the Stripe address to send the person to."""
     nonce = secrets.token_urlsafe(24)
     db.session.add(StripeOAuthAttempt(nonce=nonce, clinic_id=clinic.id, user_id=user.id))
     db.session.commit()
     session[SESSION_KEY] = [*session.get(SESSION_KEY, [])[-(NONCES_KEPT - 1) :], nonce]
     state = _serializer().dumps({"nonce": nonce, "clinic": clinic.id})
-    return gateway.authorize_url(state, callback_url())
+    return stripe_api.authorize_url(state, callback_url())
 
 
 def _read_state(state: str | None) -> dict:
@@ -149,7 +149,7 @@ def _fail(attempt: StripeOAuthAttempt, message: str, outcome=AttemptOutcome.FAIL
     return LinkingFailed(message, attempt.clinic_id)
 
 
-def finish_linking(args: dict[str, str], user: User, gateway: StripeGateway, may_link) -> Linked:
+def finish_linking(args: dict[str, str], user: User, stripe_api: StripeApi, may_link) -> Linked:
     """Handle Stripe's redirect back; ``may_link(clinic)`` re-checks the person's rights."""
     data = _read_state(args.get("state"))
     attempt = _claim_attempt(str(data["nonce"]), int(data["clinic"]), user)
@@ -166,8 +166,8 @@ def finish_linking(args: dict[str, str], user: User, gateway: StripeGateway, may
     if not args.get("code"):
         raise _fail(attempt, _("Stripe sent no authorisation back, so no account was linked."))
     try:
-        account_id = gateway.exchange_code(args["code"])
-        account = gateway.retrieve_account(account_id)
+        account_id = stripe_api.exchange_code(args["code"])
+        account = stripe_api.retrieve_account(account_id)
     except AuthorisationCodeRejected:
         raise _fail(
             attempt,
@@ -184,7 +184,7 @@ def finish_linking(args: dict[str, str], user: User, gateway: StripeGateway, may
                 "Please try again in a few minutes."
             ),
         ) from None
-    except StripeGatewayError as error:
+    except StripeApiError as error:
         raise _fail(attempt, _("Stripe refused to link the account: %(why)s", why=error)) from None
     return _store_link(attempt, clinic, account, user)
 

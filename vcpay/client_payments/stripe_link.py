@@ -10,14 +10,14 @@ from vcpay.audit.services import record_audit
 from vcpay.client_payments.models import LinkState, RemovalCause, StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
+from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import AccountNotConnected, StripeRefused
-from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.integrations.stripe_values import AccountSummary
 from vcpay.people.models import Clinic, User
 
 # What settles whatever depends on a removed link (the clinic's open payment requests), in
 # the removing transaction and while vcpay may still act for the account.
-Settle = Callable[[StripeLink, StripeGateway], None]
+Settle = Callable[[StripeLink, StripeApi], None]
 EXTENSION = "stripe_link_removed"
 
 
@@ -26,9 +26,9 @@ def when_link_removed(app: Flask, settle: Settle) -> None:
     app.extensions.setdefault(EXTENSION, []).append(settle)
 
 
-def _settle_what_depends_on(link: StripeLink, gateway: StripeGateway) -> None:
+def _settle_what_depends_on(link: StripeLink, stripe_api: StripeApi) -> None:
     for settle in current_app.extensions.get(EXTENSION, ()):
-        settle(link, gateway)
+        settle(link, stripe_api)
 
 
 def live_link(clinic: Clinic) -> StripeLink | None:
@@ -60,18 +60,18 @@ def apply_account(link: StripeLink, account: AccountSummary) -> None:
     link.refreshed_at = utcnow()
 
 
-def refresh_links(account_id: str, gateway: StripeGateway) -> list[StripeLink]:
+def refresh_links(account_id: str, stripe_api: StripeApi) -> list[StripeLink]:
     """Read the account now and update every live link to it; order of events does not matter."""
     links = live_links_for_account(account_id)
     if links:
-        account = gateway.retrieve_account(account_id)
+        account = stripe_api.retrieve_account(account_id)
         for link in links:
             apply_account(link, account)
     return links
 
 
 def _mark_removed(
-    link: StripeLink, cause: RemovalCause, actor: User | None, gateway: StripeGateway
+    link: StripeLink, cause: RemovalCause, actor: User | None, stripe_api: StripeApi
 ) -> bool:
     """Remove the link unless another process removed it first (an admin's Remove and
     Stripe's disconnection event can arrive together), and settle what depends on it; True
@@ -91,11 +91,11 @@ def _mark_removed(
     if removed.rowcount != 1:
         return False
     record_audit("stripe.removed", link.clinic, actor=actor, account=link.account_id, cause=cause)
-    _settle_what_depends_on(link, gateway)
+    _settle_what_depends_on(link, stripe_api)
     return True
 
 
-def remove_link(link: StripeLink, actor: User, gateway: StripeGateway) -> list[Clinic]:
+def remove_link(link: StripeLink, actor: User, stripe_api: StripeApi) -> list[Clinic]:
     """Unlink the clinic. The account is disconnected from vcpay at Stripe unless another
     clinic of the organisation still uses it; returns those clinics. The caller commits."""
     still_using = [
@@ -103,21 +103,21 @@ def remove_link(link: StripeLink, actor: User, gateway: StripeGateway) -> list[C
     ]
     # First what depends on the link (open payment pages are closed while vcpay still has
     # access), then Stripe; if Stripe refuses, the caller rolls all of it back.
-    if not _mark_removed(link, RemovalCause.BY_ADMIN, actor, gateway):
+    if not _mark_removed(link, RemovalCause.BY_ADMIN, actor, stripe_api):
         return []  # removed a moment ago: Stripe's word of a disconnection, or another tab
     if not still_using:
-        _deauthorize(link.account_id, gateway)
+        _deauthorize(link.account_id, stripe_api)
     return still_using
 
 
-def _deauthorize(account_id: str, gateway: StripeGateway) -> None:
+def _deauthorize(account_id: str, stripe_api: StripeApi) -> None:
     try:
-        gateway.deauthorize(account_id)
+        stripe_api.deauthorize(account_id)
     except AccountNotConnected:
         # Already disconnected (from the clinic's dashboard, say) -- unless Stripe still
         # lets vcpay act for the account, which means something else is wrong.
         try:
-            gateway.retrieve_account(account_id)
+            stripe_api.retrieve_account(account_id)
         except AccountNotConnected:
             return
         raise StripeRefused(
@@ -125,16 +125,16 @@ def _deauthorize(account_id: str, gateway: StripeGateway) -> None:
         ) from None
 
 
-def account_disconnected(account_id: str, gateway: StripeGateway) -> list[StripeLink]:
+def account_disconnected(account_id: str, stripe_api: StripeApi) -> list[StripeLink]:
     """Stripe says the account left vcpay. Believe it only if Stripe refuses vcpay access now:
     a late event from an earlier disconnection must not undo a newer link."""
     links = live_links_for_account(account_id)
     if not links:
         return []
     try:
-        gateway.retrieve_account(account_id)
+        stripe_api.retrieve_account(account_id)
     except AccountNotConnected:
         return [
-            link for link in links if _mark_removed(link, RemovalCause.IN_STRIPE, None, gateway)
+            link for link in links if _mark_removed(link, RemovalCause.IN_STRIPE, None, stripe_api)
         ]
     return []

@@ -8,12 +8,12 @@ from vcpay.enablement.queries import latest_request_by_clinic
 from vcpay.enablement.services import requestable_clinics
 from vcpay.extensions import db, limiter
 from vcpay.forms import ConfirmForm
+from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import (
     AccountNotConnected,
-    StripeGatewayError,
+    StripeApiError,
     StripeUnavailable,
 )
-from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.people.models import Clinic
 from vcpay.people.permissions import Permission, clinics_where, require
 
@@ -54,7 +54,7 @@ def clinic(clinic_id: int):
         "client_payments/clinic.html",
         clinic=clinic,
         link=link,
-        dashboard_url=StripeGateway.for_app().dashboard_url(link.account_id) if link else None,
+        dashboard_url=StripeApi.for_app().dashboard_url(link.account_id) if link else None,
         enablement=latest_request_by_clinic([clinic]).get(clinic.id),
         can_request=clinic in requestable_clinics(current_user, clinic.organisation),
         form=ConfirmForm(),
@@ -76,7 +76,7 @@ def connect_stripe(clinic_id: int):
     if live_link(clinic) is not None:
         flash(_("This clinic is already linked to a Stripe account."), "warning")
         return _to_clinic(clinic)
-    return redirect(start_linking(clinic, current_user, StripeGateway.for_app()), code=303)
+    return redirect(start_linking(clinic, current_user, StripeApi.for_app()), code=303)
 
 
 @blueprint.route("/stripe/callback")
@@ -87,7 +87,7 @@ def stripe_callback():
         linked = finish_linking(
             request.args,
             current_user,
-            StripeGateway.for_app(),
+            StripeApi.for_app(),
             may_link=lambda clinic: require(Permission.MANAGE_CLIENT_PAYMENTS, clinic),
         )
     except LinkingFailed as failure:
@@ -122,7 +122,7 @@ def refresh_stripe(clinic_id: int):
     if link is None or not ConfirmForm().validate_on_submit():
         return _to_clinic(clinic)
     try:
-        refresh_links(link.account_id, StripeGateway.for_app())
+        refresh_links(link.account_id, StripeApi.for_app())
     except AccountNotConnected:
         flash(
             _(
@@ -132,7 +132,7 @@ def refresh_stripe(clinic_id: int):
             "error",
         )
         return _to_clinic(clinic)
-    except StripeGatewayError as error:
+    except StripeApiError as error:
         flash(_("Could not read the account from Stripe: %(why)s", why=error), "error")
         return _to_clinic(clinic)
     db.session.commit()
@@ -152,7 +152,7 @@ def remove_stripe(clinic_id: int):
     if not form.validate_on_submit():
         return render_template("client_payments/remove.html", clinic=clinic, link=link, form=form)
     try:
-        still_using = remove_link(link, current_user, StripeGateway.for_app())
+        still_using = remove_link(link, current_user, StripeApi.for_app())
     except StripeUnavailable:
         db.session.rollback()
         flash(
@@ -163,7 +163,7 @@ def remove_stripe(clinic_id: int):
             "error",
         )
         return _to_clinic(clinic)
-    except StripeGatewayError as error:
+    except StripeApiError as error:
         db.session.rollback()
         flash(
             _(

@@ -15,22 +15,22 @@ from stripe import oauth_error
 log = logging.getLogger(__name__)
 
 
-class StripeGatewayError(Exception):
+class StripeApiError(Exception):
     def __init__(self, message: str, request_id: str | None = None):
         super().__init__(message)
         self.request_id = request_id
 
 
-class StripeUnavailable(StripeGatewayError):
+class StripeUnavailable(StripeApiError):
     """Stripe could not be reached, was too slow, or failed: the same call may work later."""
 
 
-class IdempotencyKeyInUse(StripeGatewayError):
+class IdempotencyKeyInUse(StripeApiError):
     """Stripe is answering, or has answered, another request made with the same idempotency
     key (409 while it runs; 400 if its parameters differ): a double click's twin."""
 
 
-class StripeRefused(StripeGatewayError):
+class StripeRefused(StripeApiError):
     """Stripe refused the call: retrying it unchanged will not help."""
 
 

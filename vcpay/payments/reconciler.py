@@ -7,8 +7,8 @@ from sqlalchemy import select, update
 
 from vcpay.database import utcnow
 from vcpay.extensions import db
-from vcpay.integrations.stripe_errors import StripeGatewayError
-from vcpay.integrations.stripe_gateway import StripeGateway
+from vcpay.integrations.stripe_api import StripeApi
+from vcpay.integrations.stripe_errors import StripeApiError
 from vcpay.payments.models import (
     OPEN_STATES,
     PaymentRequest,
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def reconcile(
-    gateway: StripeGateway, quiet: timedelta, ask_again: timedelta, limit: int = 100
+    stripe_api: StripeApi, quiet: timedelta, ask_again: timedelta, limit: int = 100
 ) -> int:
     """Ask Stripe about open requests past their expiry or ``quiet`` for a while (a missed
     webhook), each at most once per ``ask_again``; apply what it says. Returns how many changed."""
@@ -41,8 +41,8 @@ def reconcile(
     for request in candidates:
         request_id = request.id
         try:
-            changed += sync_with_stripe(request, gateway)
-        except StripeGatewayError as error:
+            changed += sync_with_stripe(request, stripe_api)
+        except StripeApiError as error:
             db.session.rollback()
             log.warning("Could not reconcile payment request %s: %s", request_id, error)
             _note_asked(request_id, now)  # asked again after the re-check interval

@@ -21,8 +21,8 @@ from vcpay.client_payments.stripe_link import live_link
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.inputs import TEXT_CONTROL_MESSAGE, has_control_character
-from vcpay.integrations.stripe_errors import IdempotencyKeyInUse, StripeGatewayError
-from vcpay.integrations.stripe_gateway import StripeGateway
+from vcpay.integrations.stripe_api import StripeApi
+from vcpay.integrations.stripe_errors import IdempotencyKeyInUse, StripeApiError
 from vcpay.integrations.stripe_values import CheckoutRequest
 from vcpay.payments.amounts import AmountInvalid, parse_amount
 from vcpay.payments.models import (
@@ -132,7 +132,7 @@ class PaymentAsked:
 
 
 def request_payment(
-    call: Call, clinician: User, asked: PaymentAsked, gateway: StripeGateway
+    call: Call, clinician: User, asked: PaymentAsked, stripe_api: StripeApi
 ) -> Requested:
     """Make the Checkout Session on the clinic's account, then the request; commits."""
     if not REQUEST_KEY.match(asked.request_key or ""):
@@ -150,7 +150,7 @@ def request_payment(
     expires_at = _expiry()
     try:
         session = _create_session(
-            call, link.account_id, amount, description, asked.request_key, expires_at, gateway
+            call, link.account_id, amount, description, asked.request_key, expires_at, stripe_api
         )
     except IdempotencyKeyInUse as error:
         # The other click of a double click is making this very request right now.
@@ -217,7 +217,7 @@ def _parse(amount_text: str) -> int:
         raise PaymentRefused(invalid.message, "amount") from None
 
 
-def _create_session(call, account_id, amount, description, request_key, expires_at, gateway):
+def _create_session(call, account_id, amount, description, request_key, expires_at, stripe_api):
     token = call.guest_token
     done = public_url_for("payments.payment_done", token=token, request_key=request_key)
     order = CheckoutRequest(
@@ -237,14 +237,14 @@ def _create_session(call, account_id, amount, description, request_key, expires_
         },
     )
     try:
-        return gateway.create_checkout_session(order)
+        return stripe_api.create_checkout_session(order)
     except IdempotencyKeyInUse:
         raise
-    except StripeGatewayError as error:
+    except StripeApiError as error:
         raise _not_created(error) from None
 
 
-def _not_created(error: StripeGatewayError) -> PaymentRefused:
+def _not_created(error: StripeApiError) -> PaymentRefused:
     return PaymentRefused(
         _("Stripe could not create the payment, so nothing was requested: %(why)s", why=error)
     )

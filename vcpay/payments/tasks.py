@@ -5,7 +5,7 @@ from datetime import timedelta
 from celery import shared_task
 from flask import current_app
 
-from vcpay.integrations.stripe_gateway import StripeGateway
+from vcpay.integrations.stripe_api import StripeApi
 from vcpay.payments import reconciler
 
 
@@ -21,4 +21,4 @@ def reconcile_thresholds(config) -> dict[str, timedelta]:
 def reconcile_payment_requests() -> int:
     """Catch what a missed webhook would have told: expiries, payments, async outcomes."""
     thresholds = reconcile_thresholds(current_app.config)
-    return reconciler.reconcile(StripeGateway.for_app(), **thresholds)
+    return reconciler.reconcile(StripeApi.for_app(), **thresholds)

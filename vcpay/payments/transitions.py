@@ -23,8 +23,8 @@ from vcpay.calls.services import patients
 from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
-from vcpay.integrations.stripe_errors import StripeGatewayError
-from vcpay.integrations.stripe_gateway import StripeGateway
+from vcpay.integrations.stripe_api import StripeApi
+from vcpay.integrations.stripe_errors import StripeApiError
 from vcpay.integrations.stripe_values import CheckoutSummary
 from vcpay.mail.services import queue_email
 from vcpay.payments.amounts import format_amount
@@ -84,9 +84,11 @@ def _move(request: PaymentRequest, state: PaymentState, **values) -> None:
         set_committed_value(request, name, value)
 
 
-def read_checkout(request: PaymentRequest, gateway: StripeGateway) -> CheckoutSummary:
+def read_checkout(request: PaymentRequest, stripe_api: StripeApi) -> CheckoutSummary:
     """The request's Checkout Session as Stripe has it now, read on the request's account."""
-    return gateway.retrieve_checkout_session(request.stripe_account_id, request.checkout_session_id)
+    return stripe_api.retrieve_checkout_session(
+        request.stripe_account_id, request.checkout_session_id
+    )
 
 
 class NotTheRequests(Exception):
@@ -99,7 +101,7 @@ class NotTheRequests(Exception):
 
 def sync_with_stripe(
     request: PaymentRequest,
-    gateway: StripeGateway,
+    stripe_api: StripeApi,
     failed_attempt: str | None = None,
     charge: str | None = None,
 ) -> bool:
@@ -111,7 +113,7 @@ def sync_with_stripe(
     else ``NotTheRequests``. A declined attempt's reason, as Stripe gives it, is then shown
     to both sides.
     """
-    session = read_checkout(request, gateway)
+    session = read_checkout(request, stripe_api)
     if failed_attempt is not None and session.payment_intent_id != failed_attempt:
         raise NotTheRequests(f"Not the PaymentIntent of payment request {request.id}.")
     if charge is not None and session.latest_charge_id != charge:
@@ -228,11 +230,11 @@ def record_refund(request: PaymentRequest, amount_refunded: int) -> bool:
     return True
 
 
-def cancel_request(request: PaymentRequest, user: User, gateway: StripeGateway) -> bool:
+def cancel_request(request: PaymentRequest, user: User, stripe_api: StripeApi) -> bool:
     """Close the Checkout page first: if the patient paid meanwhile, it is paid, not cancelled."""
     if request.state != PaymentState.REQUESTED:
         return False
-    session = gateway.expire_checkout_session(
+    session = stripe_api.expire_checkout_session(
         request.stripe_account_id, request.checkout_session_id
     )
     if session.status != "expired":
@@ -257,7 +259,7 @@ def _cancelled(request: PaymentRequest, user: User) -> bool:
     return False
 
 
-def cancel_requests_of_removed_link(link: StripeLink, gateway: StripeGateway) -> None:
+def cancel_requests_of_removed_link(link: StripeLink, stripe_api: StripeApi) -> None:
     """Nobody can pay a clinic whose Stripe account is gone: cancel what is still open. Run
     as the link is removed (the factory wires it: vcpay.client_payments.stripe_link)."""
     open_requests = db.session.scalars(
@@ -269,8 +271,10 @@ def cancel_requests_of_removed_link(link: StripeLink, gateway: StripeGateway) ->
     ).all()
     for request in open_requests:
         # Access may be gone already (disconnected in Stripe); cancel here regardless.
-        with suppress(StripeGatewayError):
-            gateway.expire_checkout_session(request.stripe_account_id, request.checkout_session_id)
+        with suppress(StripeApiError):
+            stripe_api.expire_checkout_session(
+                request.stripe_account_id, request.checkout_session_id
+            )
         with suppress(StateMoved):  # paid a moment ago: it stays paid
             _move(request, PaymentState.CANCELLED)
             announce(request, CallEventKind.PAYMENT_CANCELLED, reason="stripe_removed")

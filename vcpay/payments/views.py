@@ -17,8 +17,8 @@ from vcpay.database import utcnow
 from vcpay.extensions import db, limiter
 from vcpay.forms import ConfirmForm
 from vcpay.inputs import parse_id
-from vcpay.integrations.stripe_errors import StripeGatewayError
-from vcpay.integrations.stripe_gateway import StripeGateway
+from vcpay.integrations.stripe_api import StripeApi
+from vcpay.integrations.stripe_errors import StripeApiError
 from vcpay.payments import payers, receipts, requesting, transitions
 from vcpay.payments.call_app import KEY
 from vcpay.payments.forms import RequestPaymentForm
@@ -56,7 +56,7 @@ def request_payment(call_id: int):
             request_key=form.request_key.data or "",
             payer=form.payer.data or "",
         )
-        made = requesting.request_payment(call, current_user, asked, StripeGateway.for_app())
+        made = requesting.request_payment(call, current_user, asked, StripeApi.for_app())
     except requesting.PaymentRefused as refused:
         return _refused(call, refused.message, refused.field)
     if _wants_json():
@@ -85,8 +85,8 @@ def cancel_payment(call_id: int, request_key: str):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
-        transitions.cancel_request(payment, current_user, StripeGateway.for_app())
-    except StripeGatewayError as error:
+        transitions.cancel_request(payment, current_user, StripeApi.for_app())
+    except StripeApiError as error:
         db.session.rollback()
         flash(
             _("Stripe could not be reached to cancel it; it is still open: %(why)s", why=error),
@@ -204,8 +204,8 @@ def payment_done(token: str, request_key: str):
 
 def _ask_stripe(payment: PaymentRequest) -> None:
     try:
-        transitions.sync_with_stripe(payment, StripeGateway.for_app())
-    except StripeGatewayError:
+        transitions.sync_with_stripe(payment, StripeApi.for_app())
+    except StripeApiError:
         db.session.rollback()
         return  # the webhook will tell; the page says the payment is being confirmed
     db.session.commit()

@@ -9,11 +9,11 @@ from sqlalchemy.exc import DBAPIError
 
 from vcpay.database import UTCDateTime, utcnow
 from vcpay.extensions import db
-from vcpay.integrations.stripe_gateway import StripeSettings
+from vcpay.integrations.stripe_api import StripeSettings
 from vcpay.integrations.stripe_values import WebhookEvent
-from vcpay.webhooks.handlers import IgnoreEvent, handler_for
 from vcpay.webhooks.handoff import Handoff
 from vcpay.webhooks.models import EventState, StripeEvent
+from vcpay.webhooks.registry import IgnoreEvent, handler_for
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 600

@@ -10,8 +10,8 @@ from vcpay.config import webhook_secret
 from vcpay.enablement.services import look_at_request_soon
 from vcpay.extensions import csrf, limiter
 from vcpay.integrations.servicedesk import WebhookRefused, changed_request_key
+from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import WebhookSignatureInvalid
-from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.webhooks.services import handoff, store_event
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -32,11 +32,11 @@ def stripe_webhook():
             "signing secret to turn them on.",
             404,
         )
-    gateway = StripeGateway.for_app()
+    stripe_api = StripeApi.for_app()
     # The signature covers the exact bytes: never re-serialise before checking it.
     payload = request.get_data(cache=False)
     try:
-        event = gateway.verify_webhook(payload, request.headers.get("Stripe-Signature"))
+        event = stripe_api.verify_webhook(payload, request.headers.get("Stripe-Signature"))
     except WebhookSignatureInvalid as error:
         log.warning("Refused a Stripe webhook: %s", error)
         return _refuse(f"Signature check failed: {error}")

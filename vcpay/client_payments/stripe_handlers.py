@@ -7,8 +7,8 @@ from flask_babel import lazy_gettext as _l
 
 from vcpay.client_payments.stripe_link import account_disconnected, refresh_links
 from vcpay.enablement.services import clinic_admin_emails
+from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import AccountNotConnected
-from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.integrations.stripe_values import (
     AccountAuthorized,
     AccountChanged,
@@ -16,7 +16,7 @@ from vcpay.integrations.stripe_values import (
 )
 from vcpay.mail.services import queue_to_each
 from vcpay.public_urls import public_url_for
-from vcpay.webhooks.handlers import stripe_handlers
+from vcpay.webhooks.registry import stripe_handlers
 
 
 def register_stripe_handlers(app: Flask) -> None:
@@ -31,7 +31,7 @@ def account_updated(change: AccountChanged) -> None:
     # arriving late then changes nothing.
     # If the account was disconnected since, the deauthorized event removes the link.
     with suppress(AccountNotConnected):
-        refresh_links(change.account or "", StripeGateway.for_app())
+        refresh_links(change.account or "", StripeApi.for_app())
 
 
 def application_authorized(change: AccountAuthorized) -> None:
@@ -39,7 +39,7 @@ def application_authorized(change: AccountAuthorized) -> None:
 
 
 def application_deauthorized(change: AccountDeauthorized) -> None:
-    for link in account_disconnected(change.account or "", StripeGateway.for_app()):
+    for link in account_disconnected(change.account or "", StripeApi.for_app()):
         clinic = link.clinic
         queue_to_each(
             f"stripe-disconnected:{link.id}",

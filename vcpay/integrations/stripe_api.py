@@ -118,7 +118,7 @@ def forget_clients() -> None:
     _client.cache_clear()
 
 
-class StripeGateway:
+class StripeApi:
     """Everything vcpay asks of Stripe, in vcpay's words."""
 
     def __init__(self, settings: StripeSettings):
@@ -126,12 +126,12 @@ class StripeGateway:
         self.client = _client(settings)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "StripeGateway":
+    def from_config(cls, config: Mapping[str, Any]) -> "StripeApi":
         return cls(StripeSettings.from_config(config))
 
     @classmethod
-    def for_app(cls) -> "StripeGateway":
-        """The gateway of the running application (a request, a task or a command)."""
+    def for_app(cls) -> "StripeApi":
+        """The Stripe adapter of the running application (a request, a task or a command)."""
         return cls.from_config(current_app.config)
 
     def authorize_url(self, state: str, redirect_uri: str) -> str:

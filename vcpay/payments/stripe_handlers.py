@@ -14,12 +14,12 @@ import logging
 
 from flask import Flask
 
+from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_events import CHECKOUT_EVENTS
-from vcpay.integrations.stripe_gateway import StripeGateway
 from vcpay.integrations.stripe_values import ChargeRefunded, CheckoutChanged, PaymentFailed
 from vcpay.payments import transitions
 from vcpay.payments.models import PaymentRequest
-from vcpay.webhooks.handlers import IgnoreEvent, stripe_handlers
+from vcpay.webhooks.registry import IgnoreEvent, stripe_handlers
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,6 @@ def _own_payment(account: str | None, request: PaymentRequest | None) -> Payment
 
 def _sync(request: PaymentRequest, **named: str) -> None:
     try:
-        transitions.sync_with_stripe(request, StripeGateway.for_app(), **named)
+        transitions.sync_with_stripe(request, StripeApi.for_app(), **named)
     except transitions.NotTheRequests as foreign:
         raise IgnoreEvent(foreign.reason) from None
