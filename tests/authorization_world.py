@@ -101,7 +101,9 @@ class World:
         return [*self.visitors[place.home].values(), *self.staff]
 
     def fresh_call(self, place: Place) -> Call:
-        return start_call(place.clinic, place.people["clinician"], "Matrix: a call to end")
+        call = start_call(place.clinic, place.people["clinician"], "Matrix: a call to end")
+        db.session.commit()
+        return call
 
     def fresh_payment(self, place: Place) -> PaymentRequest:
         """A new open request in the call of ``place``'s payment (the inner object)."""
@@ -111,11 +113,14 @@ class World:
             "12.50", "Matrix: a request to cancel", secrets.token_urlsafe(18), requesting.ANYONE
         )
         made = requesting.request_payment(call, clinician, asked, StripeApi.for_app())
+        db.session.commit()
         return made.request
 
     def rejoined_patient(self, place: Place) -> Participant:
         """A patient who joined the payment's call after the request: one to recognise."""
-        return join_as_patient(place.payment.call, place.patient.display_name)
+        patient = join_as_patient(place.payment.call, place.patient.display_name)
+        db.session.commit()
+        return patient
 
     def paid_payment(self, place: Place) -> PaymentRequest:
         """A request of ``place``'s call paid at the stand-in and recorded, made once."""
@@ -223,6 +228,7 @@ def _build_place(
     db.session.commit()
     call = start_call(gp, people["clinician"], f"{name}: Pat Citizen")
     other_call = start_call(gp, people["clinician"], f"{name}: someone else")
+    db.session.commit()
     guest = _join(app, call, "Pat Citizen")
     other_guest = _join(app, other_call, "Robin Other")
     # One patient in the call: the request is theirs alone.
@@ -230,6 +236,7 @@ def _build_place(
     payment = requesting.request_payment(
         call, people["clinician"], asked, StripeApi.for_app()
     ).request
+    db.session.commit()
     assert payment.payer is not None
     place = Place(
         name=name, home=name, organisation=organisation, clinic=gp, spare=spare,

@@ -153,6 +153,7 @@ class PaymentRig:
         db.session.commit()
         clinician = find_user_by_email(CLINICIAN)
         calls = [start_call(clinic, clinician, f"Patient {n}") for n in range(CALLS)]
+        db.session.commit()
         stripe_api = StripeApi.for_app()
         keys = []
         for number in range(self.payments_count):
@@ -162,6 +163,7 @@ class PaymentRig:
                 f"{50 + number}.00", f"Consultation {number}", key, requesting.ANYONE
             )
             requesting.request_payment(call, clinician, asked, stripe_api)
+            db.session.commit()
             keys.append(key)
         self.known_events = {event["id"] for event in self.stripe.call("GET", "events")}
         return keys

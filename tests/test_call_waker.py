@@ -60,7 +60,8 @@ def test_an_event_committed_late_below_the_last_id_sent_still_reaches_the_stream
         db.session.add(CallEvent(id=event_id, call=call, kind=kind, data={}))
     db.session.commit()
 
-    stream = call_stream.stream_events(app, call.id, 0, STAFF_AUDIENCES, lambda c: True)
+    opened = call_stream.OpenStream(call.id, viewer="staff", address="")
+    stream = call_stream.stream_events(app, opened, 0, STAFF_AUDIENCES, lambda c: True)
     assert next(stream).startswith("retry:")
     delivered = next(stream)
     assert "id: 101\n" in delivered and "id: 103\n" in delivered

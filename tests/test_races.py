@@ -313,6 +313,7 @@ def gp(app, stripe_control):
 def call(gp):
     made = start_call(gp, find_user_by_email(CLINICIAN), "Pat Citizen, 10:30")
     join_as_patient(made, "Pat Citizen")
+    db.session.commit()
     return made
 
 
@@ -323,6 +324,7 @@ def requested(call, amount: str = "85.00") -> PaymentRequest:
     made = requesting.request_payment(
         call, find_user_by_email(CLINICIAN), asked, StripeApi.for_app()
     )
+    db.session.commit()
     return made.request
 
 

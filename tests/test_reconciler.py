@@ -35,7 +35,9 @@ def call(app, stripe_control):
     clinic = next(c for c in organisation.clinics if c.name == "Harbourside GP Clinic")
     link_clinic(stripe_control, clinic)
     db.session.commit()
-    return start_call(clinic, find_user_by_email(CLINICIAN), "Pat Citizen, 10:30")
+    call = start_call(clinic, find_user_by_email(CLINICIAN), "Pat Citizen, 10:30")
+    db.session.commit()
+    return call
 
 
 def requested(call, count: int = 1) -> list[PaymentRequest]:
@@ -49,6 +51,7 @@ def requested(call, count: int = 1) -> list[PaymentRequest]:
             f"{40 + number}.00", f"Consultation {number}", key, requesting.ANYONE
         )
         outcome = requesting.request_payment(call, clinician, asked, stripe_api)
+        db.session.commit()
         made.append(outcome.request)
     return made
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from vcpay.database import utcnow
 from vcpay.extensions import db
+from vcpay.transactions import commit_claim
 
 # Far longer than any one attempt takes (every outside call has a timeout of seconds).
 CLAIM_TIMEOUT = timedelta(minutes=10)
@@ -25,13 +26,13 @@ def stale_before() -> datetime:
 
 def claim(column: InstrumentedAttribute, *where) -> bool:
     """Set ``column`` to now on the row ``where`` picks, if it is free or stale, and commit
-    (so other workers see the claim, and SQLite's write lock is not held meanwhile).
-    True if this worker won the row."""
+    that by itself (so other workers see the claim, and SQLite's write lock is not held
+    meanwhile). True if this worker won the row."""
     claimed = db.session.execute(
         update(column.class_)
         .where(*where, or_(column.is_(None), column < stale_before()))
         .values({column: utcnow()})
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
+    commit_claim()
     return claimed.rowcount == 1

@@ -1,7 +1,19 @@
-"""Side effects that must wait for the commit: queueing tasks, sending email.
+"""Where transactions end, and the side effects that must wait for them.
 
-A worker must never be handed a row the database has not committed, and a change that is
-rolled back must not leave an email or a task behind.
+The rule: services change rows and flush; the view, task or command that called them
+commits once, when its unit of work is whole. Side effects (queueing a task, sending email,
+waking call screens) wait for that commit through ``after_commit``: a worker must never be
+handed a row the database has not committed, and a change that is rolled back must not leave
+an email or a task behind.
+
+Two kinds of commit happen inside services, each through its own named function so that
+``tests/test_transactions.py`` can tell them from a stray ``commit()``:
+
+- ``commit_claim``: a claim (``UPDATE ... WHERE claimed IS NULL``) is committed on its own
+  before the outside call it guards, so a rival worker sees it and stands back.
+- ``commit_unit``: a worker's batch (Stripe events, Jira decisions, the reconciler's
+  requests) commits each item as its own unit, so one failure never undoes another and no
+  transaction stays open across a call to Stripe or Jira.
 """
 
 import logging
@@ -10,8 +22,21 @@ from collections.abc import Callable
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from vcpay.extensions import db
+
 _KEY = "vcpay_after_commit"
 log = logging.getLogger(__name__)
+
+
+def commit_claim() -> None:
+    """Commit a claim by itself, before the outside call it guards, so rivals see it."""
+    db.session.commit()
+
+
+def commit_unit() -> None:
+    """Commit one unit of a worker's batch (or a page's own bookkeeping before the page's
+    work), apart from the rest."""
+    db.session.commit()
 
 
 def after_commit(session: Session, callback: Callable[[], object]) -> None:

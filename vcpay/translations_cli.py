@@ -53,9 +53,17 @@ def update() -> None:
     """Extract the strings, update the Cyrillic catalogue, write the Latin one, compile."""
     _pybabel("extract", *EXTRACT, "--sort-output", "-o", str(TEMPLATE), str(ROOT))
     _pybabel(
-        "update", "-i", str(TEMPLATE), "-d", str(FOLDER), "-l", "sr_Cyrl", "--width", "100",
+        "update",
+        "-i",
+        str(TEMPLATE),
+        "-d",
+        str(FOLDER),
+        "-l",
+        "sr_Cyrl",
+        "--width",
+        "100",
         "--no-fuzzy-matching",  # a new string arrives empty, never as a neighbour's guess
-    )  # fmt: skip
+    )
     write_latin_catalogue()
     _pybabel("compile", "-d", str(FOLDER))
     click.echo(f"Catalogues updated in {FOLDER}; translate the empty entries of sr_Cyrl.")

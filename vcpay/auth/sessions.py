@@ -9,7 +9,6 @@ from datetime import timedelta
 from flask import current_app, g, request, session
 from flask_login import current_user, login_user, logout_user
 
-from vcpay.extensions import db
 from vcpay.inputs import parse_id
 from vcpay.people.models import SignInSession, User
 from vcpay.people.services import (
@@ -18,6 +17,7 @@ from vcpay.people.services import (
     open_sign_in_session,
     revoke_sign_in_session,
 )
+from vcpay.transactions import commit_unit
 
 SESSION_KEY = "sign_in"
 
@@ -64,4 +64,4 @@ def note_activity() -> None:
         return
     sign_in = current_sign_in_session()
     if sign_in is not None and note_sign_in_session_seen(sign_in):
-        db.session.commit()
+        commit_unit()

@@ -10,7 +10,7 @@ from vcpay.calls.forms import JoinForm
 from vcpay.calls.models import Call, Participant
 from vcpay.calls.services import guest_link_works, join_as_patient
 from vcpay.calls.stream import stream_response
-from vcpay.extensions import limiter
+from vcpay.extensions import db, limiter
 
 blueprint = Blueprint("guest", __name__, url_prefix="/join")
 
@@ -25,7 +25,9 @@ def join(token: str):
     if not call.is_open:
         return render_template("guest/message.html", call=call, ended=True)
     if form.validate_on_submit():
-        remember_joined(call, join_as_patient(call, form.display_name.data))
+        patient = join_as_patient(call, form.display_name.data)
+        db.session.commit()
+        remember_joined(call, patient)
         return redirect(url_for("guest.join", token=token), code=303)
     return render_template("guest/join.html", call=call, form=form), 400 if form.errors else 200
 

@@ -1,4 +1,4 @@
-"""Starting, joining and ending calls."""
+"""Starting, joining and ending calls. These flush; the view that asked commits."""
 
 from datetime import timedelta
 
@@ -17,13 +17,14 @@ def start_call(clinic: Clinic, clinician: User, title: str) -> Call:
     db.session.add(call)
     db.session.add(
         Participant(
-            call=call, role=ParticipantRole.CLINICIAN.value, display_name=clinician.name[:80],
+            call=call,
+            role=ParticipantRole.CLINICIAN.value,
+            display_name=clinician.name[:80],
             user_id=clinician.id,
         )
-    )  # fmt: skip
+    )
     db.session.flush()
     record_event(call, CallEventKind.CALL_STARTED)
-    db.session.commit()
     return call
 
 
@@ -36,7 +37,6 @@ def join_as_patient(call: Call, display_name: str) -> Participant:
     record_event(
         call, CallEventKind.PARTICIPANT_JOINED, name=patient.display_name, role=patient.role
     )
-    db.session.commit()
     return patient
 
 
@@ -46,7 +46,7 @@ def end_call(call: Call) -> None:
     call.state = CallState.ENDED.value
     call.ended_at = utcnow()
     record_event(call, CallEventKind.CALL_ENDED)
-    db.session.commit()
+    db.session.flush()
 
 
 def guest_link_works(call: Call) -> bool:

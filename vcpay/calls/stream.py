@@ -92,9 +92,8 @@ class OpenStreams:
         for reason, key, cap in caps:
             gone = {old for old, _ in replaced}
             same = [
-                s for s in self.streams
-                if getattr(s, key) == getattr(new, key) and s not in gone
-            ]  # fmt: skip
+                s for s in self.streams if getattr(s, key) == getattr(new, key) and s not in gone
+            ]
             replaced += [(old, reason) for old in same[: max(len(same) - max(cap, 1) + 1, 0)]]
         return replaced
 
@@ -113,14 +112,10 @@ def _allowed(app: Flask, call_id: int, still_allowed) -> bool:
 
 
 def stream_events(
-    app: Flask,
-    call_id: int,
-    after: int,
-    audiences: tuple[str, ...],
-    still_allowed,
-    opened: OpenStream | None = None,
+    app: Flask, opened: OpenStream, after: int, audiences: tuple[str, ...], still_allowed
 ) -> Iterator[str]:
-    """The event stream of one call for one viewer, resuming after event ``after``.
+    """The event stream of one call (``opened.call_id``) for one viewer, resuming after
+    event ``after``.
 
     It ends after ``STREAM_MAX_SECONDS`` (the browser reconnects with ``Last-Event-ID``), when
     ``still_allowed(call)`` says the viewer may no longer see the call, or at once when a newer
@@ -130,7 +125,7 @@ def stream_events(
     small query, and cost little more.
     """
     waker: CallWaker = app.extensions["call_waker"]
-    opened = opened or OpenStream(call_id, "", "")
+    call_id = opened.call_id
     with app.app_context():
         engine = db.engine
     deadline = time.monotonic() + app.config["STREAM_MAX_SECONDS"]
@@ -148,9 +143,10 @@ def stream_events(
             check_again = time.monotonic() + RECHECK_SECONDS
         rows = waker.recent_events(engine, call_id, after, look_back)
         fresh = [
-            row for row in rows
+            row
+            for row in rows
             if row.id > resumed_after and row.id not in sent and row.audience in audiences
-        ]  # fmt: skip
+        ]
         sent |= {row.id for row in fresh}
         if look_back:  # forget what no later query can return again
             sent &= {row.id for row in rows}
@@ -188,7 +184,7 @@ def stream_response(call: Call, audiences: tuple[str, ...], still_allowed, viewe
         raise ServiceUnavailable(retry_after=BUSY_RETRY_SECONDS)
     app = current_app._get_current_object()
     response = Response(
-        stream_events(app, call.id, after, audiences, still_allowed, opened),
+        stream_events(app, opened, after, audiences, still_allowed),
         mimetype="text/event-stream",
     )
     response.call_on_close(lambda: streams.close(opened))

@@ -47,6 +47,7 @@ def start():
         flash(_first_error(form), "error")
         return redirect(url_for("calls.index"), code=303)
     call = start_call(clinic, current_user, form.title.data or "")
+    db.session.commit()
     return redirect(url_for("calls.screen", call_id=call.id), code=303)
 
 
@@ -116,5 +117,6 @@ def end(call_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     end_call(call)
+    db.session.commit()
     flash(_("The call has ended. The patient's link stops working shortly."), "success")
     return redirect(url_for("calls.index"), code=303)

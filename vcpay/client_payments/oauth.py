@@ -32,6 +32,7 @@ from vcpay.integrations.stripe_errors import (
 )
 from vcpay.people.models import Clinic, User
 from vcpay.public_urls import public_url_for
+from vcpay.transactions import commit_claim
 
 SESSION_KEY = "stripe_oauth_nonces"
 # A few tabs at once are fine; older attempts fall out of the session.
@@ -64,10 +65,11 @@ def callback_url() -> str:
 
 
 def start_linking(clinic: Clinic, user: User, stripe_api: StripeApi) -> str:
-    """Record an attempt and return the Stripe address to send the person to."""
+    """Record an attempt and return the Stripe address to send the person to; the caller
+    commits before sending them."""
     nonce = secrets.token_urlsafe(24)
     db.session.add(StripeOAuthAttempt(nonce=nonce, clinic_id=clinic.id, user_id=user.id))
-    db.session.commit()
+    db.session.flush()
     session[SESSION_KEY] = [*session.get(SESSION_KEY, [])[-(NONCES_KEPT - 1) :], nonce]
     state = _serializer().dumps({"nonce": nonce, "clinic": clinic.id})
     return stripe_api.authorize_url(state, callback_url())
@@ -120,7 +122,7 @@ def _claim_attempt(nonce: str, clinic_id: int, user: User) -> StripeOAuthAttempt
         )
         .values(used_at=utcnow())
     )
-    db.session.commit()
+    commit_claim()  # before Stripe is asked: a replay racing this one finds it used
     session[SESSION_KEY] = [n for n in session.get(SESSION_KEY, []) if n != nonce]
     if claimed.rowcount != 1:  # used a moment ago, by a request racing this one
         raise _already_used(clinic_id)
@@ -143,14 +145,16 @@ def _finish(attempt: StripeOAuthAttempt, outcome: AttemptOutcome, detail: str = 
 
 
 def _fail(attempt: StripeOAuthAttempt, message: str, outcome=AttemptOutcome.FAILED):
+    """Drop what this answer began and note why it failed; the caller commits the note."""
     db.session.rollback()
     _finish(attempt, outcome, message)
-    db.session.commit()
     return LinkingFailed(message, attempt.clinic_id)
 
 
 def finish_linking(args: dict[str, str], user: User, stripe_api: StripeApi, may_link) -> Linked:
-    """Handle Stripe's redirect back; ``may_link(clinic)`` re-checks the person's rights."""
+    """Handle Stripe's redirect back; ``may_link(clinic)`` re-checks the person's rights.
+    The caller commits, whether this returns or raises ``LinkingFailed`` (the attempt keeps
+    why it failed)."""
     data = _read_state(args.get("state"))
     attempt = _claim_attempt(str(data["nonce"]), int(data["clinic"]), user)
     clinic = attempt.clinic
@@ -212,7 +216,6 @@ def _store_link(attempt, clinic: Clinic, account, user: User) -> Linked:
         raise _fail(attempt, _already_linked(live_link(clinic), account.id)) from None
     record_audit("stripe.linked", clinic, account=account.id, shared_with=[c.id for c in others])
     _finish(attempt, AttemptOutcome.LINKED, account.id)
-    db.session.commit()
     return Linked(link, others)
 
 

@@ -76,7 +76,9 @@ def connect_stripe(clinic_id: int):
     if live_link(clinic) is not None:
         flash(_("This clinic is already linked to a Stripe account."), "warning")
         return _to_clinic(clinic)
-    return redirect(start_linking(clinic, current_user, StripeApi.for_app()), code=303)
+    stripe_address = start_linking(clinic, current_user, StripeApi.for_app())
+    db.session.commit()
+    return redirect(stripe_address, code=303)
 
 
 @blueprint.route("/stripe/callback")
@@ -91,10 +93,12 @@ def stripe_callback():
             may_link=lambda clinic: require(Permission.MANAGE_CLIENT_PAYMENTS, clinic),
         )
     except LinkingFailed as failure:
+        db.session.commit()  # the attempt keeps why it failed
         flash(failure.message, "error")
         if failure.clinic_id is None:
             return redirect(url_for("client_payments.index"), code=303)
         return redirect(url_for("client_payments.clinic", clinic_id=failure.clinic_id), code=303)
+    db.session.commit()
     link = linked.link
     flash(
         _("Linked Stripe account %(name)s (%(id)s).", name=link.display_name, id=link.account_id),

@@ -29,7 +29,7 @@ from vcpay.enablement.services import add_event, people_to_tell
 from vcpay.extensions import db
 from vcpay.integrations.servicedesk import RequestSnapshot, ServiceDesk, parse_jira_time
 from vcpay.mail.services import queue_to_each
-from vcpay.transactions import after_commit
+from vcpay.transactions import after_commit, commit_unit
 
 CURSOR = "enablement_requests"
 SEARCH_PAGE = 50
@@ -58,7 +58,7 @@ def _cursor() -> JiraPollCursor:
         return cursor
     db.session.add(JiraPollCursor(name=CURSOR))
     try:
-        db.session.commit()
+        commit_unit()
     except IntegrityError:
         db.session.rollback()
     return db.session.get(JiraPollCursor, CURSOR)
@@ -78,7 +78,7 @@ def poll(desk: ServiceDesk) -> PollReport:
     started = utcnow()
     if not open_keys:
         cursor.polled_at = started
-        db.session.commit()
+        commit_unit()
         return report
     since = cursor.updated or _oldest_raise()
     overlap = timedelta(minutes=current_app.config["JIRA_POLL_OVERLAP_MINUTES"])
@@ -89,7 +89,7 @@ def poll(desk: ServiceDesk) -> PollReport:
     # fetched again on every poll.
     cursor.updated = max(filter(None, [cursor.updated, newest, started - overlap]))
     cursor.polled_at = started
-    db.session.commit()
+    commit_unit()
     return report
 
 
@@ -101,7 +101,7 @@ def sweep(desk: ServiceDesk) -> PollReport:
         chunk = keys[start : start + KEYS_PER_SEARCH]
         _search_all(desk, desk.keys_jql(chunk), set(chunk), report)
     _cursor().swept_at = utcnow()
-    db.session.commit()
+    commit_unit()
     return report
 
 
@@ -165,7 +165,7 @@ def apply_snapshot(snapshot: RequestSnapshot, desk: ServiceDesk) -> bool:
     elif decision == Decision.NEEDS_REVIEW and request.state != RequestState.NEEDS_REVIEW:
         flag_for_review(request, snapshot)
     request.jira_updated = snapshot.updated
-    db.session.commit()
+    commit_unit()
     return True
 
 

@@ -17,9 +17,13 @@ from vcpay.transactions import after_commit
 
 
 def queue_email(
-    dedupe_key: str, recipient: str, subject: str, template: str, locale: str | None = None,
+    dedupe_key: str,
+    recipient: str,
+    subject: str,
+    template: str,
+    locale: str | None = None,
     **context,
-):  # fmt: skip
+):
     """Add an email to the outbox unless one with ``dedupe_key`` exists; the caller commits.
 
     It is written in ``locale``, else the language the recipient chose in vcpay, else the

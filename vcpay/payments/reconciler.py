@@ -14,6 +14,7 @@ from vcpay.payments.models import (
     PaymentRequest,
 )
 from vcpay.payments.transitions import sync_with_stripe
+from vcpay.transactions import commit_unit
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def reconcile(
             _note_asked(request_id, now)  # asked again after the re-check interval
             continue
         request.reconciled_at = now
-        db.session.commit()
+        commit_unit()
     return changed
 
 
@@ -56,4 +57,4 @@ def _note_asked(request_id: int, when: datetime) -> None:
     db.session.execute(
         update(PaymentRequest).where(PaymentRequest.id == request_id).values(reconciled_at=when)
     )
-    db.session.commit()
+    commit_unit()

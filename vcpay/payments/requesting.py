@@ -134,7 +134,9 @@ class PaymentAsked:
 def request_payment(
     call: Call, clinician: User, asked: PaymentAsked, stripe_api: StripeApi
 ) -> Requested:
-    """Make the Checkout Session on the clinic's account, then the request; commits."""
+    """Make the Checkout Session on the clinic's account, then the request; the caller commits.
+    Of a double click's two posts, the one whose request is flushed second rolls back and
+    answers with the other's: nothing else is in its transaction yet."""
     if not REQUEST_KEY.match(asked.request_key or ""):
         raise PaymentRefused(_("The form expired; please try again."))
     if (earlier := existing_request(asked.request_key)) is not None:
@@ -147,23 +149,30 @@ def request_payment(
     description = _description(asked.description)
     payer = _payer(call, asked.payer)
     link = live_link(call.clinic)
-    expires_at = _expiry()
+    charge = Charge(amount, description, asked.request_key, _expiry())
     try:
-        session = _create_session(
-            call, link.account_id, amount, description, asked.request_key, expires_at, stripe_api
-        )
+        session = _create_session(call, link.account_id, charge, stripe_api)
     except IdempotencyKeyInUse as error:
         # The other click of a double click is making this very request right now.
         if (earlier := _await_other_click(asked.request_key)) is None:
             raise _not_created(error) from None
         return _repeated(call, earlier)
     request = PaymentRequest(
-        request_key=asked.request_key, call=call, clinic=call.clinic, requested_by=clinician,
-        amount=amount, currency="aud", description=description, updated_at=utcnow(),
-        stripe_account_id=link.account_id, checkout_session_id=session.id,
-        checkout_url=session.url or "", expires_at=expires_at, payer=payer,
+        request_key=asked.request_key,
+        call=call,
+        clinic=call.clinic,
+        requested_by=clinician,
+        amount=amount,
+        currency="aud",
+        description=description,
+        updated_at=utcnow(),
+        stripe_account_id=link.account_id,
+        checkout_session_id=session.id,
+        checkout_url=session.url or "",
+        expires_at=charge.expires_at,
+        payer=payer,
         patient_name=payer.display_name if payer else patient_names(call),
-    )  # fmt: skip
+    )
     db.session.add(request)
     try:
         db.session.flush()
@@ -172,7 +181,7 @@ def request_payment(
         return Requested(existing_request(asked.request_key), repeated=True)
     announce(request, CallEventKind.PAYMENT_REQUESTED)
     record_audit("payment.requested", request, actor=clinician, amount=amount)
-    db.session.commit()
+    db.session.flush()
     return Requested(request, repeated=False)
 
 
@@ -217,18 +226,29 @@ def _parse(amount_text: str) -> int:
         raise PaymentRefused(invalid.message, "amount") from None
 
 
-def _create_session(call, account_id, amount, description, request_key, expires_at, stripe_api):
+@dataclass(frozen=True)
+class Charge:
+    """What the patient is asked for, once the clinician's entries have been checked."""
+
+    amount: int  # cents
+    description: str
+    request_key: str
+    expires_at: datetime
+
+
+def _create_session(call: Call, account_id: str, charge: Charge, stripe_api: StripeApi):
     token = call.guest_token
+    request_key = charge.request_key
     done = public_url_for("payments.payment_done", token=token, request_key=request_key)
     order = CheckoutRequest(
         account_id=account_id,
-        amount=amount,
+        amount=charge.amount,
         currency="aud",
-        description=description,
+        description=charge.description,
         # Stripe puts the session id in place of the placeholder.
         success_url=f"{done}?session_id={{CHECKOUT_SESSION_ID}}",
         cancel_url=public_url_for("payments.payment_left", token=token, request_key=request_key),
-        expires_at=int(expires_at.timestamp()),
+        expires_at=int(charge.expires_at.timestamp()),
         idempotency_key=f"vcpay-payreq-{request_key}-checkout",
         metadata={
             "payment_request": request_key,

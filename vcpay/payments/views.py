@@ -57,6 +57,7 @@ def request_payment(call_id: int):
             payer=form.payer.data or "",
         )
         made = requesting.request_payment(call, current_user, asked, StripeApi.for_app())
+        db.session.commit()
     except requesting.PaymentRefused as refused:
         return _refused(call, refused.message, refused.field)
     if _wants_json():

@@ -11,6 +11,7 @@ from vcpay.database import UTCDateTime, utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_api import StripeSettings
 from vcpay.integrations.stripe_values import WebhookEvent
+from vcpay.transactions import commit_unit
 from vcpay.webhooks.handoff import Handoff
 from vcpay.webhooks.models import EventState, StripeEvent
 from vcpay.webhooks.registry import IgnoreEvent, handler_for
@@ -153,7 +154,7 @@ def process(row_id: int) -> None:
     if marked.rowcount != 1:
         db.session.rollback()
         return
-    db.session.commit()
+    commit_unit()
 
 
 def _record_failure(row_id: int, seen_attempts: int, error: Exception) -> ProcessingFailed:
@@ -171,7 +172,7 @@ def _record_failure(row_id: int, seen_attempts: int, error: Exception) -> Proces
             next_attempt_at=None if exhausted else utcnow() + timedelta(seconds=retry_in),
         )
     )
-    db.session.commit()
+    commit_unit()
     return ProcessingFailed(retry_in)
 
 
@@ -201,7 +202,7 @@ def requeue(row_ids: list[int]) -> int:
     db.session.execute(
         update(StripeEvent).where(StripeEvent.id.in_(row_ids)).values(next_attempt_at=utcnow())
     )
-    db.session.commit()
+    commit_unit()
     return sum(enqueue(row_id) for row_id in row_ids)
 
 
@@ -215,7 +216,7 @@ def retry_failed(event_ids: list[str] | None = None) -> list[StripeEvent]:
         event.state = EventState.RECEIVED.value
         event.attempts = 0
         event.next_attempt_at = utcnow()
-    db.session.commit()
+    commit_unit()
     for event in events:
         enqueue(event.id)
     return events
