@@ -1,11 +1,14 @@
 """The schema: migrations from empty on every backend, and models that agree with them."""
 
+import re
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
 
 from tests import factories, services
@@ -25,6 +28,20 @@ def migrated_app(url: str):
     with app.app_context():
         upgrade()
     return app
+
+
+VERSIONS = Path(__file__).resolve().parent.parent / "migrations"
+DATE_FIRST = re.compile(r"^\d{4}_\d{2}_\d{2}_\d{4}_(?P<rev>[0-9a-f]{12})_\w+\.py$")
+
+
+def test_listing_the_migrations_shows_their_history():
+    """Named date and time first, so ``ls`` lists them in the order they apply, one head."""
+    script = ScriptDirectory(str(VERSIONS))
+    assert len(script.get_heads()) == 1
+    history = [revision.revision for revision in reversed(list(script.walk_revisions()))]
+    names = sorted(path.name for path in (VERSIONS / "versions").glob("*.py"))
+    assert [DATE_FIRST.match(name) for name in names].count(None) == 0, names
+    assert [DATE_FIRST.match(name)["rev"] for name in names] == history
 
 
 def test_upgrade_from_empty_creates_every_table(empty_database):
