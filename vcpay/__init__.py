@@ -85,6 +85,7 @@ def _register_models() -> None:
     import vcpay.health.models
     import vcpay.mail.models
     import vcpay.payments.models
+    import vcpay.payouts.models
     import vcpay.people.models
     import vcpay.webhooks.models  # noqa: F401
 

@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import available_timezones
 
 from vcpay.public_urls import is_local
 
@@ -29,6 +30,13 @@ def _names(value: str) -> tuple[str, ...]:
 
 
 ENVIRONMENTS = ("development", "production")
+
+
+def _time_zone(value: str) -> str:
+    """An IANA time zone name that this machine's zone database knows."""
+    if value not in available_timezones():
+        raise ValueError(f"expected an IANA time zone such as Australia/Sydney, got {value!r}")
+    return value
 
 
 def _environment(value: str) -> str:
@@ -74,7 +82,7 @@ SETTINGS = [
     Setting("VCPAY_LOGIN_ACCOUNT_RATE_LIMIT", "LOGIN_ACCOUNT_RATE_LIMIT", "5 per 5 minutes"),
     Setting("VCPAY_LOGIN_NEW_DEVICE_RATE_LIMIT", "LOGIN_NEW_DEVICE_RATE_LIMIT", "30 per hour"),
     Setting("VCPAY_DEFAULT_LOCALE", "BABEL_DEFAULT_LOCALE", "en"),
-    Setting("VCPAY_DEFAULT_TIMEZONE", "BABEL_DEFAULT_TIMEZONE", "Australia/Sydney"),
+    Setting("VCPAY_DEFAULT_TIMEZONE", "BABEL_DEFAULT_TIMEZONE", "Australia/Sydney", _time_zone),
     Setting("VCPAY_HEARTBEAT_SECONDS", "HEARTBEAT_SECONDS", 30, int),
     Setting("VCPAY_LOG_LEVEL", "LOG_LEVEL", "INFO"),
     # Jira Service Management; the defaults point at the stand-in `make run` starts.

@@ -3,7 +3,7 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vcpay.calls.models import Call, Participant
@@ -39,6 +39,8 @@ class PaymentRequest(CreatedAtMixin, db.Model):
             f"amount >= {MINIMUM_AMOUNT} AND amount <= {MAXIMUM_AMOUNT}", name="amount_in_range"
         ),
         CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refund_range"),
+        # The back office lists a clinic's payments newest first, a page at a time (keyset).
+        Index("ix_payment_requests_clinic_id_created_at", "clinic_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -65,6 +67,10 @@ class PaymentRequest(CreatedAtMixin, db.Model):
     expires_at: Mapped[datetime]
 
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # The charge that paid it: refunds and payouts' balance transactions name it.
+    charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # Stripe's fee for the charge, once its balance transaction has been read.
+    stripe_fee: Mapped[int | None]
     paid_at: Mapped[datetime | None]
     patient_name: Mapped[str] = mapped_column(String(80), default="")
     patient_email: Mapped[str] = mapped_column(String(254), default="")
@@ -108,5 +114,49 @@ class PaymentRequest(CreatedAtMixin, db.Model):
             return True
         return participant.person_id == self.payer.person_id
 
+    @property
+    def amount_remaining(self) -> int:
+        """What can still be refunded."""
+        return self.amount - self.amount_refunded
+
     def __repr__(self) -> str:
         return f"<PaymentRequest {self.id} {self.amount} {self.currency} {self.state}>"
+
+
+class RefundState(enum.StrEnum):
+    # Stripe's refund statuses; ``asking`` is vcpay's own, before Stripe has answered.
+    ASKING = "asking"
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class PaymentRefund(CreatedAtMixin, db.Model):
+    """One refund of a paid request: asked for in vcpay, or made in the Stripe dashboard and
+    learnt from its events. Its state follows Stripe's refund, whichever event comes first."""
+
+    __tablename__ = "payment_refunds"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_request_id: Mapped[int] = mapped_column(
+        ForeignKey("payment_requests.id", ondelete="CASCADE"), index=True
+    )
+    # Made when the refund form is shown: a second click finds the refund the first made
+    # (and Stripe replays it). None for a refund made in the Stripe dashboard.
+    refund_key: Mapped[str | None] = mapped_column(String(40), unique=True)
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    amount: Mapped[int]  # minor units (cents)
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    state: Mapped[str] = mapped_column(String(20), default=RefundState.ASKING.value)
+    failure_reason: Mapped[str] = mapped_column(String(100), default="")
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime]
+
+    payment_request: Mapped[PaymentRequest] = relationship()
+    requested_by: Mapped[User | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<PaymentRefund {self.id} {self.amount} {self.state}>"

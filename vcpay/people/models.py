@@ -3,8 +3,17 @@
 import enum
 from datetime import datetime
 
+from flask import current_app
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vcpay.database import CreatedAtMixin
@@ -40,6 +49,10 @@ class Organisation(CreatedAtMixin, db.Model):
         return f"<Organisation {self.id} {self.name!r}>"
 
 
+def _default_time_zone() -> str:
+    return current_app.config["BABEL_DEFAULT_TIMEZONE"]
+
+
 class Clinic(CreatedAtMixin, db.Model):
     __tablename__ = "clinics"
     __table_args__ = (UniqueConstraint("organisation_id", "name"),)
@@ -51,6 +64,11 @@ class Clinic(CreatedAtMixin, db.Model):
     gateway_enabled_at: Mapped[datetime | None]
     gateway_enabled_by_request_id: Mapped[int | None] = mapped_column(
         ForeignKey("enablement_requests.id", ondelete="SET NULL")
+    )
+    # Where the clinic's days begin and end (an IANA name): its payments are counted by day,
+    # and its exports are written, in this time zone.
+    time_zone: Mapped[str] = mapped_column(
+        String(64), default=_default_time_zone, server_default="Australia/Sydney"
     )
 
     organisation: Mapped[Organisation] = relationship(back_populates="clinics")
@@ -76,6 +94,9 @@ class User(UserMixin, CreatedAtMixin, db.Model):
     is_disabled: Mapped[bool] = mapped_column(default=False)
     locale: Mapped[str | None] = mapped_column(String(16))
     last_signed_in_at: Mapped[datetime | None]
+    # Opted in to emails about payment problems in the clinics they administer (a payment
+    # that failed or expired unpaid, a refund or a payout that failed).
+    payment_notices: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     organisation_memberships: Mapped[list["OrganisationMembership"]] = relationship(
         back_populates="user"

@@ -1,0 +1,1 @@
+"""Payouts: the deposits Stripe makes into a clinic's bank, and what each one contains."""
