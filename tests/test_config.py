@@ -144,6 +144,44 @@ def test_production_refuses_a_weak_secret_key(monkeypatch, tmp_path, key):
         app_with(monkeypatch, tmp_path, **{**PRODUCTION, "VCPAY_SECRET_KEY": key})
 
 
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        (OWN_STRIPE, "VCPAY_STRIPE_API_BASE is https://api.stripe.com"),
+        (OWN_JIRA, "VCPAY_JIRA_URL is https://clinic-desk.atlassian.net"),
+        ({"VCPAY_PUBLIC_URL": "https://pay.example.org"}, "VCPAY_PUBLIC_URL"),
+        (
+            {"VCPAY_DATABASE_URL": "postgresql+psycopg://vcpay:pw-9f3k@db.internal/vcpay"},
+            "VCPAY_DATABASE_URL names another machine",
+        ),
+    ],
+)
+@pytest.mark.parametrize("key", ["dev", "change-me", "short-but-random-9f3k"])
+def test_a_weak_secret_key_stops_the_start_against_a_real_service(
+    monkeypatch, tmp_path, environ, named, key
+):
+    with pytest.raises(UnsafeConfiguration, match="VCPAY_SECRET_KEY is too short") as refused:
+        app_with(monkeypatch, tmp_path, **{**environ, "VCPAY_SECRET_KEY": key})
+    assert named in str(refused.value)
+    assert "pw-9f3k" not in str(refused.value)
+
+
+def test_a_weak_secret_key_is_the_demos_own_business_while_everything_is_local(
+    monkeypatch, tmp_path
+):
+    local = {
+        "VCPAY_SECRET_KEY": "dev",
+        "VCPAY_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/vcpay",
+        "VCPAY_PUBLIC_URL": "http://localhost:5000",
+    }
+    assert app_with(monkeypatch, tmp_path, **local).config["SECRET_KEY"] == "dev"
+
+
+def test_real_services_start_with_the_generated_secret_key(monkeypatch, tmp_path):
+    app = app_with(monkeypatch, tmp_path, **OWN_STRIPE, VCPAY_PUBLIC_URL="https://pay.example.org")
+    assert len(app.config["SECRET_KEY"]) >= 32
+
+
 def test_production_starts_with_secrets_of_its_own(monkeypatch, tmp_path):
     app = app_with(monkeypatch, tmp_path, **{**OWN_STRIPE, **OWN_JIRA, **PRODUCTION})
     assert app.config["ENVIRONMENT"] == "production"
