@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from vcpay import create_app
 from vcpay.config import SETTINGS, UnsafeConfiguration, load_settings
@@ -43,7 +44,12 @@ def test_the_environment_wins(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("VCPAY_SESSION_HOURS", "twelve"), ("VCPAY_COOKIE_SECURE", "maybe")]
+    ("name", "value"),
+    [
+        ("VCPAY_SESSION_HOURS", "twelve"),
+        ("VCPAY_COOKIE_SECURE", "maybe"),
+        ("VCPAY_TRUSTED_PROXIES", "-1"),
+    ],
 )
 def test_a_bad_value_names_the_setting(tmp_path, name, value):
     with pytest.raises(ValueError, match=name):
@@ -57,6 +63,15 @@ def test_the_factory_builds_a_working_app(tmp_path, monkeypatch):
     assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
     assert "celery" in app.extensions
     assert {"main", "auth", "client_payments", "calls", "health"} <= set(app.blueprints)
+
+
+def test_forwarded_headers_are_believed_from_the_trusted_proxies_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("VCPAY_INSTANCE_PATH", str(tmp_path))
+    assert not isinstance(create_app({"TESTING": True}).wsgi_app, ProxyFix)
+    monkeypatch.setenv("VCPAY_TRUSTED_PROXIES", "2")
+    behind = create_app({"TESTING": True}).wsgi_app
+    assert isinstance(behind, ProxyFix)
+    assert (behind.x_for, behind.x_proto, behind.x_host) == (2, 2, 2)
 
 
 def test_every_setting_is_documented_in_the_readme_with_its_default():

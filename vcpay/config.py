@@ -29,6 +29,13 @@ def _names(value: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
+def _count(value: str) -> int:
+    count = int(value)
+    if count < 0:
+        raise ValueError(f"expected 0 or more, got {value!r}")
+    return count
+
+
 ENVIRONMENTS = ("development", "production")
 
 
@@ -69,6 +76,9 @@ SETTINGS = [
     Setting("VCPAY_REDIS_URL", "REDIS_URL", "", secret=True),
     Setting("VCPAY_PUBLIC_URL", "PUBLIC_URL", "http://127.0.0.1:5000"),
     Setting("VCPAY_COOKIE_SECURE", "SESSION_COOKIE_SECURE", None, _bool),
+    # Proxies in front of vcpay whose X-Forwarded-For, -Proto and -Host are believed: sign-in
+    # limits and stream caps count the client's address, not the proxy's.
+    Setting("VCPAY_TRUSTED_PROXIES", "TRUSTED_PROXIES", 0, _count),
     Setting("VCPAY_SESSION_HOURS", "SESSION_HOURS", 12, int),
     # Refused sign-ins only; vcpay/auth/throttling.py says how the three work together.
     Setting("VCPAY_LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT", "10 per minute"),
