@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from vcpay.config import (
     derived_settings,
@@ -21,6 +22,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("VCPAY_INSTANCE_PATH") or None)
     configure(app, overrides)
+    register_trusted_proxies(app)
     register_input_checks(app)
     register_extensions(app)
     register_blueprints(app)
@@ -50,6 +52,14 @@ def configure(app: Flask, overrides: dict[str, Any] | None) -> None:
             "VCPAY_STRIPE_WEBHOOK_SECRET is not set: Stripe's webhooks are refused, and payments "
             "are confirmed only by the patient's confirmation page and the reconciler."
         )
+
+
+def register_trusted_proxies(app: Flask) -> None:
+    """Behind the proxies ``VCPAY_TRUSTED_PROXIES`` counts, the client's address, scheme and
+    host are what they forwarded; with none, forwarded headers are anyone's to write."""
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
 
 def register_input_checks(app: Flask) -> None:
