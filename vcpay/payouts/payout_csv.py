@@ -9,7 +9,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from flask import Flask
+from flask_babel import force_locale
 from flask_babel import gettext as _
+from sqlalchemy import and_, or_
 
 from vcpay.extensions import db
 from vcpay.payouts.contents import transactions_query, type_label
@@ -70,21 +73,40 @@ def line(transaction: PayoutTransaction, payout: Payout, zone: ZoneInfo) -> list
     ]
 
 
-def rows(payout: Payout, time_zone: str) -> Iterator[str]:
-    """The file, a row at a time."""
+def rows(app: Flask, payout_id: int, time_zone: str, locale: str) -> Iterator[str]:
+    """The file, a batch of rows at a time. It is written after the view has answered, so
+    each batch is read in an application context of its own (none is held across a yield),
+    in the language of the page that asked for it."""
     zone = ZoneInfo(time_zone)
+    after: tuple | None = None
+    first = True
+    while True:
+        with app.app_context(), force_locale(locale):
+            payout = db.session.get(Payout, payout_id)
+            batch = list(db.session.scalars(_after(transactions_query(payout), after).limit(BATCH)))
+            text = _written(([header()] if first else []) + [line(t, payout, zone) for t in batch])
+            after = (batch[-1].created, batch[-1].id) if batch else None
+            db.session.remove()
+        yield (BOM + text) if first else text
+        first = False
+        if len(batch) < BATCH:
+            return
+
+
+def _after(query, after: tuple | None):
+    """Keyset: the rows after the last one written, in the query's order (created, id)."""
+    if after is None:
+        return query
+    created, row_id = after
+    return query.where(
+        or_(
+            PayoutTransaction.created > created,
+            and_(PayoutTransaction.created == created, PayoutTransaction.id > row_id),
+        )
+    )
+
+
+def _written(lines: list[list[str]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-
-    def flushed() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow(header())
-    yield BOM + flushed()
-    query = transactions_query(payout).execution_options(yield_per=BATCH)
-    for transaction in db.session.scalars(query):
-        writer.writerow(line(transaction, payout, zone))
-        yield flushed()
+    csv.writer(buffer, lineterminator="\r\n").writerows(lines)
+    return buffer.getvalue()

@@ -13,11 +13,11 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_babel import get_locale
@@ -158,9 +158,10 @@ def detail(payout_id: int):
 @login_required
 def export(payout_id: int):
     payout, clinic = _viewed_payout(payout_id)
-    rows = payout_csv.rows(payout, clinic.time_zone)
+    app = current_app._get_current_object()
+    locale = str(get_locale() or "en")
     return Response(
-        stream_with_context(rows),
+        payout_csv.rows(app, payout.id, clinic.time_zone, locale),
         mimetype="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="payout-{payout.payout_id}.csv"',
