@@ -171,7 +171,10 @@ def test_a_failed_payout_is_marked_failed_and_the_opted_in_admins_are_told(clini
     assert "closed" in failed.failure_message
     emails = db.session.scalars(select(OutboundEmail).filter_by(recipient=CLINIC_ADMIN)).all()
     notices = [e for e in emails if "payout failed" in e.subject]
-    assert len(notices) == 1, [e.subject for e in emails]
+    assert len(notices) == 1, (
+        [e.subject for e in emails],
+        [(e.type, e.state, e.last_error) for e in received()],
+    )
     assert f"/payouts/{failed.id}" in notices[0].body_text
     # Another admin who did not opt in hears nothing.
     assert not db.session.scalars(

@@ -58,8 +58,13 @@ def _insert_ignoring_duplicates(model, values: dict, *unique: str) -> bool:
     another worker too); True if this insert made it."""
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=unique)
-    return db.session.execute(statement).rowcount == 1
+    statement = (
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=unique)
+        .returning(model.id)  # the new row's id; nothing when it existed (rowcount is -1)
+    )
+    return db.session.execute(statement).scalar() is not None
 
 
 def _payout_values(summary: PayoutSummary) -> dict:
