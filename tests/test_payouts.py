@@ -33,6 +33,7 @@ from vcpay.extensions import db
 from vcpay.mail.models import OutboundEmail
 from vcpay.payments.models import PaymentRequest
 from vcpay.payouts.models import Payout, PayoutTransaction
+from vcpay.payouts.tasks import refresh_account_payouts
 from vcpay.people.models import ClinicRole
 from vcpay.people.services import find_user_by_email
 from vcpay.webhooks.models import EventState
@@ -156,6 +157,19 @@ def test_the_payout_paid_webhook_refreshes_the_payout(clinician, gp, webhooks):
 
     assert kept(payout["id"]).status == "paid"
     assert {e.state for e in received("payout.paid")} == {EventState.PROCESSED}
+
+
+def test_the_hourly_refresh_catches_a_payout_whose_webhooks_were_missed(
+    app, clinician, gp, webhooks
+):
+    request = paid(clinician, gp, webhooks, "85.00")
+    payout = paid_out(webhooks, account_of(gp))
+    webhooks.wait_for_webhooks()  # stored, never processed: as if the workers had missed them
+    assert refresh_account_payouts(account_of(gp)) == 1
+
+    caught = kept(payout["id"])
+    assert caught.status == "paid"
+    assert request.id in {t.payment_request_id for t in caught.transactions}
 
 
 def test_a_failed_payout_is_marked_failed_and_the_opted_in_admins_are_told(clinician, gp, webhooks):

@@ -71,7 +71,7 @@ def read_change(event_type: str, account: str | None, payload: str) -> StripeCha
         payout_id = _object_id(_data_object(payload))
         if not payout_id.startswith("po_"):
             raise ValueError("The event's object is not a payout.")
-        return PayoutChanged(account, payout_id, failed=event_type == "payout.failed")
+        return PayoutChanged(account, payout_id)
     raise ValueError(f"vcpay does not read {event_type} events.")
 
 

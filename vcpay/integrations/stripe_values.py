@@ -141,7 +141,6 @@ class PayoutChanged:
 
     account: str | None
     payout_id: str
-    failed: bool = False
 
 
 StripeChange = (
