@@ -109,9 +109,12 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.health.views import blueprint as health
     from vcpay.main.views import blueprint as main
     from vcpay.payments.views import blueprint as payments
+    from vcpay.payouts.views import blueprint as payouts
     from vcpay.webhooks.views import blueprint as webhooks
 
-    blueprints = (main, auth, client_payments, enablement, calls, guest, payments, health, webhooks)
+    blueprints = (
+        main, auth, client_payments, enablement, calls, guest, payments, payouts, health, webhooks,
+    )  # fmt: skip
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
 
@@ -127,9 +130,11 @@ def register_stripe_handlers(app: Flask) -> None:
     """Which Stripe events each feature handles (a type nobody handles is kept, ignored)."""
     from vcpay.client_payments.stripe_handlers import register_stripe_handlers as account_events
     from vcpay.payments.stripe_handlers import register_stripe_handlers as payment_events
+    from vcpay.payouts.stripe_handlers import register_stripe_handlers as payout_events
 
     account_events(app)
     payment_events(app)
+    payout_events(app)
 
 
 def register_stripe_link_removal(app: Flask) -> None:
