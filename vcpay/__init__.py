@@ -97,11 +97,14 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.client_payments.views import blueprint as client_payments
     from vcpay.enablement.views import blueprint as enablement
     from vcpay.health.views import blueprint as health
+    from vcpay.ledger.views import blueprint as ledger
     from vcpay.main.views import blueprint as main
     from vcpay.payments.views import blueprint as payments
     from vcpay.webhooks.views import blueprint as webhooks
 
-    blueprints = (main, auth, client_payments, enablement, calls, guest, payments, health, webhooks)
+    blueprints = (
+        main, auth, client_payments, enablement, calls, guest, payments, ledger, health, webhooks,
+    )  # fmt: skip
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
 
