@@ -72,7 +72,8 @@ class ClinicView:
 
     def day_bounds(self, first: date | None, last: date | None):
         """The UTC instants where ``first`` begins and the day after ``last`` begins here."""
-        return _start_of(first, self.zone), _start_of(last + timedelta(days=1), self.zone)
+        after_last = last + timedelta(days=1) if last is not None else None
+        return _start_of(first, self.zone), _start_of(after_last, self.zone)
 
 
 @dataclass(frozen=True)

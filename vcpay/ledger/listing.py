@@ -41,7 +41,7 @@ def conditions(ledger: LedgerFilter, view: ClinicView) -> list:
     start, end = view.day_bounds(ledger.first_day, ledger.last_day)
     if start is not None:
         found.append(PaymentRequest.created_at >= start)
-    if ledger.last_day is not None:
+    if end is not None:
         found.append(PaymentRequest.created_at < end)
     if ledger.states is not None:
         found.append(PaymentRequest.state.in_(sorted(ledger.states)))
