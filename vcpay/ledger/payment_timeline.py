@@ -7,6 +7,7 @@ from datetime import datetime
 
 from flask import current_app, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
 from vcpay.calls.events import CallEventKind
@@ -14,7 +15,7 @@ from vcpay.calls.models import CallEvent
 from vcpay.extensions import db
 from vcpay.mail.models import EmailState, OutboundEmail
 from vcpay.payments.amounts import format_amount
-from vcpay.payments.models import PaymentRefund, PaymentRequest
+from vcpay.payments.models import PaymentRefund, PaymentRequest, RefundState
 from vcpay.payouts.models import Payout, PayoutTransaction
 
 # What each call event of a request says on its timeline; requested and paid are told from
@@ -30,6 +31,24 @@ EVENT_TEXTS = {
     CallEventKind.PAYMENT_REFUNDED: lambda data: _(
         "Refunded in all so far: %(amount)s", amount=data.get("refunded", "")
     ),
+}
+
+
+REFUND_STATES = {
+    RefundState.ASKING: _l("being asked of Stripe"),
+    RefundState.PENDING: _l("pending"),
+    RefundState.REQUIRES_ACTION: _l("needs action in Stripe"),
+    RefundState.SUCCEEDED: _l("succeeded"),
+    RefundState.FAILED: _l("failed"),
+    RefundState.CANCELED: _l("cancelled"),
+}
+# Stripe's payout statuses.
+PAYOUT_STATUSES = {
+    "pending": _l("pending"),
+    "in_transit": _l("on its way to the bank"),
+    "paid": _l("paid into the bank"),
+    "failed": _l("failed"),
+    "canceled": _l("cancelled"),
 }
 
 
@@ -122,7 +141,7 @@ def _refunds(payment: PaymentRequest) -> list[Moment]:
             "Refund of %(amount)s by %(who)s (%(state)s)",
             amount=format_amount(refund.amount, payment.currency),
             who=_who(refund.requested_by) if refund.refund_key else _("the Stripe dashboard"),
-            state=refund.state.replace("_", " "),
+            state=REFUND_STATES.get(refund.state, refund.state),
         )
         if refund.reason:
             text += " · " + _("Reason: %(reason)s", reason=refund.reason)
@@ -154,7 +173,7 @@ def _payouts(payment: PaymentRequest) -> list[Moment]:
                 "In payout %(payout)s of %(amount)s (%(status)s)",
                 payout=payout.payout_id,
                 amount=format_amount(payout.amount, payout.currency),
-                status=payout.status.replace("_", " "),
+                status=PAYOUT_STATUSES.get(payout.status, payout.status),
             ),
             url_for("payouts.detail", payout_id=payout.id) if has_page else None,
         )
