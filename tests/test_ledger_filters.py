@@ -301,3 +301,14 @@ def test_a_clinic_unknown_to_anyone_is_not_found(app, places):
     admin = signed_in(app, ORG_ADMIN)
     assert admin.get("/payments/?clinic=2147483647").status_code == 404
     assert db.session.get(Clinic, 2147483647) is None
+
+
+def test_a_zone_the_database_does_not_know_still_draws_the_chart(app, places):
+    payment(places.gp_call, sydney(2026, 3, 1, 9), amount=40_00)
+    places.gp.time_zone = "Mars/Olympus_Mons"  # set behind the form's back
+    db.session.commit()
+
+    page = signed_in(app, CLINIC_ADMIN).get("/payments/?from=2026-02-28&to=2026-03-02")
+
+    assert page.status_code == 200
+    assert "A$40.00 in all" in page.get_data(as_text=True)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from vcpay.extensions import db
 from vcpay.ledger.filters import LedgerFilter, clinic_zone
@@ -58,9 +59,10 @@ def today_of(ledger: LedgerFilter) -> date:
 def daily_takings(ledger: LedgerFilter) -> DailyTakings:
     first, last, shortened = chart_days(ledger)
     within = replace(ledger, first_day=first, last_day=last)
+    amounts = None
     if db.session.get_bind().dialect.name == "postgresql":
         amounts = _counted_by_postgresql(within)
-    else:
+    if amounts is None:
         amounts = _counted_here(within)
     return DailyTakings(first, last, amounts, shortened)
 
@@ -69,14 +71,21 @@ def _settled(ledger: LedgerFilter):
     return selected(ledger), PaymentRequest.state.in_(sorted(SETTLED_STATES))
 
 
-def _counted_by_postgresql(ledger: LedgerFilter) -> dict[date, int]:
+def _counted_by_postgresql(ledger: LedgerFilter) -> dict[date, int] | None:
+    """None if PostgreSQL does not know a clinic's zone (its zone database may be older than
+    Python's): the savepoint keeps the request's transaction usable, and Python counts."""
     local_day = func.date(func.timezone(Clinic.time_zone, PaymentRequest.created_at))
-    rows = db.session.execute(
+    query = (
         select(local_day, func.sum(PaymentRequest.amount))
         .join(Clinic, Clinic.id == PaymentRequest.clinic_id)
         .where(*_settled(ledger))
         .group_by(local_day)
     )
+    try:
+        with db.session.begin_nested():
+            rows = db.session.execute(query).all()
+    except DBAPIError:
+        return None
     return {day: int(amount) for day, amount in rows}
 
 
