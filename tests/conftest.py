@@ -57,9 +57,31 @@ class ServerLikeClient(FlaskClient):
     """
 
     def open(self, *args, **kwargs):
-        response = contextvars.Context().run(super().open, *args, **kwargs)
+        context = contextvars.Context()
+        response = context.run(super().open, *args, **kwargs)
+        if response.is_streamed and response.mimetype != "text/event-stream":
+            # A server reads a streamed body in the request's own context, where a view's
+            # ``stream_with_context`` pushed it; so does the test, chunk by chunk.
+            response.response = _ReadIn(context, response.response)
         db.session.expire_all()  # the test sees what the request committed
         return response
+
+
+class _ReadIn:
+    """A streamed body read, and closed, in the context of the request that made it."""
+
+    def __init__(self, context: contextvars.Context, body):
+        self.context, self.chunks = context, context.run(iter, body)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.context.run(next, self.chunks)
+
+    def close(self) -> None:
+        if hasattr(self.chunks, "close"):
+            self.context.run(self.chunks.close)
 
 
 @pytest.fixture

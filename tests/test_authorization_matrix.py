@@ -92,6 +92,10 @@ def request_id(world: World, place: Place) -> dict:
     return {"request_id": place.enablement.id}
 
 
+def payment_id(world: World, place: Place) -> dict:
+    return {"payment_id": place.payment.id}
+
+
 def guest_token(world: World, place: Place) -> dict:
     return {"token": place.call.guest_token}
 
@@ -280,6 +284,18 @@ ROUTES = [
     # The receipt email's own link is the key to that receipt, whoever holds it.
     Row("GET", "/join/receipts/<signed>", paid_receipt_link, visitors=200, own=200,
         foreign=SAME),
+    # Payments: everyone with a role in a clinic opens the list and the export (a clinician
+    # sees the requests they made, which include the place's); the place's request is its
+    # clinician's. Its receipt is for admins to send again; the request is unpaid, so they
+    # are told there is none yet. The time zone is the clinic admins' (saved as it was).
+    Row("GET", "/payments/", foreign=SAME),
+    Row("GET", "/payments/export.csv", foreign=SAME),
+    Row("GET", "/payments/<int:payment_id>", payment_id),
+    Row("POST", "/payments/<int:payment_id>/receipt", payment_id, own=ADMINS_REDIRECTED,
+        body=form(email="pat@example.org", resend_key="k" * 24)),
+    Row("GET", "/payments/clinics/<int:clinic_id>/time-zone", clinic_id, own=ADMINS),
+    Row("POST", "/payments/clinics/<int:clinic_id>/time-zone", clinic_id,
+        own=ADMINS_REDIRECTED, body=form(time_zone="Australia/Sydney")),
     # Health, and the signed webhooks (unsigned here: refused whoever sends them).
     Row("GET", "/healthz", visitors=200, own=200, foreign=SAME),
     Row("GET", "/readyz", visitors=200, own=200, foreign=SAME),

@@ -218,6 +218,10 @@ ID_ROUTES = [
     ("POST", "/enablement/requests/{}/send-back"),
     ("GET", "/enablement/organisations/{}/requests"),
     ("GET", "/enablement/organisations/{}/requests/new"),
+    ("GET", "/payments/{}"),
+    ("POST", "/payments/{}/receipt"),
+    ("GET", "/payments/clinics/{}/time-zone"),
+    ("POST", "/payments/clinics/{}/time-zone"),
 ]
 PEOPLE = ["clinician", "clinic_admin", "manager", "patient", "anonymous"]
 
@@ -383,6 +387,51 @@ def test_signing_in_and_choosing_a_language(world, email, password, next_page, l
     world.check(lambda: client.post("/sign-in?" + urlencode({"next": next_page}), data=data))
     data = {"csrf_token": token, "language": language, "next": next_page}
     world.check(lambda: client.post("/language", data=data))
+
+
+# The Payments page: its filters and cursors, its export, a receipt sent again, a time zone.
+
+LEDGER_FIELDS = ["clinic", "from", "to", "status", "clinician", "q", "after", "before", "x"]
+
+
+@hostile(75)
+@given(
+    query=st.dictionaries(st.sampled_from(LEDGER_FIELDS), st.one_of(texts, ids), max_size=4),
+    export=st.booleans(),
+    who=st.sampled_from(["clinician", "clinic_admin", "manager", "anonymous"]),
+)
+@example({"from": "2026-02-30"}, False, "clinic_admin")
+@example({"to": "9999-12-31", "from": "0001-01-01"}, True, "manager")
+@example({"after": "W1siMjAyNi0wMy0wMVQwMDowMDowMCswMDowMCIsIDFdXQ"}, False, "manager")
+@example({"clinic": "2147483648", "q": "%_\\"}, True, "clinic_admin")
+@example({"q": "\x00"}, False, "clinician")
+def test_filtering_and_exporting_payments(world, query, export, who):
+    client = getattr(world, who)
+    url = ("/payments/export.csv" if export else "/payments/") + "?" + urlencode(query)
+
+    def send():
+        response = client.get(url)
+        response.get_data()  # a streamed export fails, if at all, while it is read
+        return response
+
+    world.check(send)
+
+
+@hostile(45)
+@given(email=texts, resend_key=texts, time_zone=texts, payment=st.one_of(ids, st.none()))
+@example("pat@example.org", "k" * 24, "Australia/Perth", None)
+@example("pat@\x00.org", "k" * 24, "Australia/../../etc/passwd", None)
+def test_resending_a_receipt_and_choosing_a_time_zone(world, email, resend_key, time_zone, payment):
+    payment_id = db.session.scalar(
+        select(PaymentRequest.id).filter_by(request_key=world.request_key)
+    )
+    target = f"/payments/{segment(or_real(payment, payment_id))}/receipt"
+    token = world.token_for("clinic_admin")
+    data = {"csrf_token": token, "email": email, "resend_key": resend_key}
+    world.check(lambda: world.clinic_admin.post(target, data=data))
+    zone = {"csrf_token": token, "time_zone": time_zone}
+    world.check(lambda: world.clinic_admin.post(f"/payments/clinics/{world.gp.id}/time-zone",
+                                                data=zone))  # fmt: skip
 
 
 # The patient's side: the guest token and the request key in the path, the name they give.

@@ -24,10 +24,10 @@ from vcpay.people.demo import DEMO_PASSWORD
 pytestmark = pytest.mark.browser
 
 NAVIGATION = {
-    "manager@harbourside.example": ["Home", "Client Payments"],
-    "orgadmin@harbourside.example": ["Home", "Client Payments"],
-    "clinicadmin@harbourside.example": ["Home", "Client Payments"],
-    "clinician@harbourside.example": ["Home", "Calls"],
+    "manager@harbourside.example": ["Home", "Client Payments", "Payments"],
+    "orgadmin@harbourside.example": ["Home", "Client Payments", "Payments"],
+    "clinicadmin@harbourside.example": ["Home", "Client Payments", "Payments"],
+    "clinician@harbourside.example": ["Home", "Calls", "Payments"],
 }
 
 

@@ -24,10 +24,10 @@ def navigation(client) -> list[str]:
 @pytest.mark.parametrize(
     ("email", "links"),
     [
-        ("manager@harbourside.example", ["Home", "Client Payments"]),
-        ("orgadmin@harbourside.example", ["Home", "Client Payments"]),
-        ("clinicadmin@harbourside.example", ["Home", "Client Payments"]),
-        ("clinician@harbourside.example", ["Home", "Calls"]),
+        ("manager@harbourside.example", ["Home", "Client Payments", "Payments"]),
+        ("orgadmin@harbourside.example", ["Home", "Client Payments", "Payments"]),
+        ("clinicadmin@harbourside.example", ["Home", "Client Payments", "Payments"]),
+        ("clinician@harbourside.example", ["Home", "Calls", "Payments"]),
     ],
 )
 def test_each_demo_person_sees_the_navigation_for_their_role(client, demo, email, links):
@@ -225,6 +225,6 @@ def test_a_user_may_hold_roles_in_two_organisations(client, demo, other_org):
     add_clinic_role(person, other_org.clinics[0], ClinicRole.CLINIC_ADMIN)
     db.session.commit()
     sign_in(client, "clinician@harbourside.example")
-    assert navigation(client) == ["Home", "Client Payments", "Calls"]
+    assert navigation(client) == ["Home", "Client Payments", "Calls", "Payments"]
     html = client.get("/").get_data(as_text=True)
     assert "Harbourside Health" in html and "Riverside Care" in html

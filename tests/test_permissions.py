@@ -50,9 +50,14 @@ def world(app):
     return SimpleNamespace(people=people, places=places)
 
 
-ORG_ADMIN = {P.VIEW_ORGANISATION, P.REQUEST_ENABLEMENT, P.MANAGE_CLIENT_PAYMENTS, P.REFUND_PAYMENT}
+# Everyone with a role in a clinic opens its Payments page; only admins see all its payments
+# (a clinician sees the requests they made) and send receipts again.
+PAYMENTS = {P.VIEW_PAYMENTS, P.VIEW_CLINIC_PAYMENTS, P.RESEND_RECEIPT}
+ORG_ADMIN = {
+    P.VIEW_ORGANISATION, P.REQUEST_ENABLEMENT, P.MANAGE_CLIENT_PAYMENTS, P.REFUND_PAYMENT,
+} | PAYMENTS  # fmt: skip
 CLINIC_ADMIN = ORG_ADMIN
-CLINICIAN = {P.VIEW_ORGANISATION, P.START_CALL}
+CLINICIAN = {P.VIEW_ORGANISATION, P.START_CALL, P.VIEW_PAYMENTS}
 
 # person, scope, the permissions they hold there (every other permission is refused).
 TABLE = [

@@ -107,14 +107,16 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.client_payments.views import blueprint as client_payments
     from vcpay.enablement.views import blueprint as enablement
     from vcpay.health.views import blueprint as health
+    from vcpay.ledger.views import blueprint as ledger
     from vcpay.main.views import blueprint as main
     from vcpay.payments.views import blueprint as payments
     from vcpay.payouts.views import blueprint as payouts
     from vcpay.webhooks.views import blueprint as webhooks
 
     blueprints = (
-        main, auth, client_payments, enablement, calls, guest, payments, payouts, health, webhooks,
-    )  # fmt: skip
+        main, auth, client_payments, enablement, calls, guest, payments, ledger, payouts, health,
+        webhooks,
+    )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
 

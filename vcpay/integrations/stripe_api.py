@@ -218,6 +218,10 @@ class StripeApi:
     def dashboard_url(self, account_id: str) -> str:
         return f"{self.settings.dashboard_url}/{account_id}"
 
+    def payment_dashboard_url(self, account_id: str, payment_intent_id: str) -> str:
+        """The payment in the clinic's own Stripe dashboard."""
+        return f"{self.dashboard_url(account_id)}/payments/{payment_intent_id}"
+
     def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
         """Check the signature on the raw body, then read the envelope (nothing else)."""
         if not signature:

@@ -30,6 +30,11 @@ class Permission(enum.StrEnum):
     MANAGE_CLIENT_PAYMENTS = "manage_client_payments"
     REFUND_PAYMENT = "refund_payment"
     START_CALL = "start_call"
+    # The Payments page of a clinic: its admins see every payment there, its clinicians
+    # only the requests they made themselves (``sees_every_payment`` tells the two apart).
+    VIEW_PAYMENTS = "view_payments"
+    VIEW_CLINIC_PAYMENTS = "view_clinic_payments"
+    RESEND_RECEIPT = "resend_receipt"
 
 
 ADMINS = frozenset({Role.ORGANISATION_ADMIN, Role.CLINIC_ADMIN})
@@ -42,6 +47,9 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.MANAGE_CLIENT_PAYMENTS: ADMINS,
     Permission.REFUND_PAYMENT: ADMINS,
     Permission.START_CALL: frozenset({Role.CLINICIAN}),
+    Permission.VIEW_PAYMENTS: ADMINS | {Role.CLINICIAN},
+    Permission.VIEW_CLINIC_PAYMENTS: ADMINS,
+    Permission.RESEND_RECEIPT: ADMINS,
 }
 
 

@@ -1,0 +1,192 @@
+"""What the Payments page is asked to show, read from its query string and checked.
+
+Whose rows: every clinic where the person may open the Payments page; in each, every
+payment if they administer it, else only the requests they made. Days are calendar days in
+each row's own clinic's time zone: "1 March" is 1 March in Sydney for a Sydney clinic and in
+Perth for a Perth clinic, so a filter over two clinics in different zones still counts each
+payment on the day its clinic does.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+
+from vcpay.extensions import db
+from vcpay.inputs import parse_id
+from vcpay.payments.models import OPEN_STATES, SETTLED_STATES, PaymentState
+from vcpay.people.models import Clinic, User
+from vcpay.people.permissions import Permission, can, clinics_where, require
+
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2999, 12, 31)
+SEARCH_MAX = 200
+
+# Groups first, then each state on its own; the value is what the query string carries.
+STATUS_CHOICES: dict[str, tuple[object, frozenset[str]]] = {
+    "settled": (_l("Paid (including refunded)"), frozenset(SETTLED_STATES)),
+    "open": (_l("Waiting for the patient"), frozenset(OPEN_STATES)),
+    "any_refund": (
+        _l("Refunded, in part or in full"),
+        frozenset({PaymentState.PARTIALLY_REFUNDED, PaymentState.REFUNDED}),
+    ),
+    "unpaid": (
+        _l("Closed unpaid (failed, cancelled, expired)"),
+        frozenset({PaymentState.FAILED, PaymentState.CANCELLED, PaymentState.EXPIRED}),
+    ),
+    PaymentState.REQUESTED.value: (_l("Requested"), frozenset({PaymentState.REQUESTED})),
+    PaymentState.PROCESSING.value: (_l("Processing"), frozenset({PaymentState.PROCESSING})),
+    PaymentState.PAID.value: (_l("Paid"), frozenset({PaymentState.PAID})),
+    PaymentState.PARTIALLY_REFUNDED.value: (
+        _l("Partly refunded"),
+        frozenset({PaymentState.PARTIALLY_REFUNDED}),
+    ),
+    PaymentState.REFUNDED.value: (_l("Refunded"), frozenset({PaymentState.REFUNDED})),
+    PaymentState.FAILED.value: (_l("Payment failed"), frozenset({PaymentState.FAILED})),
+    PaymentState.CANCELLED.value: (_l("Cancelled"), frozenset({PaymentState.CANCELLED})),
+    PaymentState.EXPIRED.value: (_l("Expired, not paid"), frozenset({PaymentState.EXPIRED})),
+}
+
+
+class FilterRefused(ValueError):
+    def __init__(self, message):
+        super().__init__(str(message))
+        self.message = str(message)
+
+
+@dataclass(frozen=True)
+class ClinicView:
+    """One clinic's share of the rows: all of them, or only those ``own_of`` requested."""
+
+    clinic: Clinic
+    own_of: int | None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return clinic_zone(self.clinic)
+
+    def day_bounds(self, first: date | None, last: date | None):
+        """The UTC instants where ``first`` begins and the day after ``last`` begins here."""
+        after_last = last + timedelta(days=1) if last is not None else None
+        return _start_of(first, self.zone), _start_of(after_last, self.zone)
+
+
+@dataclass(frozen=True)
+class LedgerFilter:
+    views: tuple[ClinicView, ...]
+    first_day: date | None = None
+    last_day: date | None = None
+    status: str = ""
+    clinician_id: int | None = None
+    search: str = ""
+    clinic_id: int | None = None  # the clinic chosen, if one was
+    args: dict[str, str] = field(default_factory=dict)  # as given, for links and the form
+
+    @property
+    def states(self) -> frozenset[str] | None:
+        return STATUS_CHOICES[self.status][1] if self.status else None
+
+
+def clinic_zone(clinic: Clinic) -> ZoneInfo:
+    return zone_named(clinic.time_zone)
+
+
+@lru_cache(maxsize=64)
+def zone_named(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError):  # a name this machine's zone database lacks
+        return ZoneInfo("UTC")
+
+
+def in_clinic_time(moment: datetime | None, clinic: Clinic, format: str = "medium") -> str:
+    """A moment as the clinic's clocks showed it, in the reader's language."""
+    if moment is None:
+        return ""
+    return format_datetime(moment, format, tzinfo=clinic_zone(clinic), locale=str(get_locale()))
+
+
+def _start_of(day: date | None, zone: ZoneInfo) -> datetime | None:
+    if day is None:
+        return None
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def visible_clinics(user: User) -> list[ClinicView]:
+    return [
+        ClinicView(clinic, None if can(user, Permission.VIEW_CLINIC_PAYMENTS, clinic) else user.id)
+        for clinic in clinics_where(user, Permission.VIEW_PAYMENTS)
+    ]
+
+
+def read_filter(user: User, args) -> LedgerFilter:
+    """The filter the query string asks for, or ``FilterRefused`` saying what to change; a
+    clinic of another organisation is a 404, like its pages."""
+    given = {name: args.get(name, "").strip() for name in ("clinic", "from", "to", "status")}
+    given |= {"clinician": args.get("clinician", "").strip(), "q": args.get("q", "").strip()}
+    views = visible_clinics(user)
+    clinic_id = _chosen_clinic(given["clinic"])
+    if clinic_id is not None:
+        views = [v for v in views if v.clinic.id == clinic_id]
+        if not views:
+            require(Permission.VIEW_PAYMENTS, db.session.get(Clinic, clinic_id))
+    first, last = _day(given["from"]), _day(given["to"])
+    if first and last and first > last:
+        raise FilterRefused(_l("The first day comes after the last; swap them and try again."))
+    return LedgerFilter(
+        views=tuple(views),
+        first_day=first,
+        last_day=last,
+        status=_status(given["status"]),
+        clinician_id=_clinician(given["clinician"]),
+        search=_search(given["q"]),
+        clinic_id=clinic_id,
+        args={name: value for name, value in given.items() if value},
+    )
+
+
+def _chosen_clinic(text: str) -> int | None:
+    if not text:
+        return None
+    clinic_id = parse_id(text)
+    if clinic_id is None:
+        raise FilterRefused(_l("Choose a clinic from the list."))
+    return clinic_id
+
+
+def _day(text: str) -> date | None:
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text) if DAY.fullmatch(text) else None
+    except ValueError:
+        day = None
+    if day is None or not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise FilterRefused(_l("Enter dates as year-month-day, for example 2026-03-01."))
+    return day
+
+
+def _status(text: str) -> str:
+    if text and text not in STATUS_CHOICES:
+        raise FilterRefused(_l("Choose a status from the list."))
+    return text
+
+
+def _clinician(text: str) -> int | None:
+    if not text:
+        return None
+    clinician_id = parse_id(text)
+    if clinician_id is None:
+        raise FilterRefused(_l("Choose a clinician from the list."))
+    return clinician_id
+
+
+def _search(text: str) -> str:
+    if len(text) > SEARCH_MAX:
+        raise FilterRefused(_l("Search for at most 200 characters."))
+    return text
