@@ -36,6 +36,7 @@ LINKS = (
     NavigationLink("main.home", _l("Home"), None),
     NavigationLink("client_payments.index", _l("Client Payments"), ADMINS),
     NavigationLink("calls.index", _l("Calls"), frozenset({Role.CLINICIAN})),
+    NavigationLink("people.settings", _l("Your settings"), None),
 )
 
 
