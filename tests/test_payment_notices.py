@@ -124,7 +124,7 @@ def test_a_clinic_admin_opts_in_and_out_and_each_change_is_audited(app, gp):
     admin = app.test_client()
     sign_in(admin, CLINIC_ADMIN)
     home = admin.get("/").get_data(as_text=True)
-    assert '<a href="/settings"' in home and "Your settings" in home
+    assert re.search(r'<a class="settings-link" href="/settings"[^>]*>Your settings</a>', home)
     page, token = settings_form(admin)
     assert "Email me about payment problems in the clinics I administer" in page
     assert "Harbourside GP Clinic" in page

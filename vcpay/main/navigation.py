@@ -36,7 +36,6 @@ LINKS = (
     NavigationLink("main.home", _l("Home"), None),
     NavigationLink("client_payments.index", _l("Client Payments"), ADMINS),
     NavigationLink("calls.index", _l("Calls"), frozenset({Role.CLINICIAN})),
-    NavigationLink("people.settings", _l("Your settings"), None),
 )
 
 
