@@ -369,7 +369,7 @@ def test_the_refund_and_payout_notices_read_like_the_payment_ones(app, clinician
     )  # fmt: skip
     notify_clinic_admins(
         gp, Notice.PAYOUT_FAILED, "po_1", "Payout failed", "payout_failed",
-        payout=payout, link="http://127.0.0.1:5000/payouts/po_1",
+        payout=payout, page="http://127.0.0.1:5000/payouts/po_1",  # as payouts names it
     )  # fmt: skip
     db.session.commit()
     payout_email, refund_email = sorted(notices(), key=lambda e: e.dedupe_key)
@@ -379,6 +379,7 @@ def test_the_refund_and_payout_notices_read_like_the_payment_ones(app, clinician
     assert "Amount: A$85.00" in refund_email.body_text
     assert "Payout: A$1,234.56 (po_1)" in payout_email.body_text
     assert "The bank account has been closed." in payout_email.body_text
+    assert "The payout: http://127.0.0.1:5000/payouts/po_1" in payout_email.body_text
     for body in (refund_email.body_text, payout_email.body_text):
         assert body.startswith("Hello,\n\n")
         assert body.endswith("http://127.0.0.1:5000/settings\n\nvcpay")
