@@ -111,9 +111,10 @@ class World:
         """A new open request in the call of ``place``'s payment (the inner object)."""
         call = place.payment.call
         clinician = db.session.get(User, call.clinician_id)
-        asked = requesting.PaymentAsked(
-            "12.50", "Matrix: a request to cancel", secrets.token_urlsafe(18), requesting.ANYONE
-        )
+        key = secrets.token_urlsafe(18)
+        # Each its own description: the same one still open would ask the clinician first.
+        description = f"Matrix: a request to cancel ({key[:8]})"
+        asked = requesting.PaymentAsked("12.50", description, key, requesting.ANYONE)
         made = requesting.request_payment(call, clinician, asked, StripeApi.for_app())
         db.session.commit()
         return made.request

@@ -198,6 +198,10 @@ ROUTES = [
     Row("GET", "/", foreign=SAME),
     Row("GET", "/organisations/<int:organisation_id>", organisation_id),
     Row("POST", "/language", visitors=302, own=302, foreign=SAME, body=form(language="xx")),
+    # Your settings: payment notices are offered to whoever administers a clinic; saving
+    # them is refused to anyone else (the box unticked: nothing changes).
+    Row("GET", "/settings", foreign=SAME),
+    Row("POST", "/settings", own=(403, 303, 303, 303), foreign=SAME),
     # Signing in and out.
     Row("GET", "/sign-in", visitors=200, own=302, foreign=SAME),
     # No password (refused before any hashing); signed-in people are sent on.

@@ -386,7 +386,10 @@ def test_recognising_someone_others_were_recognised_as_keeps_one_person_and_no_c
     ask(clinician, call, form={**request_form(clinician, call), "payer": pat})
     join(app, call, "Pat on phone")
     phone = participant_id(call, "Pat on phone")
-    ask(clinician, call, form={**request_form(clinician, call), "payer": phone})
+    # The same fee again, for the phone: the clinician confirms a second request.
+    open_request = requests_made()[0].request_key
+    again = {**request_form(clinician, call), "payer": phone, "confirm_repeat": open_request}
+    assert ask(clinician, call, form=again).status_code == 303
     tablet_browser = join(app, call, "Pat on tablet")
     tablet = participant_id(call, "Pat on tablet")
     assert recognise(clinician, call, tablet, phone).status_code == 303

@@ -451,9 +451,10 @@ def test_two_request_payment_posts_with_one_key_make_one_request_and_one_session
     app, call, stripe_control
 ):
     first, second = clinician_browser(app, call), clinician_browser(app, call)
-    for _ in range(ROUNDS * 2):  # the window is a Stripe call's length: not hit every time
+    for round_number in range(ROUNDS * 2):  # the window is a Stripe call's length
         limiter.reset()
-        form = request_form(first, call)
+        # Each round its own visit: the same one still open would ask the clinician first.
+        form = {**request_form(first, call), "description": f"Visit {round_number}"}
         # The same form sent twice at once (a double click), each with its own sign-in.
         other = {**form, "csrf_token": request_form(second, call)["csrf_token"]}
         answers = at_once(

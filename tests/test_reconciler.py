@@ -47,9 +47,9 @@ def requested(call, count: int = 1) -> list[PaymentRequest]:
     made = []
     for number in range(count):
         key = secrets.token_urlsafe(18)  # as the Request Payment form makes them
-        asked = requesting.PaymentAsked(
-            f"{40 + number}.00", f"Consultation {number}", key, requesting.ANYONE
-        )
+        # Each its own description: the same one still open would ask the clinician first.
+        description = f"Consultation {number} ({key[:6]})"
+        asked = requesting.PaymentAsked(f"{40 + number}.00", description, key, requesting.ANYONE)
         outcome = requesting.request_payment(call, clinician, asked, stripe_api)
         db.session.commit()
         made.append(outcome.request)

@@ -111,10 +111,21 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.main.views import blueprint as main
     from vcpay.payments.views import blueprint as payments
     from vcpay.payouts.views import blueprint as payouts
+    from vcpay.people.views import blueprint as people
     from vcpay.webhooks.views import blueprint as webhooks
 
     blueprints = (
-        main, auth, client_payments, enablement, calls, guest, payments, ledger, payouts, health,
+        main,
+        auth,
+        people,
+        client_payments,
+        enablement,
+        calls,
+        guest,
+        payments,
+        ledger,
+        payouts,
+        health,
         webhooks,
     )
     for blueprint in blueprints:
@@ -167,11 +178,13 @@ def register_security_headers(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
+    from vcpay.i18n import clinic_time
     from vcpay.main.navigation import navigation_context
     from vcpay.payments.amounts import format_amount
 
     app.context_processor(navigation_context)
     app.add_template_filter(format_amount, "money")
+    app.add_template_filter(clinic_time, "clinic_time")
 
 
 def register_cli(app: Flask) -> None:

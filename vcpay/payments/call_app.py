@@ -16,11 +16,13 @@ KEY = "request-payment"
 
 def tool_context(call: Call, clinician: User, state: dict) -> dict:
     """The form, or why it cannot be used here. ``state`` comes from the view that refused a
-    request: the form as sent, the message, and the field at fault."""
+    request: the form as sent, the message, the field at fault, and the open request the
+    same amount and description would repeat."""
     return {
         "payment_form": state.get("form") or RequestPaymentForm().fresh(),
         "payment_error": state.get("error"),
         "payment_error_field": state.get("field"),
+        "payment_repeat_of": state.get("repeat_of"),
         "unavailable": requesting.why_payments_unavailable(call.clinic),
         "patients": patients(call),
     }

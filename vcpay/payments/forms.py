@@ -11,6 +11,9 @@ class RequestPaymentForm(FlaskForm):
     description = StringField(_l("Description"))
     payer = StringField(_l("Who pays"))  # a participant id, or "anyone"; rendered as a select
     request_key = HiddenField()
+    # The open request with the same amount and description that the clinician confirms
+    # asking for again; rendered as a checkbox only when such a request is open.
+    confirm_repeat = HiddenField()
     submit = SubmitField(_l("Request Payment"))
 
     def fresh(self) -> "RequestPaymentForm":

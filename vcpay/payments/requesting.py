@@ -24,10 +24,8 @@ from vcpay.inputs import TEXT_CONTROL_MESSAGE, has_control_character
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import IdempotencyKeyInUse, StripeApiError
 from vcpay.integrations.stripe_values import CheckoutRequest
-from vcpay.payments.amounts import AmountInvalid, parse_amount
-from vcpay.payments.models import (
-    PaymentRequest,
-)
+from vcpay.payments.amounts import AmountInvalid, format_amount, parse_amount
+from vcpay.payments.models import OPEN_STATES, PaymentRequest
 from vcpay.payments.transitions import announce, patient_names
 from vcpay.people.models import Clinic, User
 from vcpay.public_urls import public_url_for
@@ -48,6 +46,23 @@ class PaymentRefused(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class RepeatUnconfirmed(PaymentRefused):
+    """The same amount and description are still open in this call as ``open_request``: a
+    second payment is made only when the clinician confirms it by naming that request."""
+
+    def __init__(self, open_request: PaymentRequest):
+        super().__init__(
+            _(
+                "A request for %(amount)s '%(description)s' is still open in this call. "
+                "Request it again?",
+                amount=format_amount(open_request.amount, open_request.currency),
+                description=open_request.description,
+            ),
+            "confirm_repeat",
+        )
+        self.open_request = open_request.request_key
 
 
 def why_payments_unavailable(clinic: Clinic) -> str | None:
@@ -129,6 +144,9 @@ class PaymentAsked:
     description: str
     request_key: str
     payer: str = ""  # a participant's id, ``ANYONE``, or empty for the patients in the call
+    # The key of the open request with the same amount and description that the clinician
+    # has seen and still wants to ask again (see ``RepeatUnconfirmed``).
+    confirm_repeat: str = ""
 
 
 def request_payment(
@@ -148,6 +166,7 @@ def request_payment(
     amount = _parse(asked.amount)
     description = _description(asked.description)
     payer = _payer(call, asked.payer)
+    _refuse_unconfirmed_repeat(call, amount, description, asked.confirm_repeat)
     link = live_link(call.clinic)
     charge = Charge(amount, description, asked.request_key, _expiry())
     try:
@@ -189,6 +208,30 @@ def _repeated(call: Call, earlier: PaymentRequest) -> Requested:
     if earlier.call_id != call.id:
         raise PaymentRefused(_("The form expired; please try again."))
     return Requested(earlier, repeated=True)
+
+
+def open_twin(call: Call, amount: int, description: str) -> PaymentRequest | None:
+    """The newest request still open in ``call`` for the same amount and description (in
+    any letter case): asking for it again may charge the patient twice."""
+    same_amount = db.session.scalars(
+        select(PaymentRequest)
+        .where(
+            PaymentRequest.call_id == call.id,
+            PaymentRequest.amount == amount,
+            PaymentRequest.state.in_([state.value for state in OPEN_STATES]),
+        )
+        .order_by(PaymentRequest.id.desc())
+    )
+    wanted = description.casefold()
+    return next((r for r in same_amount if r.description.casefold() == wanted), None)
+
+
+def _refuse_unconfirmed_repeat(call: Call, amount: int, description: str, confirmed: str) -> None:
+    """A second click of the same form never gets here (its key finds its request first);
+    a new form for what is still open does, and needs the clinician's word."""
+    twin = open_twin(call, amount, description)
+    if twin is not None and twin.request_key != confirmed:
+        raise RepeatUnconfirmed(twin)
 
 
 def _await_other_click(request_key: str) -> PaymentRequest | None:

@@ -34,6 +34,7 @@ from vcpay.payments.models import (
     PaymentRequest,
     PaymentState,
 )
+from vcpay.payments.problems import payment_expired, payment_failed
 from vcpay.payments.receipts import receipt_url
 from vcpay.people.models import User
 
@@ -154,6 +155,7 @@ def _apply_checkout(request: PaymentRequest, session: CheckoutSummary) -> bool:
     if session.status == "expired" and request.is_open:
         _move(request, PaymentState.EXPIRED)
         announce(request, CallEventKind.PAYMENT_EXPIRED)
+        payment_expired(request)
         return True
     return False
 
@@ -221,6 +223,7 @@ def record_async_failure(request: PaymentRequest) -> bool:
         return False
     _move(request, PaymentState.FAILED)
     announce(request, CallEventKind.PAYMENT_FAILED)
+    payment_failed(request)
     return True
 
 

@@ -55,9 +55,12 @@ def request_payment(call_id: int):
             description=form.description.data or "",
             request_key=form.request_key.data or "",
             payer=form.payer.data or "",
+            confirm_repeat=form.confirm_repeat.data or "",
         )
         made = requesting.request_payment(call, current_user, asked, StripeApi.for_app())
         db.session.commit()
+    except requesting.RepeatUnconfirmed as repeat:
+        return _ask_to_confirm(call, repeat)
     except requesting.PaymentRefused as refused:
         return _refused(call, refused.message, refused.field)
     if _wants_json():
@@ -76,6 +79,24 @@ def _refused(call: Call, message: str, field: str | None):
         return jsonify(error=message, field=field), 400
     state = {KEY: {"form": RequestPaymentForm(), "error": message, "field": field}}
     return call_screen(call, state, tools_open=True), 400
+
+
+def _ask_to_confirm(call: Call, repeat: requesting.RepeatUnconfirmed):
+    """The same amount and description are still open: nothing was made. The form comes
+    back as sent, with the box that confirms a second payment ticked, so sending it again
+    makes one; a JSON client sends ``confirm_repeat`` set to ``open_request``."""
+    if _wants_json():
+        answer = jsonify(error=repeat.message, field=repeat.field, open_request=repeat.open_request)
+        return answer, 409
+    state = {
+        KEY: {
+            "form": RequestPaymentForm(),
+            "error": repeat.message,
+            "field": repeat.field,
+            "repeat_of": repeat.open_request,
+        }
+    }
+    return call_screen(call, state, tools_open=True), 409
 
 
 @blueprint.route("/calls/<int:call_id>/payment-requests/<request_key>/cancel", methods=["POST"])
