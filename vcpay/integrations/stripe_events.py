@@ -17,6 +17,7 @@ from vcpay.integrations.stripe_values import (
     ChargeRefunded,
     CheckoutChanged,
     PaymentFailed,
+    RefundChanged,
     StripeChange,
     WebhookEvent,
 )
@@ -59,6 +60,8 @@ def read_change(event_type: str, account: str | None, payload: str) -> StripeCha
             _id_or_none(charge.get("payment_intent")),
             _request_hint(charge),
         )
+    if event_type in REFUND_EVENTS:
+        return _refund_changed(account, _data_object(payload))
     if event_type == "account.updated":
         return AccountChanged(account)
     if event_type == "account.application.authorized":
@@ -66,6 +69,24 @@ def read_change(event_type: str, account: str | None, payload: str) -> StripeCha
     if event_type == "account.application.deauthorized":
         return AccountDeauthorized(account)
     raise ValueError(f"vcpay does not read {event_type} events.")
+
+
+# Refunds: each event's object is the refund; its status is read from Stripe again.
+REFUND_EVENTS = (
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.refund.updated",
+)
+
+
+def _refund_changed(account: str | None, refund: dict[str, Any]) -> RefundChanged:
+    return RefundChanged(
+        account,
+        _object_id(refund),
+        _id_or_none(refund.get("charge")),
+        _id_or_none(refund.get("payment_intent")),
+    )
 
 
 def _data_object(payload: str) -> dict[str, Any]:
