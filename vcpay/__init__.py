@@ -98,10 +98,13 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.enablement.views import blueprint as enablement
     from vcpay.health.views import blueprint as health
     from vcpay.main.views import blueprint as main
+    from vcpay.payments.refund_views import blueprint as refunds
     from vcpay.payments.views import blueprint as payments
     from vcpay.webhooks.views import blueprint as webhooks
 
-    blueprints = (main, auth, client_payments, enablement, calls, guest, payments, health, webhooks)
+    blueprints = (
+        main, auth, client_payments, enablement, calls, guest, payments, refunds, health, webhooks
+    )  # fmt: skip
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
 
