@@ -12,8 +12,15 @@ the routes in ``checkout_api``), a hosted pay page at ``/c/pay/<session>`` where
 decide the outcome (``paypage``, ``cards``), paying (``payments``, ``payment_steps``) and the
 PaymentIntents, Charges and Refunds a payment leaves (``payment_objects``, ``refunds``,
 ``payments_api``), ``expand`` (``expand``), and a clock that expires sessions at
-``expires_at`` (``chores``). See ``app.create_stripe_standin`` and
-``server.start_stripe_standin``; ``python -m sandbox.stripe --help`` runs it as a process.
+``expires_at`` (``chores``).
+
+The back office: each charge, refund and payout moves money in the account's balance
+(``balance``: balance transactions, Stripe's fee); payouts sweep what is available
+(``payouts``, with an optional schedule); refunds can wait or fail (``refund_outcomes``);
+``balance_api`` reads them and ``control_money`` decides them from tests.
+
+See ``app.create_stripe_standin`` and ``server.start_stripe_standin``;
+``python -m sandbox.stripe --help`` runs it as a process.
 
 A new ``/v1`` resource is a blueprint under ``/v1`` registered in ``app.register_blueprints``:
 the gateway has already authenticated, decoded and scoped the call, and made it idempotent.

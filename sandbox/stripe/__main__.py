@@ -1,7 +1,8 @@
 """Run the stand-in as its own process:
 
     python -m sandbox.stripe --host 127.0.0.1 --port 5083 --state-file PATH \
-        --public-url URL --redirect-uri URL --webhook-url URL --demo-accounts
+        --public-url URL --redirect-uri URL --webhook-url URL --demo-accounts \
+        --payout-seconds SECONDS
 """
 
 import argparse
@@ -51,6 +52,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="create two clinics' test accounts when the state is empty",
     )
+    parser.add_argument(
+        "--payout-seconds",
+        type=float,
+        default=float(os.environ.get("STRIPE_STANDIN_PAYOUT_SECONDS") or 0),
+        help="pay out every account's balance on this interval; 0, the default, never "
+        "(default: $STRIPE_STANDIN_PAYOUT_SECONDS)",
+    )
     return parser.parse_args(argv)
 
 
@@ -67,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             "webhook_url": arguments.webhook_url,
             "webhook_secret": arguments.webhook_secret,
             "demo_accounts": arguments.demo_accounts,
+            "payout_seconds": arguments.payout_seconds,
         }
     )
     server = new_server(app, arguments.host, arguments.port, quiet=True)

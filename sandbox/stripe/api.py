@@ -137,16 +137,20 @@ def boolean(params: dict[str, Any], name: str) -> bool | None:
 
 def created_matches(obj: dict[str, Any], created: Any) -> bool:
     """Stripe's ``created`` filter: a timestamp, or a range of gt/gte/lt/lte."""
-    if created is None:
+    return timestamp_matches(obj, "created", created)
+
+
+def timestamp_matches(obj: dict[str, Any], name: str, wanted: Any) -> bool:
+    """A timestamp filter (``created``, ``arrival_date``): one value, or a range."""
+    if wanted is None:
         return True
-    if not isinstance(created, dict):
-        return obj["created"] == whole_number({"created": created}, "created")
-    unknown = set(created) - set(RANGE_OPERATORS)
+    if not isinstance(wanted, dict):
+        return obj[name] == whole_number({name: wanted}, name)
+    unknown = set(wanted) - set(RANGE_OPERATORS)
     if unknown:
-        name = sorted(unknown)[0]
-        raise unknown_parameter(f"created[{name}]")
-    bounds = {op: whole_number(created, op) for op in created}
-    value = obj["created"]
+        raise unknown_parameter(f"{name}[{sorted(unknown)[0]}]")
+    bounds = {op: whole_number(wanted, op) for op in wanted}
+    value = obj[name]
     return (
         ("gt" not in bounds or value > bounds["gt"])
         and ("gte" not in bounds or value >= bounds["gte"])

@@ -9,9 +9,11 @@ from werkzeug.exceptions import HTTPException
 
 from sandbox.stripe.accounts import create_demo_accounts
 from sandbox.stripe.api import api
+from sandbox.stripe.balance_api import balance_api
 from sandbox.stripe.checkout_api import checkout_api
 from sandbox.stripe.checkout_expiry import expire_due_sessions
 from sandbox.stripe.control import control
+from sandbox.stripe.control_money import money_control
 from sandbox.stripe.dashboard import dashboard
 from sandbox.stripe.errors import (
     SUPPORT,
@@ -25,6 +27,7 @@ from sandbox.stripe.errors import (
 from sandbox.stripe.gateway import is_api_call, register_gateway
 from sandbox.stripe.oauth import oauth
 from sandbox.stripe.payments_api import payments_api
+from sandbox.stripe.payouts import run_payout_schedule
 from sandbox.stripe.paypage import paypage
 from sandbox.stripe.runtime import EXTENSION, StripeStandin
 from sandbox.stripe.settings import StripeStandinSettings
@@ -33,7 +36,8 @@ from sandbox.stripe.settings import StripeStandinSettings
 def create_stripe_standin(config: Mapping[str, Any] | StripeStandinSettings | None = None) -> Flask:
     """A Stripe (api + connect) stand-in; ``config`` holds ``StripeStandinSettings`` fields.
 
-    It runs a webhook sender thread and a clock that expires Checkout Sessions: stop them
+    It runs a webhook sender thread, a clock that expires Checkout Sessions and, when
+    ``payout_seconds`` is set, a payout schedule: stop them
     with ``app.extensions["stripe_standin"].close()``
     (``server.stop_stripe_standin`` does).
     """
@@ -49,6 +53,8 @@ def create_stripe_standin(config: Mapping[str, Any] | StripeStandinSettings | No
     if settings.demo_accounts:
         create_demo_accounts(running)
     running.every(settings.checkout_expiry_seconds, expire_due_sessions)
+    if settings.payout_seconds:
+        running.every(settings.payout_seconds, run_payout_schedule)
     register_gateway(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -59,10 +65,12 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api)
     app.register_blueprint(checkout_api)
     app.register_blueprint(payments_api)
+    app.register_blueprint(balance_api)
     app.register_blueprint(paypage)
     app.register_blueprint(oauth)
     app.register_blueprint(dashboard)
     app.register_blueprint(control)
+    app.register_blueprint(money_control)
 
 
 def register_errorhandlers(app: Flask) -> None:

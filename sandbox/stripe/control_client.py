@@ -1,6 +1,7 @@
 """The Stripe stand-in's ``/_sandbox`` controls, as tests and benchmarks drive it: test
-accounts, the consent screen's answer without a browser, paying a Checkout Session, webhook
-delivery and its faults, and the events it sent."""
+accounts, the consent screen's answer without a browser, paying a Checkout Session, the
+balance, payouts and refunds' outcomes, webhook delivery and its faults, and the events it
+sent."""
 
 import time
 from typing import Any
@@ -115,6 +116,42 @@ class StripeControl(ControlClient):
     def expire_now(self, session_id: str) -> dict[str, Any]:
         """What the clock does at ``expires_at``."""
         return self.post(f"checkout/sessions/{session_id}/expire-now")
+
+    # -- balance, payouts, refunds' outcomes --------------------------------------------------
+
+    def settle_balance(self, account_id: str) -> int:
+        """Every pending balance transaction of the account becomes available now; how many."""
+        return self.post(f"accounts/{account_id}/balance/settle")["made_available"]
+
+    def pay_out(
+        self, account_id: str, arrive: str = "now", fail: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Pay out the available balance, one payout per currency: ``arrive="now"`` is paid
+        at once, ``"later"`` stays in transit; ``fail`` (``account_closed``...) fails it."""
+        body: dict[str, Any] = {"arrive": arrive}
+        if fail is not None:
+            body["fail"] = fail
+        return self.post(f"accounts/{account_id}/payouts", body)
+
+    def payouts(self, **filters: Any) -> list[dict[str, Any]]:
+        """Every payout in every account, oldest first (``account=``, ``status=``)."""
+        return self.get("payouts", **filters)
+
+    def payout_paid(self, payout_id: str) -> dict[str, Any]:
+        return self.post(f"payouts/{payout_id}/paid")
+
+    def payout_failed(self, payout_id: str, failure_code: str = "account_closed") -> dict:
+        return self.post(f"payouts/{payout_id}/failed", {"failure_code": failure_code})
+
+    def refunds_start(self, account_id: str, status: str) -> None:
+        """New refunds on the account start ``pending`` (until decided) or ``succeeded``."""
+        self.post(f"accounts/{account_id}/behaviour", {"refunds": status})
+
+    def refund_succeeds(self, refund_id: str) -> dict[str, Any]:
+        return self.post(f"refunds/{refund_id}/succeed")
+
+    def refund_fails(self, refund_id: str, reason: str = "expired_or_canceled_card") -> dict:
+        return self.post(f"refunds/{refund_id}/fail", {"reason": reason})
 
     # -- events and webhooks ------------------------------------------------------------------
 

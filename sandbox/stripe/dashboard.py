@@ -1,12 +1,14 @@
 """The test accounts' Dashboard, where "Edit in Stripe" lands: a clinic changes its account
-(Stripe announces ``account.updated``) or disconnects the platform (``account.application
-.deauthorized``). Plain forms that post and redirect back; no sign-in, as this is a sandbox."""
+(Stripe announces ``account.updated``), disconnects the platform (``account.application
+.deauthorized``), refunds a payment as from Stripe's own Dashboard, and sees its payouts.
+Plain forms that post and redirect back; no sign-in, as this is a sandbox."""
 
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from sandbox.stripe import connect
+from sandbox.stripe import connect, refunds
 from sandbox.stripe.accounts import (
     AccountFieldError,
     AccountFields,
@@ -14,11 +16,14 @@ from sandbox.stripe.accounts import (
     display_name,
     update_test_account,
 )
+from sandbox.stripe.errors import StripeError
+from sandbox.stripe.money import formatted
 from sandbox.stripe.runtime import standin
 
 dashboard = Blueprint("dashboard", __name__)
 
 EVENTS_SHOWN = 20
+PAYMENTS_SHOWN = 20
 
 
 def readable(timestamp: int) -> str:
@@ -76,6 +81,8 @@ def account(account_id: str):
     return render_template(
         "stripe_standin/account.html",
         account=found,
+        payments=payment_rows(account_id),
+        payouts=payout_rows(account_id),
         name=display_name(found),
         connected=running.state.is_connected(account_id),
         platform_name=running.settings.platform_name,
@@ -115,4 +122,58 @@ def disconnect(account_id: str):
         flash(f"Disconnected {name}. Stripe sent account.application.deauthorized.", "success")
     else:
         flash(f"{name} was not connected to this account.", "error")
+    return redirect(url_for("dashboard.account", account_id=account_id), code=303)
+
+
+def payment_rows(account_id: str) -> list[dict]:
+    charges = standin().state.objects_of(account_id, "charge")[::-1][:PAYMENTS_SHOWN]
+    return [
+        {
+            "id": c["id"],
+            "description": c["description"],
+            "amount": formatted(c["amount"], c["currency"]),
+            "refunded": formatted(c["amount_refunded"], c["currency"]),
+            "created": readable(c["created"]),
+            "status": c["status"],
+            "refundable": c["status"] == "succeeded" and not c["refunded"],
+        }
+        for c in charges
+    ]
+
+
+def payout_rows(account_id: str) -> list[dict]:
+    return [
+        {
+            "id": p["id"],
+            "amount": formatted(p["amount"], p["currency"]),
+            "arrival": readable(p["arrival_date"]),
+            "status": p["status"],
+            "failure": p["failure_message"],
+        }
+        for p in standin().state.objects_of(account_id, "payout")[::-1]
+    ]
+
+
+def minor_units(text: str) -> int | None:
+    """``"20.00"`` → ``2000``; empty means the whole remaining amount."""
+    if not text.strip():
+        return None
+    try:
+        return int(Decimal(text.strip().lstrip("A$")) * 100)
+    except InvalidOperation:
+        raise ValueError(f"{text} is not an amount.") from None
+
+
+@dashboard.post("/dashboard/<account_id>/charges/<charge_id>/refund")
+def refund(account_id: str, charge_id: str):
+    """Refund a payment as from Stripe's Dashboard: whole, or ``amount`` in dollars."""
+    try:
+        params = {"charge": charge_id, "amount": minor_units(request.form.get("amount", ""))}
+        params["reason"] = request.form.get("reason") or None
+        made = refunds.refund(standin(), account_id, params)
+    except (StripeError, ValueError) as problem:
+        flash(getattr(problem, "message", str(problem)), "error")
+    else:
+        amount = formatted(made["amount"], made["currency"])
+        flash(f"Refunded {amount} ({made['status']}). Stripe sent charge.refunded.", "success")
     return redirect(url_for("dashboard.account", account_id=account_id), code=303)

@@ -24,6 +24,8 @@ PATH_PARAMETERS = {
     "charge": "charge",
     "refund": "refund",
     "event": "id",
+    "balance_transaction": "id",
+    "payout": "payout",
 }
 
 

@@ -8,13 +8,17 @@ from sandbox.stripe.runtime import StripeStandin
 
 MAX_DEPTH = 4
 # Per object type, the fields that can be expanded. A field whose object the stand-in does
-# not keep (a customer, a balance transaction) stays an id or null.
+# not keep (a customer, a payout's bank account) stays an id or null.
 EXPANDABLE = {
     "checkout.session": ("payment_intent", "line_items", "customer", "invoice", "setup_intent"),
     "payment_intent": ("latest_charge", "payment_method", "customer", "review"),
     "charge": ("payment_intent", "balance_transaction", "customer", "application_fee",
                "payment_method_details", "refunds", "review"),
-    "refund": ("charge", "payment_intent", "balance_transaction"),
+    "refund": ("charge", "payment_intent", "balance_transaction",
+               "failure_balance_transaction"),
+    "balance_transaction": ("source",),
+    "payout": ("balance_transaction", "destination", "failure_balance_transaction",
+               "original_payout", "reversed_by"),
 }  # fmt: skip
 
 

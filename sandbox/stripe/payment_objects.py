@@ -231,7 +231,7 @@ def charge_object(
         "application": payment_intent["application"],
         "application_fee": new_id("fee_") if fee and paid else None,
         "application_fee_amount": fee,
-        "balance_transaction": new_id("txn_") if paid else None,
+        "balance_transaction": None,  # kept by the payment step, once the money has moved
         "billing_details": method["billing_details"],
         "calculated_statement_descriptor": descriptor
         or (display_name(clinic).upper()[:22] if clinic else None),

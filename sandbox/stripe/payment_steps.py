@@ -10,6 +10,7 @@ Event order for a card that succeeds: ``payment_intent.created`` (first attempt 
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.stripe.balance import record_charge
 from sandbox.stripe.cards import Decline
 from sandbox.stripe.checkout import extras
 from sandbox.stripe.checkout_expiry import session_in
@@ -133,6 +134,8 @@ class Payment:
         if status == "pending":
             charge.update(status="pending", paid=False, balance_transaction=None, outcome=None)
             charge["receipt_number"] = None
+        if charge["status"] == "succeeded":
+            charge["balance_transaction"] = record_charge(self.running, self.account, charge)
         self.keep(charge)
         self.emit(f"charge.{charge['status']}", charge)
         return charge

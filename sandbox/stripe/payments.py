@@ -10,6 +10,7 @@ steps are in ``payment_steps``, the objects they leave in ``payment_objects``, r
 
 from typing import Any
 
+from sandbox.stripe.balance import record_charge
 from sandbox.stripe.cards import (
     AUTHENTICATION_FAILED,
     CardDetails,
@@ -27,7 +28,6 @@ from sandbox.stripe.payment_objects import (
 )
 from sandbox.stripe.payment_steps import Attempt, Payment, PaymentRefused, success_url
 from sandbox.stripe.runtime import StripeStandin
-from sandbox.stripe.store import new_id
 
 __all__ = ["Attempt", "PaymentRefused", "authenticate", "pay_by_card", "pay_by_debit", "settle"]
 
@@ -138,7 +138,7 @@ def settle(
             charge.update(
                 status="succeeded",
                 paid=True,
-                balance_transaction=new_id("txn_"),
+                balance_transaction=record_charge(running, account, charge),
                 outcome=outcome(None),
                 receipt_number=f"{digits(4)}-{digits(4)}",
             )

@@ -1,10 +1,13 @@
-"""Refunds (``POST /v1/refunds``): of a charge, named by itself or by its PaymentIntent,
-whole or in part; refunded at once, announced with ``charge.refunded`` then
-``refund.created``."""
+"""Refunds (``POST /v1/refunds``, and the Dashboard's Refund): of a charge, named by itself or
+by its PaymentIntent, whole or in part; ``succeeded`` at once, or ``pending`` where the
+account's refunds are set to start so (``refund_outcomes``); announced with
+``charge.refunded`` then ``refund.created``. The money leaves the balance at once: a
+``refund`` balance transaction, whatever the refund's status."""
 
 import time
 from typing import Any
 
+from sandbox.stripe import balance
 from sandbox.stripe.errors import InvalidParameter, InvalidRequest, invalid_integer, no_such
 from sandbox.stripe.events import originating_request, previous_attributes
 from sandbox.stripe.money import formatted
@@ -12,6 +15,20 @@ from sandbox.stripe.runtime import StripeStandin
 from sandbox.stripe.store import new_id
 
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+# How new refunds start on each account: Stripe's test mode refunds cards at once; a control
+# makes them wait (``pending``) until a test decides.
+REFUND_MODE = "standin/refund_mode"
+
+
+def refunds_start(running: StripeStandin, account: str | None) -> str:
+    found = running.state.get_object(account, REFUND_MODE)
+    return found["status"] if found else "succeeded"
+
+
+def set_refunds_start(running: StripeStandin, account: str | None, status: str) -> None:
+    running.state.put_object(
+        account, {"id": REFUND_MODE, "object": "standin.refund_mode", "status": status}
+    )
 
 
 def refundable_charge(
@@ -78,8 +95,8 @@ def refund_amount(params: dict[str, Any], charge: dict[str, Any]) -> int:
 
 
 def refund(running: StripeStandin, account: str | None, params: dict[str, Any]) -> dict:
-    """``POST /v1/refunds``: refunded at once (``succeeded``); the charge shows it and
-    ``charge.refunded`` then ``refund.created`` are sent."""
+    """``POST /v1/refunds``: the charge shows it at once, whether the refund succeeded or is
+    pending, and ``charge.refunded`` then ``refund.created`` are sent."""
     reason = params.get("reason")
     if reason is not None and reason not in REFUND_REASONS:
         raise InvalidParameter(
@@ -95,7 +112,7 @@ def refund(running: StripeStandin, account: str | None, params: dict[str, Any]) 
             "id": new_id("re_"),
             "object": "refund",
             "amount": amount,
-            "balance_transaction": new_id("txn_"),
+            "balance_transaction": None,
             "charge": charge["id"],
             "created": int(time.time()),
             "currency": charge["currency"],
@@ -108,9 +125,12 @@ def refund(running: StripeStandin, account: str | None, params: dict[str, Any]) 
             "reason": reason,
             "receipt_number": None,
             "source_transfer_reversal": None,
-            "status": "succeeded",
+            "status": refunds_start(running, account),
             "transfer_reversal": None,
         }
+        refund_object["balance_transaction"] = balance.record_refund(
+            running, account, refund_object
+        )
         running.state.put_object(account, refund_object)
         before = dict(charge)
         charge["amount_refunded"] += amount

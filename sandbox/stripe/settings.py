@@ -28,6 +28,12 @@ class StripeStandinSettings:
     code_lifetime_seconds: float = 300
     # How often open Checkout Sessions past their expires_at are expired.
     checkout_expiry_seconds: float = 1.0
+    # How long a charge's funds stay pending before they are available to pay out (Stripe
+    # counts business days: two in Australia for most accounts).
+    available_after_seconds: float = 2 * 24 * 60 * 60
+    # A payout schedule for demos: every this many seconds each account's pending funds are
+    # made available and paid out, and the last round's payouts arrive. 0: no schedule.
+    payout_seconds: float = 0
     # Create two clinics' test accounts when the state is empty, so a demo has some to pick.
     demo_accounts: bool = False
 
@@ -39,6 +45,8 @@ class StripeStandinSettings:
         )
         if self.checkout_expiry_seconds <= 0:
             raise ValueError("checkout_expiry_seconds must be positive")
+        if self.available_after_seconds < 0 or self.payout_seconds < 0:
+            raise ValueError("available_after_seconds and payout_seconds must not be negative")
         if any(s < 0 for s in self.webhook_retry_seconds):
             raise ValueError("webhook_retry_seconds must not be negative")
         if not self.secret_key.startswith("sk_"):

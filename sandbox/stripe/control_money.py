@@ -1,0 +1,111 @@
+"""``/_sandbox`` controls for money after a payment: funds made available, payouts run and
+decided, refunds that wait or fail. What Stripe's clock and the banks decide, on request."""
+
+import time
+
+from flask import Blueprint, jsonify, request
+
+from sandbox.stripe import balance, payouts, refund_outcomes, refunds
+from sandbox.stripe.control import ControlError, json_body, refused
+from sandbox.stripe.runtime import standin
+
+money_control = Blueprint("money_control", __name__, url_prefix="/_sandbox")
+money_control.register_error_handler(ControlError, refused)
+ARRIVALS = ("now", "later")
+REFUND_STARTS = ("succeeded", "pending")
+
+
+@money_control.errorhandler(payouts.PayoutRefused)
+def payout_refused(error: payouts.PayoutRefused):
+    return jsonify({"error": error.message}), 409
+
+
+@money_control.errorhandler(refund_outcomes.RefundRefused)
+def refund_refused(error: refund_outcomes.RefundRefused):
+    return jsonify({"error": error.message}), error.status
+
+
+def test_account(account_id: str) -> str:
+    if standin().state.account(account_id) is None:
+        raise ControlError(f"No test account {account_id}.", 404)
+    return account_id
+
+
+@money_control.post("/accounts/<account_id>/balance/settle")
+def settle_balance(account_id: str):
+    """Every pending balance transaction of the account becomes available now."""
+    made = balance.make_due_available(standin(), test_account(account_id), now=float("inf"))
+    return jsonify({"made_available": made})
+
+
+@money_control.post("/accounts/<account_id>/payouts")
+def pay_out(account_id: str):
+    """A payout of the available balance now: ``{"arrive": "now"}`` (the default: paid at
+    once), ``"later"`` (in transit until ``/payouts/<id>/paid``), or ``{"fail": code}``."""
+    body = json_body()
+    arrive, failure = body.get("arrive", "now"), body.get("fail")
+    if arrive not in ARRIVALS:
+        raise ControlError("'arrive' is 'now' or 'later'.")
+    if failure is not None and failure not in payouts.FAILURES:
+        raise ControlError(f"'fail' is one of {', '.join(payouts.FAILURES)}.")
+    arrival = int(time.time()) if arrive == "now" else None
+    made = payouts.pay_out(standin(), test_account(account_id), arrival, failure)
+    return jsonify(made), 201
+
+
+@money_control.get("/payouts")
+def all_payouts():
+    """Every payout in every account, oldest first, each with its ``account``;
+    ``?account=`` and ``?status=`` narrow it."""
+    account, status = request.args.get("account"), request.args.get("status")
+    found = [
+        {**payout, "account": scope}
+        for scope, payout in standin().state.objects_everywhere(payouts.PAYOUT)
+        if account in (None, scope) and status in (None, payout["status"])
+    ]
+    return jsonify(sorted(found, key=lambda p: p["created"]))
+
+
+def payout_account(payout_id: str) -> str | None:
+    found = standin().state.find_object(payout_id)
+    if found is None or found[1].get("object") != payouts.PAYOUT:
+        raise ControlError(f"No payout {payout_id}.", 404)
+    return found[0]
+
+
+@money_control.post("/payouts/<payout_id>/paid")
+def payout_paid(payout_id: str):
+    return jsonify(payouts.mark_paid(standin(), payout_account(payout_id), payout_id))
+
+
+@money_control.post("/payouts/<payout_id>/failed")
+def payout_failed(payout_id: str):
+    """``{"failure_code": "account_closed"}`` (the default) or another of Stripe's codes."""
+    code = json_body().get("failure_code", "account_closed")
+    if code not in payouts.FAILURES:
+        raise ControlError(f"'failure_code' is one of {', '.join(payouts.FAILURES)}.")
+    return jsonify(payouts.fail(standin(), payout_account(payout_id), payout_id, code))
+
+
+@money_control.route("/accounts/<account_id>/behaviour", methods=["GET", "POST"])
+def behaviour(account_id: str):
+    """How the account's new refunds start: ``{"refunds": "pending" | "succeeded"}``."""
+    running, account = standin(), test_account(account_id)
+    if request.method == "POST":
+        start = json_body().get("refunds", "succeeded")
+        if start not in REFUND_STARTS:
+            raise ControlError("'refunds' is 'succeeded' or 'pending'.")
+        refunds.set_refunds_start(running, account, start)
+    return jsonify({"refunds": refunds.refunds_start(running, account)})
+
+
+@money_control.post("/refunds/<refund_id>/succeed")
+def refund_succeeded(refund_id: str):
+    return jsonify(refund_outcomes.succeed(standin(), refund_id))
+
+
+@money_control.post("/refunds/<refund_id>/fail")
+def refund_failed(refund_id: str):
+    """``{"reason": "expired_or_canceled_card"}`` (the default) or another failure reason."""
+    reason = json_body().get("reason", "expired_or_canceled_card")
+    return jsonify(refund_outcomes.fail(standin(), refund_id, str(reason)))
