@@ -277,11 +277,10 @@ def apply_refund(request: PaymentRequest, refund: RefundSummary) -> bool:
     if not _gives_back(request, refund):
         raise NotTheRequests(f"Refund {refund.id} is not of payment request {request.id}.")
     row = _row_for(request, refund)
-    moved = _advance(row, refund)
-    if refund.charge_amount_refunded is not None:
+    if refund.charge_amount_refunded is not None:  # first: the patient's notice tells it
         given_back = refund.status in GIVEN_BACK
         follow_refunded_amount(request, refund.charge_amount_refunded, given_back)
-    return moved
+    return _advance(row, refund)
 
 
 def _gives_back(request: PaymentRequest, refund: RefundSummary) -> bool:
