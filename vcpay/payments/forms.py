@@ -30,7 +30,10 @@ class RefundForm(FlaskForm):
     def fresh(self, remaining: str) -> "RefundForm":
         """A new key each time the form is shown: one key, one refund, however many clicks;
         the amount starts as all that remains."""
-        self.refund_key.data = secrets.token_urlsafe(18)
+        self.new_key()
         self.amount.data = remaining
         self.extent.data = "full"
         return self
+
+    def new_key(self) -> None:
+        self.refund_key.data = secrets.token_urlsafe(18)

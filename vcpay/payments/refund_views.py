@@ -60,6 +60,8 @@ def make(payment_id: int):
         db.session.commit()
     except refunds.RefundRefused as refused:
         db.session.rollback()
+        if refused.by_stripe:
+            form.new_key()  # Stripe keeps its answer to the old key: a changed form needs one
         status = 503 if refused.unavailable else 400
         return _page(payment, form, refused.message, refused.field), status
     flash(*_outcome(made))

@@ -72,13 +72,22 @@ FAILURE_REASONS = {
 
 class RefundRefused(Exception):
     """Nothing was refunded; ``field`` names the form field at fault, if any; ``unavailable``
-    when Stripe could not be reached (the same form may work later)."""
+    when Stripe could not be reached (the same form may work later); ``by_stripe`` when
+    Stripe said no, which it remembers for the form's idempotency key (a changed form needs
+    a new key)."""
 
-    def __init__(self, message: str, field: str | None = None, unavailable: bool = False):
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        unavailable: bool = False,
+        by_stripe: bool = False,
+    ):
         super().__init__(message)
         self.message = message
         self.field = field
         self.unavailable = unavailable
+        self.by_stripe = by_stripe
 
 
 class RefundNotStoredYet(Exception):
@@ -219,18 +228,18 @@ def _reason(text: str) -> str:
 
 
 def _not_refunded(request: PaymentRequest, error: StripeApiError) -> RefundRefused:
-    if isinstance(error, RefundTooLarge) and error.remaining is not None:
-        if error.remaining <= 0:
-            return RefundRefused(_("Stripe says this payment has already been refunded in full."))
-        return RefundRefused(_more_than_remains(request, error.remaining), "amount")
     if isinstance(error, StripeUnavailable):
         return RefundRefused(
             _("Stripe could not be reached, so nothing was refunded. Please try again shortly."),
             unavailable=True,
         )
-    return RefundRefused(
-        _("Stripe refused the refund, so nothing was refunded: %(why)s", why=error)
-    )
+    if isinstance(error, RefundTooLarge) and error.remaining is not None:
+        if error.remaining <= 0:
+            message = _("Stripe says this payment has already been refunded in full.")
+            return RefundRefused(message, by_stripe=True)
+        return RefundRefused(_more_than_remains(request, error.remaining), "amount", by_stripe=True)
+    message = _("Stripe refused the refund, so nothing was refunded: %(why)s", why=error)
+    return RefundRefused(message, by_stripe=True)
 
 
 # Following Stripe.
