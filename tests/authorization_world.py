@@ -31,8 +31,8 @@ from vcpay.database import utcnow
 from vcpay.enablement.models import EnablementRequest, RequestedClinic, RequestState
 from vcpay.extensions import db
 from vcpay.integrations.stripe_api import StripeApi, forget_clients
-from vcpay.payments import requesting, transitions
-from vcpay.payments.models import PaymentRequest
+from vcpay.payments import refunds, requesting, transitions
+from vcpay.payments.models import PaymentRefund, PaymentRequest
 from vcpay.payouts.models import Payout
 from vcpay.people.demo import DEMO_PASSWORD, seed_demo
 from vcpay.people.models import Clinic, ClinicRole, Organisation, User
@@ -91,6 +91,7 @@ class World:
     staff: list[Actor]
     passwords: dict[str, str] = field(default_factory=dict)
     paid: dict[str, PaymentRequest] = field(default_factory=dict)
+    refunded: dict[str, PaymentRefund] = field(default_factory=dict)
 
     def signed_in_again(self, actor: Actor) -> Actor:
         """The same person in a new browser: a sign-in of its own, for a case that ends one."""
@@ -134,6 +135,17 @@ class World:
             db.session.commit()
             self.paid[place.name] = request
         return self.paid[place.name]
+
+    def refunded_payment(self, place: Place) -> PaymentRefund:
+        """A refund of A$1.00 of ``place``'s paid payment, made once by its clinic admin."""
+        if place.name not in self.refunded:
+            request = self.paid_payment(place)
+            asked = refunds.RefundAsked("1.00", False, "Matrix", secrets.token_urlsafe(18))
+            admin = place.people["clinic_admin"]
+            made = refunds.refund_payment(request, asked, admin, StripeApi.for_app())
+            db.session.commit()
+            self.refunded[place.name] = made.refund
+        return self.refunded[place.name]
 
     def payout(self, place: Place) -> Payout:
         """A paid payout of the account linked to ``place``'s GP clinic, its (no) contents

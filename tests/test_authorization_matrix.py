@@ -88,12 +88,16 @@ def payment_of_call(world: World, place: Place) -> dict:
     return {"call_id": place.call.id, "request_key": place.payment.request_key}
 
 
-def request_id(world: World, place: Place) -> dict:
-    return {"request_id": place.enablement.id}
-
-
 def payment_id(world: World, place: Place) -> dict:
     return {"payment_id": place.payment.id}
+
+
+def paid_payment_id(world: World, place: Place) -> dict:
+    return {"payment_id": world.paid_payment(place).id}
+
+
+def request_id(world: World, place: Place) -> dict:
+    return {"request_id": place.enablement.id}
 
 
 def guest_token(world: World, place: Place) -> dict:
@@ -137,6 +141,12 @@ def too_long_title(world: World, place: Place) -> dict:
 def repeated_payment_request(world: World, place: Place) -> dict:
     """The key of a request already made: a double click, answered with the first request."""
     return {"request_key": place.payment.request_key, "amount": "85.00", "description": "Again"}
+
+
+def repeated_refund(world: World, place: Place) -> dict:
+    """The key of a refund already made: a double click, answered with the first refund."""
+    refund = world.refunded_payment(place)
+    return {"refund_key": refund.refund_key, "extent": "part", "amount": "1.00", "reason": "Again"}
 
 
 def the_payer(world: World, place: Place) -> dict:
@@ -267,6 +277,11 @@ ROUTES = [
     Row("POST", "/calls/<int:call_id>/participants/<int:participant_id>/recognise",
         rejoined_patient_of_call, own=(303, 403, 403, 403), body=the_payer,
         mixed={"own": (404, 403, 403, 403)}),
+    # Refunds: admins of the payment's clinic and organisation, never its clinician. The
+    # place's payment is not paid yet: the page says so. The post repeats a refund's key.
+    Row("GET", "/payments/<int:payment_id>/refund", payment_id, own=ADMINS),
+    Row("POST", "/payments/<int:payment_id>/refund", paid_payment_id, own=ADMINS_REDIRECTED,
+        body=repeated_refund),
     # The patient's pages: the link is the key to one call; the joined patient's session is
     # what the call's live pages and Pay now need.
     Row("GET", "/join/<token>", guest_token, visitors=200, own=200, foreign=SAME),

@@ -28,7 +28,7 @@ from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.mail.models import OutboundEmail
-from vcpay.payments.models import PaymentState
+from vcpay.payments.models import PaymentRefund, PaymentState, RefundState
 from vcpay.webhooks.models import EventState, StripeEvent
 
 
@@ -338,3 +338,114 @@ def test_account_events_from_another_account_touch_only_that_accounts_links(
     assert link.is_live and link.charges_enabled
     assert link.refreshed_at == refreshed_at
     assert the_request().state == PaymentState.REQUESTED
+
+
+# Refund events (refund.created, refund.updated, refund.failed, charge.refund.updated): the
+# refund is read again on the request's account and must give back the request's own charge.
+
+
+def refund_rows() -> list[PaymentRefund]:
+    db.session.rollback()
+    return list(db.session.scalars(select(PaymentRefund)))
+
+
+def test_a_refund_on_another_account_naming_the_payment_records_no_refund(
+    webhooks, platform, requested, clinic_b
+):
+    request = paid(webhooks, requested)
+    session_id = session_on(platform, clinic_b, request.request_key)
+    webhooks.pay(session_id)
+    webhooks.wait_for_webhooks()
+    [charge] = platform.v1.charges.list(options={"stripe_account": clinic_b}).data
+    metadata = {"payment_request": request.request_key, "refund_key": "k" * 24}
+    platform.v1.refunds.create(
+        {"charge": charge.id, "metadata": metadata}, {"stripe_account": clinic_b}
+    )
+    webhooks.wait_for_webhooks()
+    process_received()
+    assert refund_rows() == []
+    assert (the_request().state, the_request().amount_refunded) == (PaymentState.PAID, 0)
+    [created] = received("refund.created")
+    assert (created.account, created.state) == (clinic_b, EventState.IGNORED)
+
+
+@pytest.mark.parametrize(
+    "event_type", ["refund.created", "refund.updated", "refund.failed", "charge.refund.updated"]
+)
+def test_a_signed_refund_event_from_another_account_naming_the_payment_changes_nothing(
+    client, webhooks, requested, clinic_b, event_type
+):
+    request = paid(webhooks, requested)
+    refund = {
+        "id": "re_3Forged00000000000000000",
+        "object": "refund",
+        "amount": request.amount,
+        "status": "succeeded",
+        "payment_intent": request.payment_intent_id,
+        "metadata": {"payment_request": request.request_key},
+    }
+    assert post_event(client, event(event_type, refund, account=clinic_b)).status_code == 200
+    process_received()
+    assert refund_rows() == []
+    assert (the_request().state, the_request().amount_refunded) == (PaymentState.PAID, 0)
+    [stored] = received(event_type)
+    assert stored.state == EventState.IGNORED
+    assert "not by the account" in stored.last_error
+    assert "payment_refunded" not in call_event_kinds(request)
+
+
+def test_a_refund_of_another_payment_on_the_same_account_is_not_recorded_for_this_one(
+    client, webhooks, platform, requested
+):
+    """The clinic's own account, a real refund of another payment; the event claims it gives
+    back this request's payment intent. Stripe's answer says otherwise."""
+    request = paid(webhooks, requested)
+    other = session_on(platform, request.stripe_account_id, request.request_key, amount=8500)
+    webhooks.pay(other)
+    webhooks.wait_for_webhooks()
+    options = {"stripe_account": request.stripe_account_id}
+    other_intent = platform.v1.checkout.sessions.retrieve(other, options=options).payment_intent
+    real = platform.v1.refunds.create({"payment_intent": other_intent}, options)
+    webhooks.wait_for_webhooks()
+    claim = {
+        "id": real.id,
+        "object": "refund",
+        "amount": 8500,
+        "status": "succeeded",
+        "payment_intent": request.payment_intent_id,
+        "metadata": {"payment_request": request.request_key},
+    }
+    post_event(client, event("refund.updated", claim, account=request.stripe_account_id))
+    process_received()
+    assert refund_rows() == []
+    assert (the_request().state, the_request().amount_refunded) == (PaymentState.PAID, 0)
+    [forged] = [e for e in received("refund.updated") if e.state == EventState.IGNORED]
+    assert "is not of payment request" in forged.last_error
+
+
+def test_a_refund_event_claiming_failure_is_checked_with_stripe(
+    client, webhooks, platform, requested
+):
+    request = paid(webhooks, requested)
+    options = {"stripe_account": request.stripe_account_id}
+    real = platform.v1.refunds.create(
+        {"payment_intent": request.payment_intent_id, "amount": 1000}, options
+    )
+    webhooks.wait_for_webhooks()
+    process_received()
+    claim = {
+        "id": real.id,
+        "object": "refund",
+        "amount": 1000,
+        "status": "failed",
+        "failure_reason": "lost_or_stolen_card",
+        "payment_intent": request.payment_intent_id,
+    }
+    post_event(client, event("refund.failed", claim, account=request.stripe_account_id))
+    process_received()
+    [row] = refund_rows()
+    assert (row.state, row.failure_reason) == (RefundState.SUCCEEDED, "")
+    assert (the_request().state, the_request().amount_refunded) == (
+        PaymentState.PARTIALLY_REFUNDED,
+        1000,
+    )

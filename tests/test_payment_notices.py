@@ -199,7 +199,7 @@ def test_a_failed_payment_is_emailed_once_to_the_admins_who_opted_in(
         "Requested by: ",
         "Call: Pat Citizen, 10:30",
         "(Australia/Sydney)",
-        f"http://127.0.0.1:5000/client-payments/clinics/{gp.id}",
+        f"http://127.0.0.1:5000/payments/{request.id}\n",  # the payment's page
         "http://127.0.0.1:5000/settings",
     ):
         assert fact in body, fact

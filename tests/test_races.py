@@ -45,7 +45,7 @@ from vcpay.integrations.stripe_api import StripeApi
 from vcpay.mail.models import EmailState, OutboundEmail
 from vcpay.mail.services import queue_email
 from vcpay.payments import requesting, transitions
-from vcpay.payments.models import PaymentRequest, PaymentState
+from vcpay.payments.models import PaymentRefund, PaymentRequest, PaymentState
 from vcpay.people.demo import seed_demo
 from vcpay.people.services import find_user_by_email
 from vcpay.webhooks.models import EventState, StripeEvent
@@ -548,6 +548,54 @@ def test_two_refund_events_at_once_record_the_refund_once(app, call, webhooks):
         assert kinds(request)["payment_refunded"] == 1, "one refund was announced twice"
         states = db.session.scalars(select(StripeEvent.state).where(StripeEvent.id.in_(refunds)))
         assert set(states) == {EventState.PROCESSED}
+        assert count(PaymentRefund, payment_request_id=request.id) == 2, "a refund recorded twice"
+
+
+def admin_browser(app):
+    browser = app.test_client()
+    sign_in(browser, ADMIN)
+    return browser
+
+
+def refund_form(browser, request: PaymentRequest) -> dict[str, str]:
+    page = browser.get(f"/payments/{request.id}/refund").get_data(as_text=True)
+    key = page.split('name="refund_key" type="hidden" value="')[1].split('"')[0]
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    return {"csrf_token": token, "refund_key": key}
+
+
+def post_refund(browser, request: PaymentRequest, form: dict[str, str]):
+    data = {"extent": "part", "amount": "25.00", "reason": "Charged twice", **form}
+    return browser.post(f"/payments/{request.id}/refund", data=data)
+
+
+def test_two_refund_posts_with_one_key_make_one_refund(app, call, webhooks):
+    first, second = admin_browser(app), admin_browser(app)
+    platform = stripe.StripeClient(
+        app.config["STRIPE_SECRET_KEY"],
+        base_addresses={"api": webhooks.base, "connect": webhooks.base},
+    )
+    for _ in range(ROUNDS):
+        limiter.reset()
+        request = requested(call, "100.00")
+        webhooks.pay(request.checkout_session_id)
+        transitions.sync_with_stripe(request, StripeApi.for_app())
+        db.session.commit()
+        form = refund_form(first, request)
+        # The same form sent twice at once (a double click), each with its own sign-in.
+        other = {**form, "csrf_token": refund_form(second, request)["csrf_token"]}
+        answers = at_once(
+            app,
+            partial(post_refund, first, request, form),
+            partial(post_refund, second, request, other),
+        )
+        assert [a.status_code for a in answers] == [303, 303]
+        assert count(PaymentRefund, refund_key=form["refund_key"]) == 1
+        options = {"stripe_account": request.stripe_account_id}
+        made = platform.v1.refunds.list({"payment_intent": request.payment_intent_id}, options)
+        assert len(made.data) == 1, "two Stripe refunds for one form"
+        request = db.session.get(PaymentRequest, request.id)
+        assert request.amount_refunded == 2500
 
 
 # -- Linking a clinic's Stripe account -----------------------------------------------------------

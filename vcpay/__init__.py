@@ -109,6 +109,7 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.health.views import blueprint as health
     from vcpay.ledger.views import blueprint as ledger
     from vcpay.main.views import blueprint as main
+    from vcpay.payments.refund_views import blueprint as refunds
     from vcpay.payments.views import blueprint as payments
     from vcpay.payouts.views import blueprint as payouts
     from vcpay.people.views import blueprint as people
@@ -123,6 +124,7 @@ def register_blueprints(app: Flask) -> None:
         calls,
         guest,
         payments,
+        refunds,
         ledger,
         payouts,
         health,

@@ -18,6 +18,8 @@ import stripe
 from flask import current_app
 
 from vcpay.integrations.stripe_errors import (
+    RefundTooLarge,
+    StripeApiError,
     StripeRefused,
     WebhookSignatureInvalid,
     calling_stripe,
@@ -35,6 +37,7 @@ from vcpay.integrations.stripe_values import (
     CheckoutRequest,
     CheckoutSummary,
     PayoutSummary,
+    RefundSummary,
     WebhookEvent,
 )
 
@@ -264,6 +267,67 @@ class StripeApi:
             page = self.client.v1.balance_transactions.list(params, {"stripe_account": account_id})
             return [read_balance_entry(t.to_dict()) for t in page.auto_paging_iter()]
 
+    # Refunds, on the connected account that took the payment they give back.
+
+    def create_refund(
+        self,
+        account_id: str,
+        payment_intent_id: str,
+        amount: int,
+        reason_code: str | None,
+        idempotency_key: str,
+        metadata: dict[str, str],
+    ) -> RefundSummary:
+        """One refund of ``amount`` cents of the payment; the same key makes the same refund.
+        More than the charge has left raises ``RefundTooLarge``, with what it has left."""
+        params: dict[str, Any] = {
+            "payment_intent": payment_intent_id,
+            "amount": amount,
+            "metadata": metadata,
+            "expand": ["charge"],
+        }
+        if reason_code:
+            params["reason"] = reason_code
+        options = {"stripe_account": account_id, "idempotency_key": idempotency_key}
+        try:
+            with calling_stripe("refund the payment"):
+                refund = self.client.v1.refunds.create(params, options)
+        except RefundTooLarge as refused:
+            refused.remaining = self._unrefunded(account_id, payment_intent_id)
+            raise
+        return _refund(refund.to_dict())
+
+    def retrieve_refund(self, account_id: str, refund_id: str) -> RefundSummary:
+        """The refund, with what its charge has had refunded in all."""
+        with calling_stripe("read the refund"):
+            refund = self.client.v1.refunds.retrieve(
+                refund_id, {"expand": ["charge"]}, {"stripe_account": account_id}
+            )
+        return _refund(refund.to_dict())
+
+    def list_refunds(self, account_id: str, payment_intent_id: str) -> list[RefundSummary]:
+        """Every refund of the payment, newest first."""
+        with calling_stripe("read the refunds"):
+            page = self.client.v1.refunds.list(
+                {"payment_intent": payment_intent_id, "limit": 100},
+                {"stripe_account": account_id},
+            )
+            return [_refund(refund.to_dict()) for refund in page.auto_paging_iter()]
+
+    def _unrefunded(self, account_id: str, payment_intent_id: str) -> int | None:
+        """What the payment's charge has left to refund, or None if Stripe cannot say now."""
+        try:
+            with calling_stripe("read the payment"):
+                intent = self.client.v1.payment_intents.retrieve(
+                    payment_intent_id, {"expand": ["latest_charge"]}, {"stripe_account": account_id}
+                )
+        except StripeApiError:
+            return None
+        charge = intent.to_dict().get("latest_charge")
+        if not isinstance(charge, dict):
+            return None
+        return max(0, (charge.get("amount") or 0) - (charge.get("amount_refunded") or 0))
+
 
 def _charge_details(payment_intent: Any) -> dict[str, Any]:
     """Card, receipt and refund details of the intent's latest charge, when expanded."""
@@ -321,6 +385,24 @@ def _checkout(data: dict[str, Any]) -> CheckoutSummary:
         latest_charge_id=_latest_charge_id(payment_intent),
         decline_message=_decline_message(payment_intent),
         **_charge_details(payment_intent),
+    )
+
+
+def _refund(data: dict[str, Any]) -> RefundSummary:
+    charge = data.get("charge")
+    metadata = data.get("metadata") or {}
+    return RefundSummary(
+        id=data["id"],
+        amount=data.get("amount") or 0,
+        status=data.get("status") or "pending",
+        failure_reason=data.get("failure_reason") or "",
+        payment_intent=data.get("payment_intent"),
+        charge=charge.get("id") if isinstance(charge, dict) else charge,
+        metadata={str(k): str(v) for k, v in metadata.items()},
+        created=data.get("created") or 0,
+        charge_amount_refunded=(
+            charge.get("amount_refunded") or 0 if isinstance(charge, dict) else None
+        ),
     )
 
 

@@ -34,6 +34,19 @@ class StripeRefused(StripeApiError):
     """Stripe refused the call: retrying it unchanged will not help."""
 
 
+class RefundTooLarge(StripeRefused):
+    """Stripe refused a refund of more than the charge has left unrefunded; ``remaining`` is
+    what it has left (0: refunded in full), when the adapter could read it."""
+
+    def __init__(self, message: str, request_id: str | None = None, remaining: int | None = None):
+        super().__init__(message, request_id)
+        self.remaining = remaining
+
+
+# Stripe's codes for a refund of more than the charge has left.
+REFUND_TOO_LARGE_CODES = ("amount_too_large", "charge_already_refunded")
+
+
 class AuthorisationCodeRejected(StripeRefused):
     """The code Stripe sent back was unknown, expired or already used."""
 
@@ -97,6 +110,10 @@ def calling_stripe(action: str) -> Iterator[None]:
             f"Stripe has an earlier request with the same key to {action}.", _request_id(error)
         ) from None
     except stripe.InvalidRequestError as error:
+        if error.code in REFUND_TOO_LARGE_CODES:
+            raise RefundTooLarge(
+                f"Stripe refused to {action}: {error.user_message or error}", _request_id(error)
+            ) from None
         raise StripeRefused(
             f"Stripe refused to {action}: {error.user_message or error}", _request_id(error)
         ) from None

@@ -18,6 +18,7 @@ from vcpay.integrations.stripe_values import (
     CheckoutChanged,
     PaymentFailed,
     PayoutChanged,
+    RefundChanged,
     StripeChange,
     WebhookEvent,
 )
@@ -61,6 +62,8 @@ def read_change(event_type: str, account: str | None, payload: str) -> StripeCha
             _id_or_none(charge.get("payment_intent")),
             _request_hint(charge),
         )
+    if event_type in REFUND_EVENTS:
+        return _refund_changed(account, _data_object(payload))
     if event_type == "account.updated":
         return AccountChanged(account)
     if event_type == "account.application.authorized":
@@ -73,6 +76,24 @@ def read_change(event_type: str, account: str | None, payload: str) -> StripeCha
             raise ValueError("The event's object is not a payout.")
         return PayoutChanged(account, payout_id)
     raise ValueError(f"vcpay does not read {event_type} events.")
+
+
+# Refunds: each event's object is the refund; its status is read from Stripe again.
+REFUND_EVENTS = (
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.refund.updated",
+)
+
+
+def _refund_changed(account: str | None, refund: dict[str, Any]) -> RefundChanged:
+    return RefundChanged(
+        account,
+        _object_id(refund),
+        _id_or_none(refund.get("charge")),
+        _id_or_none(refund.get("payment_intent")),
+    )
 
 
 def _data_object(payload: str) -> dict[str, Any]:

@@ -143,6 +143,42 @@ class PayoutChanged:
     payout_id: str
 
 
+# Refunds: made in vcpay or in the clinic's Stripe dashboard, always read back from Stripe.
+
+
+@dataclass(frozen=True)
+class RefundSummary:
+    """A refund as Stripe has it now, on the account it was made on."""
+
+    id: str
+    amount: int
+    status: str  # pending, requires_action, succeeded, failed or canceled
+    failure_reason: str
+    payment_intent: str | None
+    charge: str | None
+    metadata: dict[str, str]
+    created: int
+    # All that the refund's charge has had refunded, as of this answer (a failed refund's
+    # money is given back); None when Stripe was not asked for the charge too.
+    charge_amount_refunded: int | None = None
+
+    @property
+    def refund_key(self) -> str | None:
+        """vcpay's form key, when vcpay asked for it: a hint for finding the row, never proof."""
+        return self.metadata.get("refund_key") or None
+
+
+@dataclass(frozen=True)
+class RefundChanged:
+    """A refund was made or Stripe changed its status (``refund.created``, ``refund.updated``,
+    ``refund.failed``, ``charge.refund.updated``)."""
+
+    account: str | None
+    refund_id: str
+    charge_id: str | None = None
+    payment_intent_id: str | None = None
+
+
 StripeChange = (
     CheckoutChanged
     | PaymentFailed
@@ -151,6 +187,7 @@ StripeChange = (
     | AccountAuthorized
     | AccountDeauthorized
     | PayoutChanged
+    | RefundChanged
 )
 
 

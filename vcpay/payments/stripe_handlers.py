@@ -7,7 +7,10 @@ that session's PaymentIntent, the charge that paid it); what changes is read fro
 again for that account, never taken from the event's body. So duplicates, any order, and
 events another clinic crafts on its own account all leave the same, true result.
 
-Each handler maps the adapter's typed value to one service call, ``sync_with_stripe``.
+Each handler maps the adapter's typed value to a service call: ``sync_with_stripe`` for the
+payment, and for its refunds ``follow_refund`` (one refund) or ``follow_refunds`` (all of the
+charge's, after ``charge.refunded``), which match a refund to the request by the payment it
+gives back as Stripe says, never by metadata.
 """
 
 import logging
@@ -15,9 +18,14 @@ import logging
 from flask import Flask
 
 from vcpay.integrations.stripe_api import StripeApi
-from vcpay.integrations.stripe_events import CHECKOUT_EVENTS
-from vcpay.integrations.stripe_values import ChargeRefunded, CheckoutChanged, PaymentFailed
-from vcpay.payments import transitions
+from vcpay.integrations.stripe_events import CHECKOUT_EVENTS, REFUND_EVENTS
+from vcpay.integrations.stripe_values import (
+    ChargeRefunded,
+    CheckoutChanged,
+    PaymentFailed,
+    RefundChanged,
+)
+from vcpay.payments import refunds, transitions
 from vcpay.payments.models import PaymentRequest
 from vcpay.webhooks.registry import IgnoreEvent, stripe_handlers
 
@@ -29,6 +37,7 @@ def register_stripe_handlers(app: Flask) -> None:
     handlers.add_change(checkout_session_changed, *CHECKOUT_EVENTS)
     handlers.add_change(payment_attempt_failed, "payment_intent.payment_failed")
     handlers.add_change(charge_refunded, "charge.refunded")
+    handlers.add_change(refund_changed, *REFUND_EVENTS)
 
 
 def checkout_session_changed(change: CheckoutChanged) -> None:
@@ -48,7 +57,18 @@ def charge_refunded(change: ChargeRefunded) -> None:
     request = transitions.request_for_payment_intent(
         change.payment_intent_id, change.payment_request
     )
-    _sync(_own_payment(change.account, request), charge=change.charge_id)
+    request = _own_payment(change.account, request)
+    _sync(request, charge=change.charge_id)
+    _foreign_ignored(refunds.follow_refunds, request, StripeApi.for_app())
+
+
+def refund_changed(change: RefundChanged) -> None:
+    """A refund made, or changed by Stripe: its row, and the request's refunded amount."""
+    request = refunds.request_for_refund(
+        change.refund_id, change.payment_intent_id, change.charge_id
+    )
+    request = _own_payment(change.account, request)
+    _foreign_ignored(refunds.follow_refund, request, change.refund_id, StripeApi.for_app())
 
 
 def _own_payment(account: str | None, request: PaymentRequest | None) -> PaymentRequest:
@@ -69,7 +89,12 @@ def _own_payment(account: str | None, request: PaymentRequest | None) -> Payment
 
 
 def _sync(request: PaymentRequest, **named: str) -> None:
+    _foreign_ignored(transitions.sync_with_stripe, request, StripeApi.for_app(), **named)
+
+
+def _foreign_ignored(apply, *args, **named) -> None:
+    """Apply Stripe's answer; an object Stripe shows is not the request's is ignored."""
     try:
-        transitions.sync_with_stripe(request, StripeApi.for_app(), **named)
+        apply(*args, **named)
     except transitions.NotTheRequests as foreign:
         raise IgnoreEvent(foreign.reason) from None

@@ -166,6 +166,7 @@ def mark_paid(request: PaymentRequest, session: CheckoutSummary) -> bool:
     _move(request, PaymentState.PAID)
     request.paid_at = utcnow()
     request.payment_intent_id = session.payment_intent_id
+    request.charge_id = session.latest_charge_id
     request.patient_email = session.email[:254]
     request.receipt_number = session.receipt_number[:64]
     request.card_brand = session.card_brand[:20]
@@ -242,6 +243,39 @@ def record_refund(request: PaymentRequest, amount_refunded: int) -> bool:
         refunded=format_amount(request.amount_refunded, request.currency),
     )
     return True
+
+
+def _refund_given_back(request: PaymentRequest, amount_refunded: int) -> bool:
+    """A refund failed or was cancelled: Stripe put its money back in the clinic's balance
+    and counts it unrefunded again, so the request follows its charge down."""
+    if request.state not in SETTLED_STATES or amount_refunded >= request.amount_refunded:
+        return False
+    refunded = max(amount_refunded, 0)
+    state = PaymentState.PARTIALLY_REFUNDED if refunded else PaymentState.PAID
+    _move(request, state, amount_refunded=refunded)
+    announce(
+        request,
+        CallEventKind.PAYMENT_REFUNDED,
+        Audience.STAFF,
+        refunded=format_amount(request.amount_refunded, request.currency),
+    )
+    return True
+
+
+def follow_refunded_amount(
+    request: PaymentRequest, amount_refunded: int, given_back: bool = False
+) -> bool:
+    """Bring the request in line with what Stripe just said its charge has had refunded: up
+    as refunds are made; down only when Stripe gave a failed refund back (``given_back``),
+    since otherwise a lower figure is an older answer. True if it moved."""
+    for _attempt in range(len(PaymentState)):
+        try:
+            if given_back and amount_refunded < request.amount_refunded:
+                return _refund_given_back(request, amount_refunded)
+            return record_refund(request, amount_refunded)
+        except StateMoved:
+            continue  # read again: apply Stripe's figure to the row as it is now
+    raise StateMoved(request.id)
 
 
 def cancel_request(request: PaymentRequest, user: User, stripe_api: StripeApi) -> bool:
