@@ -36,7 +36,7 @@ WEEK = 7 * DAY
 PAYOUT_ARRIVAL = 2 * DAY
 # How long before the payment the clinician asked for it, and how long Checkout gave.
 ASKED_BEFORE = 5 * 60
-SESSION_LIFETIME = 60 * 60
+SESSION_LIFETIME = 30 * 60
 OUTCOMES = ("paid", "expired")
 
 
@@ -325,8 +325,15 @@ def _answer(
     card = charge.get("payment_method_details", {}).get("card", {})
     transaction = running.state.objects.get(account, charge.get("balance_transaction") or "")
     refunds = sorted(charge.get("refunds", {}).get("data", []), key=lambda r: r["created"])
+    payer = session.get("customer_details") or {}
+    description = checkout.line_items(running, account, session["id"])["data"][0]["description"]
     return {
         "status": "paid" if charge else session["status"],
+        "amount": session["amount_total"],
+        "currency": session["currency"],
+        "description": description,
+        "email": payer.get("email"),
+        "name": payer.get("name"),
         "session_id": session["id"],
         "requested_at": session["created"],
         "expires_at": session["expires_at"],
