@@ -185,3 +185,20 @@ def test_a_clinic_linked_to_another_account_keeps_its_link(runner, history, stri
     assert result.exit_code != 0
     assert "is linked to" in result.output
     assert count(PaymentRequest) == 0
+
+
+def test_payouts_and_what_each_carried_are_read_through_the_adapter(runner, history):
+    pytest.importorskip("vcpay.payouts.services", reason="vcpay keeps payouts once they land")
+    from vcpay.payouts.models import Payout, PayoutTransaction
+
+    result = runner.invoke(args=["demo-history"], input=json.dumps(history))
+
+    assert result.exit_code == 0, result.output
+    # One weekly payout: the second week's takings were all refunded, a net loss kept back.
+    assert "Payouts read from Stripe: 1." in result.output
+    [payout] = db.session.scalars(select(Payout))
+    assert payout.status == "paid"
+    matched = db.session.scalars(
+        select(PayoutTransaction).where(PayoutTransaction.payment_request_id.is_not(None))
+    )
+    assert {t.payment_request.request_key for t in matched} == {"hist-a", "hist-b"}
