@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 
 import pytest
+from sqlalchemy import select
 
 from sandbox.stripe.control_client import StripeControl
 from tests import factories
@@ -32,6 +33,7 @@ from vcpay.extensions import db
 from vcpay.integrations.stripe_api import StripeApi, forget_clients
 from vcpay.payments import requesting, transitions
 from vcpay.payments.models import PaymentRequest
+from vcpay.payouts.models import Payout
 from vcpay.people.demo import DEMO_PASSWORD, seed_demo
 from vcpay.people.models import Clinic, ClinicRole, Organisation, User
 from vcpay.people.services import add_clinic_role, find_user_by_email
@@ -131,6 +133,22 @@ class World:
             db.session.commit()
             self.paid[place.name] = request
         return self.paid[place.name]
+
+    def payout(self, place: Place) -> Payout:
+        """A paid payout of the account linked to ``place``'s GP clinic, its (no) contents
+        read: made once per place, in vcpay only (the pages read nothing from Stripe)."""
+        account = live_link(place.clinic).account_id
+        found = db.session.scalar(select(Payout).filter_by(stripe_account_id=account))
+        if found is None:
+            now = utcnow()
+            found = Payout(
+                stripe_account_id=account, payout_id=f"po_matrix_{place.name}", amount=1234,
+                currency="aud", status="paid", arrival_date=now, created=now,
+                contents_read_at=now, updated_at=now,
+            )  # fmt: skip
+            db.session.add(found)
+            db.session.commit()
+        return found
 
     def relinked_spare(self, place: Place) -> Clinic:
         """The spare clinic, linked again if an earlier case removed its link."""

@@ -13,6 +13,7 @@ TOKEN = "guest-token-of-the-patient-0123456789"
 CODE = "ac_authorisation-code-secret"
 STATE = "signed-state-secret"
 SESSION = "cs_test_checkout-session-secret"
+RECEIPT = "InBheS1yZXF1ZXN0LWtleSI.Z3x9Qw.signed-receipt-link-secret"
 
 
 def demo_web_command(instance, port: int) -> list[str]:
@@ -39,6 +40,7 @@ def test_the_access_log_masks_guest_tokens_and_oauth_answers(tmp_path, monkeypat
         referer = {"Referer": f"{base}/join/{TOKEN}"}
         requests.get(f"{base}/join/{TOKEN}", headers=referer, timeout=10)
         requests.get(f"{base}/join/{TOKEN}/payments/k/done?session_id={SESSION}", timeout=10)
+        requests.get(f"{base}/join/receipts/{RECEIPT}", timeout=10)
         requests.get(
             f"{base}/client-payments/stripe/callback?code={CODE}&state={STATE}&scope=read_write",
             allow_redirects=False,
@@ -46,13 +48,20 @@ def test_the_access_log_masks_guest_tokens_and_oauth_answers(tmp_path, monkeypat
         )
         wait_for(lambda: "stripe/callback" in log.read_text(), 10, "the access log", log)
     written = log.read_text()
-    for secret in (TOKEN, CODE, STATE, SESSION):
+    for secret in (TOKEN, CODE, STATE, SESSION, RECEIPT):
         assert secret not in written
     assert '"GET /join/[hidden] HTTP/1.1" 404' in written
+    assert '"GET /join/receipts/[hidden] HTTP/1.1" 404' in written
     assert "/join/[hidden]/payments/k/done?session_id=[hidden]" in written
     assert (
         "/client-payments/stripe/callback?code=[hidden]&state=[hidden]&scope=read_write" in written
     )
+
+
+def test_the_receipt_emails_signed_link_is_hidden_whole():
+    line = f"GET /join/receipts/{RECEIPT}?utm_source=email HTTP/1.1"
+    assert mask_url(line) == "GET /join/receipts/[hidden]?utm_source=email HTTP/1.1"
+    assert mask_url(f"/join/{TOKEN}/payments/k/pay") == "/join/[hidden]/payments/k/pay"
 
 
 def test_masking_leaves_other_addresses_alone():

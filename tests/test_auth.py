@@ -225,6 +225,35 @@ def test_attempts_from_one_address_are_limited_across_accounts(client, demo):
     assert sign_in(client, MANAGER).status_code == 429
 
 
+def guesses_then_the_owner(client, proxy_says: str, owner_says: str):
+    """Ten wrong sign-ins forwarded for one address, then the owner's, forwarded for another."""
+    for number in range(10):
+        guess = sign_in(client, f"guess{number}@harbourside.example", **forwarded(proxy_says))
+        assert guess.status_code == 401
+    return sign_in(client, MANAGER, **forwarded(owner_says))
+
+
+def forwarded(address: str) -> dict:
+    return {"headers": {"X-Forwarded-For": address}}
+
+
+BEHIND_ONE_PROXY = {
+    "CELERY_BROKER_URL": "memory://",
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "TRUSTED_PROXIES": 1,
+}
+
+
+@pytest.mark.parametrize("app_overrides", [BEHIND_ONE_PROXY])
+def test_behind_a_trusted_proxy_each_forwarded_address_has_its_own_limit(client, demo):
+    assert guesses_then_the_owner(client, ATTACKER, OWNER).status_code == 302
+    assert sign_in(client, MANAGER, **forwarded(ATTACKER)).status_code == 429
+
+
+def test_with_no_trusted_proxy_forwarded_addresses_are_ignored(client, demo):
+    assert guesses_then_the_owner(client, ATTACKER, OWNER).status_code == 429
+
+
 def test_successful_sign_ins_do_not_count_against_the_limit(client, demo):
     for _ in range(7):
         assert sign_in(client, MANAGER).status_code == 302

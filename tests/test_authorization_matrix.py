@@ -117,6 +117,10 @@ def paid_receipt_link(world: World, place: Place) -> dict:
     return {"signed": receipt_url(world.paid_payment(place)).rsplit("/", 1)[1]}
 
 
+def payout_id(world: World, place: Place) -> dict:
+    return {"payout_id": world.payout(place).id}
+
+
 def relinked_spare_clinic_id(world: World, place: Place) -> dict:
     return {"clinic_id": world.relinked_spare(place).id}
 
@@ -209,6 +213,11 @@ ROUTES = [
     Row("GET", "/client-payments/clinics/<int:clinic_id>/stripe/remove", clinic_id, own=ADMINS),
     Row("POST", "/client-payments/clinics/<int:clinic_id>/stripe/remove",
         relinked_spare_clinic_id, own=ADMINS_REDIRECTED),
+    # Payouts: admins of a clinic linked to the payout's Stripe account.
+    Row("GET", "/payouts/", own=ADMINS, foreign=SAME),
+    Row("GET", "/payouts/<int:payout_id>", payout_id, own=ADMINS),
+    Row("GET", "/payouts/<int:payout_id>/export.csv", payout_id, own=ADMINS),
+    Row("POST", "/payouts/clinics/<int:clinic_id>/refresh", clinic_id, own=ADMINS_REDIRECTED),
     # Enablement requests. The place's request was approved: acting on it is refused by its
     # state (a redirect with a message) once the permission allows it. The clinic admin's
     # only clinic is on already, so a new request sends them back to the list.

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from vcpay import create_app
 from vcpay.config import SETTINGS, UnsafeConfiguration, load_settings
@@ -43,7 +44,12 @@ def test_the_environment_wins(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("VCPAY_SESSION_HOURS", "twelve"), ("VCPAY_COOKIE_SECURE", "maybe")]
+    ("name", "value"),
+    [
+        ("VCPAY_SESSION_HOURS", "twelve"),
+        ("VCPAY_COOKIE_SECURE", "maybe"),
+        ("VCPAY_TRUSTED_PROXIES", "-1"),
+    ],
 )
 def test_a_bad_value_names_the_setting(tmp_path, name, value):
     with pytest.raises(ValueError, match=name):
@@ -57,6 +63,15 @@ def test_the_factory_builds_a_working_app(tmp_path, monkeypatch):
     assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
     assert "celery" in app.extensions
     assert {"main", "auth", "client_payments", "calls", "health"} <= set(app.blueprints)
+
+
+def test_forwarded_headers_are_believed_from_the_trusted_proxies_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("VCPAY_INSTANCE_PATH", str(tmp_path))
+    assert not isinstance(create_app({"TESTING": True}).wsgi_app, ProxyFix)
+    monkeypatch.setenv("VCPAY_TRUSTED_PROXIES", "2")
+    behind = create_app({"TESTING": True}).wsgi_app
+    assert isinstance(behind, ProxyFix)
+    assert (behind.x_for, behind.x_proto, behind.x_host) == (2, 2, 2)
 
 
 def test_every_setting_is_documented_in_the_readme_with_its_default():
@@ -142,6 +157,44 @@ def test_production_refuses_every_published_secret_even_with_the_stand_ins(
 def test_production_refuses_a_weak_secret_key(monkeypatch, tmp_path, key):
     with pytest.raises(UnsafeConfiguration, match="VCPAY_SECRET_KEY is too short"):
         app_with(monkeypatch, tmp_path, **{**PRODUCTION, "VCPAY_SECRET_KEY": key})
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        (OWN_STRIPE, "VCPAY_STRIPE_API_BASE is https://api.stripe.com"),
+        (OWN_JIRA, "VCPAY_JIRA_URL is https://clinic-desk.atlassian.net"),
+        ({"VCPAY_PUBLIC_URL": "https://pay.example.org"}, "VCPAY_PUBLIC_URL"),
+        (
+            {"VCPAY_DATABASE_URL": "postgresql+psycopg://vcpay:pw-9f3k@db.internal/vcpay"},
+            "VCPAY_DATABASE_URL names another machine",
+        ),
+    ],
+)
+@pytest.mark.parametrize("key", ["dev", "change-me", "short-but-random-9f3k"])
+def test_a_weak_secret_key_stops_the_start_against_a_real_service(
+    monkeypatch, tmp_path, environ, named, key
+):
+    with pytest.raises(UnsafeConfiguration, match="VCPAY_SECRET_KEY is too short") as refused:
+        app_with(monkeypatch, tmp_path, **{**environ, "VCPAY_SECRET_KEY": key})
+    assert named in str(refused.value)
+    assert "pw-9f3k" not in str(refused.value)
+
+
+def test_a_weak_secret_key_is_the_demos_own_business_while_everything_is_local(
+    monkeypatch, tmp_path
+):
+    local = {
+        "VCPAY_SECRET_KEY": "dev",
+        "VCPAY_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/vcpay",
+        "VCPAY_PUBLIC_URL": "http://localhost:5000",
+    }
+    assert app_with(monkeypatch, tmp_path, **local).config["SECRET_KEY"] == "dev"
+
+
+def test_real_services_start_with_the_generated_secret_key(monkeypatch, tmp_path):
+    app = app_with(monkeypatch, tmp_path, **OWN_STRIPE, VCPAY_PUBLIC_URL="https://pay.example.org")
+    assert len(app.config["SECRET_KEY"]) >= 32
 
 
 def test_production_starts_with_secrets_of_its_own(monkeypatch, tmp_path):

@@ -21,6 +21,7 @@ from tests.stripe_events import event, post_event, signed_text
 from tests.test_enablement_requests import MANAGER, new_path, request_data, requests_count
 from vcpay.auth.sessions import load_signed_in_user
 from vcpay.calls.models import Call, Participant
+from vcpay.enablement import polling
 from vcpay.enablement.models import EnablementRequest
 from vcpay.extensions import db
 from vcpay.payments.models import PaymentRequest
@@ -191,6 +192,11 @@ def test_a_form_entry_numbered_otherwise_than_in_ascii_digits_is_ignored(client,
     response = client.post(new_path(demo), data=data)
     assert response.status_code == 302
     assert requests_count() == 1
+
+
+@pytest.mark.parametrize("key", ["PAY-\u00b2", "PAY-\u0663", "PAY-", "PAY"])
+def test_a_jira_key_numbered_otherwise_than_in_ascii_digits_sorts_first(key):
+    assert sorted(["PAY-10", key, "PAY-9"], key=polling._key_order) == [key, "PAY-9", "PAY-10"]
 
 
 # Free text: one line of text, a clear message otherwise.

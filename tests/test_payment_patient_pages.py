@@ -24,6 +24,7 @@ from tests.payment_steps import (
     pay_link,
     pay_now,
     receipt_path,
+    request_form,
     start_call,
     the_request,
 )
@@ -155,6 +156,55 @@ def test_only_the_payer_in_the_browser_they_joined_with_sees_the_receipt(
     assert "See the receipt" in patient.get(f"/join/{call.guest_token}/panel").get_data(
         as_text=True
     )
+
+
+def receipt_withheld(browser, call, request, done: str) -> None:
+    """Someone in the call who did not pay: told it is paid, shown nothing of the receipt."""
+    for path in (done, pay_link(call, request)):
+        page = browser.get(path)
+        assert page.status_code == 403, path
+        text = page.get_data(as_text=True)
+        assert "This payment has been made." in text
+        for private in (*RECEIPT_DETAILS, the_request().receipt_number):
+            assert private not in text, (path, private)
+    panel = browser.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
+    assert "Paid" in panel and "See the receipt" not in panel
+
+
+def test_a_request_made_before_anyone_joined_is_the_payers_and_so_is_its_receipt(
+    app, clinician, gp, stripe_control
+):
+    call = start_call(clinician, gp)
+    ask(clinician, call)  # nobody has joined: whoever joins with the link may pay
+    request = the_request()
+    assert request.payer is None
+    pat = join(app, call, "Pat Citizen")
+    assert pay_now(pat, call, request).location == request.checkout_url
+    assert (the_request().payer.display_name, the_request().patient_name) == ("Pat Citizen",) * 2
+    done, mine = paid_with_the_page_asking_stripe(pat, call, request, stripe_control)
+    assert mine.status_code == 200
+    assert all(shown in mine.get_data(as_text=True) for shown in RECEIPT_DETAILS)
+
+    mallory = join(app, call, "Mallory")  # later, with the same link
+    receipt_withheld(mallory, call, request, done)
+
+
+def test_asked_of_anyone_the_first_to_press_pay_now_pays_and_sees_the_receipt_alone(
+    app, clinician, gp, stripe_control
+):
+    call = start_call(clinician, gp)
+    pat = join(app, call, "Pat Citizen")
+    carer = join(app, call, "Sam Citizen")
+    ask(clinician, call, form={**request_form(clinician, call), "payer": "anyone"})
+    request = the_request()
+    assert pay_now(pat, call, request).status_code == 303
+    taken = pay_now(carer, call, request)  # Pat pressed first: Pat pays
+    assert taken.status_code == 403
+    assert "Only they can pay it" in taken.get_data(as_text=True)
+    done, mine = paid_with_the_page_asking_stripe(pat, call, request, stripe_control)
+    assert mine.status_code == 200
+    assert all(shown in mine.get_data(as_text=True) for shown in RECEIPT_DETAILS)
+    receipt_withheld(carer, call, request, done)
 
 
 def test_the_receipt_emails_own_link_shows_it_long_after_the_call(

@@ -34,12 +34,13 @@ from tests.payment_steps import (
     start_call,
     the_request,
 )
-from vcpay.calls.models import Call
+from vcpay.calls.models import Call, Participant
 from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_api import forget_clients
-from vcpay.payments.models import PaymentState
+from vcpay.payments import payers
+from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.people.models import Clinic, ClinicRole
 
 
@@ -412,8 +413,38 @@ def test_anyone_in_the_call_may_be_asked_to_pay(app, clinician, gp):
     request = the_request()
     assert request.payer is None and request.patient_name == "Pat Citizen, Sam Citizen"
     for person in (pat, carer):
-        assert pay_now(person, call, request).status_code == 303
+        assert pay_link(call, request) in person.get(f"/join/{call.guest_token}/panel").get_data(
+            as_text=True
+        )
     assert pay_now(app.test_client(), call, request).status_code == 403  # not in the call
+    # The first to press Pay now is the payer: the receipt will be theirs alone.
+    assert pay_now(carer, call, request).status_code == 303
+    assert pay_now(carer, call, request).status_code == 303  # again, from the same browser
+    assert pay_now(pat, call, request).status_code == 403
+    assert (the_request().payer_id, the_request().patient_name) == (
+        int(participant_id(call, "Sam Citizen")),
+        "Sam Citizen",
+    )
+
+
+def test_of_two_taking_on_a_request_at_once_the_first_is_its_payer(app, clinician, gp):
+    call = start_call(clinician, gp)
+    join(app, call, "Pat Citizen")
+    join(app, call, "Sam Citizen")
+    ask(clinician, call, form={**request_form(clinician, call), "payer": "anyone"})
+    pat, sam = (
+        db.session.get(Participant, int(participant_id(call, name)))
+        for name in ("Pat Citizen", "Sam Citizen")
+    )
+    request = the_request()  # as Sam's press read it, before Pat's press bound it
+    db.session.execute(
+        update(PaymentRequest).filter_by(id=request.id).values(payer_id=pat.id),
+        execution_options={"synchronize_session": False},
+    )
+    assert request.payer_id is None
+    assert payers.take_on(request, sam) is False
+    assert request.payer_id == pat.id
+    assert payers.take_on(request, pat) is True
 
 
 def test_stripe_unreachable_requests_nothing(app, clinician, gp):

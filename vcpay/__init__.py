@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from vcpay.config import (
     derived_settings,
@@ -21,6 +22,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("VCPAY_INSTANCE_PATH") or None)
     configure(app, overrides)
+    register_trusted_proxies(app)
     register_input_checks(app)
     register_extensions(app)
     register_blueprints(app)
@@ -50,6 +52,14 @@ def configure(app: Flask, overrides: dict[str, Any] | None) -> None:
             "VCPAY_STRIPE_WEBHOOK_SECRET is not set: Stripe's webhooks are refused, and payments "
             "are confirmed only by the patient's confirmation page and the reconciler."
         )
+
+
+def register_trusted_proxies(app: Flask) -> None:
+    """Behind the proxies ``VCPAY_TRUSTED_PROXIES`` counts, the client's address, scheme and
+    host are what they forwarded; with none, forwarded headers are anyone's to write."""
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
 
 def register_input_checks(app: Flask) -> None:
@@ -99,9 +109,12 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.health.views import blueprint as health
     from vcpay.main.views import blueprint as main
     from vcpay.payments.views import blueprint as payments
+    from vcpay.payouts.views import blueprint as payouts
     from vcpay.webhooks.views import blueprint as webhooks
 
-    blueprints = (main, auth, client_payments, enablement, calls, guest, payments, health, webhooks)
+    blueprints = (
+        main, auth, client_payments, enablement, calls, guest, payments, payouts, health, webhooks,
+    )  # fmt: skip
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
 
@@ -117,9 +130,11 @@ def register_stripe_handlers(app: Flask) -> None:
     """Which Stripe events each feature handles (a type nobody handles is kept, ignored)."""
     from vcpay.client_payments.stripe_handlers import register_stripe_handlers as account_events
     from vcpay.payments.stripe_handlers import register_stripe_handlers as payment_events
+    from vcpay.payouts.stripe_handlers import register_stripe_handlers as payout_events
 
     account_events(app)
     payment_events(app)
+    payout_events(app)
 
 
 def register_stripe_link_removal(app: Flask) -> None:

@@ -10,9 +10,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-from vcpay.public_urls import is_local
+from vcpay.public_urls import LOCAL_HOSTS, is_local
 
 
 def _bool(value: str) -> bool:
@@ -27,6 +28,13 @@ def _bool(value: str) -> bool:
 def _names(value: str) -> tuple[str, ...]:
     """A comma-separated list of Jira status or resolution names."""
     return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+def _count(value: str) -> int:
+    count = int(value)
+    if count < 0:
+        raise ValueError(f"expected 0 or more, got {value!r}")
+    return count
 
 
 ENVIRONMENTS = ("development", "production")
@@ -76,6 +84,9 @@ SETTINGS = [
     Setting("VCPAY_REDIS_URL", "REDIS_URL", "", secret=True),
     Setting("VCPAY_PUBLIC_URL", "PUBLIC_URL", "http://127.0.0.1:5000"),
     Setting("VCPAY_COOKIE_SECURE", "SESSION_COOKIE_SECURE", None, _bool),
+    # Proxies in front of vcpay whose X-Forwarded-For, -Proto and -Host are believed: sign-in
+    # limits and stream caps count the client's address, not the proxy's.
+    Setting("VCPAY_TRUSTED_PROXIES", "TRUSTED_PROXIES", 0, _count),
     Setting("VCPAY_SESSION_HOURS", "SESSION_HOURS", 12, int),
     # Refused sign-ins only; vcpay/auth/throttling.py says how the three work together.
     Setting("VCPAY_LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT", "10 per minute"),
@@ -295,22 +306,41 @@ def refuse_unsafe_settings(config: dict[str, Any]) -> None:
             raise UnsafeConfiguration(
                 f"{setting.env} is not set; {config[setting.service]} needs it."
             )
-    if production:
-        _refuse_weak_secret_key(config)
-
-
-def _refuse_weak_secret_key(config: dict[str, Any]) -> None:
-    key = config["SECRET_KEY"]
-    if not config.get("SECRET_KEY_FROM_ENVIRONMENT"):
+    if production and not config.get("SECRET_KEY_FROM_ENVIRONMENT"):
         raise UnsafeConfiguration(
             "VCPAY_SECRET_KEY is not set: in production every web server must sign sessions "
             "with the same key, from the environment."
         )
+    away = _setting_pointing_away(config)
+    if production or away:
+        _refuse_weak_secret_key(config, "VCPAY_ENV is production" if production else away)
+
+
+def _refuse_weak_secret_key(config: dict[str, Any], where: str) -> None:
+    """The key signs sessions, CSRF tokens and receipt links: one that can be guessed forges
+    them all, so it must be strong wherever real people or services are involved."""
+    key = config["SECRET_KEY"]
     if key.lower() in WELL_KNOWN_SECRET_KEYS or len(key) < 32:
         raise UnsafeConfiguration(
-            "VCPAY_SECRET_KEY is too short or a well-known example: use at least 32 random "
-            "characters."
+            f"VCPAY_SECRET_KEY is too short or a well-known example, and {where}: use at "
+            "least 32 random characters."
         )
+
+
+# Settings whose address says whether vcpay serves, or uses, something beyond this machine.
+SERVICE_ADDRESSES = ("STRIPE_API_BASE", "JIRA_URL", "PUBLIC_URL")
+
+
+def _setting_pointing_away(config: dict[str, Any]) -> str | None:
+    """Why this is no local demo (a setting pointing at another machine), or None."""
+    for key in SERVICE_ADDRESSES:
+        if not is_local(config[key]):
+            return f"{_setting(key).env} is {config[key]}"
+    # A database URL holds its password: name the setting only. SQLite, or PostgreSQL over
+    # a local socket, has no host.
+    if urlsplit(config["SQLALCHEMY_DATABASE_URI"]).hostname not in (None, *LOCAL_HOSTS):
+        return "VCPAY_DATABASE_URL names another machine"
+    return None
 
 
 def webhook_secret(config: dict[str, Any], key: str) -> str | None:

@@ -15,7 +15,10 @@ TASK_MODULES = [
     "vcpay.enablement.tasks",
     "vcpay.webhooks.tasks",
     "vcpay.payments.tasks",
+    "vcpay.payouts.tasks",
 ]
+# Payouts' webhooks bring their news at once; this catches what a missed one would have told.
+PAYOUT_REFRESH_SECONDS = 3600
 
 # Embedded brokers (no server) are polled; they cannot broadcast to workers.
 SERVERLESS_SCHEMES = ("sqla+", "filesystem")
@@ -104,6 +107,7 @@ def celery_settings(config: dict[str, Any], instance_path: str) -> dict[str, Any
             "sweep-stripe-events": _every(
                 "vcpay.webhooks.sweep_stripe_events", config["STRIPE_EVENT_SWEEP_SECONDS"]
             ),
+            "refresh-payouts": _every("vcpay.payouts.refresh_all_payouts", PAYOUT_REFRESH_SECONDS),
         },
     }
 

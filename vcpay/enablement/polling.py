@@ -8,6 +8,7 @@ decision share one cursor and one exactly-once rule, so they stay together here.
 """
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -119,9 +120,14 @@ def check(desk: ServiceDesk, key: str) -> bool:
     return apply_snapshot(desk.read_request(key), desk)
 
 
+# ASCII digits only: str.isdigit also passes "²", which int() then refuses.
+ISSUE_NUMBER = re.compile(r"[0-9]+")
+
+
 def _key_order(key: str) -> tuple[str, int]:
+    """PAY-9 before PAY-10; a key Jira numbers otherwise sorts first in its project."""
     project, _, number = key.partition("-")
-    return project, int(number) if number.isdigit() else 0
+    return project, int(number) if ISSUE_NUMBER.fullmatch(number) else 0
 
 
 def _oldest_raise():

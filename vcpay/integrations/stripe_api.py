@@ -23,10 +23,18 @@ from vcpay.integrations.stripe_errors import (
     calling_stripe,
 )
 from vcpay.integrations.stripe_events import envelope
+from vcpay.integrations.stripe_payouts import (
+    PAGE_SIZE,
+    charge_fee,
+    read_balance_entry,
+    read_payout,
+)
 from vcpay.integrations.stripe_values import (
     AccountSummary,
+    BalanceEntry,
     CheckoutRequest,
     CheckoutSummary,
+    PayoutSummary,
     WebhookEvent,
 )
 
@@ -190,7 +198,8 @@ class StripeApi:
         with calling_stripe("read the payment"):
             session = self.client.v1.checkout.sessions.retrieve(
                 session_id,
-                {"expand": ["payment_intent.latest_charge"]},
+                # The charge's balance transaction carries Stripe's fee.
+                {"expand": ["payment_intent.latest_charge.balance_transaction"]},
                 {"stripe_account": account_id},
             )
         return _checkout(session.to_dict())
@@ -224,6 +233,33 @@ class StripeApi:
             raise WebhookSignatureInvalid(str(error).split(",")[0]) from None
         return envelope(payload)
 
+    # Payouts: read only. What Stripe paid into the clinic's bank, and what each carried.
+
+    def list_payouts(self, account_id: str, since: int | None = None) -> list[PayoutSummary]:
+        """Every payout of the account (created at or after ``since``, Unix seconds), newest
+        first, across all of Stripe's pages."""
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if since is not None:
+            params["created"] = {"gte": since}
+        with calling_stripe("read the payouts"):
+            page = self.client.v1.payouts.list(params, {"stripe_account": account_id})
+            return [read_payout(p.to_dict()) for p in page.auto_paging_iter()]
+
+    def retrieve_payout(self, account_id: str, payout_id: str) -> PayoutSummary:
+        with calling_stripe("read the payout"):
+            payout = self.client.v1.payouts.retrieve(
+                payout_id, options={"stripe_account": account_id}
+            )
+        return read_payout(payout.to_dict())
+
+    def payout_transactions(self, account_id: str, payout_id: str) -> list[BalanceEntry]:
+        """Every balance transaction the payout carried (its own included), each with the
+        charge it is about, across all of Stripe's pages."""
+        params = {"payout": payout_id, "limit": PAGE_SIZE, "expand": ["data.source"]}
+        with calling_stripe("read what the payout carried"):
+            page = self.client.v1.balance_transactions.list(params, {"stripe_account": account_id})
+            return [read_balance_entry(t.to_dict()) for t in page.auto_paging_iter()]
+
 
 def _charge_details(payment_intent: Any) -> dict[str, Any]:
     """Card, receipt and refund details of the intent's latest charge, when expanded."""
@@ -239,6 +275,7 @@ def _charge_details(payment_intent: Any) -> dict[str, Any]:
         "card_last4": card.get("last4") or "",
         "receipt_number": charge.get("receipt_number") or "",
         "amount_refunded": charge.get("amount_refunded") or 0,
+        "stripe_fee": charge_fee(charge),
     }
 
 

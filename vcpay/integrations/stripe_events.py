@@ -17,6 +17,7 @@ from vcpay.integrations.stripe_values import (
     ChargeRefunded,
     CheckoutChanged,
     PaymentFailed,
+    PayoutChanged,
     StripeChange,
     WebhookEvent,
 )
@@ -42,6 +43,7 @@ CHECKOUT_EVENTS = (
     "checkout.session.async_payment_failed",
     "checkout.session.expired",
 )
+PAYOUT_EVENTS = ("payout.created", "payout.updated", "payout.paid", "payout.failed")
 
 
 def read_change(event_type: str, account: str | None, payload: str) -> StripeChange:
@@ -65,6 +67,11 @@ def read_change(event_type: str, account: str | None, payload: str) -> StripeCha
         return AccountAuthorized(account)
     if event_type == "account.application.deauthorized":
         return AccountDeauthorized(account)
+    if event_type in PAYOUT_EVENTS:
+        payout_id = _object_id(_data_object(payload))
+        if not payout_id.startswith("po_"):
+            raise ValueError("The event's object is not a payout.")
+        return PayoutChanged(account, payout_id)
     raise ValueError(f"vcpay does not read {event_type} events.")
 
 

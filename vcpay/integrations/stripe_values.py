@@ -40,6 +40,8 @@ class CheckoutSummary:
     amount_refunded: int = 0
     payment_intent_status: str = ""
     latest_charge_id: str | None = None
+    # Stripe's fee for the charge; None while its balance transaction is not there.
+    stripe_fee: int | None = None
     # Why the last attempt to pay was refused (a declined card), while the patient may retry.
     decline_message: str = ""
 
@@ -133,6 +135,14 @@ class AccountDeauthorized:
     account: str | None
 
 
+@dataclass(frozen=True)
+class PayoutChanged:
+    """A payout was created, changed, paid or failed (``payout.*``)."""
+
+    account: str | None
+    payout_id: str
+
+
 StripeChange = (
     CheckoutChanged
     | PaymentFailed
@@ -140,4 +150,43 @@ StripeChange = (
     | AccountChanged
     | AccountAuthorized
     | AccountDeauthorized
+    | PayoutChanged
 )
+
+
+# Payouts: what Stripe paid into the clinic's bank, and the balance transactions each carried.
+
+
+@dataclass(frozen=True)
+class PayoutSummary:
+    """A payout of a connected account, as Stripe has it now. Times are Unix seconds."""
+
+    id: str
+    amount: int  # minor units (cents)
+    currency: str
+    status: str  # pending, in_transit, paid, failed or canceled
+    arrival_date: int
+    created: int
+    failure_code: str = ""
+    failure_message: str = ""
+
+
+@dataclass(frozen=True)
+class BalanceEntry:
+    """One balance transaction a payout carried: a charge, a refund, the payout itself...
+
+    ``charge_id`` and ``payment_intent_id`` name the payment it is about, when it is about
+    one: a charge's own, or the charge a refund gave money back from."""
+
+    id: str
+    type: str  # Stripe's: charge, refund, payout, payout_failure, adjustment...
+    reporting_category: str
+    amount: int  # minor units; negative when money left the balance
+    fee: int
+    net: int
+    currency: str
+    source_id: str  # ch_, re_, po_...
+    description: str
+    created: int
+    charge_id: str | None = None
+    payment_intent_id: str | None = None

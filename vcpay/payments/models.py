@@ -50,7 +50,8 @@ class PaymentRequest(CreatedAtMixin, db.Model):
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    # Who in the call is asked to pay; none: anyone who joins with the link may.
+    # Who in the call is asked to pay. None: nobody in particular ("anyone", or asked before
+    # anyone joined); the first participant to press Pay now becomes the payer (payers.take_on).
     payer_id: Mapped[int | None] = mapped_column(
         ForeignKey("call_participants.id", ondelete="SET NULL")
     )
@@ -105,13 +106,14 @@ class PaymentRequest(CreatedAtMixin, db.Model):
         return self.state in (PaymentState.PARTIALLY_REFUNDED, PaymentState.REFUNDED)
 
     def payable_by(self, participant: Participant | None) -> bool:
-        """Whether this participant may pay it and see its receipt: the one asked, or one the
-        clinician recognised as them (never by name: anyone can type a name); anyone in the
-        call when nobody was asked in particular."""
+        """Whether this participant may pay it and see its receipt: the payer, or one the
+        clinician recognised as them (never by name: anyone can type a name). Asked of nobody
+        in particular, anyone in the call may take it on while it waits to be paid; a receipt
+        is only ever the payer's, so without one nobody sees it through the call."""
         if participant is None or participant.call_id != self.call_id:
             return False
         if self.payer is None:
-            return True
+            return self.state == PaymentState.REQUESTED
         return participant.person_id == self.payer.person_id
 
     @property

@@ -1,19 +1,43 @@
-"""Who may pay a request made of one person, when that person rejoins from another device.
+"""Who pays a request: the first to take on one asked of nobody in particular, and the person
+asked when they rejoin from another device.
 
 Rejoining makes a new participant, and a name proves nothing (anyone in the call can type
 it), so the clinician, who sees and hears them, says who they are.
 """
 
+from sqlalchemy import update
+
 from vcpay.audit.services import record_audit
 from vcpay.calls.events import CallEventKind, record_event
 from vcpay.calls.models import Call, Participant
 from vcpay.calls.services import patients
+from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.payments.models import PaymentRequest, PaymentState
 from vcpay.people.models import User
 
 # Nothing left to pay or to see for these: nobody needs to be recognised for them.
 CLOSED = frozenset({PaymentState.CANCELLED, PaymentState.EXPIRED, PaymentState.FAILED})
+
+
+def take_on(request: PaymentRequest, participant: Participant) -> bool:
+    """Make ``participant`` the payer of a request asked of nobody in particular, so that its
+    receipt is theirs alone; whether they are its payer now. Compare and set: of two people
+    pressing Pay now at once, the first is the payer and the other is not. The caller commits."""
+    if request.payer_id is not None:
+        return request.payable_by(participant)
+    taken = db.session.execute(
+        update(PaymentRequest)
+        .where(PaymentRequest.id == request.id, PaymentRequest.payer_id.is_(None))
+        .values(
+            payer_id=participant.id,
+            patient_name=participant.display_name,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(request)  # this participant's now, or whoever was first
+    return taken.rowcount == 1 or request.payable_by(participant)
 
 
 def recognitions_offered(call: Call, requests: list[PaymentRequest]) -> dict[int, list]:

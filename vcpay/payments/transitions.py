@@ -143,6 +143,7 @@ def apply_checkout(request: PaymentRequest, session: CheckoutSummary) -> bool:
 def _apply_checkout(request: PaymentRequest, session: CheckoutSummary) -> bool:
     if session.is_paid:
         paid = mark_paid(request, session)
+        learn_charge(request, session)
         return record_refund(request, session.amount_refunded) or paid
     if session.delayed_payment_failed:
         return record_async_failure(request)
@@ -173,6 +174,16 @@ def mark_paid(request: PaymentRequest, session: CheckoutSummary) -> bool:
     announce(request, CallEventKind.PAYMENT_PAID, patient=patient)
     _queue_receipt(request)
     return True
+
+
+def learn_charge(request: PaymentRequest, session: CheckoutSummary) -> None:
+    """Keep the charge that paid the request and Stripe's fee for it, once Stripe says them:
+    refunds and payouts name the charge. The fee may come later than the payment (its
+    balance transaction is made when the money moves), so a later read fills it in."""
+    if request.charge_id is None and session.latest_charge_id:
+        request.charge_id = session.latest_charge_id
+    if request.stripe_fee is None and session.stripe_fee is not None:
+        request.stripe_fee = session.stripe_fee
 
 
 def _queue_receipt(request: PaymentRequest) -> None:

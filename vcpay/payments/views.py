@@ -165,22 +165,25 @@ def recognise_participant(call_id: int, participant_id: int):
 @limiter.limit("30 per minute", methods=["POST"])
 def pay(token: str, request_key: str):
     """Pay now (a POST) goes to Stripe Checkout while the request is open and this person may
-    pay it; a GET only shows the payment and changes nothing."""
+    pay it; a GET only shows the payment and changes nothing. Pressing Pay now on a request
+    asked of nobody in particular makes this person its payer, unless someone was first."""
     call = call_for_link(token)
     payment = _payment(call, request_key)
-    if request.method == "POST" and _may_pay_now(call, payment):
+    if request.method == "POST" and _pays_now(call, payment):
         payment.patient_locale = str(get_locale())  # the receipt follows the patient's language
         db.session.commit()
         return redirect(payment.checkout_url, code=303)
     return _payment_page(call, payment)
 
 
-def _may_pay_now(call: Call, payment: PaymentRequest) -> bool:
-    return (
+def _pays_now(call: Call, payment: PaymentRequest) -> bool:
+    me = joined_participant(call)
+    may_pay = (
         payment.state == PaymentState.REQUESTED
         and bool(payment.checkout_url)
-        and payment.payable_by(joined_participant(call))
+        and payment.payable_by(me)
     )
+    return may_pay and payers.take_on(payment, me)
 
 
 def _payment_page(call: Call, payment: PaymentRequest, **flags):

@@ -1,0 +1,170 @@
+"""The clinic's payouts: the list, what each one carried, its CSV, and Refresh from Stripe.
+
+A payout belongs to a Stripe account, and several clinics of one organisation may share one:
+its pages are open to the admins of any clinic linked to that account now (404 for anyone
+with no role there, 403 for clinicians).
+"""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from vcpay.client_payments.stripe_link import live_link, live_links_for_account
+from vcpay.extensions import db, limiter
+from vcpay.forms import ConfirmForm
+from vcpay.inputs import parse_id
+from vcpay.integrations.stripe_api import StripeApi
+from vcpay.integrations.stripe_errors import StripeApiError
+from vcpay.payouts import payout_csv
+from vcpay.payouts.contents import PayoutContents, contents_of, status_label, type_label
+from vcpay.payouts.models import Payout
+from vcpay.payouts.services import refresh_account
+from vcpay.people.models import Clinic
+from vcpay.people.permissions import (
+    ADMINS,
+    Permission,
+    can,
+    clinics_where,
+    holds_any,
+    require,
+    roles_in,
+)
+
+blueprint = Blueprint("payouts", __name__, url_prefix="/payouts")
+
+
+@blueprint.context_processor
+def in_the_clinics_time_zone() -> dict:
+    """Times shown as the clinic counts them (its IANA zone), in the reader's language."""
+    locale = str(get_locale() or "en")
+
+    def when(moment: datetime, clinic: Clinic) -> str:
+        return format_datetime(moment, "medium", tzinfo=ZoneInfo(clinic.time_zone), locale=locale)
+
+    def day(moment: datetime, clinic: Clinic) -> str:
+        local = moment.astimezone(ZoneInfo(clinic.time_zone)).date()
+        return format_date(local, "medium", locale=locale)
+
+    return {"when": when, "day": day, "status_label": status_label, "type_label": type_label}
+
+
+PERMISSION = Permission.MANAGE_CLIENT_PAYMENTS
+LIST_LIMIT = 200
+
+
+def _clinic(clinic_id: int | None) -> Clinic:
+    clinic = db.session.get(Clinic, clinic_id) if clinic_id is not None else None
+    require(PERMISSION, clinic)
+    return clinic
+
+
+def _linked_clinics() -> list[Clinic]:
+    """The clinics whose payouts the person may see: linked now, and theirs to manage."""
+    return [c for c in clinics_where(current_user, PERMISSION) if live_link(c) is not None]
+
+
+def _viewed_payout(payout_id: int) -> tuple[Payout, Clinic]:
+    """The payout, and the clinic through which the person sees it (its time zone is the
+    pages'); 404 if no clinic linked to its account is theirs, 403 for the wrong role."""
+    payout = db.session.get(Payout, payout_id)
+    clinics = (
+        [link.clinic for link in live_links_for_account(payout.stripe_account_id)]
+        if (payout is not None)
+        else []
+    )
+    for clinic in clinics:
+        if can(current_user, PERMISSION, clinic):
+            return payout, clinic
+    require(PERMISSION, next((c for c in clinics if roles_in(current_user, c)), None))
+    abort(404)  # not reached: require refused
+
+
+@blueprint.route("/")
+@login_required
+def index():
+    if not holds_any(current_user, ADMINS):
+        abort(403)
+    clinics = _linked_clinics()
+    chosen = None
+    if "clinic" in request.args:
+        chosen = _clinic(parse_id(request.args["clinic"]))
+    shown = [chosen] if chosen is not None else clinics
+    accounts = {live_link(c).account_id: c for c in reversed(shown) if live_link(c)}
+    payouts = db.session.scalars(
+        select(Payout)
+        .where(Payout.stripe_account_id.in_(accounts))
+        .order_by(Payout.created.desc(), Payout.id.desc())
+        .limit(LIST_LIMIT)
+    ).all()
+    return render_template(
+        "payouts/index.html",
+        clinics=clinics,
+        chosen=chosen,
+        payouts=payouts,
+        clinic_of=accounts,
+        form=ConfirmForm(),
+        limit=LIST_LIMIT,
+    )
+
+
+@blueprint.route("/clinics/<int:clinic_id>/refresh", methods=["POST"])
+@login_required
+@limiter.limit("20 per minute")
+def refresh(clinic_id: int):
+    """Read the clinic's payouts from Stripe now, rather than wait for its webhooks."""
+    clinic = _clinic(clinic_id)
+    back = redirect(url_for("payouts.index", clinic=clinic.id), code=303)
+    link = live_link(clinic)
+    if link is None or not ConfirmForm().validate_on_submit():
+        if link is None:
+            flash(_("This clinic has no linked Stripe account."), "warning")
+        return back
+    try:
+        kept = refresh_account(link.account_id, StripeApi.for_app())
+    except StripeApiError as error:
+        db.session.rollback()
+        flash(_("Could not read the payouts from Stripe: %(why)s", why=error), "error")
+        return back
+    db.session.commit()
+    flash(_("Payouts read again from Stripe: %(count)s.", count=len(kept)), "success")
+    return back
+
+
+@blueprint.route("/<int:payout_id>")
+@login_required
+def detail(payout_id: int):
+    payout, clinic = _viewed_payout(payout_id)
+    contents: PayoutContents = contents_of(payout)
+    return render_template("payouts/detail.html", payout=payout, clinic=clinic, contents=contents)
+
+
+@blueprint.route("/<int:payout_id>/export.csv")
+@login_required
+def export(payout_id: int):
+    payout, clinic = _viewed_payout(payout_id)
+    app = current_app._get_current_object()
+    locale = str(get_locale() or "en")
+    return Response(
+        payout_csv.rows(app, payout.id, clinic.time_zone, locale),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="payout-{payout.payout_id}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
