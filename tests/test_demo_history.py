@@ -15,6 +15,7 @@ from vcpay.client_payments.models import StripeLink
 from vcpay.extensions import db
 from vcpay.mail.models import EmailState, OutboundEmail
 from vcpay.payments.models import PaymentRefund, PaymentRequest, PaymentState
+from vcpay.payouts.models import Payout, PayoutTransaction
 from vcpay.people.demo import CLINICS
 from vcpay.people.models import Clinic
 
@@ -188,9 +189,6 @@ def test_a_clinic_linked_to_another_account_keeps_its_link(runner, history, stri
 
 
 def test_payouts_and_what_each_carried_are_read_through_the_adapter(runner, history):
-    pytest.importorskip("vcpay.payouts.services", reason="vcpay keeps payouts once they land")
-    from vcpay.payouts.models import Payout, PayoutTransaction
-
     result = runner.invoke(args=["demo-history"], input=json.dumps(history))
 
     assert result.exit_code == 0, result.output

@@ -57,10 +57,7 @@ def demo_history_command(source) -> None:
     click.echo(f"Demo history: {written.payments} past payments written, {written.already} kept.")
     payouts = read_payouts(answer["account"], stripe_api)
     db.session.commit()
-    if payouts is None:
-        click.echo("Payouts: vcpay keeps none yet; they are read once the payouts feature is in.")
-    else:
-        click.echo(f"Payouts read from Stripe: {payouts}.")
+    click.echo(f"Payouts read from Stripe: {payouts}.")
 
 
 # What `make run`'s supervisor (sandbox/demo.py) needs to start vcpay's processes and the

@@ -29,6 +29,7 @@ from vcpay.mail.services import compose_email
 from vcpay.payments.amounts import format_amount
 from vcpay.payments.models import PaymentRefund, PaymentRequest, PaymentState, RefundState
 from vcpay.payments.receipts import receipt_url
+from vcpay.payouts.services import refresh_account
 from vcpay.people.demo import CLINICS, DEMO_PEOPLE, seed_demo
 from vcpay.people.models import Clinic, User
 from vcpay.people.services import find_user_by_email
@@ -319,11 +320,7 @@ def write_history(answer: Any, stripe_api: StripeApi) -> Written:
     return Written(payments=len(payments) - len(already), already=len(already))
 
 
-def read_payouts(account_id: str, stripe_api: StripeApi) -> int | None:
+def read_payouts(account_id: str, stripe_api: StripeApi) -> int:
     """The account's payouts and what each carried, read from Stripe through the adapter as
-    the hourly refresh does; None while vcpay has no payouts feature to keep them."""
-    try:
-        from vcpay.payouts.services import refresh_account
-    except ImportError:
-        return None
+    the hourly refresh does; how many. Commits each payout as its own unit."""
     return len(refresh_account(account_id, stripe_api))
