@@ -7,6 +7,7 @@ product's own commands (gunicorn, celery) as processes, the way a deployment wou
 """
 
 import json
+import os
 import signal
 import subprocess  # nosec B404  # the demo's own fixed commands, no shell
 import sys
@@ -20,11 +21,16 @@ from urllib.parse import urlsplit
 
 import click
 
+from sandbox.demo_history import write_demo_history
+
 STARTUP_SECONDS = 60
 STOP_SECONDS = 15
 # Where the stand-ins are started: a service the product is pointed at on this machine.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 HEARTBEAT_TASK = "vcpay.health.record_heartbeat"
+# The Stripe stand-in pays out every account's balance this often, so a payment taken in the
+# demo shows up in a payout within minutes.
+PAYOUT_SECONDS = os.environ.get("STRIPE_STANDIN_PAYOUT_SECONDS") or "300"
 Settings = Mapping[str, Any]
 
 
@@ -124,6 +130,7 @@ def stripe_standin_command(settings: Settings) -> list[str]:
         "--redirect-uri", f"{public}/client-payments/stripe/callback",
         "--webhook-url", f"{public}/webhooks/stripe",
         "--demo-accounts",
+        "--payout-seconds", PAYOUT_SECONDS,
     ]  # fmt: skip
 
 
@@ -189,7 +196,12 @@ def wait_until_serving(url: str, processes: dict[str, subprocess.Popen]) -> bool
     return False
 
 
-def print_welcome(settings: Settings, processes: dict) -> None:
+def payout_interval(seconds: str) -> str:
+    minutes, rest = divmod(float(seconds), 60)
+    return f"{minutes:g} minutes" if not rest else f"{float(seconds):g} seconds"
+
+
+def print_welcome(settings: Settings, processes: dict, history: str | None = None) -> None:
     url = settings["PUBLIC_URL"].rstrip("/")
     click.echo("")
     click.secho(f"vcpay is running at {url}", bold=True)
@@ -202,16 +214,30 @@ def print_welcome(settings: Settings, processes: dict) -> None:
         click.echo(
             f"Stripe stand-in (test accounts and their dashboards): {settings['STRIPE_API_BASE']}/"
         )
+        click.echo(
+            f"  It pays out each account's balance every {payout_interval(PAYOUT_SECONDS)} "
+            "(STRIPE_STANDIN_PAYOUT_SECONDS)."
+        )
     if "mail" in processes:
         click.echo(f"Email vcpay sent (local catcher): {settings['MAIL_CATCHER_URL']}/")
+    if history:
+        click.echo(history)
     click.echo(
-        "To take a payment: as clinicadmin@… link the GP clinic's Stripe account (Client "
-        "Payments, Go to Stripe); as clinician@… open Calls, start a call, open the patient's "
-        "link in another browser window, then Apps & Tools, Request Payment; pay with card "
-        "4242 4242 4242 4242."
+        "The GP clinic's Stripe account is linked, with four weeks of past payments, refunds "
+        "and payouts. To take a payment: as clinician@… open Calls, start a call, open the "
+        "patient's link in another browser window, then Apps & Tools, Request Payment; pay "
+        "with card 4242 4242 4242 4242."
     )
     click.echo("Press Ctrl-C to stop the web server, the worker and beat.")
     click.echo("")
+
+
+def past_payments(settings: Settings) -> str:
+    """The GP clinic's past weeks, at the stand-in and in vcpay, on the first start."""
+    try:
+        return write_demo_history(settings["STRIPE_API_BASE"], settings["INSTANCE_PATH"])
+    except (OSError, AssertionError, ValueError) as failed:  # ControlRefused is an assertion
+        return f"Past payments not written: {failed}"
 
 
 def stop(processes: dict[str, subprocess.Popen]) -> None:
@@ -253,7 +279,10 @@ def run(settings: Settings) -> None:
             raise click.ClickException(
                 f"vcpay did not start (stopped: {', '.join(failed) or 'none'}); see the log above."
             )
-        print_welcome(settings, processes)
+        history = None
+        if "stripe" in processes:
+            history = past_payments(settings)
+        print_welcome(settings, processes, history)
         while all(p.poll() is None for p in processes.values()):
             time.sleep(0.5)
         stopped = [name for name, p in processes.items() if p.poll() is not None]

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from sandbox.stripe.control_client import StripeControl
 from tests.conftest import ARTIFACTS
 from tests.processes import (
     ROOT,
@@ -43,6 +44,21 @@ def test_make_run_prints_the_url_and_every_demo_login(product):
     assert DEMO_PASSWORD in output
     for email in NAVIGATION:
         assert email in output
+    assert "every 5 minutes (STRIPE_STANDIN_PAYOUT_SECONDS)" in output
+
+
+def test_the_gp_clinic_has_weeks_of_past_payments_and_payouts(product):
+    output = product["log"].read_text()
+    stripe = StripeControl(product["stripe_url"])
+    sessions = stripe.sessions()
+    payouts = stripe.payouts()
+
+    assert "past payments written, 0 kept" in output
+    assert len(sessions) >= 40
+    assert {s["account"] for s in sessions} == {p["account"] for p in payouts}
+    assert len(payouts) >= 3
+    assert all(p["created"] < time.time() for p in payouts)
+    assert stripe.events(type="checkout.session.completed") == []
 
 
 @pytest.mark.parametrize("email", list(NAVIGATION))

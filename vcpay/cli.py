@@ -8,7 +8,9 @@ from flask.cli import with_appcontext
 
 from vcpay.enablement.cli import poll_jira_command
 from vcpay.extensions import db
+from vcpay.integrations.stripe_api import StripeApi
 from vcpay.people.demo import DEMO_PASSWORD, DEMO_PEOPLE, seed_demo
+from vcpay.people.demo_history import HistoryUnreadable, read_payouts, write_history
 from vcpay.translations_cli import translations
 from vcpay.webhooks.cli import stripe_events
 from workers import is_embedded_broker
@@ -30,6 +32,32 @@ def seed_demo_command(gateway: bool) -> None:
     for clinic in organisation.clinics:
         state = "on" if clinic.gateway_enabled else "off"
         click.echo(f"  {clinic.name}: Payment Gateway {state}")
+
+
+@click.command("demo-history")
+@click.option(
+    "--file",
+    "source",
+    type=click.File("r", encoding="utf-8"),
+    default="-",
+    show_default="stdin",
+    help="The Stripe stand-in's answer to its history control, as JSON.",
+)
+@with_appcontext
+def demo_history_command(source) -> None:
+    """Write the GP clinic's past payments, refunds and receipts, from the Stripe stand-in's
+    history (`make run` pipes it here), then read the account's payouts (safe to run again)."""
+    try:
+        answer = json.load(source)
+        stripe_api = StripeApi.for_app()
+        written = write_history(answer, stripe_api)
+    except (ValueError, HistoryUnreadable) as unreadable:
+        raise click.ClickException(f"The demo history was not written: {unreadable}") from None
+    db.session.commit()
+    click.echo(f"Demo history: {written.payments} past payments written, {written.already} kept.")
+    payouts = read_payouts(answer["account"], stripe_api)
+    db.session.commit()
+    click.echo(f"Payouts read from Stripe: {payouts}.")
 
 
 # What `make run`'s supervisor (sandbox/demo.py) needs to start vcpay's processes and the
@@ -63,6 +91,7 @@ def demo_settings_command() -> None:
 
 commands = [
     seed_demo_command,
+    demo_history_command,
     demo_settings_command,
     poll_jira_command,
     stripe_events,

@@ -133,6 +133,11 @@ class StripeControl(ControlClient):
             body["fail"] = fail
         return self.post(f"accounts/{account_id}/payouts", body)
 
+    def write_history(self, account_id: str, payments: list[dict[str, Any]]) -> dict[str, Any]:
+        """Past payments (with their refunds) and weekly payouts on the account, dated in the
+        past and sending no webhooks; once per payment ``key``. The ids of what each is."""
+        return self.post(f"accounts/{account_id}/history", {"payments": payments})
+
     def payouts(self, **filters: Any) -> list[dict[str, Any]]:
         """Every payout in every account, oldest first (``account=``, ``status=``)."""
         return self.get("payouts", **filters)

@@ -5,9 +5,9 @@ import time
 
 from flask import Blueprint, jsonify, request
 
-from sandbox.stripe import balance, payouts, refund_outcomes, refunds
+from sandbox.stripe import balance, history, payouts, refund_outcomes, refunds
 from sandbox.stripe.control import ControlError, json_body, refused
-from sandbox.stripe.runtime import standin
+from sandbox.stripe.runtime import public_url, standin
 
 money_control = Blueprint("money_control", __name__, url_prefix="/_sandbox")
 money_control.register_error_handler(ControlError, refused)
@@ -51,6 +51,19 @@ def pay_out(account_id: str):
     arrival = int(time.time()) if arrive == "now" else None
     made = payouts.pay_out(standin(), test_account(account_id), arrival, failure)
     return jsonify(made), 201
+
+
+@money_control.post("/accounts/<account_id>/history")
+def past_payments(account_id: str):
+    """Payments, refunds and weekly payouts from before anyone was watching, dated in the
+    past and sending no webhooks: ``{"payments": [{key, amount, description, email, name,
+    created, card, refunds: [{amount, created, reason}]}, ...]}`` (see ``history``)."""
+    try:
+        payments = history.read_history(json_body(), int(time.time()))
+    except history.HistoryRefused as refused_history:
+        raise ControlError(str(refused_history)) from None
+    account = test_account(account_id)
+    return jsonify(history.write_history(standin(), account, payments, public_url())), 201
 
 
 @money_control.get("/payouts")

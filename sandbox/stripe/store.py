@@ -69,6 +69,14 @@ class ObjectStore:
             if o.get("object") == object_type
         ]
 
+    def order_by_created(self, account: str | None) -> None:
+        """Put an account's objects in the order of their ``created`` times (those without one
+        first), as lists show them; objects made in order keep it. For objects written after
+        the fact, dated in the past."""
+        objects = self._scopes.get(scope_key(account), {})
+        ordered = sorted(objects.values(), key=lambda o: o.get("created") or 0)
+        self._scopes[scope_key(account)] = {o["id"]: o for o in ordered}
+
     def clear(self) -> None:
         self._scopes.clear()
 

@@ -33,16 +33,28 @@ def queue_email(
     existing = db.session.scalar(select(OutboundEmail).filter_by(dedupe_key=dedupe_key))
     if existing is not None:
         return None
-    context.setdefault("public_url", current_app.config["PUBLIC_URL"].rstrip("/"))
-    with force_locale(locale or recipient_locale(recipient)):
-        subject, body = str(subject), render_template(f"mail/{template}.txt", **context)
-    email = OutboundEmail(
-        dedupe_key=dedupe_key, recipient=recipient, subject=subject, body_text=body
-    )
+    email = compose_email(dedupe_key, recipient, subject, template, locale, **context)
     db.session.add(email)
     db.session.flush()
     _send_once_committed(email.id)
     return email
+
+
+def compose_email(
+    dedupe_key: str,
+    recipient: str,
+    subject: str,
+    template: str,
+    locale: str | None = None,
+    **context,
+) -> OutboundEmail:
+    """The email as ``queue_email`` writes it, not yet added to the session nor sent."""
+    context.setdefault("public_url", current_app.config["PUBLIC_URL"].rstrip("/"))
+    with force_locale(locale or recipient_locale(recipient)):
+        subject, body = str(subject), render_template(f"mail/{template}.txt", **context)
+    return OutboundEmail(
+        dedupe_key=dedupe_key, recipient=recipient, subject=subject, body_text=body
+    )
 
 
 def recipient_locale(address: str) -> str:
