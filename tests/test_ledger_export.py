@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import sign_in
 from tests.ledger_rows import call_in, many, payment, sydney
+from vcpay import accounts_csv
 from vcpay.extensions import db
 from vcpay.ledger import ledger_csv
 from vcpay.ledger.filters import read_filter
@@ -165,7 +166,7 @@ def test_the_body_is_a_generator_of_batches(app, gp_call):
 
 
 def test_cells_that_look_like_formulas():
-    assert [ledger_csv.neutralised(t) for t in ("=1", "+1", "-1", "@x", "\t", "\r", "a=1")] == [
+    assert [accounts_csv.text_cell(t) for t in ("=1", "+1", "-1", "@x", "\t", "\r", "a=1")] == [
         "'=1", "'+1", "'-1", "'@x", "'\t", "'\r", "a=1",
     ]  # fmt: skip
-    assert ledger_csv.dollars(5) == "0.05" and ledger_csv.dollars(-30) == "-0.30"
+    assert accounts_csv.dollars(5) == "0.05" and accounts_csv.dollars(-30) == "-0.30"

@@ -180,13 +180,15 @@ def register_security_headers(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
-    from vcpay.i18n import clinic_time
+    from vcpay.clinic_clocks import clinic_day, clinic_moment, clinic_time
     from vcpay.main.navigation import navigation_context
     from vcpay.payments.amounts import format_amount
 
     app.context_processor(navigation_context)
     app.add_template_filter(format_amount, "money")
     app.add_template_filter(clinic_time, "clinic_time")
+    app.add_template_global(clinic_moment, "clinic_moment")
+    app.add_template_global(clinic_day, "clinic_day")
 
 
 def register_cli(app: Flask) -> None:

@@ -1,11 +1,6 @@
 """Languages: the locale comes from the person's choice, then their browser."""
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
-from babel.dates import format_datetime
 from flask import current_app, has_request_context, request, session
-from flask_babel import get_locale
 from flask_login import current_user
 
 # Babel identifiers; Serbian is offered in both of its scripts.
@@ -49,11 +44,3 @@ _LATIN.update({cyr.upper(): lat.capitalize() for cyr, lat in _LATIN.items()})
 def to_latin(text: str) -> str:
     """The same Serbian text in Latin script; anything else (placeholders, names) unchanged."""
     return "".join(_LATIN.get(character, character) for character in text)
-
-
-def clinic_time(value: datetime, clinic) -> str:
-    """``value`` as the clock on the clinic's wall shows it (its IANA time zone, named), in
-    the reader's language: emails are read far from the server, and clinics span zones."""
-    locale = str(get_locale() or current_app.config["BABEL_DEFAULT_LOCALE"])
-    shown = format_datetime(value, "medium", tzinfo=ZoneInfo(clinic.time_zone), locale=locale)
-    return f"{shown} ({clinic.time_zone})"

@@ -10,13 +10,11 @@ payment on the day its clinic does.
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
-from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
+from vcpay.clinic_clocks import clinic_zone
 from vcpay.extensions import db
 from vcpay.inputs import parse_id
 from vcpay.payments.models import OPEN_STATES, SETTLED_STATES, PaymentState
@@ -90,25 +88,6 @@ class LedgerFilter:
     @property
     def states(self) -> frozenset[str] | None:
         return STATUS_CHOICES[self.status][1] if self.status else None
-
-
-def clinic_zone(clinic: Clinic) -> ZoneInfo:
-    return zone_named(clinic.time_zone)
-
-
-@lru_cache(maxsize=64)
-def zone_named(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ValueError, KeyError):  # a name this machine's zone database lacks
-        return ZoneInfo("UTC")
-
-
-def in_clinic_time(moment: datetime | None, clinic: Clinic, format: str = "medium") -> str:
-    """A moment as the clinic's clocks showed it, in the reader's language."""
-    if moment is None:
-        return ""
-    return format_datetime(moment, format, tzinfo=clinic_zone(clinic), locale=str(get_locale()))
 
 
 def _start_of(day: date | None, zone: ZoneInfo) -> datetime | None:

@@ -7,8 +7,6 @@ that a spreadsheet would take for a formula (it starts with =, +, -, @, tab or c
 return) is prefixed with an apostrophe; the amounts vcpay writes itself are left as numbers.
 """
 
-import csv
-import io
 import re
 from collections.abc import Iterator
 from datetime import date
@@ -16,36 +14,38 @@ from datetime import date
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from vcpay.accounts_csv import BOM, dollars, iso_time, text_cell, written
+from vcpay.clinic_clocks import zone_named
 from vcpay.extensions import db
-from vcpay.ledger.filters import STATUS_CHOICES, LedgerFilter, zone_named
+from vcpay.ledger.filters import STATUS_CHOICES, LedgerFilter
 from vcpay.ledger.listing import id_batches
 from vcpay.payments.models import SETTLED_STATES, PaymentRequest
 from vcpay.payouts.models import Payout, PayoutTransaction
 from vcpay.people.models import Clinic, User
 
-BOM = "\ufeff"
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 PAYMENT_TYPES = ("charge", "payment")  # a payment's own balance transaction, not its refund
 UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9]+")
 
 
-def neutralised(text: str) -> str:
-    return f"'{text}" if text.startswith(FORMULA_START) else text
-
-
-def dollars(cents: int | None) -> str:
-    if cents is None:
-        return ""
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
-
-
 def headers() -> list[str]:
     return [
-        _("Date and time"), _("Paid at"), _("Clinic"), _("Amount"), _("Currency"), _("Status"),
-        _("Receipt number"), _("Patient"), _("Patient email"), _("Clinician"), _("Description"),
-        _("Refunded"), _("Fee"), _("Net"), _("Payout"), _("Request id"),
-    ]  # fmt: skip
+        _("Date and time"),
+        _("Paid at"),
+        _("Clinic"),
+        _("Amount"),
+        _("Currency"),
+        _("Status"),
+        _("Receipt number"),
+        _("Patient"),
+        _("Patient email"),
+        _("Clinician"),
+        _("Description"),
+        _("Refunded"),
+        _("Fee"),
+        _("Net"),
+        _("Payout"),
+        _("Request id"),
+    ]
 
 
 COLUMNS = (
@@ -89,10 +89,6 @@ def _payouts(ids: list[int]) -> dict[int, str]:
     return dict(found.all())
 
 
-def _local(moment, zone) -> str:
-    return moment.astimezone(zone).isoformat(timespec="seconds") if moment else ""
-
-
 def _cells(row, payout: str) -> list[str]:
     zone = zone_named(row.time_zone)
     settled = row.state in SETTLED_STATES
@@ -100,31 +96,33 @@ def _cells(row, payout: str) -> list[str]:
     status = STATUS_CHOICES.get(row.state, (row.state, None))[0]
     texts = [row.clinic_name, str(status), row.receipt_number, row.patient_name]
     texts += [row.patient_email, row.clinician_name or "", row.description]
-    clinic, status, receipt, patient, email, clinician, description = map(neutralised, texts)
+    clinic, status, receipt, patient, email, clinician, description = map(text_cell, texts)
     return [
-        _local(row.created_at, zone), _local(row.paid_at, zone), clinic, dollars(row.amount),
-        row.currency.upper(), status, receipt, patient, email, clinician, description,
-        dollars(row.amount_refunded), dollars(row.stripe_fee), dollars(net), payout, str(row.id),
-    ]  # fmt: skip
+        iso_time(row.created_at, zone),
+        iso_time(row.paid_at, zone),
+        clinic,
+        dollars(row.amount),
+        row.currency.upper(),
+        status,
+        receipt,
+        patient,
+        email,
+        clinician,
+        description,
+        dollars(row.amount_refunded),
+        dollars(row.stripe_fee),
+        dollars(net),
+        payout,
+        str(row.id),
+    ]
 
 
 def csv_chunks(ledger: LedgerFilter, batch_size: int = 500) -> Iterator[str]:
     """The BOM and the header line at once (before any row is read), then one chunk a batch."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-
-    def written() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow(headers())
-    yield BOM + written()
+    yield BOM + written([headers()])
     for ids in id_batches(ledger, batch_size):
         payouts = _payouts(ids)
-        writer.writerows(_cells(row, payouts.get(row.id, "")) for row in _rows(ids))
-        yield written()
+        yield written(_cells(row, payouts.get(row.id, "")) for row in _rows(ids))
 
 
 def file_name(ledger: LedgerFilter, today: date) -> str:

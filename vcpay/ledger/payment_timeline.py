@@ -81,9 +81,12 @@ def _paid(payment: PaymentRequest) -> list[Moment]:
     parts = [_("Paid %(amount)s", amount=format_amount(payment.amount, payment.currency))]
     if payment.card_last4:
         parts.append(
-            _("%(brand)s card ending %(last4)s", brand=payment.card_brand.title(),
-              last4=payment.card_last4)
-        )  # fmt: skip
+            _(
+                "%(brand)s card ending %(last4)s",
+                brand=payment.card_brand.title(),
+                last4=payment.card_last4,
+            )
+        )
     if payment.receipt_number:
         parts.append(_("receipt %(number)s", number=payment.receipt_number))
     return [Moment(payment.paid_at, "paid", ", ".join(parts))]

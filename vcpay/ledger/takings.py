@@ -13,8 +13,9 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
+from vcpay.clinic_clocks import clinic_zone
 from vcpay.extensions import db
-from vcpay.ledger.filters import LedgerFilter, clinic_zone
+from vcpay.ledger.filters import LedgerFilter
 from vcpay.ledger.listing import selected
 from vcpay.payments.models import SETTLED_STATES, PaymentRequest
 from vcpay.people.models import Clinic

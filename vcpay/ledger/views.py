@@ -26,7 +26,6 @@ from vcpay.ledger.chart import takings_chart
 from vcpay.ledger.filters import (
     STATUS_CHOICES,
     FilterRefused,
-    in_clinic_time,
     read_filter,
     visible_clinics,
 )
@@ -46,7 +45,7 @@ blueprint = Blueprint("ledger", __name__, url_prefix="/payments")
 
 @blueprint.context_processor
 def clinic_time_helpers() -> dict:
-    return {"clinic_time": in_clinic_time, "status_choices": STATUS_CHOICES}
+    return {"status_choices": STATUS_CHOICES}
 
 
 def _position(args) -> tuple[keyset.Position | None, bool]:
@@ -76,16 +75,25 @@ def index():
     except FilterRefused as refused:
         views = visible_clinics(current_user)
         page = render_template(
-            "ledger/index.html", error=refused.message, views=views, args=request.args,
+            "ledger/index.html",
+            error=refused.message,
+            views=views,
+            args=request.args,
             clinicians=clinicians_of(views),
-        )  # fmt: skip
+        )
         return page, 400
     page = page_of(ledger, position, newer)
     return render_template(
-        "ledger/index.html", ledger=ledger, views=ledger_views(ledger), args=ledger.args,
-        page=page, totals=totals_of(ledger), chart=takings_chart(daily_takings(ledger)),
-        clinicians=clinicians_of(ledger_views(ledger)), cursor=keyset.encode,
-    )  # fmt: skip
+        "ledger/index.html",
+        ledger=ledger,
+        views=ledger_views(ledger),
+        args=ledger.args,
+        page=page,
+        totals=totals_of(ledger),
+        chart=takings_chart(daily_takings(ledger)),
+        clinicians=clinicians_of(ledger_views(ledger)),
+        cursor=keyset.encode,
+    )
 
 
 def ledger_views(ledger):
@@ -122,10 +130,14 @@ def _detail_page(payment: PaymentRequest, form: ResendReceiptForm | None = None)
     if may_resend and form is None:
         form = ResendReceiptForm().fresh(payment.patient_email)
     return render_template(
-        "ledger/detail.html", payment=payment, timeline=timeline_of(payment),
-        refunds=refunds_of(payment), refund_url=_refund_url(payment),
-        dashboard_url=_dashboard_url(payment), form=form if may_resend else None,
-    )  # fmt: skip
+        "ledger/detail.html",
+        payment=payment,
+        timeline=timeline_of(payment),
+        refunds=refunds_of(payment),
+        refund_url=_refund_url(payment),
+        dashboard_url=_dashboard_url(payment),
+        form=form if may_resend else None,
+    )
 
 
 def _refund_url(payment: PaymentRequest) -> str | None:
@@ -187,6 +199,8 @@ def time_zone(clinic_id: int):
     if before != clinic.time_zone:
         record_audit("clinic.time_zone_changed", clinic, before=before, after=clinic.time_zone)
     db.session.commit()
-    flash(_("%(clinic)s now counts its days in %(zone)s.", clinic=clinic.name,
-            zone=clinic.time_zone), "success")  # fmt: skip
+    flash(
+        _("%(clinic)s now counts its days in %(zone)s.", clinic=clinic.name, zone=clinic.time_zone),
+        "success",
+    )
     return redirect(url_for("client_payments.clinic", clinic_id=clinic.id), code=303)

@@ -5,14 +5,12 @@ A clinician of the clinic is refused (403); anyone of another organisation finds
 """
 
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from vcpay.clinic_clocks import clinic_time
 from vcpay.extensions import db, limiter
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.payments import refunds
@@ -105,13 +103,7 @@ def _plain_amount(cents: int) -> str:
 
 
 def _clinic_time(payment: PaymentRequest, moment) -> str:
-    """A time as the clinic's day counts it, its zone named."""
-    if moment is None:
-        return ""
-    zone = ZoneInfo(payment.clinic.time_zone)
-    return format_datetime(moment, "medium", tzinfo=zone, locale=str(get_locale() or "en")) + (
-        f" ({payment.clinic.time_zone})"
-    )
+    return clinic_time(moment, payment.clinic)
 
 
 def _shown(row: PaymentRefund) -> dict:

@@ -3,10 +3,7 @@ stays flat whatever the payout holds), UTF-8 with a byte order mark so spreadshe
 read it as UTF-8, times in ISO 8601 with the clinic's offset, dollars with two decimals, and
 every text cell kept from being read as a formula."""
 
-import csv
-import io
 from collections.abc import Iterator
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask
@@ -14,38 +11,33 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import and_, or_
 
+from vcpay.accounts_csv import BOM, dollars, iso_time, text_cell, written
+from vcpay.clinic_clocks import zone_named
 from vcpay.extensions import db
 from vcpay.payouts.contents import transactions_query, type_label
 from vcpay.payouts.models import Payout, PayoutTransaction
 
-BOM = "\ufeff"
-# A cell starting with one of these is a formula to a spreadsheet (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BATCH = 500
-
-
-def text_cell(value: object) -> str:
-    """Text as the accountant should see it, never run: a leading quote disarms a formula."""
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
-
-
-def dollars(cents: int) -> str:
-    """``-1234`` → ``-12.34``: exact, without floating point."""
-    whole, part = divmod(abs(cents), 100)
-    return f"{'-' if cents < 0 else ''}{whole}.{part:02d}"
-
-
-def iso_time(moment: datetime, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).isoformat(timespec="seconds")
 
 
 def header() -> list[str]:
     return [
-        _("Date"), _("Type"), _("Patient"), _("Description"), _("Receipt number"),
-        _("Clinician"), _("Clinic"), _("Gross"), _("Fee"), _("Net"), _("Currency"),
-        _("Stripe transaction"), _("Stripe source"), _("Payout"), _("Payout arrival date"),
-    ]  # fmt: skip
+        _("Date"),
+        _("Type"),
+        _("Patient"),
+        _("Description"),
+        _("Receipt number"),
+        _("Clinician"),
+        _("Clinic"),
+        _("Gross"),
+        _("Fee"),
+        _("Net"),
+        _("Currency"),
+        _("Stripe transaction"),
+        _("Stripe source"),
+        _("Payout"),
+        _("Payout arrival date"),
+    ]
 
 
 def line(transaction: PayoutTransaction, payout: Payout, zone: ZoneInfo) -> list[str]:
@@ -77,14 +69,14 @@ def rows(app: Flask, payout_id: int, time_zone: str, locale: str) -> Iterator[st
     """The file, a batch of rows at a time. It is written after the view has answered, so
     each batch is read in an application context of its own (none is held across a yield),
     in the language of the page that asked for it."""
-    zone = ZoneInfo(time_zone)
+    zone = zone_named(time_zone)
     after: tuple | None = None
     first = True
     while True:
         with app.app_context(), force_locale(locale):
             payout = db.session.get(Payout, payout_id)
             batch = list(db.session.scalars(_after(transactions_query(payout), after).limit(BATCH)))
-            text = _written(([header()] if first else []) + [line(t, payout, zone) for t in batch])
+            text = written(([header()] if first else []) + [line(t, payout, zone) for t in batch])
             after = (batch[-1].created, batch[-1].id) if batch else None
             db.session.remove()
         yield (BOM + text) if first else text
@@ -104,9 +96,3 @@ def _after(query, after: tuple | None):
             and_(PayoutTransaction.created == created, PayoutTransaction.id > row_id),
         )
     )
-
-
-def _written(lines: list[list[str]]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(lines)
-    return buffer.getvalue()

@@ -5,10 +5,6 @@ its pages are open to the admins of any clinic linked to that account now (404 f
 with no role there, 403 for clinicians).
 """
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
-from babel.dates import format_date, format_datetime
 from flask import (
     Blueprint,
     Response,
@@ -50,18 +46,8 @@ blueprint = Blueprint("payouts", __name__, url_prefix="/payouts")
 
 
 @blueprint.context_processor
-def in_the_clinics_time_zone() -> dict:
-    """Times shown as the clinic counts them (its IANA zone), in the reader's language."""
-    locale = str(get_locale() or "en")
-
-    def when(moment: datetime, clinic: Clinic) -> str:
-        return format_datetime(moment, "medium", tzinfo=ZoneInfo(clinic.time_zone), locale=locale)
-
-    def day(moment: datetime, clinic: Clinic) -> str:
-        local = moment.astimezone(ZoneInfo(clinic.time_zone)).date()
-        return format_date(local, "medium", locale=locale)
-
-    return {"when": when, "day": day, "status_label": status_label, "type_label": type_label}
+def payout_labels() -> dict:
+    return {"status_label": status_label, "type_label": type_label}
 
 
 PERMISSION = Permission.MANAGE_CLIENT_PAYMENTS

@@ -85,9 +85,13 @@ def ensure_link(clinic: Clinic, account_id: str, since: datetime, admin: User) -
             )
         return link
     link = StripeLink(
-        clinic=clinic, account_id=account_id, linked_at=since, linked_by=admin,
-        refreshed_at=since, created_at=since,
-    )  # fmt: skip
+        clinic=clinic,
+        account_id=account_id,
+        linked_at=since,
+        linked_by=admin,
+        refreshed_at=since,
+        created_at=since,
+    )
     db.session.add(link)
     db.session.flush()
     return link
@@ -116,14 +120,21 @@ def _announce(request: PaymentRequest, kind: CallEventKind, at: datetime, state:
 
 def _past_call(clinic: Clinic, clinician: User, patient: str, start: datetime, end: datetime):
     call = Call(
-        clinic=clinic, clinician=clinician, title=patient[:120], state=CallState.ENDED.value,
-        ended_at=end, created_at=start,
-    )  # fmt: skip
+        clinic=clinic,
+        clinician=clinician,
+        title=patient[:120],
+        state=CallState.ENDED.value,
+        ended_at=end,
+        created_at=start,
+    )
     db.session.add(call)
     doctor = Participant(
-        call=call, role=ParticipantRole.CLINICIAN.value, display_name=clinician.name[:80],
-        user_id=clinician.id, created_at=start,
-    )  # fmt: skip
+        call=call,
+        role=ParticipantRole.CLINICIAN.value,
+        display_name=clinician.name[:80],
+        user_id=clinician.id,
+        created_at=start,
+    )
     joined = start + timedelta(minutes=1)
     guest = Participant(
         call=call, role=ParticipantRole.PATIENT.value, display_name=patient[:80], created_at=joined
@@ -181,9 +192,12 @@ class HistoryWriter:
         if item.get("declined"):
             declined_at = moment(item.get("declined_at")) or requested
             _announce(
-                request, CallEventKind.PAYMENT_DECLINED, declined_at, PaymentState.REQUESTED,
+                request,
+                CallEventKind.PAYMENT_DECLINED,
+                declined_at,
+                PaymentState.REQUESTED,
                 message=str(item["declined"])[:300],
-            )  # fmt: skip
+            )
         if paid is None:
             self._unpaid(request, item)
         else:
@@ -237,8 +251,13 @@ class HistoryWriter:
         request.card_brand = str(item.get("card_brand") or "")[:20]
         request.card_last4 = str(item.get("card_last4") or "")[:4]
         request.state, request.updated_at = PaymentState.PAID.value, paid
-        _announce(request, CallEventKind.PAYMENT_PAID, paid, PaymentState.PAID,
-                  patient=request.patient_name)  # fmt: skip
+        _announce(
+            request,
+            CallEventKind.PAYMENT_PAID,
+            paid,
+            PaymentState.PAID,
+            patient=request.patient_name,
+        )
         self._receipt(request, paid)
         for refund in sorted(item.get("refunds") or (), key=lambda r: r["created"]):
             self._refund(request, refund)
@@ -259,8 +278,11 @@ class HistoryWriter:
         )
         sent = paid + timedelta(seconds=20)
         email.state, email.attempts, email.sent_at, email.created_at = (
-            EmailState.SENT.value, 1, sent, paid,
-        )  # fmt: skip
+            EmailState.SENT.value,
+            1,
+            sent,
+            paid,
+        )
         db.session.add(email)
 
     def _refund(self, request: PaymentRequest, refund: Mapping[str, Any]) -> None:
@@ -283,9 +305,13 @@ class HistoryWriter:
         state = _state_after(request.amount, request.amount_refunded)
         request.state, request.updated_at = state.value, at
         _announce(
-            request, CallEventKind.PAYMENT_REFUNDED, at, state, audience=Audience.STAFF,
+            request,
+            CallEventKind.PAYMENT_REFUNDED,
+            at,
+            state,
+            audience=Audience.STAFF,
             refunded=format_amount(request.amount_refunded, request.currency),
-        )  # fmt: skip
+        )
 
 
 def recorded_keys(keys: list[str]) -> set[str]:
