@@ -217,3 +217,37 @@ def reload_until(page, text: str, seconds: float = 40) -> None:
         assert time.monotonic() < deadline, f"'{text}' did not appear on {page.url}"
         time.sleep(0.5)
         page.reload()
+
+
+# -- steps in a call, shared by the journeys that take a payment ----------------------------
+
+
+def link_stripe(browser, product, practice) -> None:
+    admin = signed_in(browser, product, practice.clinic_admin, "/client-payments/")
+    admin.get_by_role("link", name=practice.clinic).first.click()
+    admin.get_by_role("button", name="Go to Stripe").click()
+    admin.get_by_label(f"{practice.account_name} ({practice.account_id})").check()
+    admin.get_by_role("button", name="Connect my Stripe account").click()
+    admin.wait_for_url(re.compile(r".*/client-payments/clinics/\d+$"))
+    reload_until(admin, 'Card payments</dt>\n    <dd><span class="badge on">Enabled')
+    admin.context.close()
+
+
+def pay_on_checkout(checkout, card: str, email: str) -> None:
+    checkout.get_by_label("Email").fill(email)
+    checkout.get_by_label("Card number").fill(card)
+    checkout.get_by_label("Expiry").fill("12 / 34")
+    checkout.get_by_label("CVC").fill("123")
+    checkout.get_by_label("Name on card").fill("Pat Citizen")
+    checkout.get_by_role("button", name=re.compile(r"^Pay ")).click()
+
+
+def request_payment(clinician, amount: str, description: str) -> None:
+    if (
+        clinician.get_by_role("button", name="Apps & Tools").get_attribute("aria-expanded")
+        != "true"
+    ):
+        clinician.get_by_role("button", name="Apps & Tools").click()
+    clinician.get_by_label("Amount (A$)").fill(amount)
+    clinician.get_by_label("Description").fill(description)
+    clinician.get_by_role("button", name="Request Payment").click()

@@ -11,7 +11,15 @@ import re
 
 import pytest
 
-from tests.journeys import emails_to, new_practice, reload_until, save_screenshot, signed_in
+from tests.journeys import (
+    emails_to,
+    link_stripe,
+    new_practice,
+    pay_on_checkout,
+    request_payment,
+    save_screenshot,
+    signed_in,
+)
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.browser
@@ -25,37 +33,6 @@ def practice(journey_product):
 
 def shot(product, page, name: str) -> None:
     save_screenshot(page, f"payment-{product['shape']}-{name}")
-
-
-def link_stripe(browser, product, practice) -> None:
-    admin = signed_in(browser, product, practice.clinic_admin, "/client-payments/")
-    admin.get_by_role("link", name=practice.clinic).first.click()
-    admin.get_by_role("button", name="Go to Stripe").click()
-    admin.get_by_label(f"{practice.account_name} ({practice.account_id})").check()
-    admin.get_by_role("button", name="Connect my Stripe account").click()
-    admin.wait_for_url(re.compile(r".*/client-payments/clinics/\d+$"))
-    reload_until(admin, 'Card payments</dt>\n    <dd><span class="badge on">Enabled')
-    admin.context.close()
-
-
-def pay_on_checkout(checkout, card: str, email: str) -> None:
-    checkout.get_by_label("Email").fill(email)
-    checkout.get_by_label("Card number").fill(card)
-    checkout.get_by_label("Expiry").fill("12 / 34")
-    checkout.get_by_label("CVC").fill("123")
-    checkout.get_by_label("Name on card").fill("Pat Citizen")
-    checkout.get_by_role("button", name=re.compile(r"^Pay ")).click()
-
-
-def request_payment(clinician, amount: str, description: str) -> None:
-    if (
-        clinician.get_by_role("button", name="Apps & Tools").get_attribute("aria-expanded")
-        != "true"
-    ):
-        clinician.get_by_role("button", name="Apps & Tools").click()
-    clinician.get_by_label("Amount (A$)").fill(amount)
-    clinician.get_by_label("Description").fill(description)
-    clinician.get_by_role("button", name="Request Payment").click()
 
 
 def acknowledgement(response) -> bool:

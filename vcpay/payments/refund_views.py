@@ -75,7 +75,15 @@ def _page(payment: PaymentRequest, form: RefundForm, error: str = "", field: str
         field=field,
         refunds=[_shown(row) for row in refunds.refunds_of(payment)],
         paid_at=_clinic_time(payment, payment.paid_at),
+        payment_url=_payment_url(payment),
     )
+
+
+def _payment_url(payment: PaymentRequest) -> str | None:
+    """The payment's own page, where the back office has it: the way back from the form."""
+    if DETAIL_ENDPOINT not in current_app.view_functions:
+        return None
+    return url_for(DETAIL_ENDPOINT, payment_id=payment.id)
 
 
 def _outcome(made: refunds.Refunded) -> tuple[str, str]:
@@ -92,9 +100,7 @@ def _outcome(made: refunds.Refunded) -> tuple[str, str]:
 
 
 def _after_refund(payment: PaymentRequest) -> str:
-    if DETAIL_ENDPOINT in current_app.view_functions:
-        return url_for(DETAIL_ENDPOINT, payment_id=payment.id)
-    return url_for("refunds.new", payment_id=payment.id)
+    return _payment_url(payment) or url_for("refunds.new", payment_id=payment.id)
 
 
 def _plain_amount(cents: int) -> str:
