@@ -251,6 +251,12 @@ def test_clinicians_are_refused_and_other_organisations_see_nothing(app, clinici
     assert stranger.get("/payouts/?clinic=abc").status_code == 404
 
 
+def test_a_payout_is_shown_in_the_client_payments_section(admin, a_payout):
+    page = admin.get(f"/payouts/{a_payout.id}").get_data(as_text=True)
+    [current] = re.findall(r'<a href="([^"]+)"\s*aria-current="page"', page)
+    assert current == "/client-payments/"
+
+
 def test_the_csv_reads_back_and_adds_up_to_the_payout(admin, a_payout):
     response = admin.get(f"/payouts/{a_payout.id}/export.csv")
     assert response.status_code == 200

@@ -20,13 +20,15 @@ class NavigationLink:
     endpoint: str
     label: Any
     roles: frozenset[Role] | None  # None: everyone signed in
+    also: tuple[str, ...] = ()  # other blueprints whose pages are in this section
 
     def is_current(self) -> bool:
-        """Whether the page shown is in this link's section: a page of its blueprint, or one
-        under its address (the routes of an app in a call, under /calls/, are in Calls)."""
+        """Whether the page shown is in this link's section: a page of its blueprint (or of one
+        it names), or one under its address (the routes of an app in a call, under /calls/,
+        are in Calls)."""
         if not request.endpoint:
             return False
-        if request.endpoint.split(".")[0] == self.endpoint.split(".")[0]:
+        if request.endpoint.split(".")[0] in (self.endpoint.split(".")[0], *self.also):
             return True
         section = url_for(self.endpoint)
         return section != "/" and request.path.startswith(section)
@@ -34,7 +36,8 @@ class NavigationLink:
 
 LINKS = (
     NavigationLink("main.home", _l("Home"), None),
-    NavigationLink("client_payments.index", _l("Client Payments"), ADMINS),
+    # A clinic's payouts are reached from its Client Payments page.
+    NavigationLink("client_payments.index", _l("Client Payments"), ADMINS, also=("payouts",)),
     NavigationLink("calls.index", _l("Calls"), frozenset({Role.CLINICIAN})),
     NavigationLink("ledger.index", _l("Payments"), ADMINS | {Role.CLINICIAN}),
 )
