@@ -55,6 +55,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -128,7 +129,7 @@ LAST_NAMES = (
 # -- the database ------------------------------------------------------------------------------
 
 
-def environment(database_url: str) -> None:
+def environment(database_url: str) -> Path:
     """vcpay's settings for this process and the export's: the scratch database, an instance
     folder of its own, nothing shared (no Redis: the limiter counts in memory)."""
     for name in [n for n in os.environ if n.startswith("VCPAY_")]:
@@ -140,6 +141,7 @@ def environment(database_url: str) -> None:
         VCPAY_CELERY_BROKER_URL="memory://",
         VCPAY_LOG_LEVEL="WARNING",
     )
+    return Path(os.environ["VCPAY_INSTANCE_PATH"])
 
 
 def application():
@@ -569,7 +571,7 @@ def load_average() -> float:
 
 
 def run(args: argparse.Namespace) -> dict:
-    environment(args.database_url)
+    instance = environment(args.database_url)
     summary: dict = {"load_before": load_average()}
     if not args.reuse:
         recreate_database(args.database_url)
@@ -593,6 +595,7 @@ def run(args: argparse.Namespace) -> dict:
         with app.app_context():
             db.engine.dispose()
         app.extensions["call_waker"].stop()
+        shutil.rmtree(instance, ignore_errors=True)
         if not args.keep:
             drop_database(args.database_url)
     if args.verbose:
