@@ -136,8 +136,13 @@ def test_many_rows_are_streamed_in_batches(app, gp_call, monkeypatch):
     db.session.commit()
     batches_read = []
     real_rows = ledger_csv._rows
-    monkeypatch.setattr(ledger_csv, "_rows", lambda ids: batches_read.append(len(ids)) or
-                        real_rows(ids))  # fmt: skip
+
+    def rows_read(*args):
+        rows = real_rows(*args)
+        batches_read.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(ledger_csv, "_rows", rows_read)
     browser = app.test_client()
     sign_in(browser, CLINIC_ADMIN)
 

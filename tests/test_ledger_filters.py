@@ -116,6 +116,37 @@ def test_totals_cover_the_whole_filter_not_the_page(app, places):
     assert "A$650.00" in page and "A$630.00" in page
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"from": "2026-02-28", "to": "2026-03-02"},
+        {"from": "2026-03-01", "to": "2026-03-01", "q": "visit"},
+        {},
+        {"from": "2025-01-01", "to": "2026-03-31"},
+    ],
+)
+def test_totals_and_takings_read_together_agree_with_each_read_alone(app, places, query):
+    from vcpay.ledger.filters import read_filter
+    from vcpay.ledger.listing import totals_of
+    from vcpay.ledger.takings import daily_takings, totals_and_takings
+
+    start = sydney(2026, 2, 28, 22)
+    for n in range(30):
+        call = places.physio_call if n % 3 else places.gp_call
+        state = [PaymentState.PAID, PaymentState.REFUNDED, PaymentState.EXPIRED][n % 3 - 1]
+        payment(call, start + timedelta(hours=n), amount=10_00 + n, state=state,
+                amount_refunded=10_00 + n if state == PaymentState.REFUNDED else 0,
+                description="Visit" if n % 2 else "Consultation")  # fmt: skip
+    db.session.commit()
+    ledger = read_filter(find_user_by_email(ORG_ADMIN), query)
+
+    totals, takings = totals_and_takings(ledger)
+
+    assert totals == totals_of(ledger)
+    assert takings == daily_takings(ledger)
+    assert totals.count > 0
+
+
 def test_status_groups_and_each_state(app, places):
     from vcpay.ledger.filters import read_filter
     from vcpay.ledger.listing import totals_of

@@ -104,6 +104,32 @@ def test_the_pages_links_carry_the_filter_and_a_cursor(app, calls):
     assert 'rel="prev"' in following.get_data(as_text=True)
 
 
+def test_the_totals_and_the_chart_are_read_on_the_first_page_only(app, calls, monkeypatch):
+    from vcpay.ledger import views
+
+    gp_call, _physio = calls
+    many(gp_call, 60, sydney(2026, 3, 1, 9))
+    db.session.commit()
+    read = []
+    real = views.totals_and_takings
+    monkeypatch.setattr(views, "totals_and_takings", lambda ledger: read.append(1) or real(ledger))
+    browser = app.test_client()
+    sign_in(browser, ORG_ADMIN)
+
+    first = browser.get("/payments/?q=Visit").get_data(as_text=True)
+    link = first.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0]
+    second = browser.get(link.replace("&amp;", "&")).get_data(as_text=True)
+    back = second.split('rel="prev"')[0].rsplit('href="', 1)[1].split('"')[0]
+    first_again = browser.get(back.replace("&amp;", "&")).get_data(as_text=True)
+
+    assert read == [1, 1]  # the first page, and again when the reader comes back to it
+    assert '<dl class="totals">' in first and "<svg" in first
+    assert '<dl class="totals">' not in second and "<svg" not in second
+    assert 'href="/payments/?q=Visit"' in second  # to the totals, on the first page
+    assert "/payments/export.csv?q=Visit" in second  # the export, from any page
+    assert '<dl class="totals">' in first_again
+
+
 def test_a_cursor_is_signed():
     from vcpay import create_app
 

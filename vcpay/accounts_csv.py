@@ -10,6 +10,7 @@ import csv
 import io
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 BOM = "\ufeff"
@@ -22,6 +23,7 @@ def text_cell(value: object) -> str:
     return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
+@lru_cache(maxsize=4096)  # amounts and fees repeat: an export writes four a row
 def dollars(cents: int | None) -> str:
     """``-1234`` → ``-12.34``, exactly; empty when the amount is not known."""
     if cents is None:

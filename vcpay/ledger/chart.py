@@ -6,6 +6,7 @@ states the range, the total and the best day; each bar has its own title (day an
 
 from decimal import Decimal
 
+from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency
 from flask_babel import get_locale
@@ -21,8 +22,10 @@ TICKS = 4
 MOST_LABELS = 10
 
 
-def _locale() -> str:
-    return str(get_locale() or "en")
+def _locale() -> Locale:
+    """The reader's locale as Babel's object: given its name instead, Babel parses the name
+    again for each of a year's 366 bars."""
+    return get_locale() or Locale.parse("en")
 
 
 def _dollars(cents: int) -> str:

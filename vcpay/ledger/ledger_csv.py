@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from datetime import date
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from vcpay.accounts_csv import BOM, dollars, iso_time, text_cell, written
 from vcpay.clinic_clocks import zone_named
 from vcpay.extensions import db
 from vcpay.ledger.filters import STATUS_CHOICES, LedgerFilter
-from vcpay.ledger.listing import id_batches
+from vcpay.ledger.keyset import Position
+from vcpay.ledger.listing import batch_keys
 from vcpay.payments.models import SETTLED_STATES, PaymentRequest
 from vcpay.payouts.models import Payout, PayoutTransaction
 from vcpay.people.models import Clinic, User
@@ -67,62 +68,110 @@ COLUMNS = (
 )
 
 
-def _rows(ids: list[int]):
-    return db.session.execute(
-        select(*COLUMNS)
-        .join(Clinic, Clinic.id == PaymentRequest.clinic_id)
-        .outerjoin(User, User.id == PaymentRequest.requested_by_id)
-        .where(PaymentRequest.id.in_(ids))
-        .order_by(PaymentRequest.created_at.desc(), PaymentRequest.id.desc())
-    ).all()
-
-
-def _payouts(ids: list[int]) -> dict[int, str]:
-    found = db.session.execute(
-        select(PayoutTransaction.payment_request_id, Payout.payout_id)
-        .join(Payout, Payout.id == PayoutTransaction.payout_row_id)
-        .where(
-            PayoutTransaction.payment_request_id.in_(ids),
-            PayoutTransaction.type.in_(PAYMENT_TYPES),
-        )
+def _rows(ledger: LedgerFilter, position: Position | None, size: int) -> list:
+    """The next batch, columns and payout together: one query, no list of ids sent back.
+    The payout is joined (a subquery per row would read every payout once per row); a
+    charge is carried by one payout, but should two rows ever name one payment, the first
+    is kept."""
+    keys = batch_keys(ledger, position, size)
+    charge = and_(
+        PayoutTransaction.payment_request_id == PaymentRequest.id,
+        PayoutTransaction.type.in_(PAYMENT_TYPES),
     )
-    return dict(found.all())
+    # Plain rows through the session's connection: the ORM would only pass them through.
+    rows = (
+        db.session.connection()
+        .execute(
+            select(*COLUMNS, Payout.payout_id)
+            .select_from(keys)
+            .join(PaymentRequest, PaymentRequest.id == keys.c.id)
+            .join(Clinic, Clinic.id == PaymentRequest.clinic_id)
+            .outerjoin(User, User.id == PaymentRequest.requested_by_id)
+            .outerjoin(PayoutTransaction, charge)
+            .outerjoin(Payout, Payout.id == PayoutTransaction.payout_row_id)
+            .order_by(keys.c.created_at.desc(), keys.c.id.desc(), PayoutTransaction.id)
+        )
+        .all()
+    )
+    return _one_per_payment(rows)
 
 
-def _cells(row, payout: str) -> list[str]:
-    zone = zone_named(row.time_zone)
-    settled = row.state in SETTLED_STATES
-    net = row.amount - row.amount_refunded - (row.stripe_fee or 0) if settled else None
-    status = STATUS_CHOICES.get(row.state, (row.state, None))[0]
-    texts = [row.clinic_name, str(status), row.receipt_number, row.patient_name]
-    texts += [row.patient_email, row.clinician_name or "", row.description]
+def _one_per_payment(rows: list) -> list:
+    kept: list = []
+    for row in rows:
+        if not kept or kept[-1].id != row.id:
+            kept.append(row)
+    return kept
+
+
+def _batches(ledger: LedgerFilter, size: int) -> Iterator[list]:
+    """Every selected row, newest first, ``size`` at a time, each batch a keyset query."""
+    position = None
+    while ledger.views:
+        rows = _rows(ledger, position, size)
+        if rows:
+            yield rows
+        if len(rows) < size:
+            return
+        position = Position(rows[-1].created_at, rows[-1].id)
+
+
+def status_names() -> dict[str, str]:
+    """Each state's name in the reader's language, translated once for the whole file."""
+    return {state: str(label) for state, (label, _states) in STATUS_CHOICES.items()}
+
+
+def _cells(row, statuses: dict[str, str]) -> list[str]:
+    """One line of the file; the row is unpacked by position (in the order of COLUMNS), which
+    costs a fraction of reading each column by name, a hundred thousand times over."""
+    (
+        row_id,
+        created_at,
+        paid_at,
+        amount,
+        currency,
+        state,
+        receipt,
+        patient,
+        email,
+        description,
+        refunded,
+        fee,
+        clinic,
+        time_zone,
+        clinician,
+        payout,
+    ) = row
+    zone = zone_named(time_zone)
+    net = amount - refunded - (fee or 0) if state in SETTLED_STATES else None
+    texts = (clinic, statuses.get(state, state), receipt, patient, email, clinician, description)
     clinic, status, receipt, patient, email, clinician, description = map(text_cell, texts)
     return [
-        iso_time(row.created_at, zone),
-        iso_time(row.paid_at, zone),
+        iso_time(created_at, zone),
+        iso_time(paid_at, zone),
         clinic,
-        dollars(row.amount),
-        row.currency.upper(),
+        dollars(amount),
+        currency.upper(),
         status,
         receipt,
         patient,
         email,
         clinician,
         description,
-        dollars(row.amount_refunded),
-        dollars(row.stripe_fee),
+        dollars(refunded),
+        dollars(fee),
         dollars(net),
-        payout,
-        str(row.id),
+        payout or "",
+        str(row_id),
     ]
 
 
 def csv_chunks(ledger: LedgerFilter, batch_size: int = 500) -> Iterator[str]:
     """The BOM and the header line at once (before any row is read), then one chunk a batch."""
     yield BOM + written([headers()])
-    for ids in id_batches(ledger, batch_size):
-        payouts = _payouts(ids)
-        yield written(_cells(row, payouts.get(row.id, "")) for row in _rows(ids))
+    statuses = status_names()
+    for rows in _batches(ledger, batch_size):
+        yield written(_cells(row, statuses) for row in rows)
 
 
 def file_name(ledger: LedgerFilter, today: date) -> str:

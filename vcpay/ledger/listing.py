@@ -7,7 +7,6 @@ clinics a single query over all of them would have to sort every matching row fi
 reads at most a page from each.
 """
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import and_, case, func, or_, select, tuple_, union_all
@@ -117,17 +116,11 @@ def _load(ids: list[int]) -> list[PaymentRequest]:
     return [by_id[i] for i in ids if i in by_id]
 
 
-def id_batches(ledger: LedgerFilter, size: int = 500) -> Iterator[list[int]]:
-    """The ids of every selected row, newest first, ``size`` at a time: each batch is one
-    keyset query, so memory stays flat however many rows there are."""
-    position = None
-    while ledger.views:
-        keys = db.session.execute(_keys(ledger, position, size, newer=False)).all()
-        if keys:
-            yield [key.id for key in keys]
-        if len(keys) < size:
-            return
-        position = Position(keys[-1].created_at, keys[-1].id)
+def batch_keys(ledger: LedgerFilter, position: Position | None, size: int):
+    """The ids and keys of the ``size`` selected rows after ``position``, newest first, as a
+    subquery (``id``, ``created_at``) to join the columns a reader wants: reading every row
+    this way, a batch at a time, keeps memory flat however many rows there are."""
+    return _keys(ledger, position, size, newer=False).subquery()
 
 
 @dataclass(frozen=True)

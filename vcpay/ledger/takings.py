@@ -10,13 +10,13 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import DBAPIError
 
 from vcpay.clinic_clocks import clinic_zone
 from vcpay.extensions import db
 from vcpay.ledger.filters import LedgerFilter
-from vcpay.ledger.listing import selected
+from vcpay.ledger.listing import Totals, selected, totals_of
 from vcpay.payments.models import SETTLED_STATES, PaymentRequest
 from vcpay.people.models import Clinic
 
@@ -102,3 +102,43 @@ def _counted_here(ledger: LedgerFilter) -> dict[date, int]:
         day = created_at.astimezone(zones[clinic_id]).date()
         amounts[day] = amounts.get(day, 0) + amount
     return amounts
+
+
+def totals_and_takings(ledger: LedgerFilter) -> tuple[Totals, DailyTakings]:
+    """The selection's totals and its chart. When the chart shows every day the filter asks
+    for, PostgreSQL counts both in one scan, by day: a search then reads each row once, not
+    once for the totals and again for the chart."""
+    first, last, shortened = chart_days(ledger)
+    whole_filter = (first, last) == (ledger.first_day, ledger.last_day)
+    if whole_filter and db.session.get_bind().dialect.name == "postgresql":
+        found = _both_by_postgresql(ledger)
+        if found is not None:
+            totals, amounts = found
+            return totals, DailyTakings(first, last, amounts, shortened)
+    return totals_of(ledger), daily_takings(ledger)
+
+
+def _both_by_postgresql(ledger: LedgerFilter) -> tuple[Totals, dict[date, int]] | None:
+    """As ``totals_of`` and ``_counted_by_postgresql`` together; None as the latter."""
+    settled = PaymentRequest.state.in_(sorted(SETTLED_STATES))
+    local_day = func.date(func.timezone(Clinic.time_zone, PaymentRequest.created_at))
+    query = (
+        select(
+            local_day,
+            func.count(PaymentRequest.id),
+            func.sum(case((settled, 1), else_=0)),
+            func.sum(case((settled, PaymentRequest.amount), else_=0)),
+            func.sum(case((settled, PaymentRequest.amount_refunded), else_=0)),
+        )
+        .join(Clinic, Clinic.id == PaymentRequest.clinic_id)
+        .where(selected(ledger))
+        .group_by(local_day)
+    )
+    try:
+        with db.session.begin_nested():
+            days = db.session.execute(query).all()
+    except DBAPIError:
+        return None
+    sums = [sum(int(day[n]) for day in days) for n in (1, 2, 3, 4)]
+    amounts = {day: int(gross) for day, _count, paid, gross, _refunded in days if paid}
+    return Totals(*sums), amounts

@@ -31,11 +31,11 @@ from vcpay.ledger.filters import (
 )
 from vcpay.ledger.forms import ClinicTimeZoneForm, ResendReceiptForm
 from vcpay.ledger.ledger_csv import csv_chunks, file_name
-from vcpay.ledger.listing import page_of, totals_of
+from vcpay.ledger.listing import page_of
 from vcpay.ledger.payment_timeline import refunds_of, timeline_of
 from vcpay.ledger.resending import resend_receipt
 from vcpay.ledger.roster import clinicians_of
-from vcpay.ledger.takings import daily_takings, today_of
+from vcpay.ledger.takings import today_of, totals_and_takings
 from vcpay.payments.models import PaymentRequest
 from vcpay.people.models import Clinic
 from vcpay.people.permissions import Permission, can, require
@@ -83,14 +83,20 @@ def index():
         )
         return page, 400
     page = page_of(ledger, position, newer)
+    # The totals and the chart are the selection's, the same on each of its pages: they are
+    # read on its first page only, so that going through the pages costs a page each.
+    totals = chart = None
+    if page.newer is None:
+        totals, takings = totals_and_takings(ledger)
+        chart = takings_chart(takings)
     return render_template(
         "ledger/index.html",
         ledger=ledger,
         views=ledger_views(ledger),
         args=ledger.args,
         page=page,
-        totals=totals_of(ledger),
-        chart=takings_chart(daily_takings(ledger)),
+        totals=totals,
+        chart=chart,
         clinicians=clinicians_of(ledger_views(ledger)),
         cursor=keyset.encode,
     )
