@@ -106,6 +106,19 @@ def call_event_kinds(request) -> list[str]:
     return [row.kind for row in rows]
 
 
+def refund_of_another_payment(webhooks, platform, request):
+    """Another payment on the request's own account, whose metadata names the request, paid
+    and then refunded at Stripe: its payment intent and the refund."""
+    other = session_on(platform, request.stripe_account_id, request.request_key, amount=8500)
+    webhooks.pay(other)
+    webhooks.wait_for_webhooks()
+    options = {"stripe_account": request.stripe_account_id}
+    other_intent = platform.v1.checkout.sessions.retrieve(other, options=options).payment_intent
+    refund = platform.v1.refunds.create({"payment_intent": other_intent}, options)
+    webhooks.wait_for_webhooks()
+    return other_intent, refund
+
+
 def test_a_refund_on_another_account_naming_the_payment_leaves_it_paid(
     webhooks, platform, requested, clinic_b
 ):
@@ -221,13 +234,7 @@ def test_a_refund_of_another_charge_on_the_same_account_is_not_this_payments(
 ):
     """The clinic's own account refunds another payment, whose charge names this request."""
     request = paid(webhooks, requested)
-    other = session_on(platform, request.stripe_account_id, request.request_key, amount=8500)
-    webhooks.pay(other)
-    webhooks.wait_for_webhooks()
-    options = {"stripe_account": request.stripe_account_id}
-    other_intent = platform.v1.checkout.sessions.retrieve(other, options=options).payment_intent
-    refund = platform.v1.refunds.create({"payment_intent": other_intent}, options)
-    webhooks.wait_for_webhooks()
+    other_intent, refund = refund_of_another_payment(webhooks, platform, request)
     claim = {
         "id": refund.charge,
         "object": "charge",
@@ -400,13 +407,7 @@ def test_a_refund_of_another_payment_on_the_same_account_is_not_recorded_for_thi
     """The clinic's own account, a real refund of another payment; the event claims it gives
     back this request's payment intent. Stripe's answer says otherwise."""
     request = paid(webhooks, requested)
-    other = session_on(platform, request.stripe_account_id, request.request_key, amount=8500)
-    webhooks.pay(other)
-    webhooks.wait_for_webhooks()
-    options = {"stripe_account": request.stripe_account_id}
-    other_intent = platform.v1.checkout.sessions.retrieve(other, options=options).payment_intent
-    real = platform.v1.refunds.create({"payment_intent": other_intent}, options)
-    webhooks.wait_for_webhooks()
+    _other_intent, real = refund_of_another_payment(webhooks, platform, request)
     claim = {
         "id": real.id,
         "object": "refund",
