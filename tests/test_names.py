@@ -79,3 +79,18 @@ def test_gateway_names_only_the_feature():
         if "gateway" in name.lower() and not FEATURE_WORDS.match(name)
     }
     assert misnamed == set(), "the Stripe adapter is StripeApi; 'gateway' is the feature"
+
+
+LONG_MODULE = 300
+REASON = "Longer than most modules because"
+
+
+def test_a_long_module_says_why_in_its_first_comment():
+    """Small files are the rule; a product module over 300 lines says why it is one piece."""
+    unexplained = []
+    for path in product_modules():
+        text = path.read_text(encoding="utf-8")
+        docstring = ast.get_docstring(ast.parse(text)) or ""
+        if text.count("\n") > LONG_MODULE and REASON not in " ".join(docstring.split()):
+            unexplained.append(str(path.relative_to(ROOT)))
+    assert unexplained == []

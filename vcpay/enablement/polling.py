@@ -3,8 +3,9 @@
 A poll runs one enhanced search for requests updated since the cursor (less an overlap,
 because JQL dates have minutes only and Jira's search lags writes), then reads approvals
 only for requests whose Jira ``updated`` stamp changed. A sweep re-reads every open request
-now and then, so nothing depends on the cursor alone. The poll, the sweep and the applying of a
-decision share one cursor and one exactly-once rule, so they stay together here.
+now and then, so nothing depends on the cursor alone. Longer than most modules because the poll, the
+sweep and the applying of a decision share one cursor and one exactly-once rule, so they stay
+together here.
 """
 
 import enum

@@ -3,8 +3,8 @@
 Every call has a timeout; the library's own retries are off (it would sleep inside a worker
 for up to two minutes), so Celery owns retrying and honours ``Retry-After``. Failures come
 out as ``ServiceDeskUnavailable`` (try again later) or ``ServiceDeskRefused`` (Jira said no:
-configuration or data), each with a message fit for people. It is the one door to Jira, so
-every Jira call lives here, with the error mapping they all share.
+configuration or data), each with a message fit for people. Longer than most modules because
+it is the one door to Jira: every Jira call lives here, with the error mapping they all share.
 """
 
 import hmac

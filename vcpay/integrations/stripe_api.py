@@ -4,7 +4,9 @@ One ``StripeClient`` per configuration, with explicit base addresses (real Strip
 stand-in), network retries and timeouts; the module-level globals are never used, because
 ``stripe.OAuth`` captures the connect base when it is first imported. Failures come out as
 the errors of ``stripe_errors``; what Stripe answers comes out as the values of
-``stripe_values``, read from Stripe's objects here and nowhere else.
+``stripe_values``, read from Stripe's objects here and nowhere else. Longer than most modules
+because it is the one door to Stripe: each call vcpay makes is a method here, over one client
+(payouts' reading is in ``stripe_payouts``).
 """
 
 import math

@@ -8,7 +8,8 @@ is rolled back with everything else, so nothing is left to explain.
 Afterwards a refund's state follows what Stripe says of it when asked again, whichever event
 prompted the asking (``refund.*``, ``charge.refunded``), in any order, however often: a row
 only moves forward (compare and set), the request's refunded amount follows its charge. A
-refund made in the Stripe dashboard gets its row from the first event about it.
+refund made in the Stripe dashboard gets its row from the first event about it. Longer than
+most modules because asking for a refund and following it share the one row and its guard.
 """
 
 import re

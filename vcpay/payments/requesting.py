@@ -1,6 +1,8 @@
 """Making payment requests in a call: checks, the Checkout Session, a double click made once.
 
 What becomes of a request afterwards is in ``transitions``; the reconciler is in ``reconciler``.
+Longer than most modules because every check a request passes before Stripe is asked sits
+here, in the order they run.
 """
 
 import re

@@ -5,7 +5,8 @@ it first: a webhook, the reconciler, or the patient's confirmation page. Each wr
 event in the same transaction, so both screens see it, and a payment is announced, emailed
 and counted once. The guard is a compare-and-set in the database (``_move``), not a row
 lock, which SQLite ignores: of two processes moving a request at once, one wins and the
-other reads it again.
+other reads it again. Longer than most modules because every move of a request's state is
+here, beside the one guard they share.
 """
 
 import logging

@@ -6,7 +6,8 @@ writes vcpay's side here: for each payment a call that has ended, its payment re
 state it came to, the call's events, the refunds and the receipt email sent. Rows carry their
 times in the past. Idempotent by the payment's key: a key already recorded is left alone.
 
-Demo tooling like ``seed_demo``: never used by the product itself.
+Demo tooling like ``seed_demo``: never used by the product itself. Longer than most modules
+because it writes every kind of row a payment's life leaves, as the product would have.
 """
 
 import hashlib
