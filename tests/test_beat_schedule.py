@@ -42,6 +42,7 @@ def test_every_task_in_beats_schedule_is_registered_with_the_worker(tmp_path):
         "resend-pending-email",
         "reconcile-payment-requests",
         "sweep-stripe-events",
+        "refresh-payouts",
     }
     assert unregistered(scheduled, registered) == {}
     # The check itself: one letter wrong and the entry is reported.
