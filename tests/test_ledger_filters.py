@@ -2,7 +2,8 @@
 zone), the search, the totals over the whole filter and the chart of daily takings."""
 
 import re
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -18,6 +19,7 @@ from vcpay.people.services import find_user_by_email
 CLINIC_ADMIN = "clinicadmin@harbourside.example"
 ORG_ADMIN = "orgadmin@harbourside.example"
 CLINICIAN = "clinician@harbourside.example"
+EVERY_DAY = {"from": "", "to": ""}  # dates left empty: no limit (the rows here are in March)
 
 
 class Places:
@@ -94,6 +96,50 @@ def test_two_clinics_in_different_zones_each_count_their_own_day(app, places):
     assert shown_descriptions(page) == ["Massage late"]
 
 
+def test_opened_without_dates_the_page_shows_the_last_30_days_and_says_so(app, places):
+    from vcpay.clinic_clocks import clinic_zone
+    from vcpay.ledger.filters import today_in, visible_clinics
+
+    admin = find_user_by_email(CLINIC_ADMIN)
+    today = today_in(visible_clinics(admin))
+    zone = clinic_zone(places.gp)
+    day_29 = datetime.combine(today - timedelta(days=29), time(0, 1), tzinfo=zone)
+    day_30 = datetime.combine(today - timedelta(days=30), time(23, 59), tzinfo=zone)
+    payment(places.gp_call, day_29, description="Consult on the first of the 30 days", amount=40_00)
+    payment(places.gp_call, day_30, description="Consult a day too old", amount=70_00)
+    db.session.commit()
+    browser = signed_in(app, CLINIC_ADMIN)
+
+    page = browser.get("/payments/").get_data(as_text=True)
+    export = browser.get("/payments/export.csv").get_data(as_text=True)
+
+    assert shown_descriptions(page) == ["Consult on the first of the 30 days"]
+    assert f'value="{today - timedelta(days=29)}"' in page and f'value="{today}"' in page
+    assert "shows the last 30 days" in page and "A$40.00" in page and "A$70.00" not in page
+    assert "first of the 30 days" in export and "too old" not in export
+    every = re.search(r'href="([^"]*)">Show every payment', page).group(1).replace("&amp;", "&")
+    both = browser.get(every).get_data(as_text=True)
+    assert len(shown_descriptions(both)) == 2 and "shows the last 30 days" not in both
+    assert 'value=""' in both.split('id="from"', 1)[1].split(">", 1)[0]
+
+
+def test_the_dates_in_force_carry_to_the_next_page_and_the_export(app, places):
+    from tests.ledger_rows import many
+
+    many(places.gp_call, 60, sydney(2026, 3, 1, 9))
+    db.session.commit()
+    browser = signed_in(app, CLINIC_ADMIN)
+
+    page = browser.get("/payments/?from=&to=&status=settled").get_data(as_text=True)
+
+    older = re.search(r'href="(/payments/\?after=[^"]*)"', page).group(1).replace("&amp;", "&")
+    export = re.search(r'href="(/payments/export\.csv[^"]*)"', page).group(1)
+    carried = parse_qs(urlsplit(older).query, keep_blank_values=True)
+    assert (carried["from"], carried["to"], carried["status"]) == ([""], [""], ["settled"])
+    assert len(shown_descriptions(browser.get(older).get_data(as_text=True))) == 10
+    assert browser.get(export.replace("&amp;", "&")).get_data(as_text=True).count("\r\n") == 61
+
+
 def test_totals_cover_the_whole_filter_not_the_page(app, places):
     from vcpay.ledger.filters import read_filter
     from vcpay.ledger.listing import totals_of
@@ -108,11 +154,11 @@ def test_totals_cover_the_whole_filter_not_the_page(app, places):
     db.session.commit()
     admin = find_user_by_email(CLINIC_ADMIN)
 
-    totals = totals_of(read_filter(admin, {}))
+    totals = totals_of(read_filter(admin, EVERY_DAY))
 
     assert (totals.count, totals.paid_count) == (62, 61)
     assert (totals.gross, totals.refunded, totals.net) == (650_00, 20_00, 630_00)
-    page = signed_in(app, CLINIC_ADMIN).get("/payments/").get_data(as_text=True)
+    page = signed_in(app, CLINIC_ADMIN).get("/payments/?from=&to=").get_data(as_text=True)
     assert "A$650.00" in page and "A$630.00" in page
 
 
@@ -121,7 +167,7 @@ def test_totals_cover_the_whole_filter_not_the_page(app, places):
     [
         {"from": "2026-02-28", "to": "2026-03-02"},
         {"from": "2026-03-01", "to": "2026-03-01", "q": "visit"},
-        {},
+        EVERY_DAY,
         {"from": "2025-01-01", "to": "2026-03-31"},
     ],
 )
@@ -158,7 +204,7 @@ def test_status_groups_and_each_state(app, places):
     admin = find_user_by_email(CLINIC_ADMIN)
 
     def count(status):
-        return totals_of(read_filter(admin, {"status": status})).count
+        return totals_of(read_filter(admin, EVERY_DAY | {"status": status})).count
 
     assert count("settled") == 3
     assert count("open") == 2
@@ -180,7 +226,9 @@ def test_search_is_case_insensitive_and_takes_wildcards_literally(app, places):
     admin = find_user_by_email(CLINIC_ADMIN)
 
     def found(text):
-        return sorted(p.description for p in page_of(read_filter(admin, {"q": text}), None).rows)
+        return sorted(
+            p.description for p in page_of(read_filter(admin, EVERY_DAY | {"q": text}), None).rows
+        )
 
     assert found("100%") == ["Follow-up 100% covered"]
     assert found("%") == ["Follow-up 100% covered"]
@@ -197,7 +245,9 @@ def test_the_clinician_filter(app, places):
     db.session.commit()
     admin = signed_in(app, CLINIC_ADMIN)
 
-    page = admin.get(f"/payments/?clinician={places.other_clinician.id}").get_data(as_text=True)
+    page = admin.get(f"/payments/?from=&to=&clinician={places.other_clinician.id}").get_data(
+        as_text=True
+    )
 
     assert shown_descriptions(page) == ["Consult by the locum"]
 
@@ -209,12 +259,12 @@ def test_a_clinician_sees_only_the_requests_they_made(app, places):
     db.session.commit()
     clinician = signed_in(app, CLINICIAN)
 
-    page = clinician.get("/payments/").get_data(as_text=True)
+    page = clinician.get("/payments/?from=&to=").get_data(as_text=True)
 
     assert shown_descriptions(page) == ["Consult by Jordan"]
     assert clinician.get(f"/payments/{mine.id}").status_code == 200
     assert clinician.get(f"/payments/{theirs.id}").status_code == 403
-    export = clinician.get("/payments/export.csv").get_data(as_text=True)
+    export = clinician.get("/payments/export.csv?from=&to=").get_data(as_text=True)
     assert "Consult by Jordan" in export and "locum" not in export
 
 
@@ -226,8 +276,8 @@ def test_an_organisation_admin_sees_every_clinic_and_can_choose_one(app, places)
     db.session.commit()
     admin = signed_in(app, ORG_ADMIN)
 
-    everything = admin.get("/payments/").get_data(as_text=True)
-    physio = admin.get(f"/payments/?clinic={places.physio.id}").get_data(as_text=True)
+    everything = admin.get("/payments/?from=&to=").get_data(as_text=True)
+    physio = admin.get(f"/payments/?from=&to=&clinic={places.physio.id}").get_data(as_text=True)
 
     assert sorted(shown_descriptions(everything)) == ["Consult at the GP", "Massage at physio"]
     assert shown_descriptions(physio) == ["Massage at physio"]
@@ -280,7 +330,7 @@ def test_a_tampered_cursor_is_refused(app, places):
     many(places.gp_call, 60, sydney(2026, 3, 1, 9))
     db.session.commit()
     admin = signed_in(app, CLINIC_ADMIN)
-    page = admin.get("/payments/").get_data(as_text=True)
+    page = admin.get("/payments/?from=&to=").get_data(as_text=True)
     cursor = re.search(r'after=([^&"]+)', page).group(1)
 
     tampered = cursor[:-3] + ("AAA" if not cursor.endswith("AAA") else "BBB")

@@ -16,6 +16,7 @@ from vcpay.people.demo import seed_demo
 from vcpay.people.services import find_user_by_email
 
 ORG_ADMIN = "orgadmin@harbourside.example"
+EVERY_DAY = {"from": "", "to": ""}  # dates left empty: no limit (the rows here are in March)
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_pages_go_newest_first_across_clinics_with_ties_broken_by_id(app, calls)
     rows = [payment(gp_call, start + timedelta(minutes=n // 3)) for n in range(20)]
     rows += [payment(physio_call, start + timedelta(minutes=n)) for n in range(7)]
     db.session.commit()
-    ledger = read_filter(find_user_by_email(ORG_ADMIN), {})
+    ledger = read_filter(find_user_by_email(ORG_ADMIN), EVERY_DAY)
 
     seen = walk(ledger, size=4)
 
@@ -60,7 +61,7 @@ def test_payments_arriving_between_pages_repeat_nothing_and_skip_nothing(app, ca
     many(physio_call, 20, sydney(2026, 3, 1, 9, 3))
     db.session.commit()
     before = {row for row in db.session.scalars(text("SELECT id FROM payment_requests"))}
-    ledger = read_filter(find_user_by_email(ORG_ADMIN), {})
+    ledger = read_filter(find_user_by_email(ORG_ADMIN), EVERY_DAY)
     arrivals = iter(range(100))
 
     def newer_payments_arrive():
@@ -78,7 +79,7 @@ def test_newer_goes_back_to_the_page_before(app, calls):
     gp_call, _physio = calls
     many(gp_call, 25, sydney(2026, 3, 1, 9))
     db.session.commit()
-    ledger = read_filter(find_user_by_email(ORG_ADMIN), {})
+    ledger = read_filter(find_user_by_email(ORG_ADMIN), EVERY_DAY)
     first = page_of(ledger, None, size=10)
     second = page_of(ledger, first.older, size=10)
 
@@ -95,7 +96,7 @@ def test_the_pages_links_carry_the_filter_and_a_cursor(app, calls):
     browser = app.test_client()
     sign_in(browser, ORG_ADMIN)
 
-    page = browser.get("/payments/?status=settled&q=Visit").get_data(as_text=True)
+    page = browser.get("/payments/?from=&to=&status=settled&q=Visit").get_data(as_text=True)
 
     link = page.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0]
     assert "status=settled" in link and "q=Visit" in link and "after=" in link
@@ -116,7 +117,7 @@ def test_the_totals_and_the_chart_are_read_on_the_first_page_only(app, calls, mo
     browser = app.test_client()
     sign_in(browser, ORG_ADMIN)
 
-    first = browser.get("/payments/?q=Visit").get_data(as_text=True)
+    first = browser.get("/payments/?from=&to=&q=Visit").get_data(as_text=True)
     link = first.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0]
     second = browser.get(link.replace("&amp;", "&")).get_data(as_text=True)
     back = second.split('rel="prev"')[0].rsplit('href="', 1)[1].split('"')[0]
@@ -125,8 +126,8 @@ def test_the_totals_and_the_chart_are_read_on_the_first_page_only(app, calls, mo
     assert read == [1, 1]  # the first page, and again when the reader comes back to it
     assert '<dl class="totals">' in first and "<svg" in first
     assert '<dl class="totals">' not in second and "<svg" not in second
-    assert 'href="/payments/?q=Visit"' in second  # to the totals, on the first page
-    assert "/payments/export.csv?q=Visit" in second  # the export, from any page
+    assert 'href="/payments/?q=Visit&amp;from=&amp;to="' in second  # to the totals
+    assert "/payments/export.csv?q=Visit&amp;from=&amp;to=" in second  # from any page
     assert '<dl class="totals">' in first_again
 
 
@@ -147,7 +148,7 @@ def test_on_postgresql_a_deep_page_is_an_index_seek_without_offset_or_count(app,
     many(gp_call, 3000, sydney(2025, 1, 1, 9), step=timedelta(minutes=3))
     many(physio_call, 3000, sydney(2025, 1, 1, 9), step=timedelta(minutes=3))
     db.session.execute(text("ANALYZE payment_requests"))
-    ledger = read_filter(find_user_by_email(ORG_ADMIN), {})
+    ledger = read_filter(find_user_by_email(ORG_ADMIN), EVERY_DAY)
     deep = page_of(ledger, page_of(ledger, None).older)
 
     statement = _keys(ledger, deep.older, 51, newer=False)

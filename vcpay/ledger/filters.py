@@ -1,5 +1,10 @@
 """What the Payments page is asked to show, read from its query string and checked.
 
+Opened with no dates at all (from the navigation, a bookmark), the page shows the last 30
+days: their totals and chart are a read of a month's rows, not of every row the clinic ever
+had, and a clinic admin opening it mostly wants the recent ones. Dates left empty in the form
+mean no limit, so every payment is a click away; the dates in force are always in the form.
+
 Whose rows: every clinic where the person may open the Payments page; in each, every
 payment if they administer it, else only the requests they made. Days are calendar days in
 each row's own clinic's time zone: "1 March" is 1 March in Sydney for a Sydney clinic and in
@@ -12,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from vcpay.clinic_clocks import clinic_zone
@@ -24,6 +30,7 @@ from vcpay.people.permissions import Permission, can, clinics_where, require
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 SEARCH_MAX = 200
+RECENT_DAYS = 30  # what the page shows when it is given no dates
 
 # Groups first, then each state on its own; the value is what the query string carries.
 STATUS_CHOICES: dict[str, tuple[object, frozenset[str]]] = {
@@ -84,6 +91,7 @@ class LedgerFilter:
     search: str = ""
     clinic_id: int | None = None  # the clinic chosen, if one was
     args: dict[str, str] = field(default_factory=dict)  # as given, for links and the form
+    recent: bool = False  # no dates were given: the last 30 days are shown
 
     @property
     def states(self) -> frozenset[str] | None:
@@ -94,6 +102,15 @@ def _start_of(day: date | None, zone: ZoneInfo) -> datetime | None:
     if day is None:
         return None
     return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def today_in(views) -> date:
+    """Today in the first clinic's zone (the default zone when there is none)."""
+    if views:
+        zone = clinic_zone(views[0].clinic)
+    else:
+        zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+    return datetime.now(zone).date()
 
 
 def visible_clinics(user: User) -> list[ClinicView]:
@@ -117,6 +134,13 @@ def read_filter(user: User, args) -> LedgerFilter:
     first, last = _day(given["from"]), _day(given["to"])
     if first and last and first > last:
         raise FilterRefused(_l("The first day comes after the last; swap them and try again."))
+    recent = "from" not in args and "to" not in args
+    if recent:
+        last = today_in(views)
+        first = last - timedelta(days=RECENT_DAYS - 1)
+    # The dates are always in the links, empty for no limit, so that every page of a
+    # selection and its export keep the days its first page showed.
+    dates = {"from": first.isoformat() if first else "", "to": last.isoformat() if last else ""}
     return LedgerFilter(
         views=tuple(views),
         first_day=first,
@@ -125,7 +149,8 @@ def read_filter(user: User, args) -> LedgerFilter:
         clinician_id=_clinician(given["clinician"]),
         search=_search(given["q"]),
         clinic_id=clinic_id,
-        args={name: value for name, value in given.items() if value},
+        args={name: value for name, value in given.items() if value} | dates,
+        recent=recent,
     )
 
 

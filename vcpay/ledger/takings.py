@@ -6,16 +6,13 @@ are read in batches and counted here. Both give the same days.
 """
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
-from flask import current_app
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import DBAPIError
 
-from vcpay.clinic_clocks import clinic_zone
 from vcpay.extensions import db
-from vcpay.ledger.filters import LedgerFilter
+from vcpay.ledger.filters import LedgerFilter, today_in
 from vcpay.ledger.listing import Totals, selected, totals_of
 from vcpay.payments.models import SETTLED_STATES, PaymentRequest
 from vcpay.people.models import Clinic
@@ -40,21 +37,12 @@ class DailyTakings:
 def chart_days(ledger: LedgerFilter) -> tuple[date, date, bool]:
     """The filter's days; without them, the last 30 up to today (the first clinic's today);
     at most a year, the latest of the range."""
-    today = today_of(ledger)
+    today = today_in(ledger.views)
     last = ledger.last_day or max(today, ledger.first_day or today)
     first = ledger.first_day or last - timedelta(days=DEFAULT_DAYS - 1)
     if (last - first).days >= MOST_DAYS:
         return last - timedelta(days=MOST_DAYS - 1), last, True
     return first, last, False
-
-
-def today_of(ledger: LedgerFilter) -> date:
-    """Today in the first clinic's zone (the default zone when there is none)."""
-    if ledger.views:
-        zone = clinic_zone(ledger.views[0].clinic)
-    else:
-        zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
-    return datetime.now(zone).date()
 
 
 def daily_takings(ledger: LedgerFilter) -> DailyTakings:

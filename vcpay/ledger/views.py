@@ -27,6 +27,7 @@ from vcpay.ledger.filters import (
     STATUS_CHOICES,
     FilterRefused,
     read_filter,
+    today_in,
     visible_clinics,
 )
 from vcpay.ledger.forms import ClinicTimeZoneForm, ResendReceiptForm
@@ -35,7 +36,7 @@ from vcpay.ledger.listing import page_of
 from vcpay.ledger.payment_timeline import refunds_of, timeline_of
 from vcpay.ledger.resending import resend_receipt
 from vcpay.ledger.roster import clinicians_of
-from vcpay.ledger.takings import today_of, totals_and_takings
+from vcpay.ledger.takings import totals_and_takings
 from vcpay.payments.models import PaymentRequest
 from vcpay.people.models import Clinic
 from vcpay.people.permissions import Permission, can, require
@@ -99,6 +100,7 @@ def index():
         chart=chart,
         clinicians=clinicians_of(ledger_views(ledger)),
         cursor=keyset.encode,
+        every_day_args=ledger.args | {"from": "", "to": ""},
     )
 
 
@@ -116,7 +118,7 @@ def export():
     except FilterRefused as refused:
         return render_error(400, refused.message)
     response = Response(stream_with_context(csv_chunks(ledger)), mimetype="text/csv")
-    name = file_name(ledger, today_of(ledger))
+    name = file_name(ledger, today_in(ledger.views))
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     response.headers["Cache-Control"] = "no-store"  # patients' names and emails
     return response
