@@ -14,14 +14,17 @@ application's and the database's, not a web server's). In rounds, each path once
 (warm-up rounds first, not counted):
 
 - ``GET /settings`` (a signed-in page with nothing to read: the baseline), and ``SELECT 1``;
-- the first page ``GET /payments/``;
-- the 500th page ``GET /payments/?after=<cursor>``: the cursor is the one the 499th page's
-  "Older" link carries, found once by walking the pages (``page_of``) as the links do;
+- the first page as the navigation opens it, ``GET /payments/`` (the last 30 days), and the
+  first page of every payment, ``GET /payments/?from=&to=`` (dates left empty: no limit);
+- the 500th page of every payment ``GET /payments/?from=&to=&after=<cursor>``: the cursor is
+  the one the 499th page's "Older" link carries, found once by walking the pages
+  (``page_of``) as the links do;
 - a filtered search ``?q=smith&status=settled&from=<a year ago>&to=<today>``;
-- a search that matches one payment (a receipt number, as read off a bank statement);
+- a search over every day that matches one payment (a receipt number, as read off a bank
+  statement), which the trigram indexes serve on PostgreSQL with pg_trgm;
 - the totals: there is no endpoint of their own; the first page of a selection reads them
   with the daily takings of its chart (``totals_and_takings``), which is timed on its own, for
-  no filter and for the filtered search.
+  the last 30 days, for every day and for the filtered search.
 
 The first page and the searches include the totals and the chart; the 500th page does not
 (a selection's totals and chart are read on its first page only).
@@ -41,7 +44,7 @@ query, of the totals and of the searches; the JSON records whether both pages re
 
 ``--quick``: 5,000 payments, 15 rounds (the 500th page then does not exist: the deepest page,
 the 100th, is timed instead). ``--keep`` leaves the database; ``--reuse`` measures one left by
-``--keep`` without seeding again.
+``--keep`` without seeding again (its migrations are brought up to date first).
 
 Goals (issue 13): each page p95 ≤ 100 ms; export peak memory ≤ 50 MB above the idle process;
 export ≥ 20,000 rows a second. Prints a table and, as its last line, one JSON object; saves it
@@ -83,6 +86,8 @@ from bench.product import (  # noqa: E402
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/vcpay_bench_backoffice"
 CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 KEYSET_INDEX = "ix_payment_requests_clinic_id_created_at"
+TRIGRAM_INDEX = "_trgm"  # vcpay.database.SEARCH_INDEXES: one on each searched column
+EVERY_DAY = {"from": "", "to": ""}  # the dates left empty: every payment, not the last 30 days
 ZONE = "Australia/Sydney"
 DEEP_PAGE = 500
 PAGE_SIZE = 50  # vcpay.ledger.listing.PAGE_SIZE
@@ -349,7 +354,7 @@ def deep_cursor(app, page_number: int) -> tuple[str, int]:
     from vcpay.people.services import find_user_by_email
 
     with app.test_request_context():
-        ledger = read_filter(find_user_by_email(CLINIC_ADMIN), {})
+        ledger = read_filter(find_user_by_email(CLINIC_ADMIN), EVERY_DAY)
         position, walked = None, 0
         while walked < page_number - 1:
             page = page_of(ledger, position)
@@ -379,7 +384,7 @@ def search_paths(app) -> dict[str, str]:
         db.session.remove()
     return {
         "search": f"/payments/?q=smith&status=settled&from={year_ago}&to={today}",
-        "search_one": f"/payments/?q={receipt}",
+        "search_one": f"/payments/?from=&to=&q={receipt}",
     }
 
 
@@ -412,7 +417,7 @@ def time_select_one(app) -> float:
 def query_args(path: str) -> dict[str, str]:
     from urllib.parse import parse_qsl, urlsplit
 
-    return dict(parse_qsl(urlsplit(path).query))
+    return dict(parse_qsl(urlsplit(path).query, keep_blank_values=True))
 
 
 def measure_pages(app, rounds: int, deep_page: int) -> tuple[dict, dict]:
@@ -421,17 +426,19 @@ def measure_pages(app, rounds: int, deep_page: int) -> tuple[dict, dict]:
     paths = {
         "baseline_page": "/settings",
         "first_page": "/payments/",
-        "deep_page": f"/payments/?after={cursor}",
+        "first_page_all": "/payments/?from=&to=",
+        "deep_page": f"/payments/?from=&to=&after={cursor}",
         **search_paths(app),
     }
     search_args = query_args(paths["search"])
     samples: dict[str, list[float]] = {
-        name: [] for name in [*paths, "select_1", "totals", "totals_search"]
+        name: [] for name in [*paths, "select_1", "totals", "totals_all", "totals_search"]
     }
     for number in range(WARM_UP_ROUNDS + rounds):
         measured = {name: timed_get(client, path) for name, path in paths.items()}
         measured["select_1"] = time_select_one(app)
         measured["totals"] = time_totals(app, {})
+        measured["totals_all"] = time_totals(app, EVERY_DAY)
         measured["totals_search"] = time_totals(app, search_args)
         if number >= WARM_UP_ROUNDS:
             for name, seconds in measured.items():
@@ -456,16 +463,20 @@ def plans(app, deep_cursor_text: str, paths: dict[str, str]) -> dict[str, str]:
     found = {}
     with app.test_request_context():
         admin = find_user_by_email(CLINIC_ADMIN)
-        ledger = read_filter(admin, {})
+        ledger = read_filter(admin, EVERY_DAY)
+        recent = read_filter(admin, {})
         position = keyset.decode(deep_cursor_text)
         searched = read_filter(admin, query_args(paths["search"]))
         one = read_filter(admin, query_args(paths["search_one"]))
         statements = {
-            "first_page": _keys(ledger, None, PAGE_SIZE + 1, newer=False),
+            "first_page": _keys(recent, None, PAGE_SIZE + 1, newer=False),
+            "first_page_all": _keys(ledger, None, PAGE_SIZE + 1, newer=False),
             "deep_page": _keys(ledger, position, PAGE_SIZE + 1, newer=False),
             "search": _keys(searched, None, PAGE_SIZE + 1, newer=False),
             "search_one": _keys(one, None, PAGE_SIZE + 1, newer=False),
-            "totals": select(func.count(PaymentRequest.id)).where(selected(ledger)),
+            "totals": select(func.count(PaymentRequest.id)).where(selected(recent)),
+            "totals_all": select(func.count(PaymentRequest.id)).where(selected(ledger)),
+            "totals_search_one": select(func.count(PaymentRequest.id)).where(selected(one)),
         }
         connection = db.session.connection()
         for name, statement in statements.items():
@@ -534,7 +545,7 @@ def export_child() -> None:
     idle_kb = memory_kb("VmRSS")
     reset = reset_peak_memory()
     started = time.perf_counter()
-    rows, size = read_export(client, "/payments/export.csv")
+    rows, size = read_export(client, "/payments/export.csv?from=&to=")
     seconds = time.perf_counter() - started
     peak_kb = memory_kb("VmHWM")
     print(
@@ -577,8 +588,8 @@ def run(args: argparse.Namespace) -> dict:
         recreate_database(args.database_url)
     app = application()
     try:
+        migrate(app)  # on a database kept from an earlier run, brings it up to date
         if not args.reuse:
-            migrate(app)
             summary["seeding"] = seed(app, args.payments)
             print(f"  seeded in {summary['seeding']}", flush=True)
         payments = payment_count(app)
@@ -608,7 +619,13 @@ def run(args: argparse.Namespace) -> dict:
         timings=timings,
         deep_page_number=facts["deep_page_number"],
         searches={k: v for k, v in facts["paths"].items() if k.startswith("search")},
-        index_read={name: reads_the_index(found[name]) for name in ("first_page", "deep_page")},
+        index_read={
+            name: reads_the_index(found[name])
+            for name in ("first_page", "first_page_all", "deep_page")
+        },
+        trigram_index_read={
+            name: TRIGRAM_INDEX in found[name] for name in ("search_one", "totals_search_one")
+        },
         goals=goals(timings, summary["export"]),
         database=database,
         machine=machine(),
@@ -619,7 +636,7 @@ def run(args: argparse.Namespace) -> dict:
 
 # What the goal of p95 <= 100 ms is set for; the one-receipt search is reported, as the worst
 # case of a search, but the issue sets no goal for it.
-GOAL_PAGES = ("first_page", "deep_page", "search", "totals")
+GOAL_PAGES = ("first_page", "first_page_all", "deep_page", "search", "totals", "totals_all")
 
 
 def goals(timings: dict, export: dict) -> dict:
@@ -636,11 +653,13 @@ def print_table(summary: dict) -> None:
     names = {
         "select_1": "SELECT 1 (baseline)",
         "baseline_page": "GET /settings (baseline)",
-        "first_page": "first page",
+        "first_page": "first page (the last 30 days)",
+        "first_page_all": "first page, every day",
         "deep_page": f"page {summary['deep_page_number']} (keyset)",
         "search": "filtered search (smith, paid, last year)",
         "search_one": "search for one receipt number",
-        "totals": "totals and takings, no filter",
+        "totals": "totals and takings, the last 30 days",
+        "totals_all": "totals and takings, every day",
         "totals_search": "totals and takings, filtered search",
     }
     print(f"\n{summary['payments']:,} payments, {summary['rounds']} rounds, {summary['database']}")
@@ -655,7 +674,8 @@ def print_table(summary: dict) -> None:
         f"{export['rows_per_second']:,} rows/s; RSS idle {export['idle_rss_mb']} MB, peak "
         f"{export['peak_rss_mb']} MB ({export['peak_above_idle_mb']} MB above idle)"
     )
-    print(f"index read: {summary['index_read']}; goals: {summary['goals']}")
+    print(f"index read: {summary['index_read']}; trigram: {summary['trigram_index_read']}")
+    print(f"goals: {summary['goals']}")
     print(f"load average: {summary['load_before']} before, {summary['load_after']} after")
 
 

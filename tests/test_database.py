@@ -13,6 +13,7 @@ from flask_migrate import downgrade, upgrade
 
 from tests import factories, services
 from vcpay import create_app
+from vcpay.database import SEARCH_INDEXES, declared_by_the_models
 from vcpay.extensions import db
 from vcpay.people.models import Clinic
 
@@ -56,11 +57,39 @@ def test_upgrade_from_empty_creates_every_table(empty_database):
 def test_models_and_migrations_agree(empty_database):
     app = migrated_app(empty_database)
     with app.app_context(), db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        options = {"compare_type": True, "include_object": declared_by_the_models}
+        context = MigrationContext.configure(connection, opts=options)
         differences = compare_metadata(context, db.metadata)
     with app.app_context():
         db.engine.dispose()
     assert differences == [], "run `flask --app wsgi db migrate` to add a migration"
+
+
+@pytest.mark.parametrize("empty_database", ["postgresql"], indirect=True)
+def test_postgresql_searches_payments_through_trigram_indexes(empty_database):
+    """The search is ILIKE '%…%' on four columns; with pg_trgm (in PostgreSQL's contrib, here
+    and in CI) the migrations give each a GIN trigram index, and a search for a receipt number
+    is answered through them instead of by reading every row."""
+    from vcpay.ledger.listing import like_pattern
+
+    app = migrated_app(empty_database)
+    with app.app_context():
+        names = {index["name"] for index in sa.inspect(db.engine).get_indexes("payment_requests")}
+        with db.engine.connect() as connection:
+            connection.exec_driver_sql("SET enable_seqscan = off")
+            plan = (
+                connection.exec_driver_sql(
+                    "EXPLAIN SELECT id FROM payment_requests WHERE receipt_number ILIKE %(p)s "
+                    "OR description ILIKE %(p)s OR patient_name ILIKE %(p)s "
+                    "OR patient_email ILIKE %(p)s",
+                    {"p": like_pattern("1003-6257")},
+                )
+                .scalars()
+                .all()
+            )
+        db.engine.dispose()
+    assert names >= SEARCH_INDEXES, names
+    assert "ix_payment_requests_receipt_number_trgm" in "\n".join(plan), plan
 
 
 def test_downgrade_to_empty_and_back(empty_database):

@@ -9,6 +9,7 @@ pay it out, and compares what vcpay shows with what Stripe lists.
 import csv
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -285,3 +286,61 @@ def test_refreshing_twice_keeps_one_row_per_payout_and_transaction(admin, gp, a_
     db.session.rollback()
     assert db.session.scalars(select(Payout)).all() == [a_payout]
     assert len(db.session.get(Payout, a_payout.id).transactions) == before
+
+
+def stored_payouts(account: str, count: int, newest) -> None:
+    """``count`` paid payouts a day apart, the newest at ``newest``, as vcpay keeps them."""
+    for n in range(count):
+        day = newest - timedelta(days=n)
+        db.session.add(
+            Payout(
+                stripe_account_id=account, payout_id=f"po_page{n:04d}", amount=100_00 + n,
+                currency="aud", status="paid", arrival_date=day + timedelta(days=2),
+                created=day, failure_message="", updated_at=day,
+            )
+        )  # fmt: skip
+    db.session.commit()
+
+
+def listed(page: str) -> list[str]:
+    return re.findall(r'<a href="/payouts/(\d+)">', page)
+
+
+def older_link(page: str) -> str | None:
+    found = re.search(r'href="([^"]+)" rel="next">Older payouts', page)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def test_years_of_payouts_are_paged_newest_first_without_repeats_or_gaps(admin, gp):
+    now = utcnow()
+    stored_payouts(account_of(gp), 230, now - timedelta(hours=1))
+    first = admin.get(f"/payouts/?clinic={gp.id}").get_data(as_text=True)
+    # A payout arriving while the admin reads shifts nothing on the pages after the first.
+    stored = db.session.scalars(select(Payout).where(Payout.payout_id.like("po_page%")))
+    newest_first = [str(p.id) for p in sorted(stored, key=lambda p: p.created, reverse=True)]
+    db.session.add(
+        Payout(
+            stripe_account_id=account_of(gp), payout_id="po_arrived", amount=1, currency="aud",
+            status="pending", arrival_date=now, created=now, failure_message="", updated_at=now,
+        )
+    )  # fmt: skip
+    db.session.commit()
+
+    second = admin.get(older_link(first)).get_data(as_text=True)
+    third = admin.get(older_link(second)).get_data(as_text=True)
+
+    assert listed(first) + listed(second) + listed(third) == newest_first
+    assert [len(listed(page)) for page in (first, second, third)] == [100, 100, 30]
+    assert older_link(third) is None and "Newest payouts" in third
+    assert f"clinic={gp.id}" in older_link(first)
+
+
+def test_an_edited_payouts_page_link_is_refused_with_a_message(admin, gp):
+    stored_payouts(account_of(gp), 101, utcnow())
+    link = older_link(admin.get("/payouts/").get_data(as_text=True))
+
+    refused = admin.get(link[:-4] + ("AAAA" if not link.endswith("AAAA") else "BBBB"))
+
+    assert refused.status_code == 400
+    assert "start from the newest payouts" in refused.get_data(as_text=True)
+    assert admin.get("/payouts/?after=%00").status_code == 400

@@ -69,12 +69,13 @@ def register_input_checks(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from vcpay.database import declared_by_the_models
     from vcpay.extensions import babel, csrf, db, limiter, login_manager, migrate
     from vcpay.i18n import select_locale
     from vcpay.transactions import register_after_commit_hooks
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), include_object=declared_by_the_models)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)

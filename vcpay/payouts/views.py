@@ -19,14 +19,16 @@ from flask import (
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from vcpay.client_payments.stripe_link import live_link, live_links_for_account
+from vcpay.errors import render_error
 from vcpay.extensions import db, limiter
 from vcpay.forms import ConfirmForm
 from vcpay.inputs import parse_id
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import StripeApiError
+from vcpay.ledger import keyset
 from vcpay.payouts import payout_csv
 from vcpay.payouts.contents import PayoutContents, contents_of, status_label, type_label
 from vcpay.payouts.models import Payout
@@ -51,7 +53,7 @@ def payout_labels() -> dict:
 
 
 PERMISSION = Permission.MANAGE_CLIENT_PAYMENTS
-LIST_LIMIT = 200
+PAGE_SIZE = 100
 
 
 def _clinic(clinic_id: int | None) -> Clinic:
@@ -92,12 +94,15 @@ def index():
         chosen = _clinic(parse_id(request.args["clinic"]))
     shown = [chosen] if chosen is not None else clinics
     accounts = {live_link(c).account_id: c for c in reversed(shown) if live_link(c)}
-    payouts = db.session.scalars(
-        select(Payout)
-        .where(Payout.stripe_account_id.in_(accounts))
-        .order_by(Payout.created.desc(), Payout.id.desc())
-        .limit(LIST_LIMIT)
-    ).all()
+    try:
+        after = _position(request.args.get("after", ""))
+    except keyset.CursorInvalid:
+        return render_error(400, _("This page link is not valid; start from the newest payouts."))
+    payouts = _payouts_after(accounts, after)
+    older = None
+    if len(payouts) > PAGE_SIZE:
+        payouts = payouts[:PAGE_SIZE]
+        older = keyset.encode(keyset.Position(payouts[-1].created, payouts[-1].id))
     return render_template(
         "payouts/index.html",
         clinics=clinics,
@@ -105,8 +110,25 @@ def index():
         payouts=payouts,
         clinic_of=accounts,
         form=ConfirmForm(),
-        limit=LIST_LIMIT,
+        older=older,
+        later_page=after is not None,
     )
+
+
+def _position(cursor: str) -> keyset.Position | None:
+    """Where an "Older payouts" link starts; an edited one is ``CursorInvalid``."""
+    return keyset.decode(cursor) if cursor else None
+
+
+def _payouts_after(accounts, after: keyset.Position | None) -> list[Payout]:
+    """A page of payouts newest first, and one more to know whether there are older ones:
+    a keyset page, so payouts arriving meanwhile shift nothing."""
+    query = select(Payout).where(Payout.stripe_account_id.in_(accounts))
+    if after is not None:
+        edge = tuple_(after.created_at, after.id)
+        query = query.where(tuple_(Payout.created, Payout.id) < edge)
+    query = query.order_by(Payout.created.desc(), Payout.id.desc()).limit(PAGE_SIZE + 1)
+    return list(db.session.scalars(query))
 
 
 @blueprint.route("/clinics/<int:clinic_id>/refresh", methods=["POST"])
