@@ -58,8 +58,12 @@ def _move_or_refuse(request: EnablementRequest, state: RequestState, refusal: st
         raise EnablementError(refusal)
 
 
-def add_event(request: EnablementRequest, kind: str, message: str = "", actor=None) -> None:
-    request.events.append(RequestEvent(kind=kind, message=message, actor=actor))
+def add_event(request: EnablementRequest, kind: str, actor=None, code: str = "", **params) -> None:
+    """A timeline entry, stored as its code and parameters: each reader sees it in their own
+    language (vcpay.enablement.wording). ``code`` is the wording when it differs from ``kind``."""
+    if code:
+        params["code"] = code
+    request.events.append(RequestEvent(kind=kind, params=params, actor=actor))
 
 
 def clinics_in_open_requests(organisation: Organisation, excluding: int | None = None) -> set[int]:
@@ -124,7 +128,7 @@ def save_draft(
     _replace_clinics(request, choices)
     if request.id is None:
         db.session.add(request)
-        add_event(request, "drafted", "Request drafted.", actor=request.requester)
+        add_event(request, "drafted", actor=request.requester)
     db.session.flush()
     return request
 
@@ -151,7 +155,7 @@ def submit(request: EnablementRequest, actor: User) -> None:
     manager = request.organisation.telehealth_manager
     sent = "This request has already been sent."
     if manager is not None and manager.id == actor.id:
-        _endorse(request, actor, "Sent by the authorised telehealth manager.", sent)
+        _endorse(request, actor, "sent_directly", sent)
         return
     if manager is None:
         raise EnablementError(
@@ -160,7 +164,7 @@ def submit(request: EnablementRequest, actor: User) -> None:
         )
     _move_or_refuse(request, RequestState.AWAITING_ENDORSEMENT, sent)
     request.sent_back_reason = None
-    add_event(request, "submitted", f"Sent to {manager.name} for endorsement.", actor=actor)
+    add_event(request, "submitted", actor=actor, name=manager.name)
     record_audit("enablement.submitted", request, actor=actor)
     queue_to_each(
         f"enablement:{request.id}:endorse:{len(request.events)}",
@@ -181,14 +185,14 @@ def endorse(request: EnablementRequest, manager: User) -> None:
     waiting = "This request is not waiting for endorsement."
     if request.state != RequestState.AWAITING_ENDORSEMENT:
         raise EnablementError(waiting)
-    _endorse(request, manager, f"Endorsed by {manager.name}.", waiting)
+    _endorse(request, manager, "endorsed", waiting)
 
 
-def _endorse(request: EnablementRequest, manager: User, message: str, refusal: str) -> None:
+def _endorse(request: EnablementRequest, manager: User, code: str, refusal: str) -> None:
     _move_or_refuse(request, RequestState.QUEUED, refusal)
     request.endorsed_by = manager
     request.endorsed_at = utcnow()
-    add_event(request, "endorsed", message, actor=manager)
+    add_event(request, "endorsed", actor=manager, code=code, name=manager.name)
     record_audit("enablement.endorsed", request, actor=manager)
     db.session.flush()
     request_id = request.id
@@ -210,7 +214,7 @@ def send_back(request: EnablementRequest, manager: User, reason: str) -> None:
         raise EnablementError("Say why you are sending the request back.")
     _move_or_refuse(request, RequestState.SENT_BACK, "This request is not waiting for endorsement.")
     request.sent_back_reason = reason
-    add_event(request, "sent_back", f"Sent back by {manager.name}: {reason}", actor=manager)
+    add_event(request, "sent_back", actor=manager, name=manager.name, reason=reason)
     record_audit("enablement.sent_back", request, actor=manager, reason=reason)
     queue_to_each(
         f"enablement:{request.id}:sent-back:{len(request.events)}",
@@ -235,7 +239,7 @@ def withdraw(request: EnablementRequest, actor: User) -> None:
             break
     was_in_service_desk = request.jira_key is not None
     request.withdrawn_at = utcnow()
-    add_event(request, "withdrawn", f"Withdrawn by {actor.name}.", actor=actor)
+    add_event(request, "withdrawn", actor=actor, name=actor.name)
     record_audit("enablement.withdrawn", request, actor=actor)
     if was_in_service_desk:
         request_id = request.id
