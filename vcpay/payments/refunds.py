@@ -239,7 +239,7 @@ def _not_refunded(request: PaymentRequest, error: StripeApiError) -> RefundRefus
             message = _("Stripe says this payment has already been refunded in full.")
             return RefundRefused(message, by_stripe=True)
         return RefundRefused(_more_than_remains(request, error.remaining), "amount", by_stripe=True)
-    message = _("Stripe refused the refund, so nothing was refunded: %(why)s", why=error)
+    message = _("Stripe refused the refund, so nothing was refunded: %(why)s", why=error.words)
     return RefundRefused(message, by_stripe=True)
 
 

@@ -320,5 +320,5 @@ def _readers(call: Call, payer: Participant | None) -> set[str]:
 
 def _not_created(error: StripeApiError) -> PaymentRefused:
     return PaymentRefused(
-        _("Stripe could not create the payment, so nothing was requested: %(why)s", why=error)
+        _("Stripe could not create the payment, so nothing was requested: %(why)s", why=error.words)
     )
