@@ -149,11 +149,14 @@ def test_a_decline_records_the_reason_and_enables_nothing(demo, desk, jira):
     assert "No Stripe account found" in request.decision_reason
     assert "Declined" in request.decision_reason
     assert not any(c.gateway_enabled for c in demo.clinics)
-    assert db.session.scalar(
-        select(func.count())
-        .select_from(OutboundEmail)
-        .where(OutboundEmail.dedupe_key.like("%declined%"))
-    )
+    told = db.session.scalars(
+        select(OutboundEmail).where(OutboundEmail.dedupe_key.like("%declined%"))
+    ).all()
+    assert told
+    for email in told:  # the service desk's comment in vcpay's sentence, not Jira's terms
+        body = email.body_text
+        assert "Declined in the service desk: No Stripe account found for this clinic." in body
+        assert "Resolution:" not in body
 
 
 def test_a_manual_move_while_the_approval_is_pending_needs_review(demo, desk, jira):
@@ -164,6 +167,10 @@ def test_a_manual_move_while_the_approval_is_pending_needs_review(demo, desk, ji
     assert request.state == RequestState.NEEDS_REVIEW
     assert "still pending" in request.review_reason
     assert not any(c.gateway_enabled for c in demo.clinics)
+    [email, *_] = db.session.scalars(
+        select(OutboundEmail).where(OutboundEmail.dedupe_key.like("%needs_review%"))
+    ).all()
+    assert f"The service desk moved {request.jira_key} on while its approval" in email.body_text
     # The approval that follows is applied.
     jira.decide(request.jira_key, "approve")
     polling.poll(desk)
