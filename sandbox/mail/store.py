@@ -5,7 +5,7 @@ import os
 import re
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -36,6 +36,8 @@ class CaughtMessage:
     text: str | None
     html: str | None
     size: int
+    # The message exactly as the SMTP server took it, for readers that parse it themselves.
+    raw: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def sequence(self) -> int:
@@ -110,6 +112,7 @@ def parse_message(
         text=_body(message, "plain"),
         html=_body(message, "html"),
         size=len(raw),
+        raw=raw,
     )
 
 
