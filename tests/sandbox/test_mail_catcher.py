@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from email import message_from_bytes, policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -108,6 +109,19 @@ def test_the_raw_message_is_kept_as_it_arrived(catcher):
     assert parsed["Subject"] == RECEIPT_SUBJECT
     assert parsed.get_content_type() == "multipart/alternative"
     assert page(catcher, "/api/messages/000001-abcdef/raw").status_code == 404
+
+
+def test_a_long_sender_name_in_cyrillic_reads_as_sent(catcher):
+    """Folded into several encoded words that split its words, it is joined as RFC 2047 says."""
+    name = "Клиника за физикалну медицину и рехабилитацију Харбурсајд"
+    message = make_message()
+    del message["From"]
+    message["From"] = Address(display_name=name, addr_spec="no-reply@vcpay.example")
+    send(catcher.smtp_port, message)
+
+    [summary] = api(catcher)
+    assert summary["from"] == f"{name} <no-reply@vcpay.example>"
+    assert summary["envelope_sender"] == "no-reply@vcpay.example"
 
 
 def test_cyrillic_subject_is_decoded(catcher):
