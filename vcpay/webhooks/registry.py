@@ -14,6 +14,7 @@ not applicable: it is kept and ignored with the reason, never retried, since ask
 cannot succeed and what it was about was settled when the link went.
 """
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -24,6 +25,7 @@ from vcpay.integrations.stripe_errors import AccountNotConnected
 from vcpay.integrations.stripe_events import read_change
 from vcpay.webhooks.models import StripeEvent
 
+log = logging.getLogger(__name__)
 Handler = Callable[[StripeEvent], None]
 EXTENSION = "stripe_handlers"
 
@@ -62,6 +64,12 @@ class StripeHandlers:
             try:
                 handler(change)
             except AccountNotConnected as refused:
+                log.warning(
+                    "Stripe event %s (%s) is from %s, which vcpay can no longer act for; ignored",
+                    event.event_id,
+                    event.type,
+                    event.account or "the platform",
+                )
                 raise IgnoreEvent(
                     f"Not applicable: Stripe no longer lets vcpay act for "
                     f"{event.account or 'the platform'} ({refused})"
