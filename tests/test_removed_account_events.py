@@ -7,6 +7,7 @@ marked ignored with the reason, and never retried to failure.
 """
 
 import pytest
+import stripe
 from sqlalchemy import select
 
 from tests.conftest import csrf_token, sign_in
@@ -16,6 +17,7 @@ from tests.payment_steps import (  # noqa: F401 - the fixtures
     gp_fixture,
     join,
     start_call,
+    stripe_platform,
     the_request,
 )
 from tests.stripe_events import event, post_event
@@ -54,6 +56,13 @@ def test_an_expiry_after_remove_is_not_applicable_and_never_retried(
     remove(admin, gp)
     assert db.session.scalar(select(StripeLink)).state == LinkState.REMOVED
     assert webhooks.accounts()[account]["connected"] is False
+    # Asked about the session now, Stripe answers as it does for a disconnected account.
+    with pytest.raises(stripe.PermissionError) as refused:
+        stripe_platform(app, webhooks).v1.checkout.sessions.retrieve(
+            request.checkout_session_id, options={"stripe_account": account}
+        )
+    error = refused.value.json_body["error"]  # the library keeps a 403's code only here
+    assert (refused.value.http_status, error["code"]) == (403, "account_invalid")
     [expired] = wait_for_events("checkout.session.expired")
     webhooks.wait_for_webhooks()
     process_received()
