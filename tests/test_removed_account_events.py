@@ -77,6 +77,8 @@ def test_an_expiry_after_remove_is_not_applicable_and_never_retried(
     assert services.overdue_event_ids() == []
     assert db.session.get(StripeEvent, expired.id).attempts == 1
     assert the_request().state == PaymentState.CANCELLED
+    # Every event of the removal (the deauthorization too) is settled; none waits or failed.
+    assert {e.state for e in received()} <= {EventState.PROCESSED, EventState.IGNORED}
 
 
 @pytest.mark.parametrize(
