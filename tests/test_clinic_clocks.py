@@ -33,6 +33,7 @@ from vcpay.client_payments.models import StripeLink
 from vcpay.client_payments.stripe_link import live_link
 from vcpay.clinic_clocks import clinic_clock, clinic_day, clinic_moment, reader_day
 from vcpay.enablement.models import EnablementRequest, RequestEvent
+from vcpay.enablement.raising import description_of
 from vcpay.extensions import db
 from vcpay.mail.models import OutboundEmail
 from vcpay.mail.services import compose_email
@@ -275,6 +276,9 @@ def test_an_enablement_request_reads_its_organisations_clocks(app, gp):
     assert f"1/12/26, 12:42{NNBSP}pm AWST" in listed.get_data(as_text=True)
     shown = manager.get(f"/enablement/requests/{request.id}").get_data(as_text=True)
     assert f">1/7/26, 12:42{NNBSP}pm AWST</time>" in shown
+    # The service desk reads it in ISO 8601 with the offset, which says which.
+    request.terms_accepted_at = WINTER
+    assert "Terms and fees accepted: 2026-07-01T12:42:31+08:00\n" in description_of(request)
 
 
 def test_a_payout_its_page_and_its_failure_email_read_the_clinics_clocks(app, gp):

@@ -111,6 +111,16 @@ def reader_day(day: date, format: str = "medium") -> str:
     return format_date(day, format, locale=reader_locale())
 
 
+def iso_time(moment: datetime | None, zone: ZoneInfo) -> str:
+    """For machines and spreadsheets (CSV, the service desk): ISO 8601 with the zone's offset,
+    which says which: "2026-12-01T15:42:31+11:00"."""
+    return "" if moment is None else moment.astimezone(zone).isoformat(timespec="seconds")
+
+
+def clinic_iso(moment: datetime | None, clinic) -> str:
+    return iso_time(moment, clinic_zone(clinic))
+
+
 def clinic_time(moment: datetime | None, clinic) -> str:
     """The template filter's spelling of ``clinic_moment``: ``moment|clinic_time(clinic)``."""
     return clinic_moment(moment, clinic)
