@@ -68,8 +68,8 @@ def reader_locale() -> Locale:
 
 
 def zone_abbreviation(local: datetime, locale: Locale) -> str:
-    """ "AEDT", "AEST", "AWST" as the locale abbreviates the zone at that moment; where it has
-    no abbreviation (Serbian has none for Australia's), Babel's "GMT+11:00"."""
+    """The zone at that moment as the locale abbreviates it ("AEDT", "AEST", "AWST"); where it
+    has no abbreviation (Serbian has none for Australia's), Babel's "GMT+11:00"."""
     name = get_timezone_name(local, "short", locale=locale)
     if name == get_timezone_gmt(local, "short", locale=locale):  # "+1100": no abbreviation
         return get_timezone_gmt(local, "long", locale=locale)
