@@ -168,7 +168,7 @@ def test_timeline_sentences_written_before_codes_become_codes_and_back(empty_dat
         ]
         db.session.add(request)
         db.session.commit()
-        downgrade(revision="70b96281c24c")
+        downgrade(revision="0e0f1e316ab0")
         events = sa.table("enablement_request_events", sa.column("id"), sa.column("message"))
         query = sa.select(events.c.message).order_by(events.c.id)
         assert list(db.session.scalars(query)) == [

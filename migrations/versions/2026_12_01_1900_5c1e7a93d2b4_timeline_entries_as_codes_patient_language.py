@@ -1,7 +1,7 @@
 """timeline entries as codes and parameters; the patient's language on each participant
 
 Revision ID: 5c1e7a93d2b4
-Revises: 70b96281c24c
+Revises: 0e0f1e316ab0
 Create Date: 2026-12-01 19:00:00
 
 An enablement request's timeline was stored as English sentences, so a Serbian reader saw
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "5c1e7a93d2b4"
-down_revision = "70b96281c24c"
+down_revision = "0e0f1e316ab0"
 branch_labels = None
 depends_on = None
 
