@@ -62,7 +62,15 @@ def test_the_compiled_catalogues_are_current(locale):
     )
 
 
-@pytest.mark.parametrize(("accept", "locale"), [("sr", "sr_Cyrl"), ("sr-Latn", "sr_Latn")])
+@pytest.mark.parametrize(
+    ("accept", "locale"),
+    [
+        ("sr", "sr_Cyrl"),
+        ("sr-Latn", "sr_Latn"),
+        ("sr-RS,sr;q=0.9,en;q=0.8", "sr_Cyrl"),
+        ("sr-Latn-RS,sr;q=0.9", "sr_Latn"),
+    ],
+)
 def test_pages_speak_the_language_asked_for(client, accept, locale):
     page = client.get("/sign-in", headers={"Accept-Language": accept}).get_data(as_text=True)
     words = translated(locale)
