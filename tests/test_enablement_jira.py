@@ -590,3 +590,22 @@ def test_timeline_entries_written_before_codes_are_read_back_or_shown_as_written
         assert timeline_entry(legacy) == "Something vcpay never wrote."
         read = RequestEvent(kind="submitted", message="", params={"name": "Morgan Reyes"})
         assert timeline_entry(read) == "Sent to Morgan Reyes for endorsement."
+
+
+def test_why_a_raise_failed_is_told_in_the_readers_words_not_jiras(client, demo, desk, jira):
+    from tests.conftest import sign_in
+
+    request = queued_request(demo)
+    jira.fault(path="/rest/servicedeskapi", status=503, times=None)
+    with pytest.raises(ServiceDeskUnavailable):
+        raise_in_service_desk(request, desk)
+    db.session.commit()
+    assert "503" in request.last_error  # the log's note of the call
+    sign_in(client, "clinicadmin@harbourside.example")
+    for path in (
+        f"/enablement/requests/{request.id}",
+        f"/enablement/organisations/{demo.id}/requests",
+    ):
+        page = client.get(path).get_data(as_text=True)
+        assert "The service desk was busy." in page, path
+        assert "Jira failed" not in page and "503" not in page, path

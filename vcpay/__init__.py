@@ -199,7 +199,13 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_global(clinic_day, "clinic_day")
     app.add_template_global(clinic_clock, "clinic_clock")
     app.add_template_global(clinic_iso, "clinic_iso")
-    for name in ("timeline_entry", "service_desk_status", "review_reason", "decline_words"):
+    for name in (
+        "timeline_entry",
+        "service_desk_status",
+        "review_reason",
+        "decline_words",
+        "last_attempt",
+    ):
         app.add_template_filter(getattr(wording, name), name)
 
 

@@ -66,7 +66,7 @@ def _record_failure(request: EnablementRequest, error: ServiceDeskError) -> None
     request.raise_attempts += 1
     request.raise_outcome_unknown = request.raise_outcome_unknown or error.outcome_unknown
     if request.last_error != str(error):
-        add_event(request, "raise_failed", error=str(error))
+        add_event(request, "raise_failed", error=str(error), reason=error.reason)
     request.last_error = str(error)
     request.last_error_at = utcnow()
 

@@ -31,6 +31,22 @@ TIMELINE = {
 }
 
 
+# Why the last attempt to raise a request failed (ServiceDeskError.reason).
+NOT_RAISED_BECAUSE = {
+    "unreachable": _l("The service desk could not be reached."),
+    "timeout": _l("The service desk did not answer in time."),
+    "busy": _l("The service desk was busy."),
+    "failed": _l("The service desk had a fault."),
+    "credentials": _l(
+        "The service desk refused vcpay's credentials; an administrator must check the Jira "
+        "settings."
+    ),
+    "refused": _l(
+        "The service desk refused the request; an administrator must check the Jira settings."
+    ),
+}
+
+
 def timeline_entry(event: RequestEvent) -> str:
     """The entry in the reader's language. Entries written before codes were stored (no
     parameters) and codes unknown here are shown as they were written."""
@@ -71,6 +87,17 @@ def service_desk_status(request: EnablementRequest) -> str:
 def review_reason(request: EnablementRequest) -> str:
     """Why a person must look at a request the service desk moved on without approval."""
     return str(TIMELINE["needs_review"]) % {"key": request.jira_key}
+
+
+def last_attempt(request: EnablementRequest) -> str:
+    """Why the last attempt to raise the request failed, in the reader's language; a failure
+    recorded before reasons were (or an unknown one) as it was written."""
+    if not request.last_error:
+        return ""
+    failures = [e for e in request.events if e.kind == "raise_failed" and e.params]
+    reason = failures[-1].params.get("reason") if failures else None
+    words = NOT_RAISED_BECAUSE.get(reason or "")
+    return str(words) if words is not None else request.last_error
 
 
 def decline_words(request: EnablementRequest) -> str:
