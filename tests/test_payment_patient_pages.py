@@ -93,9 +93,7 @@ def test_paid_with_a_good_card_shows_paid_emails_one_receipt_and_pops_up(
         headers={"X-CSRFToken": token},
     )
     assert acknowledged.status_code == 200
-    assert "Pat Citizen paid" not in clinician.get(f"/calls/{call.id}/panel").get_data(
-        as_text=True
-    )
+    assert "Pat Citizen paid" not in clinician.get(f"/calls/{call.id}/panel").get_data(as_text=True)
     assert "Paid" in patient.get(f"/join/{call.guest_token}/panel").get_data(as_text=True)
 
 
