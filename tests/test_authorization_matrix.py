@@ -268,6 +268,7 @@ ROUTES = [
     Row("POST", "/calls/<int:call_id>/end", fresh_call_id, own=(303, 403, 403, 403)),
     # A key of another organisation's request is refused, not answered with that request:
     # back to the call screen (303), which says why (tests/test_payment_requests.py).
+    Row("GET", "/calls/<int:call_id>/payment-requests", call_id, own=(303, 403, 403, 403)),
     Row("POST", "/calls/<int:call_id>/payment-requests", call_id, own=(303, 403, 403, 403),
         body=repeated_payment_request, mixed={"own": (303, 403, 403, 403)}),
     Row("POST", "/calls/<int:call_id>/payment-requests/<request_key>/cancel",

@@ -24,6 +24,7 @@ class Fields(HTMLParser):
         self.ids: set[str] = set()
         self.labelled: set[str] = set()
         self.fields: list[dict[str, str | None]] = []
+        self.described: list[tuple[str, str]] = []  # (tag, aria-describedby) of any element
         self._in_label = 0
         self.feed(html)
 
@@ -31,6 +32,8 @@ class Fields(HTMLParser):
         attributes = dict(attrs)
         if attributes.get("id"):
             self.ids.add(attributes["id"])
+        if "aria-describedby" in attributes:
+            self.described.append((tag, attributes["aria-describedby"] or ""))
         if tag == "label":
             self._in_label += 1
             if attributes.get("for"):
@@ -54,11 +57,12 @@ def problems(html: str) -> list[str]:
                 found.append(f'{name}: {attribute}="None"')
         if field.get("id") not in page.labelled and not field["_wrapped"]:
             found.append(f"{name}: no label")
-        for described in (field.get("aria-describedby") or "").split():
-            if described not in page.ids:
-                found.append(f"{name}: describedby {described}, not on the page")
         if field.get("aria-invalid") == "true" and not field.get("aria-describedby"):
             found.append(f"{name}: invalid, but not tied to its error")
+    for tag, described in page.described:
+        for one in described.split() or ["(empty)"]:
+            if one not in page.ids:
+                found.append(f"a {tag}'s aria-describedby {one}: not on the page")
     return found
 
 
@@ -98,6 +102,10 @@ def test_the_enablement_form_ties_its_errors_to_its_fields(client, demo):
     refused = client.post(new_path(demo), data=data).get_data(as_text=True)
     assert problems(refused) == []
     assert 'aria-describedby="contact_email-error" aria-invalid="true"' in refused
+    data = request_data(client, new_path(demo), clinics=[])
+    no_clinic = client.post(new_path(demo), data=data).get_data(as_text=True)
+    assert problems(no_clinic) == []
+    assert '<fieldset aria-describedby="clinics-hint clinics-error">' in no_clinic
 
 
 def test_the_call_screen_and_the_join_page_tie_hints_and_errors(app, clinician, gp):

@@ -471,4 +471,6 @@ def test_a_refused_request_leaves_the_address_on_the_call_screen_and_says_why_on
     assert 'aria-describedby="payment-error" aria-invalid="true"' in page
     again = clinician.get(f"/calls/{call.id}").get_data(as_text=True)
     assert "as a number in dollars and cents" not in again
+    opened = clinician.get(f"/calls/{call.id}/payment-requests")  # the form's own address
+    assert opened.status_code == 303 and opened.location == f"/calls/{call.id}#request-payment"
     assert requests_made() == [] and stripe_control.sessions() == []

@@ -70,6 +70,13 @@ def request_payment(call_id: int):
     return _back_to_the_call(call, f"#{KEY}")
 
 
+@blueprint.route("/calls/<int:call_id>/payment-requests", methods=["GET"])
+@login_required
+def payment_requests(call_id: int):
+    """The form's address opened (a bookmark, an old tab): the call screen it belongs to."""
+    return _back_to_the_call(call_for_clinician(call_id), f"#{KEY}")
+
+
 def _wants_json() -> bool:
     return request.accept_mimetypes.best == "application/json"
 
