@@ -88,7 +88,7 @@ def test_the_timeline_tells_the_whole_story_in_the_clinics_time(app, paid):
 
     told = [re.sub(r"<[^>]+>", " ", "<li" + item).strip() for item in timeline.split("<li")[1:]]
     assert "Requested by Dr Jordan Rivers in the call “Pat Citizen, 10:30”" in told[0]
-    assert told[0].startswith("Mar 1, 2026, 10:30:00")  # Sydney's clock, not UTC's
+    assert told[0].startswith("1 Mar 2026, 10:30\u202fam AEDT")  # Sydney's clock, not UTC's
     assert "A card was declined: Your card was declined." in told[1]
     assert "Paid A$150.00, Visa card ending 4242, receipt 1234-5678" in told[2]
     assert "Receipt to pat@example.org waiting to be sent" in told[3]
@@ -191,7 +191,7 @@ def test_a_clinic_admin_sets_the_time_zone_from_a_list_and_it_is_audited(app, pa
     [entry] = db.session.scalars(select(AuditEntry).filter_by(action="clinic.time_zone_changed"))
     assert entry.details == {"before": "Australia/Sydney", "after": "Australia/Perth"}
     page = admin.get(f"/payments/{paid.id}").get_data(as_text=True)
-    assert "Mar 1, 2026, 7:30:00" in page  # 10:30 in Sydney is 7:30 in Perth
+    assert "1 Mar 2026, 7:30\u202fam AWST" in page  # 10:30 in Sydney is 7:30 in Perth
     clinician = browser_of(app, CLINICIAN)
     assert clinician.get(path).status_code == 403
 

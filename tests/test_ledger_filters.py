@@ -353,7 +353,7 @@ def test_the_chart_shows_each_days_takings_with_labels(app, places):
 
     assert 'role="img"' in svg and "<title" in svg and "<desc" in svg
     assert svg.count('class="bar"') == 4  # one a day, empty days too
-    assert "Mar 1, 2026: A$40.00" in svg and "Mar 3, 2026: A$125.50" in svg
+    assert "1 Mar 2026: A$40.00" in svg and "3 Mar 2026: A$125.50" in svg
     assert "A$165.50 in all" in svg
     assert "<script" not in page and "cdn" not in page.lower()
 

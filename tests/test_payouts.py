@@ -9,7 +9,8 @@ pay it out, and compares what vcpay shows with what Stripe lists.
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -272,6 +273,11 @@ def test_the_csv_reads_back_and_adds_up_to_the_payout(admin, a_payout):
     assert all(re.fullmatch(r"-?\d+\.\d\d", r[c]) for r in rows for c in ("Gross", "Fee", "Net"))
     assert all(
         re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", r["Date"]) for r in rows
+    )
+    sydney = ZoneInfo("Australia/Sydney")  # the clinic's clocks, whatever the machine's
+    assert all(
+        (written := datetime.fromisoformat(r["Date"])).utcoffset() == sydney.utcoffset(written)
+        for r in rows
     )
     descriptions = {r["Description"] for r in rows}
     assert descriptions == {'\'=HYPERLINK("http://x")', 'Преглед, "контрола"; снимак'}

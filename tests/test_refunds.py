@@ -394,6 +394,9 @@ def test_the_patients_refund_notice_is_in_the_language_they_paid_in(
     assert "vcpay, за клинику Harbourside GP Clinic" in notice.body_text
     assert "Картица: Visa која се завршава на 4242" in notice.body_text  # noqa: RUF001
     assert "20,00" in notice.body_text
+    # Both come from the clinic by name, in the language the patient paid in.
+    assert (_receipt.sender_name, notice.sender_name) == ("Harbourside GP Clinic",) * 2
+    assert notice.locale == "sr_Cyrl"
 
 
 def test_the_call_screens_show_the_refunded_amount(app, admin, clinician, gp, webhooks):

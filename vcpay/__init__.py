@@ -181,7 +181,13 @@ def register_security_headers(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
-    from vcpay.clinic_clocks import clinic_day, clinic_moment, clinic_time
+    from vcpay.clinic_clocks import (
+        clinic_clock,
+        clinic_day,
+        clinic_iso,
+        clinic_moment,
+        clinic_time,
+    )
     from vcpay.forms import field_aria
     from vcpay.main.navigation import navigation_context
     from vcpay.payments.amounts import format_amount
@@ -191,6 +197,8 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_filter(clinic_time, "clinic_time")
     app.add_template_global(clinic_moment, "clinic_moment")
     app.add_template_global(clinic_day, "clinic_day")
+    app.add_template_global(clinic_clock, "clinic_clock")
+    app.add_template_global(clinic_iso, "clinic_iso")
     app.add_template_global(field_aria, "field_aria")
 
 

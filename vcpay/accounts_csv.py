@@ -2,16 +2,15 @@
 
 UTF-8 with a byte order mark (so spreadsheet programs read any script), Windows line ends,
 amounts in dollars with two decimals and no floating point, times in ISO 8601 with the
-clinic's offset, and every text cell kept from being run as a formula (CSV injection: a cell
-starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading quote).
+clinic's offset (``vcpay.clinic_clocks.iso_time``), and every text cell kept from being run
+as a formula (CSV injection: a cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
+return gets a leading quote).
 """
 
 import csv
 import io
 from collections.abc import Iterable
-from datetime import datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -30,10 +29,6 @@ def dollars(cents: int | None) -> str:
         return ""
     whole, part = divmod(abs(cents), 100)
     return f"{'-' if cents < 0 else ''}{whole}.{part:02d}"
-
-
-def iso_time(moment: datetime | None, zone: ZoneInfo) -> str:
-    return "" if moment is None else moment.astimezone(zone).isoformat(timespec="seconds")
 
 
 def written(lines: Iterable[list[str]]) -> str:

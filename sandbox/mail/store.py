@@ -5,9 +5,11 @@ import os
 import re
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
@@ -36,6 +38,8 @@ class CaughtMessage:
     text: str | None
     html: str | None
     size: int
+    # The message exactly as the SMTP server took it, for readers that parse it themselves.
+    raw: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def sequence(self) -> int:
@@ -91,6 +95,21 @@ def _header(message: EmailMessage, name: str) -> str:
         return next((str(v) for k, v in message.raw_items() if k.lower() == name.lower()), "")
 
 
+def _sender(message: EmailMessage) -> str:
+    """The From header as a mail client shows it.
+
+    A long name in another script is sent as several encoded words, which may split a word;
+    RFC 2047 joins them, but Python's address parser leaves a space at each split
+    ("Клиника за физикалну мед ицину"). Decoded as an unstructured header it reads right."""
+    raw = next((v for k, v in message.raw_items() if k.lower() == "from"), None)
+    if raw is None or "=?" not in raw:
+        return _header(message, "From")
+    try:
+        return str(make_header(decode_header(" ".join(raw.split()))))
+    except (LookupError, ValueError, HeaderParseError):
+        return _header(message, "From")
+
+
 def parse_message(
     message_id: str, received_at: str, sender: str, recipients: list[str], raw: bytes
 ) -> CaughtMessage:
@@ -101,7 +120,7 @@ def parse_message(
         received_at=received_at,
         envelope_sender=sender,
         envelope_recipients=tuple(recipients),
-        sender=_header(message, "From"),
+        sender=_sender(message),
         to=_header(message, "To"),
         cc=_header(message, "Cc"),
         subject=_header(message, "Subject"),
@@ -110,6 +129,7 @@ def parse_message(
         text=_body(message, "plain"),
         html=_body(message, "html"),
         size=len(raw),
+        raw=raw,
     )
 
 

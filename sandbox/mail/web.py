@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from flask import Flask, abort, jsonify, render_template, request
+from flask import Flask, Response, abort, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from sandbox.mail.store import MailStore
@@ -48,6 +48,14 @@ def register_api(app: Flask, store: MailStore) -> None:
         if message is None:
             abort(404)
         return jsonify(message.as_dict())
+
+    @app.get("/api/messages/<message_id>/raw")
+    def api_message_raw(message_id: str):
+        """The message as it arrived (RFC 5322), to check its headers and parts."""
+        message = store.get(message_id)
+        if message is None:
+            abort(404)
+        return Response(message.raw, content_type="message/rfc822")
 
     @app.delete("/api/messages")
     def api_clear():

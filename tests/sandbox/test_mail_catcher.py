@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 import threading
+from email import message_from_bytes, policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -94,6 +96,32 @@ def test_multipart_email_keeps_the_text_and_the_html_body(catcher):
     full = api(catcher, f"/api/messages/{summary['id']}")
     assert full["text"] == "Paid: 50 EUR\n"
     assert full["html"] == "<p>Paid: <b>50 EUR</b></p>\n"
+
+
+def test_the_raw_message_is_kept_as_it_arrived(catcher):
+    send(catcher.smtp_port, make_message(subject=RECEIPT_SUBJECT, html="<p>Paid</p>"))
+
+    [summary] = api(catcher)
+    raw = page(catcher, f"/api/messages/{summary['id']}/raw")
+    assert raw.headers["Content-Type"] == "message/rfc822"
+    assert raw.content == catcher.store.get(summary["id"]).raw
+    parsed = message_from_bytes(raw.content, policy=policy.default)
+    assert parsed["Subject"] == RECEIPT_SUBJECT
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert page(catcher, "/api/messages/000001-abcdef/raw").status_code == 404
+
+
+def test_a_long_sender_name_in_cyrillic_reads_as_sent(catcher):
+    """Folded into several encoded words that split its words, it is joined as RFC 2047 says."""
+    name = "Клиника за физикалну медицину и рехабилитацију Харбурсајд"
+    message = make_message()
+    del message["From"]
+    message["From"] = Address(display_name=name, addr_spec="no-reply@vcpay.example")
+    send(catcher.smtp_port, message)
+
+    [summary] = api(catcher)
+    assert summary["from"] == f"{name} <no-reply@vcpay.example>"
+    assert summary["envelope_sender"] == "no-reply@vcpay.example"
 
 
 def test_cyrillic_subject_is_decoded(catcher):

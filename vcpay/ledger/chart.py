@@ -7,12 +7,12 @@ states the range, the total and the best day; each bar has its own title (day an
 from decimal import Decimal
 
 from babel import Locale
-from babel.dates import format_date
 from babel.numbers import format_currency
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
+from vcpay.clinic_clocks import reader_day
 from vcpay.ledger.takings import DailyTakings
 from vcpay.payments.amounts import format_amount
 
@@ -52,7 +52,7 @@ def _describe(takings: DailyTakings) -> str:
     days = takings.days()
     total = sum(amount for _day, amount in days)
     best_day, best = max(days, key=lambda pair: pair[1])
-    first, last = (format_date(d, "medium", locale=_locale()) for d in (days[0][0], days[-1][0]))
+    first, last = (reader_day(d) for d in (days[0][0], days[-1][0]))
     if total == 0:
         return _("No payments were taken from %(first)s to %(last)s.", first=first, last=last)
     return _(
@@ -60,7 +60,7 @@ def _describe(takings: DailyTakings) -> str:
         first=first,
         last=last,
         total=format_amount(total),
-        day=format_date(best_day, "medium", locale=_locale()),
+        day=reader_day(best_day),
         best=format_amount(best),
     )
 
@@ -74,13 +74,13 @@ def _bars(days, top: int) -> list[str]:
     for index, (day, amount) in enumerate(days):
         height = plot_height * amount / top
         x = LEFT + index * slot + (slot - bar) / 2
-        name = escape(f"{format_date(day, 'medium', locale=_locale())}: {format_amount(amount)}")
+        name = escape(f"{reader_day(day)}: {format_amount(amount)}")
         parts.append(
             f'<rect class="bar" x="{x:.1f}" y="{TOP + plot_height - height:.1f}" '
             f'width="{bar:.1f}" height="{height:.1f}"><title>{name}</title></rect>'
         )
         if index % label_every == 0:
-            label = escape(format_date(day, "d MMM", locale=_locale()))
+            label = escape(reader_day(day, "d MMM"))
             parts.append(
                 f'<text class="x-label" x="{x + bar / 2:.1f}" y="{HEIGHT - BOTTOM + 18}" '
                 f'text-anchor="middle">{label}</text>'

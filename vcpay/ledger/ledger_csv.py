@@ -14,8 +14,8 @@ from datetime import date
 from flask_babel import gettext as _
 from sqlalchemy import and_, select
 
-from vcpay.accounts_csv import BOM, dollars, iso_time, text_cell, written
-from vcpay.clinic_clocks import zone_named
+from vcpay.accounts_csv import BOM, dollars, text_cell, written
+from vcpay.clinic_clocks import iso_time, zone_named
 from vcpay.extensions import db
 from vcpay.ledger.filters import STATUS_CHOICES, LedgerFilter
 from vcpay.ledger.keyset import Position

@@ -28,6 +28,7 @@ def resend_receipt(
         _l("Your receipt from %(clinic)s", clinic=payment.clinic.name),
         "payment_receipt",
         locale=payment.patient_locale or None,
+        sender_name=payment.clinic.name,  # the patient paid the clinic, not vcpay
         request=payment,
         amount=format_amount(payment.amount, payment.currency),
         receipt_url=receipt_url(payment),

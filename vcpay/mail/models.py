@@ -29,6 +29,14 @@ class OutboundEmail(CreatedAtMixin, db.Model):
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(300))
     body_text: Mapped[str] = mapped_column(Text)
+    # The language it was written in, for the HTML part's ``lang``; None before it was kept.
+    locale: Mapped[str | None] = mapped_column(String(16))
+    # Shown as the sender's name (a patient's receipt comes from the clinic); "" means the
+    # name in the configured From address.
+    sender_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # Chosen once when queued, so every attempt sends the same one and a receiving server or
+    # mail client can drop a duplicate of a retry.
+    message_id: Mapped[str | None] = mapped_column(String(250))
     state: Mapped[str] = mapped_column(String(20), default=EmailState.PENDING.value, index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     # Set by the worker sending it now (see vcpay.claims): two workers never both send it.

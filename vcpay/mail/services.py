@@ -11,6 +11,8 @@ from vcpay.claims import stale_before
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.i18n import LANGUAGES
+from vcpay.integrations.mailer import Mail, new_message_id
+from vcpay.mail.html_body import html_from_text
 from vcpay.mail.models import EmailState, OutboundEmail
 from vcpay.people.models import User
 from vcpay.transactions import after_commit
@@ -22,18 +24,21 @@ def queue_email(
     subject: str,
     template: str,
     locale: str | None = None,
+    sender_name: str = "",
     **context,
 ):
     """Add an email to the outbox unless one with ``dedupe_key`` exists; the caller commits.
 
     It is written in ``locale``, else the language the recipient chose in vcpay, else the
-    default; give ``subject`` as a lazy string (``lazy_gettext``) so it follows too.
+    default; give ``subject`` as a lazy string (``lazy_gettext``) so it follows too. It comes
+    from the configured From address, shown as ``sender_name`` when given (a patient's
+    receipt: the clinic's name).
     Returns the new row, or None when this email was queued before (a replayed change).
     """
     existing = db.session.scalar(select(OutboundEmail).filter_by(dedupe_key=dedupe_key))
     if existing is not None:
         return None
-    email = compose_email(dedupe_key, recipient, subject, template, locale, **context)
+    email = compose_email(dedupe_key, recipient, subject, template, locale, sender_name, **context)
     db.session.add(email)
     db.session.flush()
     _send_once_committed(email.id)
@@ -46,14 +51,40 @@ def compose_email(
     subject: str,
     template: str,
     locale: str | None = None,
+    sender_name: str = "",
     **context,
 ) -> OutboundEmail:
     """The email as ``queue_email`` writes it, not yet added to the session nor sent."""
     context.setdefault("public_url", current_app.config["PUBLIC_URL"].rstrip("/"))
-    with force_locale(locale or recipient_locale(recipient)):
+    locale = locale or recipient_locale(recipient)
+    with force_locale(locale):
         subject, body = str(subject), render_template(f"mail/{template}.txt", **context)
     return OutboundEmail(
-        dedupe_key=dedupe_key, recipient=recipient, subject=subject, body_text=body
+        dedupe_key=dedupe_key,
+        recipient=recipient,
+        subject=subject,
+        body_text=body,
+        locale=locale,
+        sender_name=sender_name[:200],
+        message_id=new_message_id(),
+    )
+
+
+def mail_to_send(email: OutboundEmail) -> Mail:
+    """The email as the mail server gets it: its text, the same as HTML, its Message-ID.
+
+    An email queued before emails kept a Message-ID is given one now; the caller commits it
+    before sending, so a retry repeats it."""
+    if email.message_id is None:
+        email.message_id = new_message_id()
+    lang = email.locale or current_app.config["BABEL_DEFAULT_LOCALE"]
+    return Mail(
+        recipient=email.recipient,
+        subject=email.subject,
+        text=email.body_text,
+        html=html_from_text(email.body_text, email.subject, lang),
+        message_id=email.message_id,
+        sender_name=email.sender_name or "",
     )
 
 

@@ -6,7 +6,7 @@ from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.mailer import MailNotSent, build_message, send
 from vcpay.mail.models import EmailState, OutboundEmail
-from vcpay.mail.services import pending_email_ids
+from vcpay.mail.services import mail_to_send, pending_email_ids
 
 RETRY_DELAYS = (10, 30, 60, 300, 900, 3600)
 
@@ -17,7 +17,10 @@ def send_email(self, email_id: int) -> None:
     if not claim(OutboundEmail.claimed_at, *pending):
         return  # sent already, or another worker is sending it now
     email = db.session.get(OutboundEmail, email_id)
-    message = build_message(email.recipient, email.subject, email.body_text, email.dedupe_key)
+    mail = mail_to_send(email)
+    if db.session.is_modified(email):
+        db.session.commit()  # its new Message-ID, kept before any attempt to send it
+    message = build_message(mail)
     try:
         send(message)
     except MailNotSent as error:

@@ -387,6 +387,7 @@ def _tell_the_patient(row: PaymentRefund) -> None:
         _l("Your refund from %(clinic)s", clinic=request.clinic.name),
         "refund_notice",
         locale=request.patient_locale or None,
+        sender_name=request.clinic.name,
         request=request,
         refund=row,
     )

@@ -199,6 +199,7 @@ def _queue_receipt(request: PaymentRequest) -> None:
         _l("Your receipt from %(clinic)s", clinic=request.clinic.name),
         "payment_receipt",
         locale=request.patient_locale or None,
+        sender_name=request.clinic.name,  # the patient paid the clinic, not vcpay
         request=request,
         amount=format_amount(request.amount, request.currency),
         receipt_url=receipt_url(request),  # its own link: the call's link stops working

@@ -11,8 +11,8 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import and_, or_
 
-from vcpay.accounts_csv import BOM, dollars, iso_time, text_cell, written
-from vcpay.clinic_clocks import zone_named
+from vcpay.accounts_csv import BOM, dollars, text_cell, written
+from vcpay.clinic_clocks import iso_time, zone_named
 from vcpay.extensions import db
 from vcpay.payouts.contents import transactions_query, type_label
 from vcpay.payouts.models import Payout, PayoutTransaction

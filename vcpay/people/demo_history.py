@@ -273,6 +273,7 @@ class HistoryWriter:
             _l("Your receipt from %(clinic)s", clinic=request.clinic.name),
             "payment_receipt",
             locale=request.patient_locale or None,
+            sender_name=request.clinic.name,
             request=request,
             amount=format_amount(request.amount, request.currency),
             receipt_url=receipt_url(request),

@@ -8,25 +8,32 @@ neither exactly-once nor ordered delivery. A type without a handler is stored an
 
 Features add handlers of Stripe's changes (``add_change``): the adapter reads the stored event
 into a typed value (``CheckoutChanged``, ``AccountDeauthorized``...) and the handler gets that
-value, never Stripe's body.
+value, never Stripe's body. An event about an account Stripe no longer lets vcpay act for
+(its link was removed and the account disconnected: Stripe answers ``account_invalid``) is
+not applicable: it is kept and ignored with the reason, never retried, since asking again
+cannot succeed and what it was about was settled when the link went.
 """
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from flask import Flask, current_app
 
+from vcpay.integrations.stripe_errors import AccountNotConnected
 from vcpay.integrations.stripe_events import read_change
 from vcpay.webhooks.models import StripeEvent
 
+log = logging.getLogger(__name__)
 Handler = Callable[[StripeEvent], None]
 EXTENSION = "stripe_handlers"
 
 
 class IgnoreEvent(Exception):
     """The event is kept and marked ignored, with the reason: it is not about anything of
-    vcpay's, or it is about something of another account than the one it came from."""
+    vcpay's, it is about something of another account than the one it came from, or it came
+    from an account vcpay can no longer act for."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -54,7 +61,19 @@ class StripeHandlers:
                 change = read_change(event.type, event.account, event.payload)
             except ValueError as error:
                 raise IgnoreEvent(str(error)) from None
-            handler(change)
+            try:
+                handler(change)
+            except AccountNotConnected as refused:
+                log.warning(
+                    "Stripe event %s (%s) is from %s, which vcpay can no longer act for; ignored",
+                    event.event_id,
+                    event.type,
+                    event.account or "the platform",
+                )
+                raise IgnoreEvent(
+                    f"Not applicable: Stripe no longer lets vcpay act for "
+                    f"{event.account or 'the platform'} ({refused})"
+                ) from None
 
         self.add(handle, *event_types)
 
