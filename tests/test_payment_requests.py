@@ -5,6 +5,7 @@ The real ``stripe`` library talks HTTP to the stand-in, whose webhooks reach vcp
 stored events are processed as a worker would.
 """
 
+import re
 import time
 from datetime import timedelta
 
@@ -474,3 +475,18 @@ def test_a_refused_request_leaves_the_address_on_the_call_screen_and_says_why_on
     opened = clinician.get(f"/calls/{call.id}/payment-requests")  # the form's own address
     assert opened.status_code == 303 and opened.location == f"/calls/{call.id}#request-payment"
     assert requests_made() == [] and stripe_control.sessions() == []
+
+
+def test_the_payment_table_shows_when_each_request_was_made(app, clinician, gp, stripe_control):
+    from vcpay.clinic_clocks import clinic_clock, clinic_iso
+
+    call = start_call(clinician, gp)
+    join(app, call)
+    assert ask(clinician, call).status_code == 303
+    request = the_request()
+    panel = clinician.get(f"/calls/{call.id}/panel").get_data(as_text=True)
+    with app.test_request_context():
+        shown = clinic_clock(request.created_at, gp)
+    assert re.search(r"\d:\d\d", shown)  # the time of day, its zone named
+    assert f'<time datetime="{clinic_iso(request.created_at, gp)}">{shown}</time>' in panel
+    assert '<th scope="col">Requested</th>' in panel
