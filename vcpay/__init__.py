@@ -188,6 +188,7 @@ def register_template_helpers(app: Flask) -> None:
         clinic_moment,
         clinic_time,
     )
+    from vcpay.forms import field_aria
     from vcpay.main.navigation import navigation_context
     from vcpay.payments.amounts import format_amount
 
@@ -198,6 +199,7 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_global(clinic_day, "clinic_day")
     app.add_template_global(clinic_clock, "clinic_clock")
     app.add_template_global(clinic_iso, "clinic_iso")
+    app.add_template_global(field_aria, "field_aria")
 
 
 def register_cli(app: Flask) -> None:
