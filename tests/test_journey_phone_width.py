@@ -1,4 +1,4 @@
-"""The patient's pages on a phone, on `make run`, in each language at 360 and 414 px wide.
+"""The patient's pages on a phone, on `make run`, in each language at 360, 375 and 414 px wide.
 
 A clinic with a long name asks a patient with a long email address to pay. On the join page,
 the call screen with the request open, the Stripe stand-in's Checkout, the confirmation and
@@ -26,10 +26,11 @@ from tests.processes import wait_for
 
 pytestmark = pytest.mark.browser
 
-WIDTHS = (360, 414)
+WIDTHS = (360, 375, 414)
 PHONE_HEIGHT = 740
 # Each language as a phone's browser asks for it (Accept-Language), and <html lang> says it.
 LANGUAGES = {"en": "en-AU", "sr_Cyrl": "sr-Cyrl", "sr_Latn": "sr-Latn"}
+PATIENT = "Anastasija Stojanović-Radovanović"
 
 # Every element whose box reaches past the viewport's right edge: what scrolls sideways,
 # or what an ancestor with hidden overflow cuts off.
@@ -119,7 +120,7 @@ def test_patient_pages_fit_a_phone_and_pay_is_tapped(journey_product, practice, 
     headed_by_the_clinic(patient, practice.clinic)
     fits_each_width(patient, product, f"{name}-1-join")
 
-    patient.locator("#display_name").fill("Pat Citizen")
+    patient.locator("#display_name").fill(PATIENT)
     patient.locator("main form button[type=submit]").tap()
     patient.locator("#live-panel").wait_for()
     request = "Initial physiotherapy assessment and treatment plan"
@@ -135,13 +136,14 @@ def test_patient_pages_fit_a_phone_and_pay_is_tapped(journey_product, practice, 
         patient.locator(".pay-now button").tap()
     checkout = opened.value
     checkout.wait_for_load_state()
-    assert checkout.url.startswith(product["stripe_url"])
+    checkout_url = checkout.url
+    assert checkout_url.startswith(product["stripe_url"])
     fits_each_width(checkout, product, f"{name}-3-checkout")
     checkout.locator("#email").fill(email)
     checkout.locator("#cardnumber").fill("4242 4242 4242 4242")
     checkout.locator("#expiry").fill("12 / 34")
     checkout.locator("#cvc").fill("123")
-    checkout.locator("#name").fill("Pat Citizen")
+    checkout.locator("#name").fill(PATIENT)
     pay = checkout.locator("button.pay")
     pay.scroll_into_view_if_needed()
     pay.tap()
@@ -152,6 +154,9 @@ def test_patient_pages_fit_a_phone_and_pay_is_tapped(journey_product, practice, 
         assert shown in confirmation, shown
     headed_by_the_clinic(checkout, practice.clinic)
     fits_each_width(checkout, product, f"{name}-4-confirmation")
+    checkout.goto(checkout_url)  # paid: Checkout says there is nothing more to pay
+    checkout.locator("h1.total").wait_for()
+    fits_each_width(checkout, product, f"{name}-4-checkout-complete")
 
     [receipt] = wait_for(lambda: emails_to(product, email), 30, "the receipt")
     assert practice.clinic in receipt["subject"], receipt["subject"]
