@@ -75,6 +75,7 @@ def practice(journey_product, chromium):
 
 def fits_each_width(page, product, name: str) -> None:
     """The page as it is now, at each phone width: no sideways scrolling, nothing cut off."""
+    page.wait_for_load_state("load")  # the stylesheet too: a page is measured as it is shown
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": PHONE_HEIGHT})
         measured = page.evaluate(PAST_THE_EDGE)
