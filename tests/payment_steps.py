@@ -72,6 +72,14 @@ def ask(browser, call, amount="85.00", description="Consultation", form=None):
     return browser.post(f"/calls/{call.id}/payment-requests", data=data)
 
 
+def sent_back(browser, call, response) -> str:
+    """A refused request goes back to the call screen (POST, redirect, GET); the screen's
+    text, which says why and shows the form as sent."""
+    assert response.status_code == 303
+    assert response.location == f"/calls/{call.id}#request-payment"
+    return browser.get(response.location).get_data(as_text=True)
+
+
 def requests_made() -> list[PaymentRequest]:
     db.session.rollback()
     return list(db.session.scalars(select(PaymentRequest).order_by(PaymentRequest.id)))

@@ -263,11 +263,14 @@ ROUTES = [
     Row("POST", "/calls/start", own=(303, 403, 403, 403), body=too_long_title),
     Row("GET", "/calls/<int:call_id>", call_id, own=CLINICIANS),
     Row("GET", "/calls/<int:call_id>/panel", call_id, own=CLINICIANS),
+    Row("GET", "/calls/<int:call_id>/tools", call_id, own=CLINICIANS),
     Row("GET", "/calls/<int:call_id>/events", call_id, own=CLINICIANS),
     Row("POST", "/calls/<int:call_id>/end", fresh_call_id, own=(303, 403, 403, 403)),
-    # A key of another organisation's request is refused, not answered with that request.
+    # A key of another organisation's request is refused, not answered with that request:
+    # back to the call screen (303), which says why (tests/test_payment_requests.py).
+    Row("GET", "/calls/<int:call_id>/payment-requests", call_id, own=(303, 403, 403, 403)),
     Row("POST", "/calls/<int:call_id>/payment-requests", call_id, own=(303, 403, 403, 403),
-        body=repeated_payment_request, mixed={"own": (400, 403, 403, 403)}),
+        body=repeated_payment_request, mixed={"own": (303, 403, 403, 403)}),
     Row("POST", "/calls/<int:call_id>/payment-requests/<request_key>/cancel",
         fresh_payment_of_call, own=(303, 403, 403, 403), mixed={"own": (404, 403, 403, 403)}),
     Row("POST", "/calls/<int:call_id>/payment-requests/<request_key>/acknowledge",

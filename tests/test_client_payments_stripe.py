@@ -653,3 +653,37 @@ def test_go_to_stripe_needs_the_gateway_on_and_a_form_token(app, client, gp, str
     assert "not switched on for this clinic" in flash_after(client, refused)
     no_token = client.post(f"/client-payments/clinics/{gp.id}/stripe/connect")
     assert no_token.status_code == 400
+
+
+def test_an_open_call_is_told_when_its_clinic_links_stripe_and_when_it_removes_it(
+    app, client, gp, stripe_control
+):
+    from tests.payment_steps import CLINICIAN, kinds, kinds_after, latest_event, start_call
+
+    clinician = app.test_client()
+    sign_in(clinician, CLINICIAN)
+    call = start_call(clinician, gp)
+    ended = start_call(clinician, gp, "Earlier")
+    token = csrf_token(clinician, f"/calls/{ended.id}")
+    clinician.post(f"/calls/{ended.id}/end", data={"csrf_token": token})
+    tools = clinician.get(f"/calls/{call.id}/tools").get_data(as_text=True)
+    assert "has no Stripe account linked yet" in tools
+    assert 'id="request-payment-form"' not in tools
+    before, before_ended = latest_event(call), latest_event(ended)
+
+    sign_in(client, CLINIC_ADMIN)
+    account = stripe_control.account(business_name="Harbourside GP Clinic Pty Ltd")
+    link_account(client, stripe_control, gp, account=account)
+    assert kinds_after(call, before) == ["tools_changed"]
+    assert "tools_changed" not in kinds(call, audience="everyone")  # the clinician's only
+    assert kinds_after(ended, before_ended) == []  # nobody is looking at an ended call
+    tools = clinician.get(f"/calls/{call.id}/tools").get_data(as_text=True)
+    assert 'id="request-payment-form"' in tools
+    assert "has no Stripe account linked yet" not in tools
+
+    before = latest_event(call)
+    token = csrf_token(client, f"/client-payments/clinics/{gp.id}/stripe/remove")
+    client.post(f"/client-payments/clinics/{gp.id}/stripe/remove", data={"csrf_token": token})
+    assert kinds_after(call, before) == ["tools_changed"]
+    tools = clinician.get(f"/calls/{call.id}/tools").get_data(as_text=True)
+    assert "has no Stripe account linked yet" in tools

@@ -89,7 +89,7 @@ def test_request_pay_popup_and_receipt_then_a_declined_card(journey_product, pra
 
     popup = clinician.get_by_role("dialog")
     popup.wait_for()
-    assert "Payment received: A$85.00, Consultation, Pat Citizen" in popup.inner_text()
+    assert "Pat Citizen paid A$85.00: Consultation" in popup.inner_text()
     shot(product, clinician, "7-popup")
     with clinician.expect_response(acknowledgement):
         popup.get_by_role("button", name="Dismiss").click()
@@ -125,7 +125,7 @@ def test_request_pay_popup_and_receipt_then_a_declined_card(journey_product, pra
     checkout.get_by_role("heading", name="Payment received").wait_for()
     popup = clinician.get_by_role("dialog")
     popup.wait_for()
-    assert "Payment received: A$40.00, Pathology report, Pat Citizen" in popup.inner_text()
+    assert "Pat Citizen paid A$40.00: Pathology report" in popup.inner_text()
     shot(product, clinician, "10-second-popup")
     patient_context.close()
 

@@ -5,6 +5,7 @@ The real ``stripe`` library talks HTTP to the stand-in, whose webhooks reach vcp
 stored events are processed as a worker would.
 """
 
+import re
 import time
 from datetime import timedelta
 
@@ -31,6 +32,7 @@ from tests.payment_steps import (
     recognitions_audited,
     request_form,
     requests_made,
+    sent_back,
     start_call,
     the_request,
 )
@@ -143,7 +145,7 @@ def test_request_payment_says_why_it_is_unavailable_and_who_can_fix_it(
             "description": "Consult",
         },
     )
-    assert refused.status_code == 400 and reason in refused.get_data(as_text=True)
+    assert reason in sent_back(clinician, call, refused)
     assert requests_made() == []
 
 
@@ -168,8 +170,7 @@ def test_a_bad_amount_or_description_is_refused_and_nothing_is_requested(
 ):
     call = start_call(clinician, gp)
     response = ask(clinician, call, amount, description)
-    assert response.status_code == 400
-    assert message in response.get_data(as_text=True)
+    assert message in sent_back(clinician, call, response)
     assert requests_made() == []
     assert stripe_control.sessions() == []
 
@@ -254,12 +255,11 @@ def test_with_several_people_the_clinician_chooses_who_pays_and_only_they_see_pa
     interpreter = join(app, call, "Ana (interpreter)")
 
     refused = ask(clinician, call)  # nobody chosen
-    assert refused.status_code == 400
-    assert "Choose who pays: more than one person is in the call." in refused.get_data(as_text=True)
+    page = sent_back(clinician, call, refused)
+    assert "Choose who pays: more than one person is in the call." in page
     stranger = {**request_form(clinician, call), "payer": "999999"}
     refused = ask(clinician, call, form=stranger)
-    assert refused.status_code == 400
-    assert "Choose who pays from the people in this call." in refused.get_data(as_text=True)
+    assert "Choose who pays from the people in this call." in sent_back(clinician, call, refused)
     assert requests_made() == [] and stripe_control.sessions() == []
 
     chosen = {**request_form(clinician, call), "payer": participant_id(call, "Pat Citizen")}
@@ -365,10 +365,10 @@ def test_only_a_clinician_of_the_call_recognises_and_only_its_own_participants(a
     assert recognise(clinician, call, phone_id, elsewhere).status_code == 404
     assert recognise(clinician, other_call, phone_id, pat).status_code == 404
     refused = recognise(clinician, call, ana, pat)  # in the call before the request: not offered
-    assert refused.status_code == 400
-    assert "only a patient who joined after Pat Citizen was asked to pay" in refused.get_data(
-        as_text=True
-    ).replace("&#39;", "'")
+    assert refused.status_code == 303 and refused.location == f"/calls/{call.id}"
+    assert "only a patient who joined after Pat Citizen was asked to pay" in clinician.get(
+        refused.location
+    ).get_data(as_text=True).replace("&#39;", "'")
     assert [recognised_as(p) for p in (phone_id, ana, elsewhere)] == [None, None, None]
     assert recognitions_audited() == []
 
@@ -455,10 +455,8 @@ def test_stripe_unreachable_requests_nothing(app, clinician, gp):
     app.config.update(STRIPE_API_BASE="http://127.0.0.1:1", STRIPE_TIMEOUT_SECONDS=1.0)
     forget_clients()
     response = ask(clinician, call)
-    assert response.status_code == 400
-    assert "Stripe could not create the payment, so nothing was requested" in response.get_data(
-        as_text=True
-    )
+    page = sent_back(clinician, call, response)
+    assert "Stripe could not create the payment, so nothing was requested" in page
     assert requests_made() == []
 
 
@@ -496,3 +494,35 @@ def test_with_patients_in_different_languages_checkout_follows_each_browser(
     assert ask(clinician, call, form=anyone).status_code == 303
     [session] = stripe_control.sessions()
     assert session["locale"] == "auto"
+
+
+def test_a_refused_request_leaves_the_address_on_the_call_screen_and_says_why_once(
+    clinician, gp, stripe_control
+):
+    call = start_call(clinician, gp)
+    refused = ask(clinician, call, "lots", "Consultation 27 Nov")
+    page = sent_back(clinician, call, refused)  # a GET of the screen: a reload sends nothing
+    assert "as a number in dollars and cents" in page
+    assert 'value="lots"' in page and 'value="Consultation 27 Nov"' in page  # as sent
+    assert 'id="tools-panel" hidden' not in page  # Apps & Tools open at the form
+    assert 'aria-describedby="payment-error" aria-invalid="true"' in page
+    again = clinician.get(f"/calls/{call.id}").get_data(as_text=True)
+    assert "as a number in dollars and cents" not in again
+    opened = clinician.get(f"/calls/{call.id}/payment-requests")  # the form's own address
+    assert opened.status_code == 303 and opened.location == f"/calls/{call.id}#request-payment"
+    assert requests_made() == [] and stripe_control.sessions() == []
+
+
+def test_the_payment_table_shows_when_each_request_was_made(app, clinician, gp, stripe_control):
+    from vcpay.clinic_clocks import clinic_clock, clinic_iso
+
+    call = start_call(clinician, gp)
+    join(app, call)
+    assert ask(clinician, call).status_code == 303
+    request = the_request()
+    panel = clinician.get(f"/calls/{call.id}/panel").get_data(as_text=True)
+    with app.test_request_context():
+        shown = clinic_clock(request.created_at, gp)
+    assert re.search(r"\d:\d\d", shown)  # the time of day, its zone named
+    assert f'<time datetime="{clinic_iso(request.created_at, gp)}">{shown}</time>' in panel
+    assert '<th scope="col">Requested</th>' in panel

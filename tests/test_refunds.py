@@ -391,7 +391,11 @@ def test_the_patients_refund_notice_is_in_the_language_they_paid_in(
     [_receipt, notice] = emails_to(the_request().patient_email)
     assert notice.dedupe_key.startswith("refund:re_")
     # Written in Serbian: lines the catalogue already has, and the money as Serbian writes it.
-    assert "vcpay, за клинику Harbourside GP Clinic" in notice.body_text
+    assert "Клиника Harbourside GP Clinic вам је вратила 20,00" in notice.body_text  # noqa: RUF001
+    # From the clinic: its name heads the notice; vcpay is named in the last line only.
+    heading, *body, footer = re.split(r"\n\s*\n", notice.body_text.strip())
+    assert heading == "Harbourside GP Clinic"
+    assert "vcpay" not in "\n".join(body) and "vcpay" in footer
     assert "Картица: Visa која се завршава на 4242" in notice.body_text  # noqa: RUF001
     assert "20,00" in notice.body_text
     # Both come from the clinic by name, in the language the patient paid in.

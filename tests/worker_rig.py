@@ -317,6 +317,9 @@ class Browser:
              "amount": amount, "description": description},
         )  # fmt: skip
         assert answer.status_code == 303, f"Request Payment: {answer.status_code} {answer.text}"
+        # A refusal comes back to the call screen too, saying why (once).
+        refused = re.search(r'id="payment-error">([^<]*)<', self.form(f"/calls/{call_id}"))
+        assert refused is None, f"Request Payment refused: {refused.group(1)}"
         return key
 
     def stream(self, path: str) -> "EventStream":

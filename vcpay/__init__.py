@@ -189,6 +189,7 @@ def register_template_helpers(app: Flask) -> None:
         clinic_time,
     )
     from vcpay.enablement import wording
+    from vcpay.forms import field_aria
     from vcpay.main.navigation import navigation_context
     from vcpay.payments.amounts import format_amount
 
@@ -207,6 +208,7 @@ def register_template_helpers(app: Flask) -> None:
         "last_attempt",
     ):
         app.add_template_filter(getattr(wording, name), name)
+    app.add_template_global(field_aria, "field_aria")
 
 
 def register_cli(app: Flask) -> None:

@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, session
 from markupsafe import Markup
 
 from vcpay.calls.models import Call, Participant
 from vcpay.people.models import User
 
 EXTENSION = "call_apps"
+TOOL_STATE_KEY = "call_tool_state"
 # Who is looking: the clinician (a signed-in person) or the patient (a participant who joined).
 Person = User | Participant
 
@@ -121,3 +122,19 @@ def call_apps(app: Flask | None = None) -> CallApps:
 def add_call_app(app: Flask, call_app: CallApp) -> None:
     """Put an app in the Apps & Tools of this application's calls (from the factory)."""
     call_apps(app).add(call_app)
+
+
+def keep_tool_state(call: Call, app_key: str, state: dict[str, Any]) -> None:
+    """What an app's view refused (the values sent, why), kept for the call screen it
+    redirects to: the address stays the screen's, and a reload sends nothing again.
+    ``state`` must be plain data; it rides in the signed session cookie until shown."""
+    session[TOOL_STATE_KEY] = {"call": call.id, "app": app_key, "state": state}
+
+
+def take_tool_state(call: Call) -> dict[str, dict[str, Any]] | None:
+    """The state kept for this call's screen, by app key, once; None if there is none."""
+    kept = session.get(TOOL_STATE_KEY)
+    if not isinstance(kept, dict) or kept.get("call") != call.id:
+        return None
+    session.pop(TOOL_STATE_KEY)
+    return {str(kept.get("app")): dict(kept.get("state") or {})}

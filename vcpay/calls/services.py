@@ -6,7 +6,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from vcpay.calls.events import CallEventKind, record_event
-from vcpay.calls.models import Call, CallState, Participant, ParticipantRole
+from vcpay.calls.models import Audience, Call, CallState, Participant, ParticipantRole
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.people.models import Clinic, User
@@ -50,6 +50,15 @@ def end_call(call: Call) -> None:
     call.ended_at = utcnow()
     record_event(call, CallEventKind.CALL_ENDED)
     db.session.flush()
+
+
+def clinic_tools_changed(clinic: Clinic) -> None:
+    """Tell the clinician's screen of every open call in the clinic that its tools changed."""
+    open_calls = db.session.scalars(
+        select(Call).filter_by(clinic_id=clinic.id, state=CallState.OPEN.value)
+    )
+    for call in open_calls:
+        record_event(call, CallEventKind.TOOLS_CHANGED, Audience.STAFF)
 
 
 def guest_link_works(call: Call) -> bool:

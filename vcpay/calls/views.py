@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 
 from vcpay.auth.sessions import current_sign_in_session
 from vcpay.calls.access import call_for_clinician
-from vcpay.calls.apps import call_apps
+from vcpay.calls.apps import call_apps, take_tool_state
 from vcpay.calls.events import STAFF_AUDIENCES, latest_event_id
 from vcpay.calls.forms import StartCallForm
 from vcpay.calls.models import Call
@@ -59,7 +59,10 @@ def _first_error(form: StartCallForm) -> str:
 @blueprint.route("/<int:call_id>")
 @login_required
 def screen(call_id: int):
-    return call_screen(call_for_clinician(call_id))
+    call = call_for_clinician(call_id)
+    # An app's view that refused something redirected here with what to show again.
+    state = take_tool_state(call)
+    return call_screen(call, state, tools_open=state is not None)
 
 
 def call_screen(call: Call, state: dict[str, dict] | None = None, tools_open: bool = False):
@@ -86,6 +89,18 @@ def panel(call_id: int):
         call=call,
         apps=call_apps().for_staff(call, current_user._get_current_object(), tools=False),
         patients=patients(call),
+    )
+
+
+@blueprint.route("/<int:call_id>/tools")
+@login_required
+def tools(call_id: int):
+    """The apps' tools, shown again when what they offer changed (a Stripe link made)."""
+    call = call_for_clinician(call_id)
+    return render_template(
+        "calls/_tools.html",
+        call=call,
+        apps=call_apps().for_staff(call, current_user._get_current_object()),
     )
 
 

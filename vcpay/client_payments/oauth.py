@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from vcpay.audit.services import record_audit
+from vcpay.calls.services import clinic_tools_changed
 from vcpay.client_payments.models import (
     AttemptOutcome,
     StripeLink,
@@ -217,6 +218,7 @@ def _store_link(attempt, clinic: Clinic, account, user: User) -> Linked:
         db.session.rollback()
         raise _fail(attempt, _already_linked(live_link(clinic), account.id)) from None
     record_audit("stripe.linked", clinic, account=account.id, shared_with=[c.id for c in others])
+    clinic_tools_changed(clinic)  # an open call's Request Payment is there without a reload
     _finish(attempt, AttemptOutcome.LINKED, account.id)
     return Linked(link, others)
 

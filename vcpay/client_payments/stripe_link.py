@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 
 from vcpay.audit.services import record_audit
+from vcpay.calls.services import clinic_tools_changed
 from vcpay.client_payments.models import LinkState, RemovalCause, StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
@@ -66,7 +67,10 @@ def refresh_links(account_id: str, stripe_api: StripeApi) -> list[StripeLink]:
     if links:
         account = stripe_api.retrieve_account(account_id)
         for link in links:
+            could_charge = link.charges_enabled
             apply_account(link, account)
+            if link.charges_enabled != could_charge:
+                clinic_tools_changed(link.clinic)
     return links
 
 
@@ -92,6 +96,7 @@ def _mark_removed(
         return False
     record_audit("stripe.removed", link.clinic, actor=actor, account=link.account_id, cause=cause)
     _settle_what_depends_on(link, stripe_api)
+    clinic_tools_changed(link.clinic)
     return True
 
 

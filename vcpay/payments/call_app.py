@@ -12,20 +12,28 @@ from vcpay.payments.models import PaymentState
 from vcpay.people.models import User
 
 KEY = "request-payment"
+# The fields a refused form shows again as they were sent.
+SENT_BACK = ("amount", "description", "payer", "request_key")
 
 
 def tool_context(call: Call, clinician: User, state: dict) -> dict:
     """The form, or why it cannot be used here. ``state`` comes from the view that refused a
-    request: the form as sent, the message, the field at fault, and the open request the
+    request: the values sent, the message, the field at fault, and the open request the
     same amount and description would repeat."""
     return {
-        "payment_form": state.get("form") or RequestPaymentForm().fresh(),
+        "payment_form": _form(state.get("values")),
         "payment_error": state.get("error"),
         "payment_error_field": state.get("field"),
         "payment_repeat_of": state.get("repeat_of"),
         "unavailable": requesting.why_payments_unavailable(call.clinic),
         "patients": patients(call),
     }
+
+
+def _form(sent: dict | None) -> RequestPaymentForm:
+    if not sent or not sent.get("request_key"):
+        return RequestPaymentForm().fresh()
+    return RequestPaymentForm(formdata=None, data={k: sent.get(k, "") for k in SENT_BACK})
 
 
 def staff_context(call: Call, clinician: User) -> dict:

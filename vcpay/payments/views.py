@@ -11,8 +11,8 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from vcpay.calls.access import call_for_clinician, call_for_link, joined_participant, participant_in
+from vcpay.calls.apps import keep_tool_state
 from vcpay.calls.models import Call
-from vcpay.calls.views import call_screen
 from vcpay.database import utcnow
 from vcpay.extensions import db, limiter
 from vcpay.forms import ConfirmForm
@@ -20,7 +20,7 @@ from vcpay.inputs import parse_id
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import StripeApiError
 from vcpay.payments import payers, receipts, requesting, transitions
-from vcpay.payments.call_app import KEY
+from vcpay.payments.call_app import KEY, SENT_BACK
 from vcpay.payments.forms import RequestPaymentForm
 from vcpay.payments.models import SETTLED_STATES, PaymentRequest, PaymentState
 
@@ -70,6 +70,13 @@ def request_payment(call_id: int):
     return _back_to_the_call(call, f"#{KEY}")
 
 
+@blueprint.route("/calls/<int:call_id>/payment-requests", methods=["GET"])
+@login_required
+def payment_requests(call_id: int):
+    """The form's address opened (a bookmark, an old tab): the call screen it belongs to."""
+    return _back_to_the_call(call_for_clinician(call_id), f"#{KEY}")
+
+
 def _wants_json() -> bool:
     return request.accept_mimetypes.best == "application/json"
 
@@ -77,8 +84,7 @@ def _wants_json() -> bool:
 def _refused(call: Call, message: str, field: str | None):
     if _wants_json():
         return jsonify(error=message, field=field), 400
-    state = {KEY: {"form": RequestPaymentForm(), "error": message, "field": field}}
-    return call_screen(call, state, tools_open=True), 400
+    return _back_with(call, {"error": message, "field": field})
 
 
 def _ask_to_confirm(call: Call, repeat: requesting.RepeatUnconfirmed):
@@ -88,15 +94,16 @@ def _ask_to_confirm(call: Call, repeat: requesting.RepeatUnconfirmed):
     if _wants_json():
         answer = jsonify(error=repeat.message, field=repeat.field, open_request=repeat.open_request)
         return answer, 409
-    state = {
-        KEY: {
-            "form": RequestPaymentForm(),
-            "error": repeat.message,
-            "field": repeat.field,
-            "repeat_of": repeat.open_request,
-        }
-    }
-    return call_screen(call, state, tools_open=True), 409
+    state = {"error": repeat.message, "field": repeat.field, "repeat_of": repeat.open_request}
+    return _back_with(call, state)
+
+
+def _back_with(call: Call, state: dict):
+    """Back to the call screen (POST, redirect, GET), which shows the form as sent and why
+    it was refused, once: its address stays the screen's and a reload sends nothing."""
+    sent = {name: str(request.form.get(name, ""))[:200] for name in SENT_BACK}
+    keep_tool_state(call, KEY, {**state, "values": sent})
+    return _back_to_the_call(call, f"#{KEY}")
 
 
 @blueprint.route("/calls/<int:call_id>/payment-requests/<request_key>/cancel", methods=["POST"])
@@ -168,7 +175,7 @@ def recognise_participant(call_id: int, participant_id: int):
             ),
             "error",
         )
-        return call_screen(call), 400
+        return _back_to_the_call(call)
     payers.recognise(patient, payer, current_user)
     db.session.commit()
     flash(

@@ -29,12 +29,17 @@
     });
   });
 
+  // A form that ends or undoes something asks first (without JavaScript it simply posts).
   // One click, one request: the form carries a key, and the button goes quiet once pressed.
-  document.querySelectorAll("form").forEach(function (form) {
-    form.addEventListener("submit", function () {
-      const button = form.querySelector("[data-once]");
-      if (button) setTimeout(function () { button.disabled = true; }, 0);
-    });
+  // Listened for on the document, so forms the live panel or the tools bring in count too.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+      return;
+    }
+    const button = form.querySelector("[data-once]");
+    if (button) setTimeout(function () { button.disabled = true; }, 0);
   });
 
   const dialog = document.getElementById("popup");
@@ -88,6 +93,20 @@
     }, 30);
   }
 
+  // What the tools offer changed outside the call (a clinic admin linked Stripe): show them
+  // again, keeping the drawer as it is.
+  const tools = document.getElementById("tools");
+  function refreshTools() {
+    if (!tools) return;
+    fetch(tools.dataset.toolsUrl, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (html === null) return;
+        tools.innerHTML = html;
+        document.dispatchEvent(new CustomEvent("call:tools-refreshed"));
+      });
+  }
+
   collectPopups();
   if (!window.EventSource) return;
 
@@ -116,6 +135,7 @@
     };
     source.onmessage = function (event) {
       if (event.lastEventId) lastEventId = event.lastEventId;
+      if (JSON.parse(event.data).kind === "tools_changed") refreshTools();
       refreshPanel();
     };
     source.addEventListener("closed", function () {
