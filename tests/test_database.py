@@ -149,3 +149,37 @@ def test_clinic_roles_are_checked_by_the_database(app):
         )
         db.session.flush()
     db.session.rollback()
+
+
+def test_timeline_sentences_written_before_codes_become_codes_and_back(empty_database):
+    """The English sentences of old timeline entries are read back into codes on upgrade; a
+    downgrade writes the English sentence of each coded entry back."""
+    from vcpay.enablement.models import EnablementRequest, RequestEvent
+
+    app = migrated_app(empty_database)
+    with app.app_context():
+        org = factories.organisation("Timeline Health", "Timeline Clinic")
+        manager = factories.org_admin("manager@timeline.example", org, manager=True)
+        request = EnablementRequest(organisation=org, requester=manager)
+        request.events = [
+            RequestEvent(kind="submitted", message="Sent to Morgan Reyes for endorsement."),
+            RequestEvent(kind="commented", message="A sentence vcpay never wrote."),
+            RequestEvent(kind="raised", params={"key": "HD-7"}),
+        ]
+        db.session.add(request)
+        db.session.commit()
+        downgrade(revision="0e0f1e316ab0")
+        events = sa.table("enablement_request_events", sa.column("id"), sa.column("message"))
+        query = sa.select(events.c.message).order_by(events.c.id)
+        assert list(db.session.scalars(query)) == [
+            "Sent to Morgan Reyes for endorsement.",
+            "A sentence vcpay never wrote.",
+            "Raised in the service desk as HD-7.",
+        ]
+        db.session.commit()
+        upgrade()
+        db.session.expire_all()
+        read = db.session.scalars(sa.select(RequestEvent).order_by(RequestEvent.id)).all()
+        assert [e.params for e in read] == [{"name": "Morgan Reyes"}, None, {"key": "HD-7"}]
+        db.session.remove()
+        db.engine.dispose()

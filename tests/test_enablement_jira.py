@@ -1,9 +1,12 @@
 """Raising requests in Jira and reading decisions back, over real HTTP to the stand-in."""
 
+import importlib.util
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from celery.exceptions import Retry
+from markupsafe import escape
 from sqlalchemy import func, select, update
 
 from sandbox.jira.control_client import JiraControl
@@ -146,11 +149,14 @@ def test_a_decline_records_the_reason_and_enables_nothing(demo, desk, jira):
     assert "No Stripe account found" in request.decision_reason
     assert "Declined" in request.decision_reason
     assert not any(c.gateway_enabled for c in demo.clinics)
-    assert db.session.scalar(
-        select(func.count())
-        .select_from(OutboundEmail)
-        .where(OutboundEmail.dedupe_key.like("%declined%"))
-    )
+    told = db.session.scalars(
+        select(OutboundEmail).where(OutboundEmail.dedupe_key.like("%declined%"))
+    ).all()
+    assert told
+    for email in told:  # the service desk's comment in vcpay's sentence, not Jira's terms
+        body = email.body_text
+        assert "Declined in the service desk: No Stripe account found for this clinic." in body
+        assert "Resolution:" not in body
 
 
 def test_a_manual_move_while_the_approval_is_pending_needs_review(demo, desk, jira):
@@ -161,6 +167,10 @@ def test_a_manual_move_while_the_approval_is_pending_needs_review(demo, desk, ji
     assert request.state == RequestState.NEEDS_REVIEW
     assert "still pending" in request.review_reason
     assert not any(c.gateway_enabled for c in demo.clinics)
+    [email, *_] = db.session.scalars(
+        select(OutboundEmail).where(OutboundEmail.dedupe_key.like("%needs_review%"))
+    ).all()
+    assert f"The service desk moved {request.jira_key} on while its approval" in email.body_text
     # The approval that follows is applied.
     jira.decide(request.jira_key, "approve")
     polling.poll(desk)
@@ -514,3 +524,88 @@ def test_a_comment_that_jira_refused_is_freed_for_its_retry(app, demo, desk, jir
 def vcpay_comments(jira: JiraControl, request: EnablementRequest) -> list[str]:
     [raised] = [r for r in jira.requests() if r["key"] == request.jira_key]
     return [c["body"] for c in raised["comments"] if request.correlation_id in c["body"]]
+
+
+def test_a_decided_request_reads_in_the_readers_language_and_vcpays_words(client, demo, desk, jira):
+    from flask_babel import force_locale, gettext
+
+    from tests.conftest import sign_in
+    from vcpay.enablement.wording import timeline_entry
+
+    request = raised_request(demo, desk)
+    jira.decide(request.jira_key, "approve")
+    polling.poll(desk)
+    request = db.session.get(EnablementRequest, request.id)
+    # Stored as codes and parameters, not as anyone's sentences.
+    assert [e.message for e in request.events] == [""] * len(request.events)
+    assert all(e.params is not None for e in request.events)
+    sign_in(client, "clinicadmin@harbourside.example")
+    page = client.get(
+        f"/enablement/requests/{request.id}", headers={"Accept-Language": "sr-RS,sr;q=0.9"}
+    ).get_data(as_text=True)
+    with force_locale("sr_Cyrl"):
+        entries = [timeline_entry(e) for e in request.events]
+        approved = gettext("Approved")
+    assert approved != "Approved" and f"{request.jira_key}</a> · {approved}</dd>" in page
+    assert f"({request.jira_resolution})" not in page and "(Done)" not in page
+    for entry in entries:
+        assert str(escape(entry)) in page
+
+
+def test_timeline_entries_written_before_codes_are_read_back_or_shown_as_written(app):
+    from vcpay.enablement.models import RequestEvent
+    from vcpay.enablement.wording import timeline_entry
+
+    migration = next(Path("migrations/versions").glob("*_5c1e7a93d2b4_*.py"))
+    spec = importlib.util.spec_from_file_location("timeline_codes", migration)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = {
+        ("submitted", "Sent to Morgan Reyes for endorsement."): {"name": "Morgan Reyes"},
+        ("endorsed", "Sent by the authorised telehealth manager."): {"code": "sent_directly"},
+        ("sent_back", "Sent back by Morgan: Add the: fees."): {
+            "name": "Morgan",
+            "reason": "Add the: fees.",
+        },
+        ("status_changed", "Service desk status: Approved."): {"status": "Approved"},
+        ("approved", "Approved in the service desk. Enabled: none (already enabled)."): {
+            "code": "approved_none"
+        },
+        (
+            "declined",
+            "Declined in the service desk. Resolution: Declined. Service desk: No account.",
+        ): {"code": "declined_with_comment", "comment": "No account."},
+        ("declined", "Declined in the service desk. Resolution: Won't Do."): {},
+        (
+            "needs_review",
+            "The service desk moved HD-1 to 'Resolved' while its approval is still pending. "
+            "vcpay has not enabled anything; a person needs to check it.",
+        ): {"key": "HD-1"},
+        ("commented", "Something vcpay never wrote."): None,
+    }
+    for (kind, message), params in written.items():
+        assert module.read_back(kind, message) == params, message
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        legacy = RequestEvent(kind="commented", message="Something vcpay never wrote.")
+        assert timeline_entry(legacy) == "Something vcpay never wrote."
+        read = RequestEvent(kind="submitted", message="", params={"name": "Morgan Reyes"})
+        assert timeline_entry(read) == "Sent to Morgan Reyes for endorsement."
+
+
+def test_why_a_raise_failed_is_told_in_the_readers_words_not_jiras(client, demo, desk, jira):
+    from tests.conftest import sign_in
+
+    request = queued_request(demo)
+    jira.fault(path="/rest/servicedeskapi", status=503, times=None)
+    with pytest.raises(ServiceDeskUnavailable):
+        raise_in_service_desk(request, desk)
+    db.session.commit()
+    assert "503" in request.last_error  # the log's note of the call
+    sign_in(client, "clinicadmin@harbourside.example")
+    for path in (
+        f"/enablement/requests/{request.id}",
+        f"/enablement/organisations/{demo.id}/requests",
+    ):
+        page = client.get(path).get_data(as_text=True)
+        assert "The service desk was busy." in page, path
+        assert "Jira failed" not in page and "503" not in page, path

@@ -139,6 +139,9 @@ def test_patient_pages_fit_a_phone_and_pay_is_tapped(journey_product, practice, 
     checkout.wait_for_load_state()
     checkout_url = checkout.url
     assert checkout_url.startswith(product["stripe_url"])
+    # Checkout was asked for the patient's language: it has no Serbian, so Croatian (vcpay.i18n).
+    lang = checkout.locator("html").get_attribute("lang")
+    assert lang == ("en-GB" if language == "en" else "hr"), lang
     fits_each_width(checkout, product, f"{name}-3-checkout")
     checkout.locator("#email").fill(email)
     checkout.locator("#cardnumber").fill("4242 4242 4242 4242")

@@ -460,6 +460,42 @@ def test_stripe_unreachable_requests_nothing(app, clinician, gp):
     assert requests_made() == []
 
 
+@pytest.mark.parametrize(
+    ("browser", "checkout"),
+    # Checkout speaks no Serbian: Croatian is the closest it has (vcpay.i18n).
+    [("sr-RS,sr;q=0.9,en;q=0.5", "hr"), ("sr-Latn-RS", "hr"), ("en-AU,en;q=0.9", "en-GB")],
+)
+def test_stripe_checkout_is_asked_for_the_patients_language(
+    app, clinician, gp, stripe_control, browser, checkout
+):
+    call = start_call(clinician, gp)
+    patient = app.test_client()
+    patient.environ_base["HTTP_ACCEPT_LANGUAGE"] = browser
+    token = csrf_token(patient, f"/join/{call.guest_token}")
+    joined = patient.post(
+        f"/join/{call.guest_token}", data={"csrf_token": token, "display_name": "Pat Citizen"}
+    )
+    assert joined.status_code == 303
+    assert ask(clinician, call).status_code == 303
+    [session] = stripe_control.sessions()
+    assert session["locale"] == checkout
+
+
+def test_with_patients_in_different_languages_checkout_follows_each_browser(
+    app, clinician, gp, stripe_control
+):
+    call = start_call(clinician, gp)
+    join(app, call, "Pat Citizen")
+    serbian = app.test_client()
+    serbian.environ_base["HTTP_ACCEPT_LANGUAGE"] = "sr"
+    token = csrf_token(serbian, f"/join/{call.guest_token}")
+    serbian.post(f"/join/{call.guest_token}", data={"csrf_token": token, "display_name": "Ana"})
+    anyone = {**request_form(clinician, call), "payer": "anyone"}
+    assert ask(clinician, call, form=anyone).status_code == 303
+    [session] = stripe_control.sessions()
+    assert session["locale"] == "auto"
+
+
 def test_a_refused_request_leaves_the_address_on_the_call_screen_and_says_why_once(
     clinician, gp, stripe_control
 ):

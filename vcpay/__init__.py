@@ -188,6 +188,7 @@ def register_template_helpers(app: Flask) -> None:
         clinic_moment,
         clinic_time,
     )
+    from vcpay.enablement import wording
     from vcpay.forms import field_aria
     from vcpay.main.navigation import navigation_context
     from vcpay.payments.amounts import format_amount
@@ -199,6 +200,14 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_global(clinic_day, "clinic_day")
     app.add_template_global(clinic_clock, "clinic_clock")
     app.add_template_global(clinic_iso, "clinic_iso")
+    for name in (
+        "timeline_entry",
+        "service_desk_status",
+        "review_reason",
+        "decline_words",
+        "last_attempt",
+    ):
+        app.add_template_filter(getattr(wording, name), name)
     app.add_template_global(field_aria, "field_aria")
 
 

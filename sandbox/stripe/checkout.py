@@ -17,6 +17,7 @@ from sandbox.stripe.checkout_params import (
     client_reference,
     read_customer_email,
     read_expires_at,
+    read_locale,
     read_mode,
     read_payment_intent_data,
     read_ui_mode,
@@ -58,6 +59,7 @@ def new_session(
         )
     refuse_unsupported(params)
     read_mode(params)
+    read_locale(params)
     ui_mode = read_ui_mode(params)
     created = int(time.time())
     items = read_line_items(params, created)

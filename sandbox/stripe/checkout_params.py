@@ -20,6 +20,12 @@ from sandbox.stripe.params import refuse_unknown
 MIN_LIFETIME = 30 * 60
 MAX_LIFETIME = 24 * 60 * 60
 MODES = ("payment", "setup", "subscription")
+# The languages Checkout speaks (docs.stripe.com/js/appendix/supported_locales); no Serbian.
+LOCALES = (
+    "auto", "bg", "cs", "da", "de", "el", "en", "en-GB", "es", "es-419", "et", "fi", "fil",
+    "fr", "fr-CA", "hr", "hu", "id", "it", "ja", "ko", "lt", "lv", "ms", "mt", "nb", "nl", "pl",
+    "pt", "pt-BR", "ro", "ru", "sk", "sl", "sv", "th", "tr", "vi", "zh", "zh-HK", "zh-TW",
+)  # fmt: skip
 UI_MODES = ("hosted_page", "embedded_page", "elements", "form")
 PAYMENT_INTENT_FIELDS = (
     "application_fee_amount",
@@ -100,6 +106,16 @@ def read_mode(params: dict[str, Any]) -> None:
         raise InvalidParameter(
             f"The Stripe stand-in supports Checkout in payment mode only, not {mode}.",
             param="mode",
+        )
+
+
+def read_locale(params: dict[str, Any]) -> None:
+    """Stripe refuses a language Checkout does not speak (Serbian among them), and stores the
+    one it does as given."""
+    locale = params.get("locale")
+    if locale is not None and locale not in LOCALES:
+        raise InvalidParameter(
+            f"Invalid locale: must be one of {', '.join(LOCALES)}", param="locale"
         )
 
 

@@ -4,10 +4,12 @@ card goes through a simulated challenge page first. Also the receipt a charge li
 
 from typing import Any
 
+from babel.numbers import format_currency
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from sandbox.stripe import checkout, checkout_expiry, payments
 from sandbox.stripe.cards import HINTED, TEST_CARDS, read_card, read_payer, spaced
+from sandbox.stripe.checkout_params import LOCALES
 from sandbox.stripe.dashboard import readable
 from sandbox.stripe.money import formatted
 from sandbox.stripe.runtime import public_url, standin
@@ -33,8 +35,15 @@ def render_page(
     decline: str | None = None,
     status: int = 200,
 ):
-    """The form while the session is open; otherwise what became of it."""
+    """The form while the session is open; otherwise what became of it, in the session's
+    language (its ``locale``, or the browser's with ``auto``) as far as the page's ``lang``
+    and its amounts go: the stand-in's own words stay English."""
     running = standin()
+    lang = page_language(session.get("locale"))
+
+    def shown(amount: int, currency: str) -> str:
+        return format_currency(amount / 100, currency.upper(), locale=lang.replace("-", "_"))
+
     items = checkout.line_items(running, account, session["id"])["data"]
     template = "pay.html" if session["status"] == "open" else "pay_closed.html"
     if form is None:
@@ -43,14 +52,21 @@ def render_page(
         f"stripe_standin/{template}",
         session=session,
         merchant=checkout_expiry.merchant_name(running, account),
-        items=[{**i, "shown": formatted(i["amount_total"], i["currency"])} for i in items],
-        total=formatted(session["amount_total"], session["currency"]),
+        items=[{**i, "shown": shown(i["amount_total"], i["currency"])} for i in items],
+        total=shown(session["amount_total"], session["currency"]),
+        lang=lang,
         form=form,
         problems=problems or {},
         decline=decline,
         hints=HINTS,
     )
     return page, status
+
+
+def page_language(locale: str | None) -> str:
+    if locale and locale != "auto":
+        return locale
+    return request.accept_languages.best_match(LOCALES[1:]) or "en"
 
 
 @paypage.get("/c/pay/<session_id>")

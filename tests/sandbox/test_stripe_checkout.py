@@ -226,6 +226,13 @@ PRICE = f"{LINE}[price_data]"
 REFUSALS = [
     ({"mode": None}, "mode", "Missing required param: mode."),
     ({"mode": "fast"}, "mode", "Invalid mode: must be one of payment, setup, subscription"),
+    (  # Checkout speaks no Serbian
+        {"locale": "sr"},
+        "locale",
+        "Invalid locale: must be one of auto, bg, cs, da, de, el, en, en-GB, es, es-419, et, fi, "
+        "fil, fr, fr-CA, hr, hu, id, it, ja, ko, lt, lv, ms, mt, nb, nl, pl, pt, pt-BR, ro, ru, "
+        "sk, sl, sv, th, tr, vi, zh, zh-HK, zh-TW",
+    ),
     (
         {"mode": "subscription"},
         "mode",
@@ -404,3 +411,20 @@ def test_the_stand_in_answers_plain_http_too(stripe_url, clinic):
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["amount_total"] == 8500
+
+
+@pytest.mark.parametrize(
+    ("locale", "browser", "lang", "total"),
+    [
+        ("hr", "en", "hr", "85,00\xa0AUD"),
+        ("auto", "hr-HR,hr", "hr", "85,00\xa0AUD"),
+        (None, "en-AU", "en", "A$85.00"),
+    ],
+)
+def test_the_pay_page_speaks_the_sessions_language(
+    stripe_api, clinic, locale, browser, lang, total
+):
+    session = create(stripe_api, clinic, locale=locale)
+    page = requests.get(session.url, headers={"Accept-Language": browser}, timeout=5).text
+    assert f'<html lang="{lang}">' in page
+    assert total in page

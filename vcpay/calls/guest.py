@@ -2,6 +2,7 @@
 with what its apps show the patient (vcpay.calls.access says who reaches what)."""
 
 from flask import Blueprint, abort, redirect, render_template, url_for
+from flask_babel import get_locale
 
 from vcpay.calls.access import call_for_link, joined_participant, remember_joined
 from vcpay.calls.apps import call_apps
@@ -25,7 +26,7 @@ def join(token: str):
     if not call.is_open:
         return render_template("guest/message.html", call=call, ended=True)
     if form.validate_on_submit():
-        patient = join_as_patient(call, form.display_name.data)
+        patient = join_as_patient(call, form.display_name.data, str(get_locale()))
         db.session.commit()
         remember_joined(call, patient)
         return redirect(url_for("guest.join", token=token), code=303)
@@ -33,6 +34,9 @@ def join(token: str):
 
 
 def _screen(call: Call, me: Participant):
+    if me.locale != (locale := str(get_locale())):  # the patient chose another language
+        me.locale = locale
+        db.session.commit()
     return render_template(
         "guest/call.html",
         call=call,

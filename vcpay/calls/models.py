@@ -62,6 +62,9 @@ class Participant(CreatedAtMixin, db.Model):
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(10))
     display_name: Mapped[str] = mapped_column(String(80))
+    # The language the patient reads vcpay in (Babel's name; "" for clinicians): Stripe's
+    # payment page is asked for it.
+    locale: Mapped[str] = mapped_column(String(16), default="")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # The clinician recognised this participant as an earlier one (the same patient, rejoined
     # from another device): always the first participant of that person, never a chain.

@@ -28,9 +28,12 @@ def start_call(clinic: Clinic, clinician: User, title: str) -> Call:
     return call
 
 
-def join_as_patient(call: Call, display_name: str) -> Participant:
+def join_as_patient(call: Call, display_name: str, locale: str = "") -> Participant:
     patient = Participant(
-        call=call, role=ParticipantRole.PATIENT.value, display_name=" ".join(display_name.split())
+        call=call,
+        role=ParticipantRole.PATIENT.value,
+        display_name=" ".join(display_name.split()),
+        locale=locale,
     )
     db.session.add(patient)
     db.session.flush()

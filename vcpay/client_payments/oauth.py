@@ -190,7 +190,9 @@ def finish_linking(args: dict[str, str], user: User, stripe_api: StripeApi, may_
             ),
         ) from None
     except StripeApiError as error:
-        raise _fail(attempt, _("Stripe refused to link the account: %(why)s", why=error)) from None
+        raise _fail(
+            attempt, _("Stripe refused to link the account: %(why)s", why=error.words)
+        ) from None
     return _store_link(attempt, clinic, account, user)
 
 

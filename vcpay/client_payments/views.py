@@ -137,7 +137,7 @@ def refresh_stripe(clinic_id: int):
         )
         return _to_clinic(clinic)
     except StripeApiError as error:
-        flash(_("Could not read the account from Stripe: %(why)s", why=error), "error")
+        flash(_("Could not read the account from Stripe: %(why)s", why=error.words), "error")
         return _to_clinic(clinic)
     db.session.commit()
     flash(_("Account details read again from Stripe."), "success")
@@ -172,7 +172,7 @@ def remove_stripe(clinic_id: int):
         flash(
             _(
                 "Stripe refused to disconnect the account, so it is still linked: %(why)s",
-                why=error,
+                why=error.words,
             ),
             "error",
         )

@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vcpay.database import CreatedAtMixin, utcnow
@@ -137,7 +137,10 @@ class RequestEvent(db.Model):
     kind: Mapped[str] = mapped_column(String(40))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Entries written before codes were stored hold English text here and no parameters.
     message: Mapped[str] = mapped_column(Text, default="")
+    # The code's parameters (names, keys), worded in the reader's language when shown.
+    params: Mapped[dict | None] = mapped_column(JSON)
 
     request: Mapped[EnablementRequest] = relationship(back_populates="events")
     actor: Mapped[User | None] = relationship()

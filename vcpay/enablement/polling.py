@@ -159,7 +159,9 @@ def apply_snapshot(snapshot: RequestSnapshot, desk: ServiceDesk) -> bool:
     if request is None:
         return False
     decision = decide(snapshot, desk)
-    reason = _decline_reason(snapshot, desk) if decision == Decision.DECLINED else ""
+    reason, comment = ("", "")
+    if decision == Decision.DECLINED:
+        reason, comment = _decline_reason(snapshot, desk)
     while not _claim_version(request, snapshot):
         db.session.rollback()  # another look moved it on meanwhile: read it again
         if (request := _waiting_for(snapshot)) is None:
@@ -168,7 +170,7 @@ def apply_snapshot(snapshot: RequestSnapshot, desk: ServiceDesk) -> bool:
     if decision == Decision.APPROVED:
         approve(request)
     elif decision == Decision.DECLINED:
-        decline(request, reason)
+        decline(request, reason, comment)
     elif decision == Decision.NEEDS_REVIEW and request.state != RequestState.NEEDS_REVIEW:
         flag_for_review(request, snapshot)
     request.jira_updated = snapshot.updated
@@ -235,7 +237,7 @@ def decide(snapshot: RequestSnapshot, desk: ServiceDesk) -> Decision:
 
 def _note_status(request: EnablementRequest, snapshot: RequestSnapshot) -> None:
     if request.jira_status != snapshot.status:
-        add_event(request, "status_changed", f"Service desk status: {snapshot.status}.")
+        add_event(request, "status_changed", status=snapshot.status, resolution=snapshot.resolution)
     request.jira_status = snapshot.status
     request.jira_resolution = snapshot.resolution
 
@@ -253,8 +255,10 @@ def approve(request: EnablementRequest) -> None:
             record_audit("clinic.gateway_enabled", clinic, request=request.jira_key)
     request.state = RequestState.APPROVED.value
     request.decided_at = now
-    names = ", ".join(c.name for c in enabled) or "none (already enabled)"
-    add_event(request, "approved", f"Approved in the service desk. Enabled: {names}.")
+    if enabled:
+        add_event(request, "approved", clinics=", ".join(c.name for c in enabled))
+    else:
+        add_event(request, "approved", code="approved_none")
     record_audit("enablement.approved", request, jira_key=request.jira_key)
     organisation = request.organisation.name
     subject = _l("Payment Gateway approved for %(organisation)s", organisation=organisation)
@@ -262,11 +266,14 @@ def approve(request: EnablementRequest) -> None:
     _comment_after_commit(request)
 
 
-def decline(request: EnablementRequest, reason: str) -> None:
+def decline(request: EnablementRequest, reason: str, comment: str = "") -> None:
     request.state = RequestState.DECLINED.value
     request.decided_at = utcnow()
     request.decision_reason = reason
-    add_event(request, "declined", f"Declined in the service desk. {reason}".strip())
+    if comment:
+        add_event(request, "declined", code="declined_with_comment", comment=comment)
+    else:
+        add_event(request, "declined")
     record_audit("enablement.declined", request, jira_key=request.jira_key)
     organisation = request.organisation.name
     subject = _l("Payment Gateway request declined: %(organisation)s", organisation=organisation)
@@ -279,18 +286,21 @@ def flag_for_review(request: EnablementRequest, snapshot: RequestSnapshot) -> No
         f"The service desk moved {snapshot.key} to '{snapshot.status}' while its approval is "
         "still pending. vcpay has not enabled anything; a person needs to check it."
     )
-    add_event(request, "needs_review", request.review_reason)
+    add_event(request, "needs_review", key=snapshot.key)
     record_audit("enablement.needs_review", request, status=snapshot.status)
     subject = _l("Payment Gateway request needs review: %(key)s", key=snapshot.key)
     _tell_people(request, "needs_review", subject)
 
 
-def _decline_reason(snapshot: RequestSnapshot, desk: ServiceDesk) -> str:
+def _decline_reason(snapshot: RequestSnapshot, desk: ServiceDesk) -> tuple[str, str]:
+    """The reason kept on the request in Jira's terms, for the record, and the service desk's
+    last public comment, which people are shown in their language's sentence around it."""
     comments = desk.public_comments(snapshot.key)
+    comment = comments[-1] if comments else ""
     parts = [f"Resolution: {snapshot.resolution}." if snapshot.resolution else ""]
-    if comments:
-        parts.append(f"Service desk: {comments[-1]}")
-    return " ".join(p for p in parts if p)
+    if comment:
+        parts.append(f"Service desk: {comment}")
+    return " ".join(p for p in parts if p), comment
 
 
 def _tell_people(request: EnablementRequest, outcome: str, subject) -> None:
@@ -340,7 +350,7 @@ def post_comment_once(request: EnablementRequest, desk: ServiceDesk) -> None:
     if not any(marker in body for body in desk.all_comment_bodies(request.jira_key)):
         desk.add_public_comment(request.jira_key, comment_body(request))
     request.comment_posted_at = utcnow()
-    add_event(request, "commented", "vcpay commented on the service desk request.")
+    add_event(request, "commented")
 
 
 def abandoned_comment_ids() -> list[int]:

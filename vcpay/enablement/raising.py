@@ -66,7 +66,7 @@ def _record_failure(request: EnablementRequest, error: ServiceDeskError) -> None
     request.raise_attempts += 1
     request.raise_outcome_unknown = request.raise_outcome_unknown or error.outcome_unknown
     if request.last_error != str(error):
-        add_event(request, "raise_failed", f"Not sent yet: {error} vcpay will try again.")
+        add_event(request, "raise_failed", error=str(error), reason=error.reason)
     request.last_error = str(error)
     request.last_error_at = utcnow()
 
@@ -81,7 +81,7 @@ def record_raised(request: EnablementRequest, snapshot: RequestSnapshot) -> None
     request.raise_attempts += 1
     request.raise_outcome_unknown = False
     request.last_error = None
-    add_event(request, "raised", f"Raised in the service desk as {snapshot.key}.")
+    add_event(request, "raised", key=snapshot.key)
     db.session.flush()
     if request.state == RequestState.WITHDRAWN:  # Jira is told, as of any withdrawal
         request_id = request.id

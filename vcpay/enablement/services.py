@@ -29,6 +29,10 @@ class EnablementError(Exception):
     """A request cannot move as asked; the message is for the person who asked."""
 
 
+ALREADY_SENT = _l("This request has already been sent.")
+NOT_WAITING = _l("This request is not waiting for endorsement.")
+
+
 @dataclass
 class ClinicChoice:
     clinic_id: int
@@ -53,13 +57,17 @@ def move_to(request: EnablementRequest, state: RequestState) -> bool:
     return True
 
 
-def _move_or_refuse(request: EnablementRequest, state: RequestState, refusal: str) -> None:
+def _move_or_refuse(request: EnablementRequest, state: RequestState, refusal) -> None:
     if not move_to(request, state):
         raise EnablementError(refusal)
 
 
-def add_event(request: EnablementRequest, kind: str, message: str = "", actor=None) -> None:
-    request.events.append(RequestEvent(kind=kind, message=message, actor=actor))
+def add_event(request: EnablementRequest, kind: str, actor=None, code: str = "", **params) -> None:
+    """A timeline entry, stored as its code and parameters: each reader sees it in their own
+    language (vcpay.enablement.wording). ``code`` is the wording when it differs from ``kind``."""
+    if code:
+        params["code"] = code
+    request.events.append(RequestEvent(kind=kind, params=params, actor=actor))
 
 
 def clinics_in_open_requests(organisation: Organisation, excluding: int | None = None) -> set[int]:
@@ -115,7 +123,7 @@ def save_draft(
     notes: str,
 ) -> EnablementRequest:
     if request.state not in EDITABLE_STATES:
-        raise EnablementError("This request has been sent and can no longer be changed.")
+        raise EnablementError(_l("This request has been sent and can no longer be changed."))
     request.contact_name = contact["name"].strip()
     request.contact_email = contact["email"].strip().lower()
     request.contact_phone = contact["phone"].strip()
@@ -124,7 +132,7 @@ def save_draft(
     _replace_clinics(request, choices)
     if request.id is None:
         db.session.add(request)
-        add_event(request, "drafted", "Request drafted.", actor=request.requester)
+        add_event(request, "drafted", actor=request.requester)
     db.session.flush()
     return request
 
@@ -146,21 +154,22 @@ def _replace_clinics(request: EnablementRequest, choices: list[ClinicChoice]) ->
 def submit(request: EnablementRequest, actor: User) -> None:
     """Send to the service desk, or to the telehealth manager when someone else asks."""
     if request.state not in EDITABLE_STATES:
-        raise EnablementError("This request has already been sent.")
+        raise EnablementError(ALREADY_SENT)
     request.submitted_at = utcnow()
     manager = request.organisation.telehealth_manager
-    sent = "This request has already been sent."
     if manager is not None and manager.id == actor.id:
-        _endorse(request, actor, "Sent by the authorised telehealth manager.", sent)
+        _endorse(request, actor, "sent_directly", ALREADY_SENT)
         return
     if manager is None:
         raise EnablementError(
-            "Your organisation has no authorised telehealth manager to approve this request. "
-            "Ask your organisation's administrators to name one."
+            _l(
+                "Your organisation has no authorised telehealth manager to approve this "
+                "request. Ask your organisation's administrators to name one."
+            )
         )
-    _move_or_refuse(request, RequestState.AWAITING_ENDORSEMENT, sent)
+    _move_or_refuse(request, RequestState.AWAITING_ENDORSEMENT, ALREADY_SENT)
     request.sent_back_reason = None
-    add_event(request, "submitted", f"Sent to {manager.name} for endorsement.", actor=actor)
+    add_event(request, "submitted", actor=actor, name=manager.name)
     record_audit("enablement.submitted", request, actor=actor)
     queue_to_each(
         f"enablement:{request.id}:endorse:{len(request.events)}",
@@ -178,17 +187,16 @@ def submit(request: EnablementRequest, actor: User) -> None:
 
 def endorse(request: EnablementRequest, manager: User) -> None:
     _require_manager(request, manager)
-    waiting = "This request is not waiting for endorsement."
     if request.state != RequestState.AWAITING_ENDORSEMENT:
-        raise EnablementError(waiting)
-    _endorse(request, manager, f"Endorsed by {manager.name}.", waiting)
+        raise EnablementError(NOT_WAITING)
+    _endorse(request, manager, "endorsed", NOT_WAITING)
 
 
-def _endorse(request: EnablementRequest, manager: User, message: str, refusal: str) -> None:
+def _endorse(request: EnablementRequest, manager: User, code: str, refusal) -> None:
     _move_or_refuse(request, RequestState.QUEUED, refusal)
     request.endorsed_by = manager
     request.endorsed_at = utcnow()
-    add_event(request, "endorsed", message, actor=manager)
+    add_event(request, "endorsed", actor=manager, code=code, name=manager.name)
     record_audit("enablement.endorsed", request, actor=manager)
     db.session.flush()
     request_id = request.id
@@ -204,13 +212,13 @@ def _queue_raise(request_id: int) -> None:
 def send_back(request: EnablementRequest, manager: User, reason: str) -> None:
     _require_manager(request, manager)
     if request.state != RequestState.AWAITING_ENDORSEMENT:
-        raise EnablementError("This request is not waiting for endorsement.")
+        raise EnablementError(NOT_WAITING)
     reason = reason.strip()
     if not reason:
-        raise EnablementError("Say why you are sending the request back.")
-    _move_or_refuse(request, RequestState.SENT_BACK, "This request is not waiting for endorsement.")
+        raise EnablementError(_l("Say why you are sending the request back."))
+    _move_or_refuse(request, RequestState.SENT_BACK, NOT_WAITING)
     request.sent_back_reason = reason
-    add_event(request, "sent_back", f"Sent back by {manager.name}: {reason}", actor=manager)
+    add_event(request, "sent_back", actor=manager, name=manager.name, reason=reason)
     record_audit("enablement.sent_back", request, actor=manager, reason=reason)
     queue_to_each(
         f"enablement:{request.id}:sent-back:{len(request.events)}",
@@ -230,12 +238,12 @@ def send_back(request: EnablementRequest, manager: User, reason: str) -> None:
 def withdraw(request: EnablementRequest, actor: User) -> None:
     while True:  # Jira's decision may move it meanwhile: look again
         if request.state not in OPEN_STATES:
-            raise EnablementError("Only an open request can be withdrawn.")
+            raise EnablementError(_l("Only an open request can be withdrawn."))
         if move_to(request, RequestState.WITHDRAWN):
             break
     was_in_service_desk = request.jira_key is not None
     request.withdrawn_at = utcnow()
-    add_event(request, "withdrawn", f"Withdrawn by {actor.name}.", actor=actor)
+    add_event(request, "withdrawn", actor=actor, name=actor.name)
     record_audit("enablement.withdrawn", request, actor=actor)
     if was_in_service_desk:
         request_id = request.id
@@ -251,7 +259,7 @@ def queue_withdrawal_comment(request_id: int) -> None:
 def _require_manager(request: EnablementRequest, user: User) -> None:
     if not can(user, Permission.ENDORSE_ENABLEMENT, request.organisation):
         raise EnablementError(
-            "Only your organisation's authorised telehealth manager can endorse requests."
+            _l("Only your organisation's authorised telehealth manager can endorse requests.")
         )
 
 

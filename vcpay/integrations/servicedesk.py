@@ -28,11 +28,20 @@ ALREADY_EXISTS = "already exists"
 
 
 class ServiceDeskError(Exception):
-    def __init__(self, message: str, retry_after: float | None = None, outcome_unknown=False):
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        outcome_unknown=False,
+        reason: str = "refused",
+    ):
         super().__init__(message)
         self.retry_after = retry_after
         # The call may have taken effect in Jira although vcpay got no answer.
         self.outcome_unknown = outcome_unknown
+        # What went wrong, as a code people are told in their language (the message, naming
+        # the call, is for the log): unreachable, timeout, busy, failed, credentials, refused.
+        self.reason = reason
 
 
 class ServiceDeskUnavailable(ServiceDeskError):
@@ -87,20 +96,24 @@ def _jira_error(error: JIRAError, action: str, mutating: bool) -> ServiceDeskErr
     status = error.status_code
     if status is None:
         return ServiceDeskUnavailable(
-            f"Could not reach Jira to {action}.", outcome_unknown=mutating
+            f"Could not reach Jira to {action}.", outcome_unknown=mutating, reason="unreachable"
         )
     if status in (429, 503):
         return ServiceDeskUnavailable(
             f"Jira is busy ({status}) and asked vcpay to wait before it tries to {action} again.",
             retry_after=_retry_after(error.response),
+            reason="busy",
         )
     if status >= 500:
         return ServiceDeskUnavailable(
-            f"Jira failed ({status}) while vcpay tried to {action}.", outcome_unknown=mutating
+            f"Jira failed ({status}) while vcpay tried to {action}.",
+            outcome_unknown=mutating,
+            reason="failed",
         )
     if status in (401, 403):
         return ServiceDeskRefused(
-            f"Jira refused vcpay's credentials ({status}) when it tried to {action}."
+            f"Jira refused vcpay's credentials ({status}) when it tried to {action}.",
+            reason="credentials",
         )
     detail = (error.text or "").strip()[:200]
     return ServiceDeskRefused(f"Jira refused to {action} ({status}): {detail}")
@@ -113,15 +126,20 @@ def _calling(action: str, mutating: bool = False) -> Iterator[None]:
     except JIRAError as error:
         raise _jira_error(error, action, mutating) from None
     except requests.exceptions.ConnectTimeout:
-        raise ServiceDeskUnavailable(f"Timed out connecting to Jira to {action}.") from None
+        raise ServiceDeskUnavailable(
+            f"Timed out connecting to Jira to {action}.", reason="unreachable"
+        ) from None
     except requests.exceptions.Timeout:
         raise ServiceDeskUnavailable(
-            f"Jira did not answer in time when vcpay tried to {action}.", outcome_unknown=mutating
+            f"Jira did not answer in time when vcpay tried to {action}.",
+            outcome_unknown=mutating,
+            reason="timeout",
         ) from None
     except requests.exceptions.RequestException as error:
         raise ServiceDeskUnavailable(
             f"Could not reach Jira to {action} ({type(error).__name__}).",
             outcome_unknown=mutating,
+            reason="unreachable",
         ) from None
 
 

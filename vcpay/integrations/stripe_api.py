@@ -193,6 +193,7 @@ class StripeApi:
             "success_url": order.success_url,
             "cancel_url": order.cancel_url,
             "expires_at": within_checkout_window(order.expires_at, time.time()),
+            "locale": order.locale,
         }
         options = {"stripe_account": order.account_id, "idempotency_key": order.idempotency_key}
         with calling_stripe("create the payment page"):

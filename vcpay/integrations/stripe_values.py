@@ -72,6 +72,7 @@ class CheckoutRequest:
     expires_at: int
     idempotency_key: str
     metadata: dict[str, str]
+    locale: str = "auto"  # one of Stripe Checkout's (vcpay.payments.requesting.checkout_locale)
 
 
 @dataclass(frozen=True)

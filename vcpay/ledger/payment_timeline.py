@@ -147,7 +147,7 @@ def _refunds(payment: PaymentRequest) -> list[Moment]:
             state=REFUND_STATES.get(refund.state, refund.state),
         )
         if refund.reason:
-            text += " · " + _("Reason: %(reason)s", reason=refund.reason)
+            text += " · " + _("Reason: %(reason)s", reason=refund.shown_reason)
         if refund.failure_reason:
             text += " · " + _("Stripe said: %(why)s", why=refund.failure_reason.replace("_", " "))
         moments.append(Moment(refund.created_at, "refund", text))

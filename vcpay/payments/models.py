@@ -3,6 +3,7 @@
 import enum
 from datetime import datetime
 
+from flask_babel import gettext
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -10,6 +11,9 @@ from vcpay.calls.models import Call, Participant
 from vcpay.database import CreatedAtMixin
 from vcpay.extensions import db
 from vcpay.people.models import Clinic, User
+
+# The reason a refund made in the Stripe dashboard is recorded with (data, not a message).
+MADE_IN_STRIPE = "Made in Stripe"
 
 MINIMUM_AMOUNT = 50  # A$0.50, Stripe's minimum for AUD
 MAXIMUM_AMOUNT = 99_999_999  # A$999,999.99, eight digits in cents
@@ -159,6 +163,11 @@ class PaymentRefund(CreatedAtMixin, db.Model):
 
     payment_request: Mapped[PaymentRequest] = relationship()
     requested_by: Mapped[User | None] = relationship()
+
+    @property
+    def shown_reason(self) -> str:
+        """The reason for people; a refund made in Stripe's dashboard says so in their language."""
+        return gettext("Made in Stripe") if self.reason == MADE_IN_STRIPE else self.reason
 
     def __repr__(self) -> str:
         return f"<PaymentRefund {self.id} {self.amount} {self.state}>"

@@ -115,7 +115,7 @@ def _clinic_time(payment: PaymentRequest, moment) -> str:
 def _shown(row: PaymentRefund) -> dict:
     return {
         "amount": row.amount,
-        "reason": row.reason,
+        "reason": row.shown_reason,
         "state": row.state,
         "failure_reason": row.failure_reason,
         "by": row.requested_by.name if row.requested_by else "",

@@ -32,7 +32,13 @@ from vcpay.integrations.stripe_values import RefundSummary
 from vcpay.mail.services import queue_email
 from vcpay.notices.services import Notice, notify_clinic_admins
 from vcpay.payments.amounts import AmountInvalid, format_amount, parse_amount
-from vcpay.payments.models import PaymentRefund, PaymentRequest, PaymentState, RefundState
+from vcpay.payments.models import (
+    MADE_IN_STRIPE,
+    PaymentRefund,
+    PaymentRequest,
+    PaymentState,
+    RefundState,
+)
 from vcpay.payments.transitions import NotTheRequests, follow_refunded_amount
 from vcpay.people.models import User
 from vcpay.public_urls import public_url_for
@@ -41,8 +47,6 @@ REASON_MAX = 300
 REFUND_KEY = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
 # Stripe's own reason for every refund vcpay asks for; the clinic's words go in metadata.
 STRIPE_REASON = "requested_by_customer"
-# The reason a refund made in the Stripe dashboard is recorded with (data, not a message).
-MADE_IN_STRIPE = "Made in Stripe"
 # A refund vcpay asked for whose row is not visible yet is still being stored by the page
 # that asked (its transaction commits once Stripe has answered): its events wait this long
 # for it before the refund is recorded from Stripe alone.
@@ -239,7 +243,7 @@ def _not_refunded(request: PaymentRequest, error: StripeApiError) -> RefundRefus
             message = _("Stripe says this payment has already been refunded in full.")
             return RefundRefused(message, by_stripe=True)
         return RefundRefused(_more_than_remains(request, error.remaining), "amount", by_stripe=True)
-    message = _("Stripe refused the refund, so nothing was refunded: %(why)s", why=error)
+    message = _("Stripe refused the refund, so nothing was refunded: %(why)s", why=error.words)
     return RefundRefused(message, by_stripe=True)
 
 

@@ -22,6 +22,7 @@ from vcpay.calls.services import patients
 from vcpay.client_payments.stripe_link import live_link
 from vcpay.database import utcnow
 from vcpay.extensions import db
+from vcpay.i18n import checkout_locale
 from vcpay.inputs import TEXT_CONTROL_MESSAGE, has_control_character
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import IdempotencyKeyInUse, StripeApiError
@@ -172,7 +173,7 @@ def request_payment(
     link = live_link(call.clinic)
     charge = Charge(amount, description, asked.request_key, _expiry())
     try:
-        session = _create_session(call, link.account_id, charge, stripe_api)
+        session = _create_session(call, link.account_id, charge, stripe_api, payer)
     except IdempotencyKeyInUse as error:
         # The other click of a double click is making this very request right now.
         if (earlier := _await_other_click(asked.request_key)) is None:
@@ -281,7 +282,9 @@ class Charge:
     expires_at: datetime
 
 
-def _create_session(call: Call, account_id: str, charge: Charge, stripe_api: StripeApi):
+def _create_session(
+    call: Call, account_id: str, charge: Charge, stripe_api: StripeApi, payer: Participant | None
+):
     token = call.guest_token
     request_key = charge.request_key
     done = public_url_for("payments.payment_done", token=token, request_key=request_key)
@@ -295,6 +298,7 @@ def _create_session(call: Call, account_id: str, charge: Charge, stripe_api: Str
         cancel_url=public_url_for("payments.payment_left", token=token, request_key=request_key),
         expires_at=int(charge.expires_at.timestamp()),
         idempotency_key=f"vcpay-payreq-{request_key}-checkout",
+        locale=checkout_locale(_readers(call, payer)),
         metadata={
             "payment_request": request_key,
             "clinic_id": str(call.clinic_id),
@@ -309,7 +313,12 @@ def _create_session(call: Call, account_id: str, charge: Charge, stripe_api: Str
         raise _not_created(error) from None
 
 
+def _readers(call: Call, payer: Participant | None) -> set[str]:
+    """The languages of whoever may pay: the payer asked, or every patient in the call."""
+    return {p.locale for p in ([payer] if payer else patients(call))}
+
+
 def _not_created(error: StripeApiError) -> PaymentRefused:
     return PaymentRefused(
-        _("Stripe could not create the payment, so nothing was requested: %(why)s", why=error)
+        _("Stripe could not create the payment, so nothing was requested: %(why)s", why=error.words)
     )

@@ -118,7 +118,10 @@ def cancel_payment(call_id: int, request_key: str):
     except StripeApiError as error:
         db.session.rollback()
         flash(
-            _("Stripe could not be reached to cancel it; it is still open: %(why)s", why=error),
+            _(
+                "Stripe could not be reached to cancel it; it is still open: %(why)s",
+                why=error.words,
+            ),
             "error",
         )
         return _back_to_the_call(call)

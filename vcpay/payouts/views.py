@@ -147,7 +147,7 @@ def refresh(clinic_id: int):
         kept = refresh_account(link.account_id, StripeApi.for_app())
     except StripeApiError as error:
         db.session.rollback()
-        flash(_("Could not read the payouts from Stripe: %(why)s", why=error), "error")
+        flash(_("Could not read the payouts from Stripe: %(why)s", why=error.words), "error")
         return back
     db.session.commit()
     flash(_("Payouts read again from Stripe: %(count)s.", count=len(kept)), "success")
