@@ -358,8 +358,8 @@ def test_the_refund_and_payout_notices_read_like_the_payment_ones(app, clinician
     request.paid_at = utcnow()
     admin = find_user_by_email(CLINIC_ADMIN)
     refund = SimpleNamespace(
-        amount=2500, reason="Double booked", failure_reason="expired_or_canceled_card",
-        requested_by=admin,
+        amount=2500, reason="Double booked", shown_reason="Double booked",
+        failure_reason="expired_or_canceled_card", requested_by=admin,
     )  # fmt: skip
     notify_clinic_admins(
         gp, Notice.REFUND_FAILED, "re_1", "Refund failed", "refund_failed",
