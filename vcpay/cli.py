@@ -25,9 +25,16 @@ from workers import is_embedded_broker
     show_default=True,
     help="Switch the Payment Gateway on for the GP clinic (the other stays off, to request).",
 )
+@click.option(
+    "--migrate",
+    is_flag=True,
+    help="Apply the migrations first, in the same process (`make run` starts sooner).",
+)
 @with_appcontext
-def seed_demo_command(gateway: bool) -> None:
+def seed_demo_command(gateway: bool, migrate: bool) -> None:
     """Create the demo organisation, clinics and people (safe to run again)."""
+    if migrate:
+        upgrade()
     organisation = seed_demo(enable_gateway=gateway)
     db.session.commit()
     click.echo(f"Demo data ready: {organisation.name}, {len(organisation.clinics)} clinics.")
