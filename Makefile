@@ -9,7 +9,7 @@ CHROMIUM := /usr/bin/chromium
 # Compiled catalogues are built here, not committed.
 CATALOGUES := $(patsubst %.po,%.mo,$(wildcard vcpay/translations/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test install lint format migrate seed browser translations clean
+.PHONY: run test install lint format migrate seed reset-demo browser translations clean
 
 # The supervisor is demo tooling beside the product (sandbox/demo.py); it never imports vcpay.
 # Migrating and seeding in one process: each start of the application takes a second or two.
@@ -55,6 +55,11 @@ migrate: install
 
 seed: install
 	$(FLASK) seed-demo
+
+# The demo afresh (with `make run` stopped): its data and the stand-ins' state deleted, then
+# migrated and seeded again. It asks first, and refuses anything but the local demo.
+reset-demo: install
+	$(FLASK) reset-demo
 
 # Browser tests drive Debian's Chromium; Playwright never downloads a browser here.
 browser:
