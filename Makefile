@@ -27,16 +27,19 @@ test: install browser
 install: $(STAMP) $(CATALOGUES)
 
 # Reinstall only when the lock or the project file changes. uv, installed from PyPI into the
-# venv, puts the lock in place in seconds; where it cannot be had, pip does the same, slower.
-# Both compile the bytecode as they install: every process `make run` starts would otherwise
-# compile it again (and again, where PYTHONDONTWRITEBYTECODE is set).
+# venv (by the pip that came with Python), puts the lock in place in seconds; where it cannot
+# be had, the venv gets pip of its own, which installs the same lock, slower. Both compile the
+# bytecode as they install: every process `make run` starts would otherwise compile it again
+# (and again, where PYTHONDONTWRITEBYTECODE is set).
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet 'uv>=0.5' || echo "uv could not be installed: pip installs instead (slower)."
+	test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
+	test -x $(BIN)/uv || $(PYTHON) -m pip --python $(BIN)/python install --quiet 'uv>=0.5' \
+		|| echo "uv could not be installed: pip installs instead (slower)."
 	if test -x $(BIN)/uv; then \
 		$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -r requirements.lock && \
 		$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .; \
 	else \
+		$(BIN)/python -m ensurepip --upgrade >/dev/null && \
 		$(BIN)/python -m pip install --quiet --upgrade pip && \
 		$(BIN)/python -m pip install --quiet -r requirements.lock && \
 		$(BIN)/python -m pip install --quiet --no-deps -e .; \

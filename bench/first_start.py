@@ -24,6 +24,7 @@ Prints a table and, as its last line, one JSON object; saves it to bench/results
 
 import argparse
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -144,6 +145,12 @@ def stop_run(process: subprocess.Popen, sessions: set[int]) -> bool:
     return not left
 
 
+def children_cpu() -> float:
+    """CPU seconds of every process this one has waited for, their own children included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed_install(checkout: Path, env: dict[str, str], log: Path) -> float:
     started = time.monotonic()
     with log.open("ab") as output:
@@ -209,7 +216,10 @@ def measure(makefile: str, before: str | None, caches: str, scratch: Path) -> di
         shutil.rmtree(filler)
     checkout = scratch / f"{makefile}-{caches}"
     clone(checkout, before)
+    load = os.getloadavg()[0]
+    cpu = children_cpu()
     install = timed_install(checkout, env, log)
+    install_cpu = children_cpu() - cpu
     run = timed_run(checkout, env, log)
     installer = "uv" if (checkout / ".venv" / "bin" / "uv").exists() else "pip"
     shutil.rmtree(checkout)
@@ -219,8 +229,11 @@ def measure(makefile: str, before: str | None, caches: str, scratch: Path) -> di
         "installer": installer,
         "caches": caches,
         "install_s": round(install, 1),
+        "install_cpu_s": round(install_cpu, 1),
         **run,
         "clone_to_first_page_s": round(total, 1),
+        # Other work on the machine stretches every wall time: the load when this run began.
+        "load_average_at_start": round(load, 1),
     }
 
 
@@ -242,7 +255,8 @@ def main() -> None:
                     f"install {row['install_s']:6.1f} s  run to first page "
                     f"{row['run_to_first_page_s']:5.1f} s  "
                     f"total {row['clone_to_first_page_s']:6.1f} s"
-                    f"  (welcome at {row['run_to_welcome_s']} s)",
+                    f"  (welcome at {row['run_to_welcome_s']} s; install CPU "
+                    f"{row['install_cpu_s']} s; load {row['load_average_at_start']})",
                     flush=True,
                 )
 

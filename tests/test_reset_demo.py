@@ -1,4 +1,5 @@
-"""`flask --app wsgi reset-demo` starts the demo afresh, and only the local demo, stopped.
+"""`flask --app wsgi reset-demo` starts the demo afresh, and only the local demo, stopped;
+`seed-demo --migrate` makes the demo from nothing in one process, as `make run` does.
 
 The command runs as a person runs it, in its own process with an instance folder of its own.
 """
@@ -183,3 +184,15 @@ def test_only_the_local_demo_is_reset(tmp_path, changes, says):
 
 def test_the_local_demo_stopped_may_be_reset(tmp_path):
     refuse_unless_local_demo(local_demo(str(tmp_path)), str(tmp_path))
+
+
+def test_make_runs_seed_migrates_first_in_the_same_process(tmp_path):
+    instance = tmp_path / "instance"
+
+    seeded = flask(instance, "seed-demo", "--migrate")
+    again = flask(instance, "seed-demo", "--migrate")
+
+    assert seeded.returncode == 0, seeded.stderr
+    assert again.returncode == 0, again.stderr
+    assert {email for (email,) in rows(instance, "SELECT email FROM users")} == DEMO_EMAILS
+    assert rows(instance, "SELECT count(*) FROM alembic_version") == [(1,)]
