@@ -6,6 +6,12 @@ STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
 CHROMIUM := /usr/bin/chromium
 
+# Python keeps the bytecode it compiles, so each module is compiled once, by the first process
+# that imports it (uv does not compile the whole lock up front, as pip does). Where
+# PYTHONDONTWRITEBYTECODE is set, every process `make run` starts would compile all it
+# imports again, each time.
+unexport PYTHONDONTWRITEBYTECODE
+
 # Compiled catalogues are built here, not committed.
 CATALOGUES := $(patsubst %.po,%.mo,$(wildcard vcpay/translations/*/LC_MESSAGES/messages.po))
 
@@ -28,15 +34,13 @@ install: $(STAMP) $(CATALOGUES)
 
 # Reinstall only when the lock or the project file changes. uv, installed from PyPI into the
 # venv (by the pip that came with Python), puts the lock in place in seconds; where it cannot
-# be had, the venv gets pip of its own, which installs the same lock, slower. Both compile the
-# bytecode as they install: every process `make run` starts would otherwise compile it again
-# (and again, where PYTHONDONTWRITEBYTECODE is set).
+# be had, the venv gets pip of its own, which installs the same lock, slower.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
 	test -x $(BIN)/uv || $(PYTHON) -m pip --python $(BIN)/python install --quiet 'uv>=0.5' \
 		|| echo "uv could not be installed: pip installs instead (slower)."
 	if test -x $(BIN)/uv; then \
-		$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -r requirements.lock && \
+		$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock && \
 		$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .; \
 	else \
 		$(BIN)/python -m ensurepip --upgrade >/dev/null && \
