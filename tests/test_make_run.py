@@ -5,6 +5,8 @@ drives it with Chromium, then stops it with Ctrl-C.
 """
 
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -15,6 +17,7 @@ from tests.processes import (
     ROOT,
     alive_in_sessions,
     port_open,
+    product_environment,
     running_product,
     sessions_below,
     stop_group,
@@ -139,3 +142,34 @@ def test_ctrl_c_stops_the_web_server_worker_and_beat(product):
         time.sleep(0.2)
     assert left == {}
     assert ROOT.exists()
+
+
+def test_reset_demo_after_make_run_starts_the_demo_afresh(product):
+    """After Ctrl-C (the test above), reset-demo deletes what `make run` left in its instance
+    folder: the database, the stand-ins' state, the caught email and the demo's past."""
+    assert product["process"].returncode is not None, "make run is stopped by the test above"
+    instance = product["log"].parent
+    left_by_make_run = {"vcpay.sqlite", "stripe-standin.json", "demo-history.json", "mail"}
+    assert left_by_make_run <= {path.name for path in instance.iterdir()}
+
+    reset = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "reset-demo", "--yes"],
+        cwd=ROOT,
+        env=product_environment(
+            VCPAY_INSTANCE_PATH=str(instance),
+            VCPAY_PUBLIC_URL=product["url"],
+            VCPAY_JIRA_URL=product["jira_url"],
+            VCPAY_MAIL_CATCHER_URL=product["catcher_url"],
+            VCPAY_STRIPE_API_BASE=product["stripe_url"],
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert reset.returncode == 0, reset.stderr
+    remaining = {path.name for path in instance.iterdir()}
+    assert remaining & (left_by_make_run - {"vcpay.sqlite"}) == set()
+    assert not any(name.startswith(("jira-standin", "celerybeat-schedule")) for name in remaining)
+    assert "Demo data ready: Harbourside Health" in reset.stdout
