@@ -34,15 +34,17 @@ install: $(STAMP) $(CATALOGUES)
 
 # Reinstall only when the lock or the project file changes. uv, installed from PyPI into the
 # venv (by the pip that came with Python), puts the lock in place in seconds; where it cannot
-# be had, the venv gets pip of its own, which installs the same lock, slower.
+# be had or does not succeed (uv reads its own settings, UV_DEFAULT_INDEX and the like, not
+# pip's), the venv gets pip of its own, which installs the same lock, slower.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
 	test -x $(BIN)/uv || $(PYTHON) -m pip --python $(BIN)/python install --quiet 'uv>=0.5' \
 		|| echo "uv could not be installed: pip installs instead (slower)."
-	if test -x $(BIN)/uv; then \
+	if test -x $(BIN)/uv && \
 		$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock && \
-		$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .; \
+		$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .; then :; \
 	else \
+		echo "Installing with pip." && \
 		$(BIN)/python -m ensurepip --upgrade >/dev/null && \
 		$(BIN)/python -m pip install --quiet --upgrade pip && \
 		$(BIN)/python -m pip install --quiet -r requirements.lock && \
