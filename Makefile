@@ -6,13 +6,21 @@ STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
 CHROMIUM := /usr/bin/chromium
 
+# Python keeps the bytecode it compiles, so each module is compiled once, by the first process
+# that imports it (uv does not compile the whole lock up front, as pip does). Where
+# PYTHONDONTWRITEBYTECODE is set, every process `make run` starts would compile all it
+# imports again, each time.
+unexport PYTHONDONTWRITEBYTECODE
+
 # Compiled catalogues are built here, not committed.
 CATALOGUES := $(patsubst %.po,%.mo,$(wildcard vcpay/translations/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test install lint format migrate seed browser translations clean
+.PHONY: run test install lint format migrate seed reset-demo browser translations clean
 
 # The supervisor is demo tooling beside the product (sandbox/demo.py); it never imports vcpay.
-run: install migrate seed
+# Migrating and seeding in one process: each start of the application takes a second or two.
+run: install
+	$(FLASK) seed-demo --migrate
 	$(BIN)/python -m sandbox.demo
 
 # pytest measures branch coverage and fails under the floor (fail_under in pyproject.toml).
@@ -24,12 +32,24 @@ test: install browser
 
 install: $(STAMP) $(CATALOGUES)
 
-# Reinstall only when the lock or the project file changes.
+# Reinstall only when the lock or the project file changes. uv, installed from PyPI into the
+# venv (by the pip that came with Python), puts the lock in place in seconds; where it cannot
+# be had or does not succeed (uv reads its own settings, UV_DEFAULT_INDEX and the like, not
+# pip's), the venv gets pip of its own, which installs the same lock, slower.
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
+	test -x $(BIN)/uv || $(PYTHON) -m pip --python $(BIN)/python install --quiet 'uv>=0.5' \
+		|| echo "uv could not be installed: pip installs instead (slower)."
+	if test -x $(BIN)/uv && \
+		$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock && \
+		$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .; then :; \
+	else \
+		echo "Installing with pip." && \
+		$(BIN)/python -m ensurepip --upgrade >/dev/null && \
+		$(BIN)/python -m pip install --quiet --upgrade pip && \
+		$(BIN)/python -m pip install --quiet -r requirements.lock && \
+		$(BIN)/python -m pip install --quiet --no-deps -e .; \
+	fi
 	touch $(STAMP)
 
 %.mo: %.po $(STAMP)
@@ -44,6 +64,11 @@ migrate: install
 
 seed: install
 	$(FLASK) seed-demo
+
+# The demo afresh (with `make run` stopped): its data and the stand-ins' state deleted, then
+# migrated and seeded again. It asks first, and refuses anything but the local demo.
+reset-demo: install
+	$(FLASK) reset-demo
 
 # Browser tests drive Debian's Chromium; Playwright never downloads a browser here.
 browser:

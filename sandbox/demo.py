@@ -228,6 +228,7 @@ def print_welcome(settings: Settings, processes: dict, history: str | None = Non
         "patient's link in another browser window, then Apps & Tools, Request Payment; pay "
         "with card 4242 4242 4242 4242."
     )
+    click.echo("A ten-minute tour, step by step: the README's *A ten-minute tour*.")
     click.echo("Press Ctrl-C to stop the web server, the worker and beat.")
     click.echo("")
 

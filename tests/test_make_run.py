@@ -5,6 +5,8 @@ drives it with Chromium, then stops it with Ctrl-C.
 """
 
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -15,6 +17,7 @@ from tests.processes import (
     ROOT,
     alive_in_sessions,
     port_open,
+    product_environment,
     running_product,
     sessions_below,
     stop_group,
@@ -24,11 +27,12 @@ from vcpay.people.demo import DEMO_PASSWORD
 
 pytestmark = pytest.mark.browser
 
+# What the navigation shows, then what its Configure menu holds once opened.
 NAVIGATION = {
-    "manager@harbourside.example": ["Home", "Client Payments", "Payments"],
-    "orgadmin@harbourside.example": ["Home", "Client Payments", "Payments"],
-    "clinicadmin@harbourside.example": ["Home", "Client Payments", "Payments"],
-    "clinician@harbourside.example": ["Home", "Calls", "Payments"],
+    "manager@harbourside.example": (["Home", "Payments", "Configure"], ["Client Payments"]),
+    "orgadmin@harbourside.example": (["Home", "Payments", "Configure"], ["Client Payments"]),
+    "clinicadmin@harbourside.example": (["Home", "Payments", "Configure"], ["Client Payments"]),
+    "clinician@harbourside.example": (["Home", "Calls", "Payments"], []),
 }
 
 
@@ -73,12 +77,18 @@ def test_each_demo_person_signs_in_and_sees_their_navigation(product, chromium, 
         page.get_by_label("Password").fill(DEMO_PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_load_state()
-        links = page.get_by_role("navigation", name="Main").get_by_role("link").all_inner_texts()
-        page.screenshot(path=str(ARTIFACTS / f"make-run-{email.split('@')[0]}.png"), full_page=True)
-        assert [text.strip() for text in links] == NAVIGATION[email]
-        if "Client Payments" in links:
+        navigation = page.get_by_role("navigation", name="Main")
+        shown, in_configure = NAVIGATION[email]
+        # Only what shows: the Configure menu's links are hidden until it is opened.
+        places = navigation.locator("a:visible, summary:visible").all_inner_texts()
+        assert [text.strip() for text in places] == shown
+        if in_configure:
             # The next page they asked for before signing in.
             assert page.url == f"{product['url']}/client-payments/"
+            navigation.get_by_text("Configure").click()
+            links = navigation.locator("details").get_by_role("link").all_inner_texts()
+            assert [text.strip() for text in links] == in_configure
+        page.screenshot(path=str(ARTIFACTS / f"make-run-{email.split('@')[0]}.png"), full_page=True)
     finally:
         context.close()
 
@@ -132,3 +142,34 @@ def test_ctrl_c_stops_the_web_server_worker_and_beat(product):
         time.sleep(0.2)
     assert left == {}
     assert ROOT.exists()
+
+
+def test_reset_demo_after_make_run_starts_the_demo_afresh(product):
+    """After Ctrl-C (the test above), reset-demo deletes what `make run` left in its instance
+    folder: the database, the stand-ins' state, the caught email and the demo's past."""
+    assert product["process"].returncode is not None, "make run is stopped by the test above"
+    instance = product["log"].parent
+    left_by_make_run = {"vcpay.sqlite", "stripe-standin.json", "demo-history.json", "mail"}
+    assert left_by_make_run <= {path.name for path in instance.iterdir()}
+
+    reset = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "reset-demo", "--yes"],
+        cwd=ROOT,
+        env=product_environment(
+            VCPAY_INSTANCE_PATH=str(instance),
+            VCPAY_PUBLIC_URL=product["url"],
+            VCPAY_JIRA_URL=product["jira_url"],
+            VCPAY_MAIL_CATCHER_URL=product["catcher_url"],
+            VCPAY_STRIPE_API_BASE=product["stripe_url"],
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert reset.returncode == 0, reset.stderr
+    remaining = {path.name for path in instance.iterdir()}
+    assert remaining & (left_by_make_run - {"vcpay.sqlite"}) == set()
+    assert not any(name.startswith(("jira-standin", "celerybeat-schedule")) for name in remaining)
+    assert "Demo data ready: Harbourside Health" in reset.stdout

@@ -15,24 +15,44 @@ from vcpay.people.services import find_user_by_email
 NAV = re.compile(r'<nav aria-label="Main">(.*?)</nav>', re.S)
 
 
-def navigation(client) -> list[str]:
-    html = client.get("/").get_data(as_text=True)
-    match = NAV.search(html)
-    return re.findall(r">([^<>]+)</a>", match.group(1)) if match else []
+def navigation(client, path: str = "/") -> list[str]:
+    """The navigation's links in order, those in a menu named by it: "Configure: …"."""
+    match = NAV.search(client.get(path).get_data(as_text=True))
+    if not match:
+        return []
+    bar, _, menu = match[1].partition("<details")
+    links = re.findall(r">([^<>]+)</a>", bar)
+    if menu:
+        title = re.search(r"<summary[^>]*>([^<>]+)</summary>", menu)[1]
+        links += [f"{title}: {link}" for link in re.findall(r">([^<>]+)</a>", menu)]
+    return links
 
 
 @pytest.mark.parametrize(
     ("email", "links"),
     [
-        ("manager@harbourside.example", ["Home", "Client Payments", "Payments"]),
-        ("orgadmin@harbourside.example", ["Home", "Client Payments", "Payments"]),
-        ("clinicadmin@harbourside.example", ["Home", "Client Payments", "Payments"]),
+        ("manager@harbourside.example", ["Home", "Payments", "Configure: Client Payments"]),
+        ("orgadmin@harbourside.example", ["Home", "Payments", "Configure: Client Payments"]),
+        ("clinicadmin@harbourside.example", ["Home", "Payments", "Configure: Client Payments"]),
         ("clinician@harbourside.example", ["Home", "Calls", "Payments"]),
     ],
 )
 def test_each_demo_person_sees_the_navigation_for_their_role(client, demo, email, links):
     sign_in(client, email)
     assert navigation(client) == links
+
+
+def test_configure_is_a_disclosure_that_marks_the_section_shown(client, demo):
+    sign_in(client, "clinicadmin@harbourside.example")
+    home = NAV.search(client.get("/").get_data(as_text=True))[1]
+    section = NAV.search(client.get("/client-payments/").get_data(as_text=True))[1]
+
+    # <details> opens and closes without JavaScript; its links are plain links.
+    assert re.search(r"<details>\s*<summary>Configure</summary>", home)
+    assert 'aria-current="page"' not in home.partition("<details")[2]
+    assert '<summary class="current">Configure</summary>' in section
+    [current] = re.findall(r'<a href="([^"]+)"\s*aria-current="page"', section)
+    assert current == "/client-payments/"
 
 
 def test_home_lists_roles_by_organisation_and_clinic(client, demo):
@@ -225,6 +245,6 @@ def test_a_user_may_hold_roles_in_two_organisations(client, demo, other_org):
     add_clinic_role(person, other_org.clinics[0], ClinicRole.CLINIC_ADMIN)
     db.session.commit()
     sign_in(client, "clinician@harbourside.example")
-    assert navigation(client) == ["Home", "Client Payments", "Calls", "Payments"]
+    assert navigation(client) == ["Home", "Calls", "Payments", "Configure: Client Payments"]
     html = client.get("/").get_data(as_text=True)
     assert "Harbourside Health" in html and "Riverside Care" in html

@@ -5,12 +5,14 @@ import json
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from flask_migrate import upgrade
 
 from vcpay.enablement.cli import poll_jira_command
 from vcpay.extensions import db
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.people.demo import DEMO_PASSWORD, DEMO_PEOPLE, seed_demo
 from vcpay.people.demo_history import HistoryUnreadable, read_payouts, write_history
+from vcpay.people.demo_reset import ResetRefused, delete_demo_files, refuse_unless_local_demo
 from vcpay.translations_cli import translations
 from vcpay.webhooks.cli import stripe_events
 from workers import is_embedded_broker
@@ -23,15 +25,48 @@ from workers import is_embedded_broker
     show_default=True,
     help="Switch the Payment Gateway on for the GP clinic (the other stays off, to request).",
 )
+@click.option(
+    "--migrate",
+    is_flag=True,
+    help="Apply the migrations first, in the same process (`make run` starts sooner).",
+)
 @with_appcontext
-def seed_demo_command(gateway: bool) -> None:
+def seed_demo_command(gateway: bool, migrate: bool) -> None:
     """Create the demo organisation, clinics and people (safe to run again)."""
+    if migrate:
+        upgrade()
     organisation = seed_demo(enable_gateway=gateway)
     db.session.commit()
     click.echo(f"Demo data ready: {organisation.name}, {len(organisation.clinics)} clinics.")
     for clinic in organisation.clinics:
         state = "on" if clinic.gateway_enabled else "off"
         click.echo(f"  {clinic.name}: Payment Gateway {state}")
+
+
+@click.command("reset-demo")
+@click.option("--yes", is_flag=True, help="Do not ask before deleting the demo's data.")
+@with_appcontext
+def reset_demo_command(yes: bool) -> None:
+    """Start the demo afresh: delete its database, the stand-ins' state and the caught email
+    (in the instance folder), then migrate and seed again. Only with `make run` stopped."""
+    instance = current_app.instance_path
+    try:
+        refuse_unless_local_demo(current_app.config, instance)
+    except ResetRefused as refused:
+        raise click.ClickException(str(refused)) from None
+    if not yes:
+        click.confirm(f"Delete the demo's data in {instance} and seed it again?", abort=True)
+    db.session.remove()
+    db.engine.dispose()
+    deleted = delete_demo_files(instance)
+    click.echo(f"Deleted from {instance}: {', '.join(deleted) or 'nothing was there'}.")
+    upgrade()
+    organisation = seed_demo(enable_gateway=True)
+    db.session.commit()
+    click.echo(
+        f"Demo data ready: {organisation.name}. `make run` starts it again, "
+        "with the GP clinic's past payments."
+    )
 
 
 @click.command("demo-history")
@@ -91,6 +126,7 @@ def demo_settings_command() -> None:
 
 commands = [
     seed_demo_command,
+    reset_demo_command,
     demo_history_command,
     demo_settings_command,
     poll_jira_command,

@@ -36,15 +36,19 @@ class NavigationLink:
 
 LINKS = (
     NavigationLink("main.home", _l("Home"), None),
-    # A clinic's payouts are reached from its Client Payments page.
-    NavigationLink("client_payments.index", _l("Client Payments"), ADMINS, also=("payouts",)),
     NavigationLink("calls.index", _l("Calls"), frozenset({Role.CLINICIAN})),
     NavigationLink("ledger.index", _l("Payments"), ADMINS | {Role.CLINICIAN}),
 )
+# The Configure menu: how a clinic is set up, in the words of the help article and the emails
+# ("Configure", then "Client Payments"). The clinic's settings and team join it as they come.
+CONFIGURE = (
+    # A clinic's payouts and time zone are reached from its Client Payments page.
+    NavigationLink("client_payments.index", _l("Client Payments"), ADMINS, also=("payouts",)),
+)
 
 
-def links_for(user) -> list[NavigationLink]:
-    return [link for link in LINKS if link.roles is None or holds_any(user, link.roles)]
+def links_for(user, links: tuple[NavigationLink, ...] = LINKS) -> list[NavigationLink]:
+    return [link for link in links if link.roles is None or holds_any(user, link.roles)]
 
 
 def _current_locale() -> str:
@@ -62,10 +66,14 @@ def navigation_context() -> dict[str, Any]:
         "html_lang": html_lang(locale),
         "language_form": LanguageForm(language=locale, next=request.full_path.rstrip("?")),
         "navigation": [],
+        "configure": [],
+        "configure_current": False,
         "show_worker_warning": False,
     }
     if current_user.is_authenticated:
         context["navigation"] = links_for(current_user)
+        context["configure"] = links_for(current_user, CONFIGURE)
+        context["configure_current"] = any(link.is_current() for link in context["configure"])
         context["sign_out_form"] = SignOutForm()
         # Admins rely on background work (requests, webhooks); tell them when it has stopped.
         context["show_worker_warning"] = holds_any(current_user, ADMINS) and workers_are_late()

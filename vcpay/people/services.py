@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 from datetime import timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,8 +23,6 @@ from vcpay.people.models import (
 )
 
 _hasher = PasswordHasher()
-# Verified against when the email is unknown, so a miss costs as long as a wrong password.
-_UNKNOWN_USER_HASH = _hasher.hash("no user has this password")
 # How often a live sign-in's "last seen" is written: often enough to tell, rarely enough that
 # pages do not write on every load.
 SEEN_EVERY = timedelta(minutes=5)
@@ -37,9 +36,16 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@cache
+def _unknown_user_hash() -> str:
+    """Verified against when the email is unknown, so a miss costs as long as a wrong password.
+    Made at the first use: hashing is slow on purpose, and every process imports this."""
+    return _hasher.hash("no user has this password")
+
+
 def _password_matches(user: User | None, password: str) -> bool:
     try:
-        return _hasher.verify(user.password_hash if user else _UNKNOWN_USER_HASH, password)
+        return _hasher.verify(user.password_hash if user else _unknown_user_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
 
