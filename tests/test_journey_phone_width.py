@@ -10,8 +10,13 @@ Each page is headed by the clinic's name; vcpay's name is only in the footer.
 import re
 import secrets
 from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from babel import Locale
+from babel.support import Translations
 
 from sandbox.stripe.control_client import StripeControl
 from tests.journeys import (
@@ -29,6 +34,7 @@ pytestmark = pytest.mark.browser
 WIDTHS = (360, 375, 414)
 PHONE_HEIGHT = 740
 # Each language as a phone's browser asks for it (Accept-Language), and <html lang> says it.
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "vcpay" / "translations"
 LANGUAGES = {"en": "en-AU", "sr_Cyrl": "sr-Cyrl", "sr_Latn": "sr-Latn"}
 PATIENT = "Anastasija Stojanović-Radovanović"
 
@@ -98,6 +104,22 @@ def headed_by_the_clinic(page, clinic: str) -> None:
     assert "vcpay" in page.locator("footer").inner_text()
 
 
+def said(language: str, message: str, **values) -> str:
+    """``message`` as the product's catalogue words it for ``language``."""
+    if language == "en":
+        return message % values
+    catalogue = Translations.load(str(TRANSLATIONS), [language])
+    return catalogue.gettext(message) % values
+
+
+def sydney_zone_now(language: str) -> str:
+    """The demo clinic's zone as the page names it now: "AEDT"/"AEST", in Serbian "GMT+11:00"."""
+    from vcpay.clinic_clocks import zone_abbreviation
+
+    locale = Locale.parse("en_AU" if language == "en" else language)
+    return zone_abbreviation(datetime.now(ZoneInfo("Australia/Sydney")), locale)
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_patient_pages_fit_a_phone_and_pay_is_tapped(journey_product, practice, chromium, language):
     product = journey_product
@@ -154,8 +176,10 @@ def test_patient_pages_fit_a_phone_and_pay_is_tapped(journey_product, practice, 
 
     checkout.locator(".confirmation").wait_for()
     confirmation = checkout.locator("main").inner_text()
-    for shown in (practice.clinic, "4242", email):
+    for shown in (practice.clinic, "4242", email, sydney_zone_now(language)):
         assert shown in confirmation, shown
+    thanks = "Thank you. %(clinic)s has received your payment."
+    assert said(language, thanks, clinic=practice.clinic) in confirmation, confirmation
     headed_by_the_clinic(checkout, practice.clinic)
     fits_each_width(checkout, product, f"{name}-4-confirmation")
     checkout.goto(checkout_url)  # paid: Checkout says there is nothing more to pay
@@ -169,6 +193,9 @@ def test_patient_pages_fit_a_phone_and_pay_is_tapped(journey_product, practice, 
     *before_the_footer, footer = re.split(r"\n\s*\n", text)
     assert "vcpay" not in "\n".join(before_the_footer).lower(), text
     assert "vcpay" in footer, text
+    # In the patient's language, on the clinic's clocks with the zone named.
+    thanks = said(language, "Thank you for your payment to %(clinic)s.", clinic=practice.clinic)
+    assert thanks in text and sydney_zone_now(language) in text, text
     [receipt_link] = re.findall(r"https?://\S+/join/receipts/\S+", text)
     checkout.goto(receipt_link)
     checkout.locator(".confirmation").wait_for()
