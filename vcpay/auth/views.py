@@ -2,6 +2,7 @@ from flask import (
     Blueprint,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -16,7 +17,14 @@ from vcpay.audit.services import record_audit
 from vcpay.auth import throttling
 from vcpay.auth.forms import SignInForm
 from vcpay.auth.redirects import is_safe_next
-from vcpay.auth.sessions import begin_sign_in, end_sign_in, load_signed_in_user, note_activity
+from vcpay.auth.sessions import (
+    begin_sign_in,
+    end_sign_in,
+    idle_context,
+    load_signed_in_user,
+    note_activity,
+    tell_of_new_browser,
+)
 from vcpay.extensions import db, limiter, login_manager
 from vcpay.people.services import authenticate
 
@@ -27,6 +35,7 @@ BAD_CREDENTIALS = _l("That email and password do not match an active account.")
 
 login_manager.user_loader(load_signed_in_user)
 blueprint.before_app_request(note_activity)
+blueprint.app_context_processor(idle_context)
 
 
 def _next_page() -> str:
@@ -71,8 +80,11 @@ def sign_in():
     if form.validate_on_submit():
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
+            new_browser = throttling.unknown_device()
             begin_sign_in(user)
             record_audit("user.signed_in", user, actor=user)
+            if new_browser and current_app.config["NEW_BROWSER_EMAILS"]:
+                tell_of_new_browser(user, g.sign_in_session)
             db.session.commit()
             response = redirect(_next_page())
             throttling.remember_device(response, form.email.data)
