@@ -98,7 +98,7 @@ SETTINGS = [
     # A sign-in of someone holding an admin role ends after this many minutes without a page.
     Setting("VCPAY_ADMIN_IDLE_MINUTES", "ADMIN_IDLE_MINUTES", 30, _minutes),
     # Email a person when they sign in from a browser that has not signed in to them before.
-    Setting("VCPAY_NEW_BROWSER_EMAILS", "NEW_BROWSER_EMAILS", True, _bool),
+    Setting("VCPAY_NEW_BROWSER_EMAILS", "NEW_BROWSER_EMAILS", "true", _bool),
     # Refused sign-ins only; vcpay/auth/throttling.py says how the three work together.
     Setting("VCPAY_LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT", "10 per minute"),
     Setting("VCPAY_LOGIN_ACCOUNT_RATE_LIMIT", "LOGIN_ACCOUNT_RATE_LIMIT", "5 per 5 minutes"),
