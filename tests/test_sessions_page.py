@@ -28,6 +28,11 @@ EDGE = (
     "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0"
 )
 
+HEADLESS = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HeadlessChrome/131.0.0.0 Safari/537.36"
+)
+
 
 @pytest.fixture
 def app_overrides() -> dict:
@@ -73,6 +78,7 @@ def sign_in_emails(email: str) -> list[OutboundEmail]:
         (FIREFOX, "Firefox on Windows"),
         (SAFARI, "Safari on iPhone"),
         (EDGE, "Edge on Windows"),
+        (HEADLESS, "Chrome on Linux"),
         ("curl/8.5.0", "Unknown browser"),
         ("", "Unknown browser"),
         (None, "Unknown browser"),

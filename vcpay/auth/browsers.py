@@ -11,7 +11,7 @@ BROWSERS = (
     ("Opera", re.compile(r"\bOPR/|\bOpera\b")),
     ("Samsung Internet", re.compile(r"\bSamsungBrowser/")),
     ("Firefox", re.compile(r"\bFirefox/|\bFxiOS/")),
-    ("Chrome", re.compile(r"\bChrome/|\bCriOS/|\bChromium/")),
+    ("Chrome", re.compile(r"\b(?:Headless)?Chrome/|\bCriOS/|\bChromium/")),
     ("Safari", re.compile(r"\bSafari/")),
 )
 SYSTEMS = (
@@ -30,7 +30,7 @@ def _first(table, text: str) -> str | None:
 
 
 def browser_name(user_agent: str | None) -> str:
-    """ "Firefox on Windows", "Safari on iPhone", "Chrome", or "an unknown browser"."""
+    """ "Firefox on Windows", "Safari on iPhone", "Chrome", or "Unknown browser"."""
     text = user_agent or ""
     browser, system = _first(BROWSERS, text), _first(SYSTEMS, text)
     if browser and system:
