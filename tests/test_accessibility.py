@@ -94,6 +94,7 @@ PAGES = [
     "time zone",
     "payouts",
     "settings",
+    "sessions",
 ]
 
 
@@ -181,3 +182,5 @@ def paying_practice(chromium, product, walk: Walk) -> None:
     walk.check(admin, "payouts")
     admin.goto(f"{product['url']}/settings")
     walk.check(admin, "settings")
+    admin.goto(f"{product['url']}/settings/sessions")
+    walk.check(admin, "sessions")
