@@ -30,7 +30,7 @@ PAGE_SIZE = 50
 # first prefixes, unless they start with one of the second).
 KINDS: dict[str, tuple[object, tuple[str, ...], tuple[str, ...]]] = {
     "clinic": (_l("Clinics"), ("clinic.",), ("clinic.time_zone",)),
-    "request": (_l("Enablement requests"), ("enablement.",), ()),
+    "request": (_l("Payment Gateway requests"), ("enablement.",), ()),
     "stripe": (_l("Stripe links"), ("stripe.",), ()),
     "payment": (_l("Payments"), ("payment.",), ("payment.refund",)),
     "refund": (_l("Refunds"), ("payment.refund",), ()),
