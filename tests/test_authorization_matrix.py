@@ -316,6 +316,10 @@ ROUTES = [
     Row("POST", "/payments/<int:payment_id>/receipt", payment_id, own=ADMINS_REDIRECTED,
         body=form(email="pat@example.org", resend_key="k" * 24)),
     Row("GET", "/payments/clinics/<int:clinic_id>/time-zone", clinic_id, own=ADMINS),
+    # The audit log: read only, for the admins of an organisation or a clinic (each sees their
+    # own scope's entries: tests/test_audit_page.py); a clinician is refused.
+    Row("GET", "/audit/", own=ADMINS, foreign=SAME),
+    Row("GET", "/audit/export.csv", own=ADMINS, foreign=SAME),
     Row("POST", "/payments/clinics/<int:clinic_id>/time-zone", clinic_id,
         own=ADMINS_REDIRECTED, body=form(time_zone="Australia/Sydney")),
     # Health, and the signed webhooks (unsigned here: refused whoever sends them).
