@@ -4,6 +4,7 @@ every other sign-in ended by a new password."""
 
 import re
 import time
+from types import SimpleNamespace
 
 import pytest
 from itsdangerous.timed import TimestampSigner
@@ -325,3 +326,19 @@ def test_the_forgot_form_needs_its_csrf_token(client, demo):
     response = client.post("/forgot-password", data={"email": MANAGER})
     assert response.status_code == 400
     assert db.session.scalar(select(func.count()).select_from(OutboundEmail)) == 0
+
+
+def test_of_two_resets_racing_with_one_link_only_the_first_sets_the_password(app, demo):
+    """Both requests checked the link before either wrote: the guarded update lets one win."""
+    first = find_user_by_email(MANAGER)
+    token = passwords.reset_token(first)
+    assert passwords.user_for_reset_token(token) is first
+    stale_hash = first.password_hash
+    assert passwords.reset_password(first, NEW)
+    db.session.commit()
+    # The second request still holds the person as it read them, with the old hash.
+    second = SimpleNamespace(id=first.id, password_hash=stale_hash)
+    assert not passwords.reset_password(second, "the second racer's passphrase")
+    db.session.rollback()
+    assert authenticate(MANAGER, NEW) is not None
+    assert passwords.user_for_reset_token(token) is None
