@@ -342,3 +342,14 @@ def test_of_two_resets_racing_with_one_link_only_the_first_sets_the_password(app
     db.session.rollback()
     assert authenticate(MANAGER, NEW) is not None
     assert passwords.user_for_reset_token(token) is None
+
+
+def test_wrong_current_passwords_are_limited_as_sign_ins_are(app, client, demo):
+    assert sign_in(client, MANAGER).status_code == 302
+    assert [change(client, current=f"guess number {n}").status_code for n in range(5)] == [400] * 5
+    limited = change(client)
+    assert limited.status_code == 429
+    assert authenticate(MANAGER, DEMO_PASSWORD) is not None
+    other = app.test_client()  # another person is not held back
+    assert sign_in(other, CLINICIAN).status_code == 302
+    assert change(other).status_code == 303
