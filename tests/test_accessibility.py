@@ -61,6 +61,14 @@ def test_every_kind_of_page_has_no_serious_or_critical_violation(journey_product
     walk.check(visitor, "sign-in, refused")
     visitor.goto(f"{product['url']}/no-such-page")
     walk.check(visitor, "error page")
+    visitor.goto(f"{product['url']}/forgot-password")
+    walk.check(visitor, "forgot password")
+    visitor.get_by_label("Email").fill("nobody@example.org")
+    visitor.get_by_role("button", name="Email me a link").click()
+    visitor.get_by_text("belongs to an active vcpay account").wait_for()
+    walk.check(visitor, "forgot password, asked")
+    visitor.goto(f"{product['url']}/reset-password/not-a-link")
+    walk.check(visitor, "reset link, dead")
 
     asking_practice(chromium, product, walk)
     paying_practice(chromium, product, walk)
@@ -73,6 +81,9 @@ PAGES = [
     "sign-in",
     "sign-in, refused",
     "error page",
+    "forgot password",
+    "forgot password, asked",
+    "reset link, dead",
     "home",
     "client payments",
     "enablement form",
@@ -94,6 +105,8 @@ PAGES = [
     "time zone",
     "payouts",
     "settings",
+    "change password",
+    "change password, refused",
     "sessions",
 ]
 
@@ -182,5 +195,10 @@ def paying_practice(chromium, product, walk: Walk) -> None:
     walk.check(admin, "payouts")
     admin.goto(f"{product['url']}/settings")
     walk.check(admin, "settings")
+    admin.get_by_role("link", name="Change your password").click()
+    walk.check(admin, "change password")
+    admin.get_by_role("button", name="Change my password").click()  # nothing filled in
+    admin.get_by_text("Enter your current password.").wait_for()
+    walk.check(admin, "change password, refused")
     admin.goto(f"{product['url']}/settings/sessions")
     walk.check(admin, "sessions")

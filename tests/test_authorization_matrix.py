@@ -54,10 +54,11 @@ from tests.authorization_world import (  # noqa: F401 - module fixtures
     world_fixture,
 )
 from tests.stripe_events import event, signed
+from vcpay.auth.passwords import reset_token
 from vcpay.errors import CSRF_MESSAGE
 from vcpay.extensions import csrf, db
 from vcpay.payments.receipts import receipt_url
-from vcpay.people.services import open_sign_in_session
+from vcpay.people.services import create_user, find_user_by_email, open_sign_in_session
 from vcpay.webhooks.models import StripeEvent
 
 SIGN_IN = "302 to sign-in"
@@ -167,6 +168,15 @@ def clinicians_fresh_sign_in(world: World, place: Place) -> dict:
     return {"session_id": sign_in.id}
 
 
+def fresh_reset_token(world: World, place: Place) -> dict:
+    """A live reset link for a person of the place's own, made anew for each case: a reset
+    uses its link up (and ends only that person's sign-ins)."""
+    email = f"reset-{place.home.lower()}@matrix.example"
+    person = find_user_by_email(email) or create_user(email, "Reset Person", "unused passphrase")
+    db.session.commit()
+    return {"token": reset_token(person)}
+
+
 def unsigned(world: World, place: Place) -> bytes:
     return b'{"id": "evt_unsigned", "issue": {"key": "PAY-1"}}'
 
@@ -237,6 +247,20 @@ ROUTES = [
     Row("POST", "/sign-in", visitors=400, own=302, foreign=SAME,
         body=form(email="nobody@example.org", password="")),
     Row("POST", "/sign-out", own=302, foreign=SAME, fresh_sign_in=True),
+    # Passwords: asking for a reset link answers everyone alike; a live link lets whoever holds
+    # it choose its person's password (a good one: 303 to sign in). Changing one's own password
+    # needs a sign-in; a wrong current password is refused after the permission check.
+    Row("GET", "/forgot-password", visitors=200, foreign=SAME),
+    Row("POST", "/forgot-password", visitors=200, foreign=SAME,
+        body=form(email="nobody@example.org")),
+    Row("GET", "/reset-password/<token>", fresh_reset_token, visitors=200, foreign=SAME),
+    Row("POST", "/reset-password/<token>", fresh_reset_token, visitors=303, own=303,
+        foreign=SAME, body=form(new_password="otter kettle ribbon lantern",
+                                confirm="otter kettle ribbon lantern")),
+    Row("GET", "/settings/password", foreign=SAME),
+    Row("POST", "/settings/password", own=400, foreign=SAME,
+        body=form(current_password="not the password", new_password="otter kettle ribbon lantern",
+                  confirm="otter kettle ribbon lantern")),
     # Client Payments: admins of the clinic or its organisation.
     Row("GET", "/client-payments/", foreign=SAME),
     Row("GET", "/client-payments/clinics/<int:clinic_id>", clinic_id, own=ADMINS),
@@ -335,6 +359,10 @@ ROUTES = [
     Row("POST", "/payments/<int:payment_id>/receipt", payment_id, own=ADMINS_REDIRECTED,
         body=form(email="pat@example.org", resend_key="k" * 24)),
     Row("GET", "/payments/clinics/<int:clinic_id>/time-zone", clinic_id, own=ADMINS),
+    # The audit log: read only, for the admins of an organisation or a clinic (each sees their
+    # own scope's entries: tests/test_audit_page.py); a clinician is refused.
+    Row("GET", "/audit/", own=ADMINS, foreign=SAME),
+    Row("GET", "/audit/export.csv", own=ADMINS, foreign=SAME),
     Row("POST", "/payments/clinics/<int:clinic_id>/time-zone", clinic_id,
         own=ADMINS_REDIRECTED, body=form(time_zone="Australia/Sydney")),
     # Health, and the signed webhooks (unsigned here: refused whoever sends them).
@@ -442,13 +470,14 @@ def everything_stored() -> dict[str, list[str]]:
 
 def allowed_actor(world: World, row: Row, place: Place) -> Actor:
     """The first of the place's own staff, then of the visitors, whose request the table
-    says goes through (a 2xx or 3xx other than to sign in)."""
+    says goes through (a 2xx or 3xx other than to sign in, or a form refused after the
+    permission check: a 400 that is no CSRF refusal)."""
     actors = world.actors_for(place)
     own_staff = [a for a in actors if a.organisation == place.home]
     visitors = [a for a in actors if a.role in VISITORS]
     for actor in own_staff + visitors:
         expected = row.expected(actor, place)
-        if expected != SIGN_IN and isinstance(expected, int) and expected < 400:
+        if expected != SIGN_IN and isinstance(expected, int) and expected <= 400:
             return actor
     raise AssertionError(f"The table lets nobody through {row}")
 

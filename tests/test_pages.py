@@ -31,9 +31,18 @@ def navigation(client, path: str = "/") -> list[str]:
 @pytest.mark.parametrize(
     ("email", "links"),
     [
-        ("manager@harbourside.example", ["Home", "Payments", "Configure: Client Payments"]),
-        ("orgadmin@harbourside.example", ["Home", "Payments", "Configure: Client Payments"]),
-        ("clinicadmin@harbourside.example", ["Home", "Payments", "Configure: Client Payments"]),
+        (
+            "manager@harbourside.example",
+            ["Home", "Payments", "Configure: Client Payments", "Configure: Audit log"],
+        ),
+        (
+            "orgadmin@harbourside.example",
+            ["Home", "Payments", "Configure: Client Payments", "Configure: Audit log"],
+        ),
+        (
+            "clinicadmin@harbourside.example",
+            ["Home", "Payments", "Configure: Client Payments", "Configure: Audit log"],
+        ),
         ("clinician@harbourside.example", ["Home", "Calls", "Payments"]),
     ],
 )
@@ -245,6 +254,12 @@ def test_a_user_may_hold_roles_in_two_organisations(client, demo, other_org):
     add_clinic_role(person, other_org.clinics[0], ClinicRole.CLINIC_ADMIN)
     db.session.commit()
     sign_in(client, "clinician@harbourside.example")
-    assert navigation(client) == ["Home", "Calls", "Payments", "Configure: Client Payments"]
+    assert navigation(client) == [
+        "Home",
+        "Calls",
+        "Payments",
+        "Configure: Client Payments",
+        "Configure: Audit log",
+    ]
     html = client.get("/").get_data(as_text=True)
     assert "Harbourside Health" in html and "Riverside Care" in html

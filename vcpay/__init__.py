@@ -102,6 +102,7 @@ def _register_models() -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from vcpay.audit.views import blueprint as audit
     from vcpay.auth.views import blueprint as auth
     from vcpay.calls.guest import blueprint as guest
     from vcpay.calls.views import blueprint as calls
@@ -127,6 +128,7 @@ def register_blueprints(app: Flask) -> None:
         payments,
         refunds,
         ledger,
+        audit,
         payouts,
         health,
         webhooks,

@@ -103,6 +103,11 @@ SETTINGS = [
     Setting("VCPAY_LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT", "10 per minute"),
     Setting("VCPAY_LOGIN_ACCOUNT_RATE_LIMIT", "LOGIN_ACCOUNT_RATE_LIMIT", "5 per 5 minutes"),
     Setting("VCPAY_LOGIN_NEW_DEVICE_RATE_LIMIT", "LOGIN_NEW_DEVICE_RATE_LIMIT", "30 per hour"),
+    # "Forgot password" requests, each counted: from one address, and for one email address.
+    Setting("VCPAY_FORGOT_PASSWORD_RATE_LIMIT", "FORGOT_PASSWORD_RATE_LIMIT", "10 per hour"),
+    Setting(
+        "VCPAY_FORGOT_PASSWORD_EMAIL_RATE_LIMIT", "FORGOT_PASSWORD_EMAIL_RATE_LIMIT", "3 per hour"
+    ),
     Setting("VCPAY_DEFAULT_LOCALE", "BABEL_DEFAULT_LOCALE", "en"),
     Setting("VCPAY_DEFAULT_TIMEZONE", "BABEL_DEFAULT_TIMEZONE", "Australia/Sydney", _time_zone),
     Setting("VCPAY_HEARTBEAT_SECONDS", "HEARTBEAT_SECONDS", 30, int),

@@ -1,7 +1,7 @@
 """sign-in sessions keep the browser and the address they began from
 
 Revision ID: 7d3b9e52a6c1
-Revises: 5c1e7a93d2b4
+Revises: 42766889863b
 Create Date: 2026-12-01 20:10:00
 
 A person's sessions page names each sign-in's browser (from its User-Agent) and address.
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "7d3b9e52a6c1"
-down_revision = "5c1e7a93d2b4"
+down_revision = "42766889863b"
 branch_labels = None
 depends_on = None
 

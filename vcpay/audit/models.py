@@ -31,6 +31,9 @@ class AuditEntry(db.Model):
         ForeignKey("clinics.id", ondelete="SET NULL"), index=True
     )
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The client's address as vcpay saw it (through the trusted proxies); empty outside a
+    # request.
+    address: Mapped[str | None] = mapped_column(String(45))
 
     actor: Mapped[User | None] = relationship()
 

@@ -3,6 +3,7 @@ change it describes is committed."""
 
 from typing import Any
 
+from flask import has_request_context, request
 from flask_login import current_user
 
 from vcpay.audit.models import AuditEntry
@@ -32,6 +33,12 @@ def _acting_user() -> User | None:
     return user if getattr(user, "is_authenticated", False) else None
 
 
+def _client_address() -> str | None:
+    if not has_request_context():
+        return None
+    return (request.remote_addr or "")[:45] or None
+
+
 def record_audit(action: str, target: Any, actor: User | None = None, **details: Any) -> AuditEntry:
     """Add an audit entry for ``action`` on ``target`` (a model instance with an ``id``).
 
@@ -48,6 +55,7 @@ def record_audit(action: str, target: Any, actor: User | None = None, **details:
         organisation_id=organisation_id,
         clinic_id=clinic_id,
         details=details,
+        address=_client_address(),
     )
     db.session.add(entry)
     return entry

@@ -44,6 +44,7 @@ LINKS = (
 CONFIGURE = (
     # A clinic's payouts and time zone are reached from its Client Payments page.
     NavigationLink("client_payments.index", _l("Client Payments"), ADMINS, also=("payouts",)),
+    NavigationLink("audit.index", _l("Audit log"), ADMINS),
 )
 
 

@@ -35,6 +35,9 @@ class Permission(enum.StrEnum):
     VIEW_PAYMENTS = "view_payments"
     VIEW_CLINIC_PAYMENTS = "view_clinic_payments"
     RESEND_RECEIPT = "resend_receipt"
+    # The audit log: an organisation admin reads their organisation's, a clinic admin their
+    # clinic's (vcpay/audit/reading.py).
+    VIEW_AUDIT_LOG = "view_audit_log"
 
 
 ADMINS = frozenset({Role.ORGANISATION_ADMIN, Role.CLINIC_ADMIN})
@@ -50,6 +53,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.VIEW_PAYMENTS: ADMINS | {Role.CLINICIAN},
     Permission.VIEW_CLINIC_PAYMENTS: ADMINS,
     Permission.RESEND_RECEIPT: ADMINS,
+    Permission.VIEW_AUDIT_LOG: ADMINS,
 }
 
 

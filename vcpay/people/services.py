@@ -50,6 +50,10 @@ def _password_matches(user: User | None, password: str) -> bool:
         return False
 
 
+def password_matches(user: User, password: str) -> bool:
+    return _password_matches(user, password)
+
+
 def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
