@@ -1,6 +1,7 @@
 """Fixtures: an application on a real database (SQLite, and PostgreSQL where configured)."""
 
 import contextvars
+import os
 import re
 
 import pytest
@@ -15,6 +16,11 @@ from tests.stripe_standin import standin, stripe_control, webhooks  # noqa: F401
 from vcpay import create_app
 from vcpay.extensions import db, limiter
 from vcpay.people.demo import seed_demo
+
+# A sign-in from a new browser emails the person; every test client is a new browser, so only
+# the tests of that email turn it on (tests/test_sessions_page.py), and other tests' outboxes
+# hold only what they are about.
+os.environ.setdefault("VCPAY_NEW_BROWSER_EMAILS", "0")
 
 
 @pytest.hookimpl(trylast=True)

@@ -36,7 +36,12 @@ from vcpay.people.services import (
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # Short intervals so workers act within seconds of what the journey does.
-JOURNEY_SETTINGS = {"VCPAY_JIRA_POLL_SECONDS": "2", "VCPAY_HEARTBEAT_SECONDS": "5"}
+# Each journey's browser is new to its people: their sign-in emails are not what they check.
+JOURNEY_SETTINGS = {
+    "VCPAY_JIRA_POLL_SECONDS": "2",
+    "VCPAY_HEARTBEAT_SECONDS": "5",
+    "VCPAY_NEW_BROWSER_EMAILS": "0",
+}
 SHAPES = ("embedded", "postgresql-redis")
 
 

@@ -107,6 +107,7 @@ PAGES = [
     "settings",
     "change password",
     "change password, refused",
+    "sessions",
 ]
 
 
@@ -199,3 +200,5 @@ def paying_practice(chromium, product, walk: Walk) -> None:
     admin.get_by_role("button", name="Change my password").click()  # nothing filled in
     admin.get_by_text("Enter your current password.").wait_for()
     walk.check(admin, "change password, refused")
+    admin.goto(f"{product['url']}/settings/sessions")
+    walk.check(admin, "sessions")

@@ -37,6 +37,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -57,7 +58,7 @@ from vcpay.auth.passwords import reset_token
 from vcpay.errors import CSRF_MESSAGE
 from vcpay.extensions import csrf, db
 from vcpay.payments.receipts import receipt_url
-from vcpay.people.services import create_user, find_user_by_email
+from vcpay.people.services import create_user, find_user_by_email, open_sign_in_session
 from vcpay.webhooks.models import StripeEvent
 
 SIGN_IN = "302 to sign-in"
@@ -159,6 +160,14 @@ def unknown_clinic_in_request(world: World, place: Place) -> dict:
     return {"clinics-0-clinic_id": "0", "clinics-0-selected": "y", "save_draft": "Save draft"}
 
 
+def clinicians_fresh_sign_in(world: World, place: Place) -> dict:
+    """A sign-in of the place's clinician made for this case: theirs to end, nobody else's."""
+    clinician = db.session.merge(place.people["clinician"])
+    sign_in, _token = open_sign_in_session(clinician, timedelta(hours=1))
+    db.session.commit()
+    return {"session_id": sign_in.id}
+
+
 def fresh_reset_token(world: World, place: Place) -> dict:
     """A live reset link for a person of the place's own, made anew for each case: a reset
     uses its link up (and ends only that person's sign-ins)."""
@@ -189,6 +198,9 @@ class Row:
     signed: bool = False  # a webhook: its signature stands in for a CSRF token
     # Ends the sign-in it is sent with (on the server too): each case signs in afresh.
     fresh_sign_in: bool = False
+    # Ends every other sign-in of the person: each case signs in afresh, and that new browser
+    # is the actor's from then on.
+    ends_other_sign_ins: bool = False
 
     def __str__(self) -> str:
         return f"{self.method} {self.rule}"
@@ -223,6 +235,12 @@ ROUTES = [
     # them is refused to anyone else (the box unticked: nothing changes).
     Row("GET", "/settings", foreign=SAME),
     Row("POST", "/settings", own=(403, 303, 303, 303), foreign=SAME),
+    # Your sessions: each person sees and ends only their own sign-ins; the row's session is
+    # the place's clinician's, so everyone else is told it does not exist.
+    Row("GET", "/settings/sessions", foreign=SAME),
+    Row("POST", "/settings/sessions/<int:session_id>/end", clinicians_fresh_sign_in,
+        own=(303, 404, 404, 404)),
+    Row("POST", "/settings/sessions/end-others", own=303, foreign=SAME, ends_other_sign_ins=True),
     # Signing in and out.
     Row("GET", "/sign-in", visitors=200, own=302, foreign=SAME),
     # No password (refused before any hashing); signed-in people are sent on.
@@ -407,10 +425,13 @@ def test_every_actor_gets_what_the_table_says(world, row):
     wrong = []
     for place in places_for(world, row):
         for actor in world.actors_for(place):
-            if row.fresh_sign_in:
-                actor = world.signed_in_again(actor)
+            sender = actor
+            if row.fresh_sign_in or row.ends_other_sign_ins:
+                sender = world.signed_in_again(actor)
             path, body = request_for(world, row, place)
-            response = send(world, actor, row.method, path, body)
+            response = send(world, sender, row.method, path, body)
+            if row.ends_other_sign_ins:
+                actor.cookie, actor.csrf = sender.cookie, sender.csrf
             expected, got = row.expected(actor, place), outcome(response)
             if got != expected:
                 wrong.append(f"  {actor.label}, {place.name}'s {path}: {got}, expected {expected}")
@@ -468,7 +489,7 @@ FORMS = [row for row in ROUTES if row.method in STATE_CHANGING and not row.signe
 def test_a_state_changing_route_refuses_a_request_without_its_csrf_token(world, row):
     place = world.places["A"]
     actor = allowed_actor(world, row, place)
-    if row.fresh_sign_in:
+    if row.fresh_sign_in or row.ends_other_sign_ins:
         actor = world.signed_in_again(actor)
     path, body = request_for(world, row, place)
     before = everything_stored()

@@ -40,6 +40,13 @@ def _count(value: str) -> int:
 ENVIRONMENTS = ("development", "production")
 
 
+def _minutes(value: str) -> int:
+    minutes = int(value)
+    if minutes < 1:
+        raise ValueError(f"expected 1 or more, got {value!r}")
+    return minutes
+
+
 def _time_zone(value: str) -> str:
     """An IANA time zone name that this machine's zone database knows."""
     if value not in available_timezones():
@@ -88,6 +95,10 @@ SETTINGS = [
     # limits and stream caps count the client's address, not the proxy's.
     Setting("VCPAY_TRUSTED_PROXIES", "TRUSTED_PROXIES", 0, _count),
     Setting("VCPAY_SESSION_HOURS", "SESSION_HOURS", 12, int),
+    # A sign-in of someone holding an admin role ends after this many minutes without a page.
+    Setting("VCPAY_ADMIN_IDLE_MINUTES", "ADMIN_IDLE_MINUTES", 30, _minutes),
+    # Email a person when they sign in from a browser that has not signed in to them before.
+    Setting("VCPAY_NEW_BROWSER_EMAILS", "NEW_BROWSER_EMAILS", "true", _bool),
     # Refused sign-ins only; vcpay/auth/throttling.py says how the three work together.
     Setting("VCPAY_LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT", "10 per minute"),
     Setting("VCPAY_LOGIN_ACCOUNT_RATE_LIMIT", "LOGIN_ACCOUNT_RATE_LIMIT", "5 per 5 minutes"),

@@ -2,6 +2,7 @@ from flask import (
     Blueprint,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -18,7 +19,14 @@ from vcpay.auth import throttling
 from vcpay.auth.forms import ForgotPasswordForm, ResetPasswordForm, SignInForm
 from vcpay.auth.passwords import ask_for_reset, reset_password, user_for_reset_token
 from vcpay.auth.redirects import is_safe_next
-from vcpay.auth.sessions import begin_sign_in, end_sign_in, load_signed_in_user, note_activity
+from vcpay.auth.sessions import (
+    begin_sign_in,
+    end_sign_in,
+    idle_context,
+    load_signed_in_user,
+    note_activity,
+    tell_of_new_browser,
+)
 from vcpay.extensions import db, limiter, login_manager
 from vcpay.people.services import authenticate
 
@@ -30,6 +38,7 @@ FORGOT_BREACH = _l("Too many requests for a new password from here or for this a
 
 login_manager.user_loader(load_signed_in_user)
 blueprint.before_app_request(note_activity)
+blueprint.app_context_processor(idle_context)
 
 
 def _next_page() -> str:
@@ -74,8 +83,11 @@ def sign_in():
     if form.validate_on_submit():
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
+            new_browser = throttling.unknown_device()
             begin_sign_in(user)
             record_audit("user.signed_in", user, actor=user)
+            if new_browser and current_app.config["NEW_BROWSER_EMAILS"]:
+                tell_of_new_browser(user, g.sign_in_session)
             db.session.commit()
             response = redirect(_next_page())
             throttling.remember_device(response, form.email.data)

@@ -167,6 +167,10 @@ class SignInSession(CreatedAtMixin, db.Model):
     expires_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # What the person is shown on their sessions page: the browser's User-Agent as it sent
+    # it (cut short) and the address it signed in from.
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+    address: Mapped[str | None] = mapped_column(String(45))
 
     user: Mapped[User] = relationship()
 

@@ -23,9 +23,9 @@ from vcpay.people.models import (
 )
 
 _hasher = PasswordHasher()
-# How often a live sign-in's "last seen" is written: often enough to tell, rarely enough that
-# pages do not write on every load.
-SEEN_EVERY = timedelta(minutes=5)
+# How often a live sign-in's "last seen" is written: often enough to tell (and to time an idle
+# admin out), rarely enough that pages do not write on every load.
+SEEN_EVERY = timedelta(minutes=1)
 
 
 def normalise_email(email: str) -> str:
@@ -85,7 +85,9 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def open_sign_in_session(user: User, lifetime: timedelta) -> tuple[SignInSession, str]:
+def open_sign_in_session(
+    user: User, lifetime: timedelta, user_agent: str = "", address: str = ""
+) -> tuple[SignInSession, str]:
     """A new sign-in and the random id the browser keeps; only its hash is stored."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -95,6 +97,8 @@ def open_sign_in_session(user: User, lifetime: timedelta) -> tuple[SignInSession
         created_at=now,
         expires_at=now + lifetime,
         last_seen_at=now,
+        user_agent=user_agent.replace("\x00", "")[:400] or None,
+        address=address[:45] or None,
     )
     db.session.add(sign_in)
     db.session.flush()
@@ -125,6 +129,31 @@ def sign_in_session_is_live(sign_in_id: int) -> bool:
         select(SignInSession.id).where(SignInSession.id == sign_in_id, *_live())
     )
     return found is not None
+
+
+def live_sign_in_sessions(user: User) -> list[SignInSession]:
+    """The person's live sign-ins, the most recently seen first."""
+    return list(
+        db.session.scalars(
+            select(SignInSession)
+            .where(SignInSession.user_id == user.id, *_live())
+            .order_by(SignInSession.last_seen_at.desc(), SignInSession.id.desc())
+        )
+    )
+
+
+def own_live_sign_in_session(user: User, sign_in_id: int) -> SignInSession | None:
+    """One of the person's own live sign-ins; anyone else's (or an ended one) is None."""
+    return db.session.scalar(
+        select(SignInSession).where(
+            SignInSession.id == sign_in_id, SignInSession.user_id == user.id, *_live()
+        )
+    )
+
+
+def has_been_idle(sign_in: SignInSession, limit: timedelta) -> bool:
+    """No page for longer than ``limit`` (give or take ``SEEN_EVERY``, how often it is noted)."""
+    return utcnow() - sign_in.last_seen_at > limit
 
 
 def note_sign_in_session_seen(sign_in: SignInSession) -> bool:

@@ -1,16 +1,26 @@
-"""A person's own settings: which emails they want from vcpay, their password."""
+"""A person's own settings: which emails they want from vcpay, their password, and where
+they are signed in."""
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from vcpay.audit.services import record_audit
+from vcpay.auth.browsers import browser_name
 from vcpay.auth.forms import ChangePasswordForm
 from vcpay.auth.passwords import change_password as set_new_password
-from vcpay.auth.sessions import current_sign_in_session
+from vcpay.auth.sessions import current_sign_in_session, home_place
 from vcpay.extensions import db, limiter
+from vcpay.forms import ConfirmForm
 from vcpay.notices.services import choose_payment_notices, clinics_noticed_by
 from vcpay.people.forms import NoticeSettingsForm
-from vcpay.people.services import password_matches
+from vcpay.people.services import (
+    live_sign_in_sessions,
+    own_live_sign_in_session,
+    password_matches,
+    revoke_all_sign_in_sessions,
+    revoke_sign_in_session,
+)
 
 blueprint = Blueprint("people", __name__)
 
@@ -39,6 +49,57 @@ def _save(wanted: bool) -> None:
     else:
         message = _("Saved: you will get no emails about payment problems.")
     flash(message, "success")
+
+
+@blueprint.route("/settings/sessions")
+@login_required
+def sessions():
+    """The person's own live sign-ins, this browser's marked, each with a button to end it."""
+    here = current_sign_in_session()
+    rows = [
+        {
+            "session": sign_in,
+            "browser": browser_name(sign_in.user_agent),
+            "is_here": here is not None and sign_in.id == here.id,
+        }
+        for sign_in in live_sign_in_sessions(current_user)
+    ]
+    return render_template(
+        "people/sessions.html", rows=rows, form=ConfirmForm(), place=home_place(current_user)
+    )
+
+
+@blueprint.route("/settings/sessions/<int:session_id>/end", methods=["POST"])
+@login_required
+def end_session(session_id: int):
+    """Ends one of the person's own sign-ins; anyone else's, or one already over, is a 404."""
+    sign_in = own_live_sign_in_session(current_user, session_id)
+    if sign_in is None:
+        abort(404)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    here = current_sign_in_session()
+    revoke_sign_in_session(sign_in)
+    record_audit("user.session_ended", current_user._get_current_object(), session=sign_in.id)
+    db.session.commit()
+    if here is not None and sign_in.id == here.id:
+        flash(_("You have signed out."), "info")
+        return redirect(url_for("auth.sign_in"), code=303)
+    flash(_("That session has ended: the browser is signed out."), "success")
+    return redirect(url_for("people.sessions"), code=303)
+
+
+@blueprint.route("/settings/sessions/end-others", methods=["POST"])
+@login_required
+def end_other_sessions():
+    """Signs the person out everywhere but this browser."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    ended = revoke_all_sign_in_sessions(current_user, keep=current_sign_in_session())
+    record_audit("user.other_sessions_ended", current_user._get_current_object(), count=ended)
+    db.session.commit()
+    flash(_("Every other session has ended: only this browser is still signed in."), "success")
+    return redirect(url_for("people.sessions"), code=303)
 
 
 def _changing_user() -> str:
