@@ -28,10 +28,11 @@ from vcpay.people.demo import DEMO_PASSWORD
 pytestmark = pytest.mark.browser
 
 # What the navigation shows, then what its Configure menu holds once opened.
+ADMIN_NAVIGATION = (["Home", "Payments", "Configure"], ["Client Payments", "Audit log"])
 NAVIGATION = {
-    "manager@harbourside.example": (["Home", "Payments", "Configure"], ["Client Payments"]),
-    "orgadmin@harbourside.example": (["Home", "Payments", "Configure"], ["Client Payments"]),
-    "clinicadmin@harbourside.example": (["Home", "Payments", "Configure"], ["Client Payments"]),
+    "manager@harbourside.example": ADMIN_NAVIGATION,
+    "orgadmin@harbourside.example": ADMIN_NAVIGATION,
+    "clinicadmin@harbourside.example": ADMIN_NAVIGATION,
     "clinician@harbourside.example": (["Home", "Calls", "Payments"], []),
 }
 

@@ -22,7 +22,6 @@ from flask_login import current_user, login_user, logout_user
 
 from vcpay.audit.services import record_audit
 from vcpay.auth.browsers import browser_name
-from vcpay.extensions import db
 from vcpay.inputs import parse_id
 from vcpay.mail.services import queue_email
 from vcpay.people.models import SignInSession, User
@@ -135,7 +134,7 @@ def note_activity():
 def _end_idle_sign_in(sign_in: SignInSession, limit: timedelta):
     record_audit("user.signed_out_idle", sign_in.user, actor=sign_in.user)
     end_sign_in()
-    db.session.commit()
+    commit_unit()  # the page's own bookkeeping, before it sends the person to sign in
     minutes = int(limit.total_seconds() // 60)
     message = _(
         "You were signed out after %(minutes)s minutes without using vcpay. Sign in again.",
