@@ -22,6 +22,7 @@ from tests.payment_steps import (
     start_call,
 )
 from tests.stripe_standin import process_received
+from vcpay.payments import requesting
 from vcpay.payments.models import PaymentState
 
 PROMPT = (
@@ -168,3 +169,19 @@ def test_a_json_client_gets_409_and_confirms_with_the_open_request(
     confirmed = ask_for_json(clinician, call, {**form, "confirm_repeat": first.request_key})
     assert (confirmed.status_code, confirmed.json["repeated"]) == (201, False)
     assert len(requests_made()) == 2
+
+
+def test_a_double_click_stored_between_the_two_checks_is_the_same_request(
+    app, clinician, gp, stripe_control, monkeypatch
+):
+    """The second click's key look-up runs just before the first click commits, and its check
+    for an open twin just after: it is the first click's request, not a repeat to confirm."""
+    call = start_call(clinician, gp)
+    join(app, call)
+    form = request_form(clinician, call)
+    assert ask_for_json(clinician, call, form).status_code == 201
+    monkeypatch.setattr(requesting, "existing_request", lambda request_key: None)
+    second = ask_for_json(clinician, call, form)
+    assert (second.status_code, second.json["repeated"]) == (201, True)
+    assert len(requests_made()) == 1
+    assert len(stripe_control.sessions()) == 1

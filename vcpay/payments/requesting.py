@@ -169,7 +169,11 @@ def request_payment(
     amount = _parse(asked.amount)
     description = _description(asked.description)
     payer = _payer(call, asked.payer)
-    _refuse_unconfirmed_repeat(call, amount, description, asked.confirm_repeat)
+    twin = open_twin(call, amount, description)
+    if twin is not None and twin.request_key == asked.request_key:
+        # The other click of a double click stored this very request since the look-up above.
+        return Requested(twin, repeated=True)
+    _refuse_unconfirmed_repeat(twin, asked.confirm_repeat)
     link = live_link(call.clinic)
     charge = Charge(amount, description, asked.request_key, _expiry())
     try:
@@ -229,10 +233,8 @@ def open_twin(call: Call, amount: int, description: str) -> PaymentRequest | Non
     return next((r for r in same_amount if r.description.casefold() == wanted), None)
 
 
-def _refuse_unconfirmed_repeat(call: Call, amount: int, description: str, confirmed: str) -> None:
-    """A second click of the same form never gets here (its key finds its request first);
-    a new form for what is still open does, and needs the clinician's word."""
-    twin = open_twin(call, amount, description)
+def _refuse_unconfirmed_repeat(twin: PaymentRequest | None, confirmed: str) -> None:
+    """A new form for what is still open in the call (``twin``) needs the clinician's word."""
     if twin is not None and twin.request_key != confirmed:
         raise RepeatUnconfirmed(twin)
 
