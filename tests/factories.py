@@ -23,23 +23,32 @@ def organisation(name: str, *clinic_names: str) -> Organisation:
     return org
 
 
-def person(email: str, name: str | None = None, **kwargs) -> User:
+def person(email: str, name: str | None = None, two_factor_exempt: bool = True, **kwargs) -> User:
+    """A test person. Like the demo's people, they are exempt from two-factor sign-in by
+    default, so the many tests that sign an admin in with a password alone still can: the
+    test app counts as the local demo, the only place the exemption is honoured. Tests of
+    two-factor itself (tests/test_two_factor.py) pass ``two_factor_exempt=False``."""
     user = create_user(
         email, name or email.split("@")[0].title(), PASSWORD, password_hash=PASSWORD_HASH, **kwargs
     )
+    user.two_factor_exempt = two_factor_exempt
     db.session.flush()
     return user
 
 
-def org_admin(email: str, org: Organisation, manager: bool = False) -> User:
-    user = person(email)
+def org_admin(
+    email: str, org: Organisation, manager: bool = False, two_factor_exempt: bool = True
+) -> User:
+    user = person(email, two_factor_exempt=two_factor_exempt)
     add_organisation_admin(user, org, telehealth_manager=manager)
     db.session.flush()
     return user
 
 
-def clinic_person(email: str, clinic: Clinic, role: ClinicRole) -> User:
-    user = person(email)
+def clinic_person(
+    email: str, clinic: Clinic, role: ClinicRole, two_factor_exempt: bool = True
+) -> User:
+    user = person(email, two_factor_exempt=two_factor_exempt)
     add_clinic_role(user, clinic, role)
     db.session.flush()
     return user

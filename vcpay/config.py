@@ -103,6 +103,8 @@ SETTINGS = [
     Setting("VCPAY_LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT", "10 per minute"),
     Setting("VCPAY_LOGIN_ACCOUNT_RATE_LIMIT", "LOGIN_ACCOUNT_RATE_LIMIT", "5 per 5 minutes"),
     Setting("VCPAY_LOGIN_NEW_DEVICE_RATE_LIMIT", "LOGIN_NEW_DEVICE_RATE_LIMIT", "30 per hour"),
+    # Wrong two-factor codes (or recovery codes), counted per account.
+    Setting("VCPAY_TWO_FACTOR_RATE_LIMIT", "TWO_FACTOR_RATE_LIMIT", "5 per 15 minutes"),
     # "Forgot password" requests, each counted: from one address, and for one email address.
     Setting("VCPAY_FORGOT_PASSWORD_RATE_LIMIT", "FORGOT_PASSWORD_RATE_LIMIT", "10 per hour"),
     Setting(
@@ -357,6 +359,12 @@ def _setting_pointing_away(config: dict[str, Any]) -> str | None:
     if urlsplit(config["SQLALCHEMY_DATABASE_URI"]).hostname not in (None, *LOCAL_HOSTS):
         return "VCPAY_DATABASE_URL names another machine"
     return None
+
+
+def is_local_demo(config: dict[str, Any]) -> bool:
+    """This is `make run`'s demo on this machine: not production, and nothing it serves or
+    uses is elsewhere. The demo's people may sign in without two-factor only here."""
+    return config["ENVIRONMENT"] != "production" and _setting_pointing_away(config) is None
 
 
 def webhook_secret(config: dict[str, Any], key: str) -> str | None:

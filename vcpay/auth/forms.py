@@ -1,6 +1,6 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SubmitField
+from wtforms import EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 MAX_PASSWORD = 200
@@ -82,3 +82,36 @@ class ChangePasswordForm(FlaskForm):
     )
     new_password, confirm = _new_password_fields()
     submit = SubmitField(_l("Change my password"))
+
+
+class TwoFactorForm(FlaskForm):
+    """The second step of signing in: a code from the app, or one of the recovery codes."""
+
+    code = StringField(
+        _l("Code"),
+        validators=[DataRequired(_l("Enter the code from your app.")), Length(max=40)],
+        description=_l(
+            "The 6-digit code your authenticator app shows now, or one of your recovery codes."
+        ),
+        render_kw={"autocomplete": "one-time-code", "autofocus": True, "spellcheck": "false"},
+    )
+    submit = SubmitField(_l("Sign in"))
+
+
+class EnrolForm(FlaskForm):
+    code = StringField(
+        _l("Code from your app"),
+        validators=[DataRequired(_l("Enter the code from your app.")), Length(max=40)],
+        description=_l("The 6-digit code your app shows for vcpay after you added it."),
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"},
+    )
+    submit = SubmitField(_l("Turn on two-factor sign-in"))
+
+
+class TurnOffTwoFactorForm(FlaskForm):
+    password = PasswordField(
+        _l("Your password"),
+        validators=[DataRequired(_l("Enter your password.")), Length(max=MAX_PASSWORD)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    submit = SubmitField(_l("Turn off two-factor sign-in"))

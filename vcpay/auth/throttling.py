@@ -26,8 +26,10 @@ from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_limiter.util import get_remote_address
+from flask_login import current_user
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from vcpay.auth.two_factor import marked_user_id
 from vcpay.extensions import limiter
 from vcpay.people.services import normalise_email
 
@@ -84,6 +86,25 @@ def known_device() -> bool:
 
 def unknown_device() -> bool:
     return not known_device()
+
+
+def knows_account(email: str) -> bool:
+    """This browser has signed in to the account of ``email`` before."""
+    device = this_device()
+    return device is not None and account_key(email) in device.accounts
+
+
+def by_two_factor_account() -> str:
+    """The account whose second step is tried: the signed-in person's (enrolling from their
+    settings) or the one this browser gave the password of."""
+    if current_user.is_authenticated:
+        return f"two-factor:{current_user.get_id()}"
+    return f"two-factor:{marked_user_id() or get_remote_address()}"
+
+
+def refused_code(response: Response) -> bool:
+    # A wrong code is answered with the form again (400); anything else is not a guess.
+    return response.status_code == 400
 
 
 def refused(response: Response) -> bool:

@@ -6,6 +6,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_babel import gettext as _
@@ -15,8 +16,14 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 
 from vcpay.audit.services import record_audit
-from vcpay.auth import throttling
-from vcpay.auth.forms import ForgotPasswordForm, ResetPasswordForm, SignInForm
+from vcpay.auth import throttling, two_factor
+from vcpay.auth.forms import (
+    EnrolForm,
+    ForgotPasswordForm,
+    ResetPasswordForm,
+    SignInForm,
+    TwoFactorForm,
+)
 from vcpay.auth.passwords import ask_for_reset, reset_password, user_for_reset_token
 from vcpay.auth.redirects import is_safe_next
 from vcpay.auth.sessions import (
@@ -27,13 +34,21 @@ from vcpay.auth.sessions import (
     note_activity,
     tell_of_new_browser,
 )
+from vcpay.config import is_local_demo
 from vcpay.extensions import db, limiter, login_manager
+from vcpay.people.models import User
 from vcpay.people.services import authenticate
 
 blueprint = Blueprint("auth", __name__)
 
 BAD_CREDENTIALS = _l("That email and password do not match an active account.")
 FORGOT_BREACH = _l("Too many requests for a new password from here or for this address.")
+TWO_FACTOR_BREACH = _l("Too many wrong codes for this account.")
+WRONG_CODE = _l(
+    "That code is not right, or was used already. Enter the code your app shows now, or an "
+    "unused recovery code."
+)
+MARKER_GONE = _l("Your sign-in took too long or was already used. Sign in again.")
 
 
 login_manager.user_loader(load_signed_in_user)
@@ -82,20 +97,134 @@ def sign_in():
     form = SignInForm()
     if form.validate_on_submit():
         user = authenticate(form.email.data, form.password.data)
-        if user is not None:
-            new_browser = throttling.unknown_device()
-            begin_sign_in(user)
-            record_audit("user.signed_in", user, actor=user)
-            if new_browser and current_app.config["NEW_BROWSER_EMAILS"]:
-                tell_of_new_browser(user, g.sign_in_session)
+        if user is not None and (user.two_factor_enabled or two_factor.must_enrol(user)):
+            # The password is right; the code (or enrolling, for an admin) comes next.
+            two_factor.mark_password_passed(user, _next_page())
             db.session.commit()
-            response = redirect(_next_page())
-            throttling.remember_device(response, form.email.data)
-            return response
+            step = "auth.two_factor_enrol" if two_factor.must_enrol(user) else "auth.two_factor"
+            return redirect(url_for(step))
+        if user is not None:
+            return _signed_in(user, _next_page())
         flash(str(BAD_CREDENTIALS), "error")
-        return render_template("auth/sign_in.html", form=form), 401
+        return _sign_in_page(form), 401
     status = 400 if form.errors else 200
-    return render_template("auth/sign_in.html", form=form), status
+    return _sign_in_page(form), status
+
+
+def _sign_in_page(form: SignInForm, **context):
+    demo = is_local_demo(current_app.config)
+    return render_template("auth/sign_in.html", form=form, demo=demo, **context)
+
+
+def _signed_in(user: User, next_page: str, message: str | None = None):
+    """Signs ``user`` in here (every check passed), commits, and sends them to ``next_page``
+    (with ``message`` shown there)."""
+    new_browser = not throttling.knows_account(user.email)
+    begin_sign_in(user)  # a fresh session: the marker and anything else are gone
+    if message:
+        flash(message, "info")
+    record_audit("user.signed_in", user, actor=user)
+    if new_browser and current_app.config["NEW_BROWSER_EMAILS"]:
+        tell_of_new_browser(user, g.sign_in_session)
+    db.session.commit()
+    response = redirect(next_page, code=303 if request.endpoint != "auth.sign_in" else 302)
+    throttling.remember_device(response, user.email)
+    return response
+
+
+def _second_step_limits(view):
+    """Wrong codes count against the account (``TWO_FACTOR_RATE_LIMIT``) and, like refused
+    sign-ins, against the address (``LOGIN_RATE_LIMIT``)."""
+    view = limiter.limit(
+        lambda: current_app.config["LOGIN_RATE_LIMIT"],
+        methods=["POST"],
+        key_func=lambda: f"two-factor-address:{get_remote_address()}",
+        deduct_when=throttling.refused_code,
+        error_message=lambda: str(throttling.ADDRESS_BREACH),
+    )(view)
+    return limiter.limit(
+        lambda: current_app.config["TWO_FACTOR_RATE_LIMIT"],
+        methods=["POST"],
+        key_func=throttling.by_two_factor_account,
+        deduct_when=throttling.refused_code,
+        error_message=lambda: str(TWO_FACTOR_BREACH),
+    )(view)
+
+
+@blueprint.route("/sign-in/two-factor", methods=["GET", "POST"], endpoint="two_factor")
+@_second_step_limits
+def two_factor_code():
+    """The second step: a code from the person's app, or one of their recovery codes."""
+    passed = two_factor.password_passed()
+    if passed is None or not passed.user.two_factor_enabled:
+        two_factor.forget_marker()
+        flash(str(MARKER_GONE), "error")
+        return redirect(url_for("auth.sign_in"))
+    form = TwoFactorForm()
+    if form.validate_on_submit():
+        user = passed.user
+        checked = two_factor.check_second_factor(user, form.code.data)
+        if checked.accepted:
+            two_factor.note_signed_in(user)
+            message = None
+            if checked.recovery_code:
+                left = two_factor.recovery_codes_left(user)
+                record_audit("user.recovery_code_used", user, actor=user, left=left)
+                message = _recovery_codes_left(left)
+            return _signed_in(user, passed.next_page or url_for("main.home"), message)
+        db.session.commit()  # nothing was accepted; a replay attempt wrote nothing
+        form.code.errors.append(str(WRONG_CODE))
+    status = 400 if form.errors else 200
+    return render_template("auth/two_factor.html", form=form), status
+
+
+def _recovery_codes_left(left: int) -> str:
+    return _(
+        "You signed in with a recovery code; it cannot be used again. "
+        "You have %(count)s recovery codes left.",
+        count=left,
+    )
+
+
+@blueprint.route("/sign-in/two-factor/enrol", methods=["GET", "POST"])
+@_second_step_limits
+def two_factor_enrol():
+    """An admin without two-factor turns it on before their sign-in completes: nothing else is
+    reachable meanwhile, since they are not signed in until it is on."""
+    passed = two_factor.password_passed()
+    if passed is None or passed.user.two_factor_enabled:
+        two_factor.forget_marker()
+        flash(str(MARKER_GONE), "error")
+        return redirect(url_for("auth.sign_in"))
+    user = passed.user
+    secret = session.get(two_factor.ENROL_KEY) or two_factor.new_secret()
+    session[two_factor.ENROL_KEY] = secret
+    form = EnrolForm()
+    if form.validate_on_submit():
+        codes = two_factor.turn_on(user, secret, form.code.data)
+        if codes is not None:
+            record_audit("user.two_factor_enabled", user, actor=user)
+            two_factor.note_signed_in(user)
+            response = _signed_in(user, url_for("people.recovery_codes", next=passed.next_page))
+            session[two_factor.SHOW_CODES_KEY] = codes
+            return response
+        db.session.rollback()
+        form.code.errors.append(str(WRONG_CODE))
+    status = 400 if form.errors else 200
+    return render_template(
+        "auth/two_factor_enrol.html",
+        form=form,
+        action=url_for("auth.two_factor_enrol"),
+        required=True,
+        **enrolment(user, secret),
+    ), status
+
+
+def enrolment(user: User, secret: str) -> dict:
+    """What the enrolment page shows: the QR code, and the secret to type instead."""
+    uri = two_factor.provisioning_uri(user, secret)
+    spaced = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    return {"qr_svg": two_factor.qr_code_svg(uri), "secret": spaced}
 
 
 @blueprint.errorhandler(RateLimitExceeded)
@@ -107,7 +236,9 @@ def too_many_attempts(error: RateLimitExceeded):
             "auth/forgot_password.html", form=ForgotPasswordForm(), throttled=message
         )
         return page, 429
-    return render_template("auth/sign_in.html", form=SignInForm(), throttled=message), 429
+    if request.endpoint == "auth.two_factor":
+        return render_template("auth/two_factor.html", form=TwoFactorForm(), throttled=message), 429
+    return _sign_in_page(SignInForm(), throttled=message), 429
 
 
 @blueprint.route("/sign-out", methods=["POST"])

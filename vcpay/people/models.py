@@ -6,6 +6,7 @@ from datetime import datetime
 from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -97,6 +98,15 @@ class User(UserMixin, CreatedAtMixin, db.Model):
     # Opted in to emails about payment problems in the clinics they administer (a payment
     # that failed or expired unpaid, a refund or a payout that failed).
     payment_notices: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Two-factor sign-in (vcpay/auth/two_factor.py): the TOTP secret (base32; never shown
+    # again after enrolment), when it was turned on, and the last time-step a code was
+    # accepted for, so no code is accepted twice.
+    two_factor_secret: Mapped[str | None] = mapped_column(String(64))
+    two_factor_enabled_at: Mapped[datetime | None]
+    two_factor_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # Set only by the demo seed: the demo's people sign in with the shared password alone.
+    # Honoured only on the local demo (vcpay.config.is_local_demo), never in production.
+    two_factor_exempt: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     organisation_memberships: Mapped[list["OrganisationMembership"]] = relationship(
         back_populates="user"
@@ -106,6 +116,10 @@ class User(UserMixin, CreatedAtMixin, db.Model):
     @property
     def is_active(self) -> bool:
         return not self.is_disabled
+
+    @property
+    def two_factor_enabled(self) -> bool:
+        return self.two_factor_enabled_at is not None and self.two_factor_secret is not None
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"
@@ -176,3 +190,18 @@ class SignInSession(CreatedAtMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<SignInSession {self.id} of user {self.user_id}>"
+
+
+class RecoveryCode(CreatedAtMixin, db.Model):
+    """One of a person's single-use recovery codes for two-factor sign-in: only a keyed hash
+    of it is kept; ``used_at`` is set (once, by a guarded update) when it is spent."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"<RecoveryCode {self.id} of user {self.user_id}>"

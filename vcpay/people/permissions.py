@@ -38,6 +38,9 @@ class Permission(enum.StrEnum):
     # The audit log: an organisation admin reads their organisation's, a clinic admin their
     # clinic's (vcpay/audit/reading.py).
     VIEW_AUDIT_LOG = "view_audit_log"
+    # Resetting someone's two-factor sign-in (vcpay/people/views.py): an organisation admin
+    # for anyone with a role there, a clinic admin for the people of their clinic.
+    RESET_TWO_FACTOR = "reset_two_factor"
 
 
 ADMINS = frozenset({Role.ORGANISATION_ADMIN, Role.CLINIC_ADMIN})
@@ -54,6 +57,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.VIEW_CLINIC_PAYMENTS: ADMINS,
     Permission.RESEND_RECEIPT: ADMINS,
     Permission.VIEW_AUDIT_LOG: ADMINS,
+    Permission.RESET_TWO_FACTOR: ADMINS,
 }
 
 
@@ -109,6 +113,28 @@ def require(permission: Permission, scope: Scope | None) -> None:
         abort(404)
     if not roles & GRANTS[permission]:
         abort(403)
+
+
+def require_over_person(permission: Permission, person: User | None) -> Scope:
+    """Like ``require``, for an act on another person: allowed in a scope where the person has
+    a role and the actor holds ``permission`` over it. Over an organisation admin that takes an
+    organisation role; over a clinic's people, a role in the clinic or its organisation. 404
+    when the person is nobody the actor shares such a scope with, 403 for the wrong role.
+    Returns the scope that allowed it."""
+    if person is None:
+        abort(404)
+    org_roles = {Role.ORGANISATION_ADMIN, Role.TELEHEALTH_MANAGER}
+    scopes: list[tuple[Scope, set[Role]]] = [
+        (m.organisation, roles_in(current_user, m.organisation) & org_roles)
+        for m in person.organisation_memberships
+    ]
+    scopes += [(m.clinic, roles_in(current_user, m.clinic)) for m in person.clinic_memberships]
+    for scope, roles in scopes:
+        if roles & GRANTS[permission]:
+            return scope
+    if not any(roles for _scope, roles in scopes):
+        abort(404)
+    abort(403)
 
 
 def clinics_where(user: User, permission: Permission) -> list[Clinic]:
