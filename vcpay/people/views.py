@@ -243,7 +243,7 @@ def new_recovery_codes():
 @limiter.limit(
     lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"],
     methods=["POST"],
-    key_func=_changing_user,
+    key_func=lambda: f"two-factor-off:{current_user.get_id()}",
     deduct_when=lambda response: response.status_code != 303,
 )
 def turn_off_two_factor():
