@@ -114,6 +114,7 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.payments.refund_views import blueprint as refunds
     from vcpay.payments.views import blueprint as payments
     from vcpay.payouts.views import blueprint as payouts
+    from vcpay.people.two_factor_views import blueprint as two_factor
     from vcpay.people.views import blueprint as people
     from vcpay.webhooks.views import blueprint as webhooks
 
@@ -121,6 +122,7 @@ def register_blueprints(app: Flask) -> None:
         main,
         auth,
         people,
+        two_factor,
         client_payments,
         enablement,
         calls,

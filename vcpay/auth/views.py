@@ -205,7 +205,7 @@ def two_factor_enrol():
         if codes is not None:
             record_audit("user.two_factor_enabled", user, actor=user)
             two_factor.note_signed_in(user)
-            response = _signed_in(user, url_for("people.recovery_codes", next=passed.next_page))
+            response = _signed_in(user, url_for("two_factor.recovery_codes", next=passed.next_page))
             session[two_factor.SHOW_CODES_KEY] = codes
             return response
         db.session.rollback()
