@@ -81,6 +81,13 @@ def qr_code_svg(uri: str) -> str:
     return image.to_string(encoding="unicode")
 
 
+def enrolment(user: User, secret: str) -> dict:
+    """What the enrolment page shows: the QR code, and the secret to type instead."""
+    uri = provisioning_uri(user, secret)
+    spaced = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    return {"qr_svg": qr_code_svg(uri), "secret": spaced}
+
+
 def _typed(code: str) -> str:
     return (code or "").replace(" ", "").replace("-", "").strip().lower()
 

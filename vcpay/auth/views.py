@@ -48,6 +48,9 @@ WRONG_CODE = _l(
     "That code is not right, or was used already. Enter the code your app shows now, or an "
     "unused recovery code."
 )
+WRONG_ENROL_CODE = _l(
+    "That code is not right. Enter the 6-digit code your app shows now for vcpay."
+)
 MARKER_GONE = _l("Your sign-in took too long or was already used. Sign in again.")
 
 
@@ -209,22 +212,15 @@ def two_factor_enrol():
             session[two_factor.SHOW_CODES_KEY] = codes
             return response
         db.session.rollback()
-        form.code.errors.append(str(WRONG_CODE))
+        form.code.errors.append(str(WRONG_ENROL_CODE))
     status = 400 if form.errors else 200
     return render_template(
         "auth/two_factor_enrol.html",
         form=form,
         action=url_for("auth.two_factor_enrol"),
         required=True,
-        **enrolment(user, secret),
+        **two_factor.enrolment(user, secret),
     ), status
-
-
-def enrolment(user: User, secret: str) -> dict:
-    """What the enrolment page shows: the QR code, and the secret to type instead."""
-    uri = two_factor.provisioning_uri(user, secret)
-    spaced = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
-    return {"qr_svg": two_factor.qr_code_svg(uri), "secret": spaced}
 
 
 @blueprint.errorhandler(RateLimitExceeded)

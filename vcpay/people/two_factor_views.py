@@ -23,7 +23,7 @@ from vcpay.audit.services import record_audit
 from vcpay.auth import throttling, two_factor
 from vcpay.auth.forms import EnrolForm, TurnOffTwoFactorForm
 from vcpay.auth.redirects import is_safe_next
-from vcpay.auth.views import WRONG_CODE, enrolment
+from vcpay.auth.views import WRONG_ENROL_CODE
 from vcpay.extensions import db, limiter
 from vcpay.forms import ConfirmForm
 from vcpay.mail.services import queue_email
@@ -80,14 +80,14 @@ def two_factor_enrol():
             flash(_("Two-factor sign-in is on."), "success")
             return redirect(url_for("two_factor.recovery_codes"), code=303)
         db.session.rollback()
-        form.code.errors.append(str(WRONG_CODE))
+        form.code.errors.append(str(WRONG_ENROL_CODE))
     status = 400 if form.errors else 200
     return render_template(
         "auth/two_factor_enrol.html",
         form=form,
         action=url_for("two_factor.enrol"),
         required=False,
-        **enrolment(user, secret),
+        **two_factor.enrolment(user, secret),
     ), status
 
 
