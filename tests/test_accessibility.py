@@ -108,6 +108,9 @@ PAGES = [
     "change password",
     "change password, refused",
     "sessions",
+    "two-factor settings",
+    "two-factor enrolment",
+    "two-factor enrolment, refused",
 ]
 
 
@@ -202,3 +205,10 @@ def paying_practice(chromium, product, walk: Walk) -> None:
     walk.check(admin, "change password, refused")
     admin.goto(f"{product['url']}/settings/sessions")
     walk.check(admin, "sessions")
+    admin.goto(f"{product['url']}/settings/two-factor")
+    walk.check(admin, "two-factor settings")
+    admin.get_by_role("link", name="Turn on two-factor sign-in").click()
+    walk.check(admin, "two-factor enrolment")
+    admin.get_by_role("button", name="Turn on two-factor sign-in").click()  # no code
+    admin.get_by_text("Enter the code from your app.").wait_for()
+    walk.check(admin, "two-factor enrolment, refused")
