@@ -413,3 +413,10 @@ def test_nobody_is_exempt_away_from_the_local_demo(app, demo):
     app.config["PUBLIC_URL"] = "http://127.0.0.1:5000"
     app.config["ENVIRONMENT"] = "production"
     assert two_factor.is_required(manager)
+
+
+@pytest.mark.parametrize("user_id", ["0", "99999999999999999999", "-1", "1e3"])
+def test_a_reset_of_nobody_is_not_found(app, people, user_id):
+    org_admin = signed_in_admin(app, people["org_admin"])
+    response = post(org_admin, f"/people/{user_id}/two-factor/reset", "/settings/sessions")
+    assert response.status_code == 404
