@@ -13,6 +13,10 @@ NO_CLINIC = ""
 CLINIC_ROLES = (InvitedRole.CLINIC_ADMIN, InvitedRole.CLINICIAN)
 
 
+def _stripped(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 def _email_field():
     return StringField(
         _l("Email address"),
@@ -24,6 +28,7 @@ def _email_field():
                 _l("Enter an email address such as sam@example.org."), check_deliverability=False
             ),
         ],
+        filters=[_stripped],
         render_kw={"autocomplete": "off"},
     )
 
