@@ -69,7 +69,9 @@ class InviteForm(FlaskForm):
             return False
         organisation_role = self.role.data == InvitedRole.ORGANISATION_ADMIN
         if organisation_role and self.clinic.data != NO_CLINIC:
-            self.clinic.errors.append(_l("An organisation admin is invited to no one clinic."))
+            self.clinic.errors.append(
+                _l("An organisation admin is invited to the whole organisation: choose no clinic.")
+            )
             return False
         if not organisation_role and self.clinic.data == NO_CLINIC:
             self.clinic.errors.append(_l("Choose the clinic for a clinic admin or clinician."))

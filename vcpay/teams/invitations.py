@@ -6,7 +6,9 @@ update (still unaccepted, unrevoked and unexpired), so two uses at once cannot b
 Inviting the same address to the same place while an invitation is pending sends that one
 again with a new token (the old link stops working) rather than making a second.
 
-Services flush; the caller (a view, or a CLI command) commits.
+Services flush; the caller (a view, or a CLI command) commits. Longer than most modules
+because an invitation's whole life (made, sent, sent again, withdrawn, refused, accepted) is
+one story, best read in one place.
 """
 
 import hashlib

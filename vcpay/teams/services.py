@@ -6,7 +6,8 @@ organisation keeps at least one organisation admin, and exactly one telehealth m
 has one. Each change that could break them first locks the clinic's or organisation's row
 (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite lets one writer in at a time anyway) and
 counts again in the same transaction, so two admins removing each other at once cannot both
-succeed. Services flush; the caller commits.
+succeed. Services flush; the caller commits. Longer than most modules because each rule is
+checked by every change that could break it, and those checks belong beside one another.
 """
 
 import secrets

@@ -1,5 +1,9 @@
 """Team pages: an organisation's clinics, admins and telehealth manager; a clinic's people
-and their roles; invitations, and the page where an invitation is accepted."""
+and their roles; invitations, and the page where an invitation is accepted.
+
+Longer than most modules because the two team pages share their forms, their refusals (the
+page again, with the form's messages, 400) and their redirects, and each small action is a
+route of its own."""
 
 from flask import (
     Blueprint,
