@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from tests import factories
 from tests.conftest import csrf_token, sign_in
+from tests.test_races import at_once
 from vcpay.audit.models import AuditEntry
 from vcpay.extensions import db
 from vcpay.mail.models import OutboundEmail
@@ -16,6 +17,7 @@ from vcpay.people.models import (
     ClinicMembership,
     ClinicRole,
     OrganisationMembership,
+    User,
 )
 from vcpay.people.services import add_clinic_role, find_user_by_email
 from vcpay.teams import services as team
@@ -341,3 +343,34 @@ def test_the_team_is_in_the_configure_menu_and_on_the_organisation_page(app, dem
     clinician = browser(app, CLINICIAN)
     assert 'href="/team"' not in clinician.get("/").get_data(as_text=True)
     assert clinician.get("/team").status_code == 403
+
+
+def test_two_clinic_admins_demoting_each_other_at_once_leave_one(app, demo):
+    """Each rival its own thread, application context and session, as two web servers."""
+    gp = demo.clinics[0]
+    second = factories.clinic_person("second@harbourside.example", gp, ClinicRole.CLINIC_ADMIN)
+    first = find_user_by_email(CLINIC_ADMIN)
+    db.session.commit()
+    pair, gp_id = (first.id, second.id), gp.id  # plain ids: the rivals have sessions of their own
+
+    def demote(user_id: int) -> bool:
+        try:
+            team.set_clinic_role(
+                db.session.get(Clinic, gp_id), db.session.get(User, user_id), ClinicRole.CLINICIAN
+            )
+        except TeamProblem:
+            db.session.rollback()
+            return False
+        db.session.commit()
+        return True
+
+    for _round in range(6):
+        won = at_once(app, lambda: demote(pair[0]), lambda: demote(pair[1]))
+        assert sorted(won) == [False, True]
+        admins = db.session.scalar(
+            select(func.count(ClinicMembership.id)).filter_by(clinic_id=gp_id, role="clinic_admin")
+        )
+        assert admins == 1
+        for user_id in pair:  # both admins again for the next round
+            team.set_clinic_role(gp, db.session.get(User, user_id), ClinicRole.CLINIC_ADMIN)
+        db.session.commit()

@@ -3,10 +3,11 @@ authorised telehealth manager.
 
 Two rules hold whatever the page: a clinic that has a clinic admin keeps at least one, and an
 organisation keeps at least one organisation admin, and exactly one telehealth manager once it
-has one. Each change that could break them first locks the clinic's or organisation's row
-(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite lets one writer in at a time anyway) and
-counts again in the same transaction, so two admins removing each other at once cannot both
-succeed. Services flush; the caller commits. Longer than most modules because each rule is
+has one. Each change that could break them first writes the clinic's or organisation's row (an
+update that changes nothing: a row lock on PostgreSQL, the write lock on SQLite, which begins
+its transaction at the first write) and only then counts, in the same transaction, so two
+admins removing each other at once cannot both succeed: the second counts after the first
+committed. Services flush; the caller commits. Longer than most modules because each rule is
 checked by every change that could break it, and those checks belong beside one another.
 """
 
@@ -47,12 +48,20 @@ class Member:
 
 
 def _lock_clinic(clinic: Clinic) -> None:
-    db.session.execute(select(Clinic.id).where(Clinic.id == clinic.id).with_for_update())
+    db.session.execute(
+        update(Clinic)
+        .where(Clinic.id == clinic.id)
+        .values(name=Clinic.name)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _lock_organisation(organisation: Organisation) -> None:
     db.session.execute(
-        select(Organisation.id).where(Organisation.id == organisation.id).with_for_update()
+        update(Organisation)
+        .where(Organisation.id == organisation.id)
+        .values(name=Organisation.name)
+        .execution_options(synchronize_session=False)
     )
 
 
