@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import csrf_token, sign_in
+from tests.test_form_fields import problems as form_problems
 from vcpay.audit.models import AuditEntry
 from vcpay.database import utcnow
 from vcpay.extensions import db
@@ -274,6 +275,7 @@ def test_a_weak_or_mistyped_password_is_refused_with_the_reason(app, demo, new, 
     refused = accept(app.test_client(), token, new=new, again=again)
     assert refused.status_code == 400
     assert message in refused.get_data(as_text=True)
+    assert form_problems(refused.get_data(as_text=True)) == []
     assert find_user_by_email("weak@example.org") is None
     assert db.session.scalar(select(Invitation.accepted_at)) is None
 

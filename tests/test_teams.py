@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from tests import factories
 from tests.conftest import csrf_token, sign_in
+from tests.test_form_fields import problems as form_problems
 from tests.test_races import at_once
 from vcpay.audit.models import AuditEntry
 from vcpay.extensions import db
@@ -374,3 +375,25 @@ def test_two_clinic_admins_demoting_each_other_at_once_leave_one(app, demo):
         for user_id in pair:  # both admins again for the next round
             team.set_clinic_role(gp, db.session.get(User, user_id), ClinicRole.CLINIC_ADMIN)
         db.session.commit()
+
+
+def test_the_team_pages_tie_every_field_to_its_label_and_errors(app, demo):
+    gp = demo.clinics[0]
+    admin = browser(app)
+    organisation_page = f"/organisations/{demo.id}/team"
+    clinic_page = f"/clinics/{gp.id}/team"
+    for page in (organisation_page, clinic_page, "/team"):
+        assert form_problems(admin.get(page).get_data(as_text=True)) == [], page
+    refused = post(admin, f"/organisations/{demo.id}/team/invitations", organisation_page,
+                   email="bad", role="clinician", clinic="")  # fmt: skip
+    html = refused.get_data(as_text=True)
+    assert form_problems(html) == []
+    assert 'aria-describedby="email-error" aria-invalid="true"' in html
+    renamed = post(admin, f"/clinics/{gp.id}/rename", organisation_page, name="")
+    assert form_problems(renamed.get_data(as_text=True)) == []
+    last = find_user_by_email(CLINIC_ADMIN)
+    demoted = post(admin, f"/clinics/{gp.id}/people/{last.id}/role", clinic_page,
+                   role="clinician")  # fmt: skip
+    html = demoted.get_data(as_text=True)
+    assert form_problems(html) == []
+    assert f'aria-describedby="role-{last.id}-error"' in html

@@ -33,9 +33,10 @@ def _email_field():
     )
 
 
-def _clinic_name_field(label):
+def _clinic_name_field(label, field_id: str | None = None):
     return StringField(
         label,
+        id=field_id,
         validators=[
             DataRequired(_l("Enter the clinic's name.")),
             Length(max=200, message=_l("A clinic's name has at most 200 characters.")),
@@ -111,7 +112,8 @@ class NewClinicForm(FlaskForm):
 
 
 class RenameClinicForm(FlaskForm):
-    name = _clinic_name_field(_l("New name"))
+    # Its own id: the page shows it beside the new clinic's name field.
+    name = _clinic_name_field(_l("New name"), field_id="new-name")
     submit = SubmitField(_l("Rename"))
 
 
