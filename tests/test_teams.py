@@ -10,6 +10,7 @@ from tests.conftest import csrf_token, sign_in
 from tests.test_form_fields import problems as form_problems
 from tests.test_races import at_once
 from vcpay.audit.models import AuditEntry
+from vcpay.audit.reading import kind_of
 from vcpay.extensions import db
 from vcpay.mail.models import OutboundEmail
 from vcpay.people.demo import DEMO_PASSWORD
@@ -397,3 +398,10 @@ def test_the_team_pages_tie_every_field_to_its_label_and_errors(app, demo):
     html = demoted.get_data(as_text=True)
     assert form_problems(html) == []
     assert f'aria-describedby="role-{last.id}-error"' in html
+
+
+def test_team_changes_are_listed_as_people_or_clinics_on_the_audit_page(app, demo):
+    for action in ("team.invited", "team.removed", "organisation.telehealth_manager_changed"):
+        assert kind_of(action) == "People", action
+    for action in ("clinic.created", "clinic.renamed"):
+        assert kind_of(action) == "Clinics", action
