@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from vcpay.audit.services import record_audit
 from vcpay.auth.sessions import begin_sign_in
+from vcpay.clinic_clocks import default_zone_name
 from vcpay.extensions import db, limiter
 from vcpay.forms import ConfirmForm
 from vcpay.people.models import (
@@ -99,7 +100,7 @@ def _organisation_page(organisation: Organisation, status: int = 200, **forms):
     manager = organisation.telehealth_manager
     page_forms = {
         "invite_form": InviteForm(organisation.clinics, formdata=None),
-        "clinic_form": NewClinicForm(formdata=None),
+        "clinic_form": NewClinicForm(formdata=None, time_zone=default_zone_name()),
         "rename_form": RenameClinicForm(formdata=None),
         "manager_form": TelehealthManagerForm(
             _admins(organisation),
