@@ -7,12 +7,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from sandbox.mail import start_mail_catcher
 from tests.conftest import csrf_token, sign_in
 from tests.test_form_fields import problems as form_problems
 from vcpay.audit.models import AuditEntry
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.mail.models import OutboundEmail
+from vcpay.mail.tasks import send_email
 from vcpay.people.demo import DEMO_PASSWORD
 from vcpay.people.models import ClinicMembership, Organisation, User
 from vcpay.people.services import authenticate, find_user_by_email
@@ -290,3 +292,27 @@ def test_refused_tries_are_limited_per_address(app, demo):
     assert statuses[:5] == [400] * 5
     assert statuses[5] == 429
     assert "Too many attempts" in accept(browser, token).get_data(as_text=True)
+
+
+@pytest.fixture
+def catcher(app):
+    with start_mail_catcher() as running:
+        app.config.update(SMTP_HOST=running.host, SMTP_PORT=running.smtp_port)
+        yield running
+
+
+def test_the_delivered_email_carries_a_link_that_works(app, demo, catcher):
+    """Over real SMTP to the mail catcher, as the invited person's inbox gets it."""
+    gp, _physio = gp_and_physio(demo)
+    admin = admin_browser(app)
+    assert invite_on_page(admin, demo, "inbox@example.org", "clinic_admin", gp).status_code == 303
+    send_email(emails()[-1].id)
+    db.session.expire_all()
+    [message] = catcher.store.messages()
+    assert list(message.envelope_recipients) == ["inbox@example.org"]
+    assert message.subject == "You are invited to vcpay"
+    match = LINK.search(message.text)
+    assert match, message.text
+    newcomer = app.test_client()
+    assert accept(newcomer, match.group(1), name="Inbox Person").status_code == 303
+    assert newcomer.get(f"/clinics/{gp.id}/team").status_code == 200  # a clinic admin now
