@@ -316,3 +316,11 @@ def test_the_delivered_email_carries_a_link_that_works(app, demo, catcher):
     newcomer = app.test_client()
     assert accept(newcomer, match.group(1), name="Inbox Person").status_code == 303
     assert newcomer.get(f"/clinics/{gp.id}/team").status_code == 200  # a clinic admin now
+
+
+@pytest.mark.parametrize("email", ["", "no-at-sign", "a@b\x00.org", "x" * 300 + "@example.org"])
+def test_the_service_refuses_what_is_no_email_address(app, demo, email):
+    with pytest.raises(invitations.InvitationProblem, match="Enter an email address"):
+        invitations.invite(email, demo, "organisation_admin")
+    db.session.rollback()
+    assert db.session.scalar(select(func.count(Invitation.id))) == 0

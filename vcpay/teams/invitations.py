@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from vcpay.audit.services import record_audit
 from vcpay.database import utcnow
 from vcpay.extensions import db
+from vcpay.inputs import has_control_character
 from vcpay.mail.services import queue_email
 from vcpay.people.models import (
     Clinic,
@@ -130,6 +131,8 @@ def invite(
     if clinic is not None and clinic.organisation_id != organisation.id:
         raise InvitationProblem(_l("That clinic is not one of this organisation's."))
     email = normalise_email(email)
+    if not 3 <= len(email) <= 254 or "@" not in email or has_control_character(email):
+        raise InvitationProblem(_l("Enter an email address such as sam@example.org."))
     existing_user = find_user_by_email(email)
     if existing_user is not None and _holds(existing_user, organisation, clinic, role):
         raise InvitationProblem(_l("%(email)s already has that role there.", email=email))
