@@ -22,7 +22,9 @@ from vcpay.people.models import (
     User,
 )
 from vcpay.people.services import add_clinic_role, find_user_by_email
+from vcpay.teams import invitations
 from vcpay.teams import services as team
+from vcpay.teams.models import Invitation
 from vcpay.teams.services import TeamProblem
 
 MANAGER = "manager@harbourside.example"
@@ -405,3 +407,26 @@ def test_team_changes_are_listed_as_people_or_clinics_on_the_audit_page(app, dem
         assert kind_of(action) == "People", action
     for action in ("clinic.created", "clinic.renamed"):
         assert kind_of(action) == "Clinics", action
+
+
+def test_a_clinic_admin_touches_only_their_clinics_invitations(app, demo):
+    gp, physio = demo.clinics
+    ours = invitations.invite("ours@example.org", demo, "clinician", gp).invitation
+    theirs = invitations.invite("theirs@example.org", demo, "clinician", physio).invitation
+    admins = invitations.invite("admins@example.org", demo, "organisation_admin").invitation
+    db.session.commit()
+    ids = {"ours": ours.id, "theirs": theirs.id, "admins": admins.id}
+    clinic_admin = browser(app, CLINIC_ADMIN)
+    page = f"/clinics/{gp.id}/team"
+    listed = clinic_admin.get(page).get_data(as_text=True)
+    assert "ours@example.org" in listed
+    assert "theirs@example.org" not in listed and "admins@example.org" not in listed
+    assert post(clinic_admin, f"/invitations/{ids['theirs']}/revoke", page).status_code == 404
+    assert post(clinic_admin, f"/invitations/{ids['admins']}/revoke", page).status_code == 403
+    assert post(clinic_admin, f"/invitations/{ids['admins']}/resend", page).status_code == 403
+    revoked = post(clinic_admin, f"/invitations/{ids['ours']}/revoke", page)
+    assert revoked.status_code == 303 and revoked.location == page
+    db.session.rollback()
+    states = dict(db.session.execute(select(Invitation.email, Invitation.revoked_at)).all())
+    assert states["ours@example.org"] is not None
+    assert states["theirs@example.org"] is None and states["admins@example.org"] is None
