@@ -98,6 +98,7 @@ def _register_models() -> None:
     import vcpay.payments.models
     import vcpay.payouts.models
     import vcpay.people.models
+    import vcpay.teams.models
     import vcpay.webhooks.models  # noqa: F401
 
 
@@ -115,12 +116,14 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.payments.views import blueprint as payments
     from vcpay.payouts.views import blueprint as payouts
     from vcpay.people.views import blueprint as people
+    from vcpay.teams.views import blueprint as teams
     from vcpay.webhooks.views import blueprint as webhooks
 
     blueprints = (
         main,
         auth,
         people,
+        teams,
         client_payments,
         enablement,
         calls,

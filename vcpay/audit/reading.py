@@ -36,7 +36,16 @@ KINDS: dict[str, tuple[object, tuple[str, ...], tuple[str, ...]]] = {
     "refund": (_l("Refunds"), ("payment.refund",), ()),
     "person": (
         _l("People"),
-        ("user.", "participant.", "people.", "person.", "invitation.", "two_factor.", "team."),
+        (
+            "user.",
+            "participant.",
+            "people.",
+            "person.",
+            "invitation.",
+            "two_factor.",
+            "team.",
+            "organisation.telehealth_manager",
+        ),
         (),
     ),
     "setting": (_l("Settings"), ("clinic.time_zone", "setting."), ()),
