@@ -12,12 +12,14 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 from tests.journeys import (
+    emails_to,
     link_stripe,
     new_practice,
     pay_on_checkout,
     request_payment,
     signed_in,
 )
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -108,6 +110,10 @@ PAGES = [
     "change password",
     "change password, refused",
     "sessions",
+    "organisation team",
+    "organisation team, refused",
+    "clinic team",
+    "invitation",
     "two-factor settings",
     "two-factor enrolment",
     "two-factor enrolment, refused",
@@ -135,7 +141,32 @@ def asking_practice(chromium, product, walk: Walk) -> None:
     walk.check(admin, "enablement detail")
     admin.get_by_role("link", name="Payment Gateway requests").first.click()
     walk.check(admin, "enablement list")
+    building_the_team(chromium, product, practice, admin, walk)
     admin.context.close()
+
+
+def building_the_team(chromium, product, practice, admin, walk: Walk) -> None:
+    """The organisation admin invites a clinician; the invited person opens the emailed link."""
+    admin.goto(f"{product['url']}/team")
+    admin.get_by_role("link", name=f"Team of {practice.organisation}").click()
+    walk.check(admin, "organisation team")
+    admin.get_by_role("button", name="Send the invitation").click()  # nothing filled in
+    admin.get_by_text("Enter the email address of the person to invite.").wait_for()
+    walk.check(admin, "organisation team, refused")
+    invited = f"invited-{practice.token}@journeys.example"
+    admin.get_by_label("Email address").fill(invited)
+    admin.get_by_label("Role", exact=True).select_option("clinician")
+    admin.get_by_label("Clinic", exact=True).select_option(label=practice.clinic)
+    admin.get_by_role("button", name="Send the invitation").click()
+    admin.get_by_text(f"Invitation sent to {invited}.").wait_for()
+    admin.get_by_role("link", name=practice.clinic).first.click()
+    walk.check(admin, "clinic team")
+    [email] = wait_for(lambda: emails_to(product, invited), 30, "the invitation")
+    link = re.search(r"http://\S+/invitations/\S+", email["text"]).group(0)
+    newcomer = chromium.new_context().new_page()
+    newcomer.goto(link)
+    walk.check(newcomer, "invitation")
+    newcomer.context.close()
 
 
 def paying_practice(chromium, product, walk: Walk) -> None:

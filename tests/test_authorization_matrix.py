@@ -61,13 +61,14 @@ from vcpay.database import utcnow
 from vcpay.errors import CSRF_MESSAGE
 from vcpay.extensions import csrf, db
 from vcpay.payments.receipts import receipt_url
-from vcpay.people.models import ClinicRole
+from vcpay.people.models import ClinicRole, User
 from vcpay.people.services import (
     add_clinic_role,
     create_user,
     find_user_by_email,
     open_sign_in_session,
 )
+from vcpay.teams import invitations
 from vcpay.webhooks.models import StripeEvent
 
 SIGN_IN = "302 to sign-in"
@@ -186,6 +187,43 @@ def fresh_reset_token(world: World, place: Place) -> dict:
     return {"token": reset_token(person)}
 
 
+def _fresh_person(place: Place) -> User:
+    """Someone with no password to speak of, a clinician of the place's GP clinic: made for
+    one case, so removing them touches nobody another row uses."""
+    email = f"teammate-{secrets.token_hex(6)}@matrix.example"
+    person = create_user(email, "Matrix Teammate", "", password_hash="!")
+    add_clinic_role(person, place.clinic, ClinicRole.CLINICIAN)
+    db.session.commit()
+    return person
+
+
+def fresh_person_of_clinic(world: World, place: Place) -> dict:
+    return {"clinic_id": place.clinic.id, "user_id": _fresh_person(place).id}
+
+
+def fresh_person_of_organisation(world: World, place: Place) -> dict:
+    return {"organisation_id": place.organisation.id, "user_id": _fresh_person(place).id}
+
+
+def clinician_of_clinic(world: World, place: Place) -> dict:
+    return {"clinic_id": place.clinic.id, "user_id": place.people["clinician"].id}
+
+
+def _fresh_invitation(place: Place) -> invitations.Invited:
+    email = f"invitee-{secrets.token_hex(6)}@matrix.example"
+    invited = invitations.invite(email, place.organisation, "clinician", place.clinic)
+    db.session.commit()
+    return invited
+
+
+def fresh_invitation_id(world: World, place: Place) -> dict:
+    return {"invitation_id": _fresh_invitation(place).invitation.id}
+
+
+def fresh_invitation_token(world: World, place: Place) -> dict:
+    return {"token": _fresh_invitation(place).link.rsplit("/", 1)[1]}
+
+
 def fresh_two_factor_person(world: World, place: Place) -> dict:
     """A clinician of the place's clinic with two-factor on, made for each case: a reset ends
     their sign-ins and turns it off."""
@@ -241,6 +279,8 @@ def _pick(value: Outcome | tuple, index: int) -> Outcome:
     return value[index] if isinstance(value, tuple) else value
 
 
+ORGANISATION_ADMINS = (403, 403, 200, 200)
+ORGANISATION_ADMINS_REFUSED_FORM = (403, 403, 400, 400)
 CLINICIANS = (200, 403, 403, 403)  # clinician, clinic admin, org admin, manager
 ADMINS = (403, 200, 200, 200)
 ADMINS_REDIRECTED = (403, 303, 303, 303)
@@ -303,6 +343,40 @@ ROUTES = [
     Row("POST", "/settings/password", own=400, foreign=SAME,
         body=form(current_password="not the password", new_password="otter kettle ribbon lantern",
                   confirm="otter kettle ribbon lantern")),
+    # Teams: an organisation's team (clinics, admins, telehealth manager) is its organisation
+    # admins'; a clinic's team is also its clinic admins'. Forms are sent empty (refused
+    # after the permission check); removals and invitations are made fresh for each case.
+    Row("GET", "/team", own=ADMINS, foreign=SAME),
+    Row("GET", "/organisations/<int:organisation_id>/team", organisation_id,
+        own=ORGANISATION_ADMINS),
+    Row("POST", "/organisations/<int:organisation_id>/team/invitations", organisation_id,
+        own=ORGANISATION_ADMINS_REFUSED_FORM, body=form(email="")),
+    Row("POST", "/organisations/<int:organisation_id>/clinics", organisation_id,
+        own=ORGANISATION_ADMINS_REFUSED_FORM, body=form(name="")),
+    Row("POST", "/organisations/<int:organisation_id>/telehealth-manager", organisation_id,
+        own=ORGANISATION_ADMINS_REFUSED_FORM, body=form(person="")),
+    Row("POST", "/organisations/<int:organisation_id>/people/<int:user_id>/remove",
+        fresh_person_of_organisation, own=(403, 403, 303, 303)),
+    Row("POST", "/clinics/<int:clinic_id>/rename", clinic_id,
+        own=ORGANISATION_ADMINS_REFUSED_FORM, body=form(name="")),
+    Row("GET", "/clinics/<int:clinic_id>/team", clinic_id, own=ADMINS),
+    Row("POST", "/clinics/<int:clinic_id>/team/invitations", clinic_id,
+        own=(403, 400, 400, 400), body=form(email="")),
+    Row("POST", "/clinics/<int:clinic_id>/people/<int:user_id>/role", clinician_of_clinic,
+        own=(403, 400, 400, 400), body=form(role="")),
+    Row("POST", "/clinics/<int:clinic_id>/people/<int:user_id>/remove", fresh_person_of_clinic,
+        own=ADMINS_REDIRECTED),
+    Row("POST", "/invitations/<int:invitation_id>/resend", fresh_invitation_id,
+        own=ADMINS_REDIRECTED),
+    Row("POST", "/invitations/<int:invitation_id>/revoke", fresh_invitation_id,
+        own=ADMINS_REDIRECTED),
+    # An invitation's link is its key, whoever holds it: accepting makes the account and
+    # signs that browser in as it.
+    Row("GET", "/invitations/<token>", fresh_invitation_token, visitors=200, own=200,
+        foreign=SAME),
+    Row("POST", "/invitations/<token>", fresh_invitation_token, visitors=303, own=303,
+        foreign=SAME, body=form(name="Matrix Newcomer", new_password="otter kettle ribbon lantern",
+                                confirm="otter kettle ribbon lantern")),
     # Client Payments: admins of the clinic or its organisation.
     Row("GET", "/client-payments/", foreign=SAME),
     Row("GET", "/client-payments/clinics/<int:clinic_id>", clinic_id, own=ADMINS),

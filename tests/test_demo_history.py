@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.stripe_standin import link_clinic
+from vcpay.audit.models import AuditEntry
 from vcpay.calls.models import Call, CallEvent
 from vcpay.client_payments.models import StripeLink
 from vcpay.extensions import db
@@ -141,9 +142,26 @@ def test_the_clinic_is_linked_to_the_account_that_took_them(runner, history):
     assert link.linked_by.email == "clinicadmin@harbourside.example"
 
 
+def test_the_audit_log_holds_the_past_as_it_happened(runner, history):
+    assert runner.invoke(args=["demo-history"], input=json.dumps(history)).exit_code == 0
+
+    entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.occurred_at)).all()
+    actions = [(e.action, e.actor.email.split("@")[0]) for e in entries]
+    assert actions[0] == ("stripe.linked", "clinicadmin")
+    assert actions.count(("payment.requested", "clinician")) == 5
+    assert ("payment.cancelled", "clinician") in actions
+    refunds = [e for e in entries if e.action == "payment.refunded"]
+    assert [(e.details["amount"], e.occurred_at) for e in refunds] == [
+        (4000, datetime.fromtimestamp(past(11), UTC)),
+        (4500, refunds[1].occurred_at),
+    ]
+    assert all(e.organisation_id is not None for e in entries)  # on the admins' audit page
+    assert request("hist-a").created_at in {e.occurred_at for e in entries}
+
+
 def test_a_second_run_writes_nothing_new(runner, history):
     assert runner.invoke(args=["demo-history"], input=json.dumps(history)).exit_code == 0
-    models = (Call, CallEvent, PaymentRequest, PaymentRefund, OutboundEmail, StripeLink)
+    models = (Call, CallEvent, PaymentRequest, PaymentRefund, OutboundEmail, StripeLink, AuditEntry)
     before = {m.__name__: count(m) for m in models}
 
     again = runner.invoke(args=["demo-history"], input=json.dumps(history))

@@ -203,3 +203,23 @@ def test_patient_pages_fit_a_phone_and_pay_is_tapped(journey_product, practice, 
     fits_each_width(checkout, product, f"{name}-5-receipt")
     phone.close()
     clinician.context.close()
+
+
+STAFF_PAGES = ("/", "/calls/", "/payments/", "/payouts/", "/client-payments/", "/audit/",
+               "/settings", "/settings/sessions", "/settings/password")  # fmt: skip
+
+
+def test_a_clinic_admins_pages_never_scroll_sideways_on_a_phone(
+    journey_product, practice, chromium
+):
+    """Staff pages on a phone: a wide table scrolls sideways inside its card (it has more
+    columns than a phone has room for); the page itself never does."""
+    admin = signed_in(chromium, journey_product, practice.clinic_admin)
+    for path in STAFF_PAGES:
+        admin.goto(f"{journey_product['url']}{path}")
+        admin.wait_for_load_state("load")
+        for width in WIDTHS:
+            admin.set_viewport_size({"width": width, "height": PHONE_HEIGHT})
+            measured = admin.evaluate(PAST_THE_EDGE)
+            assert measured["scrollWidth"] <= measured["innerWidth"], (path, width, measured)
+        save_screenshot(admin, f"phone-{journey_product['shape']}-staff{path.replace('/', '-')}")

@@ -28,7 +28,7 @@ from vcpay.people.demo import DEMO_PASSWORD
 pytestmark = pytest.mark.browser
 
 # What the navigation shows, then what its Configure menu holds once opened.
-ADMIN_NAVIGATION = (["Home", "Payments", "Configure"], ["Client Payments", "Audit log"])
+ADMIN_NAVIGATION = (["Home", "Payments", "Configure"], ["Client Payments", "Team", "Audit log"])
 NAVIGATION = {
     "manager@harbourside.example": ADMIN_NAVIGATION,
     "orgadmin@harbourside.example": ADMIN_NAVIGATION,

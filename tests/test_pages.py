@@ -28,21 +28,21 @@ def navigation(client, path: str = "/") -> list[str]:
     return links
 
 
+ADMIN_LINKS = [
+    "Home",
+    "Payments",
+    "Configure: Client Payments",
+    "Configure: Team",
+    "Configure: Audit log",
+]
+
+
 @pytest.mark.parametrize(
     ("email", "links"),
     [
-        (
-            "manager@harbourside.example",
-            ["Home", "Payments", "Configure: Client Payments", "Configure: Audit log"],
-        ),
-        (
-            "orgadmin@harbourside.example",
-            ["Home", "Payments", "Configure: Client Payments", "Configure: Audit log"],
-        ),
-        (
-            "clinicadmin@harbourside.example",
-            ["Home", "Payments", "Configure: Client Payments", "Configure: Audit log"],
-        ),
+        ("manager@harbourside.example", ADMIN_LINKS),
+        ("orgadmin@harbourside.example", ADMIN_LINKS),
+        ("clinicadmin@harbourside.example", ADMIN_LINKS),
         ("clinician@harbourside.example", ["Home", "Calls", "Payments"]),
     ],
 )
@@ -259,6 +259,7 @@ def test_a_user_may_hold_roles_in_two_organisations(client, demo, other_org):
         "Calls",
         "Payments",
         "Configure: Client Payments",
+        "Configure: Team",
         "Configure: Audit log",
     ]
     html = client.get("/").get_data(as_text=True)

@@ -245,3 +245,20 @@ def test_the_reconciler_finds_a_delayed_payment_that_failed(app, clinician, gp, 
         == 1
     )
     assert the_request().state == PaymentState.FAILED
+
+
+def test_a_payment_made_just_before_the_link_is_removed_stays_paid(
+    app, clinician, gp, stripe_control
+):
+    """The patient pays; before word of it arrives, the admin removes the link. Stripe's word
+    after the disconnection is ignored, so the removal itself records the payment."""
+    call = start_call(clinician, gp)
+    ask(clinician, call)
+    stripe_control.pay(the_request().checkout_session_id)  # no webhook endpoint
+    link = db.session.scalar(select(StripeLink))
+    admin = db.session.scalar(select(User).filter_by(email="clinicadmin@harbourside.example"))
+    remove_link(link, admin, StripeApi.from_config(app.config))
+    db.session.commit()
+    paid = the_request()
+    assert paid.state == PaymentState.PAID
+    assert paid.paid_at is not None and paid.card_last4 == "4242"

@@ -53,11 +53,12 @@ def world(app):
 # Everyone with a role in a clinic opens its Payments page; only admins see all its payments
 # (a clinician sees the requests they made) and send receipts again.
 PAYMENTS = {P.VIEW_PAYMENTS, P.VIEW_CLINIC_PAYMENTS, P.RESEND_RECEIPT}
-ORG_ADMIN = {
+CLINIC_ADMIN = {
     P.VIEW_ORGANISATION, P.REQUEST_ENABLEMENT, P.MANAGE_CLIENT_PAYMENTS, P.REFUND_PAYMENT,
-    P.VIEW_AUDIT_LOG, P.RESET_TWO_FACTOR,
+    P.VIEW_AUDIT_LOG, P.MANAGE_TEAM, P.RESET_TWO_FACTOR,
 } | PAYMENTS  # fmt: skip
-CLINIC_ADMIN = ORG_ADMIN
+# Only organisation admins manage the organisation's own team (clinics, admins, manager).
+ORG_ADMIN = CLINIC_ADMIN | {P.MANAGE_ORGANISATION_TEAM}
 CLINICIAN = {P.VIEW_ORGANISATION, P.START_CALL, P.VIEW_PAYMENTS}
 
 # person, scope, the permissions they hold there (every other permission is refused).

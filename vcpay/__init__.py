@@ -98,6 +98,7 @@ def _register_models() -> None:
     import vcpay.payments.models
     import vcpay.payouts.models
     import vcpay.people.models
+    import vcpay.teams.models
     import vcpay.webhooks.models  # noqa: F401
 
 
@@ -116,12 +117,14 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.payouts.views import blueprint as payouts
     from vcpay.people.two_factor_views import blueprint as two_factor
     from vcpay.people.views import blueprint as people
+    from vcpay.teams.views import blueprint as teams
     from vcpay.webhooks.views import blueprint as webhooks
 
     blueprints = (
         main,
         auth,
         people,
+        teams,
         two_factor,
         client_payments,
         enablement,

@@ -10,6 +10,7 @@ from flask_migrate import upgrade
 from vcpay.enablement.cli import poll_jira_command
 from vcpay.extensions import db
 from vcpay.integrations.stripe_api import StripeApi
+from vcpay.people.cli import people
 from vcpay.people.demo import DEMO_PASSWORD, DEMO_PEOPLE, seed_demo
 from vcpay.people.demo_history import HistoryUnreadable, read_payouts, write_history
 from vcpay.people.demo_reset import ResetRefused, delete_demo_files, refuse_unless_local_demo
@@ -132,4 +133,5 @@ commands = [
     poll_jira_command,
     stripe_events,
     translations,
+    people,
 ]

@@ -37,6 +37,13 @@ def _count(value: str) -> int:
     return count
 
 
+def _days(value: str) -> int:
+    days = int(value)
+    if days < 1:
+        raise ValueError(f"expected 1 or more days, got {value!r}")
+    return days
+
+
 ENVIRONMENTS = ("development", "production")
 
 
@@ -99,6 +106,8 @@ SETTINGS = [
     Setting("VCPAY_ADMIN_IDLE_MINUTES", "ADMIN_IDLE_MINUTES", 30, _minutes),
     # Email a person when they sign in from a browser that has not signed in to them before.
     Setting("VCPAY_NEW_BROWSER_EMAILS", "NEW_BROWSER_EMAILS", "true", _bool),
+    # How long an invitation's link lets its person join an organisation or clinic.
+    Setting("VCPAY_INVITATION_DAYS", "INVITATION_DAYS", 30, _days),
     # Refused sign-ins only; vcpay/auth/throttling.py says how the three work together.
     Setting("VCPAY_LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT", "10 per minute"),
     Setting("VCPAY_LOGIN_ACCOUNT_RATE_LIMIT", "LOGIN_ACCOUNT_RATE_LIMIT", "5 per 5 minutes"),

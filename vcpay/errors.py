@@ -22,7 +22,16 @@ CSRF_MESSAGE = _l(
     "This form has expired or was sent from somewhere else. Reload the page and try again."
 )
 
+# A patient's pages say nothing of administrators and link to no staff page.
+PATIENT_MESSAGES = {
+    403: _l("This link does not open that page. Ask the clinic for a new link."),
+    404: _l(
+        "We could not find that page. The link may be incomplete: ask the clinic for a new one."
+    ),
+}
+
 API_PREFIXES = ("/api/", "/webhooks/")
+PATIENT_PREFIX = "/join/"
 
 
 def wants_json() -> bool:
@@ -32,9 +41,15 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
+def for_patient() -> bool:
+    return request.path.startswith(PATIENT_PREFIX)
+
+
 def render_error(status: int, message: str, headers=None):
     if wants_json():
         response = jsonify(error={"status": status, "message": message})
+    elif for_patient():
+        response = render_template("errors/patient_error.html", status=status, message=message)
     else:
         response = render_template("errors/error.html", status=status, message=message)
     return response, status, headers or {}
@@ -42,7 +57,8 @@ def render_error(status: int, message: str, headers=None):
 
 def handle_http_error(error: HTTPException):
     status = error.code or 500
-    message = str(MESSAGES.get(status, error.name))
+    messages = {**MESSAGES, **PATIENT_MESSAGES} if for_patient() else MESSAGES
+    message = str(messages.get(status, error.name))
     headers = {}
     retry_after = error.get_headers() and dict(error.get_headers()).get("Retry-After")
     if retry_after:

@@ -19,7 +19,7 @@ from vcpay.audit.models import AuditEntry
 from vcpay.clinic_clocks import clinic_zone
 from vcpay.extensions import db
 from vcpay.inputs import parse_id
-from vcpay.ledger.filters import DAY, EARLIEST_DAY, LATEST_DAY, FilterRefused
+from vcpay.ledger.filters import FilterRefused, parse_day
 from vcpay.ledger.keyset import Position
 from vcpay.people.models import Clinic, Organisation, User
 from vcpay.people.permissions import Permission, clinics_where
@@ -36,7 +36,16 @@ KINDS: dict[str, tuple[object, tuple[str, ...], tuple[str, ...]]] = {
     "refund": (_l("Refunds"), ("payment.refund",), ()),
     "person": (
         _l("People"),
-        ("user.", "participant.", "people.", "person.", "invitation.", "two_factor.", "team."),
+        (
+            "user.",
+            "participant.",
+            "people.",
+            "person.",
+            "invitation.",
+            "two_factor.",
+            "team.",
+            "organisation.telehealth_manager",
+        ),
         (),
     ),
     "setting": (_l("Settings"), ("clinic.time_zone", "setting."), ()),
@@ -143,7 +152,7 @@ def read_filter(scope: AuditScope, args, people: list[User]) -> AuditFilter:
             raise FilterRefused(_l("Choose a person from the list."))
     if given["kind"] and given["kind"] not in KINDS:
         raise FilterRefused(_l("Choose a kind from the list."))
-    first, last = _day(given["from"]), _day(given["to"])
+    first, last = parse_day(given["from"]), parse_day(given["to"])
     if first and last and first > last:
         raise FilterRefused(_l("The first day comes after the last; swap them and try again."))
     return AuditFilter(
@@ -154,18 +163,6 @@ def read_filter(scope: AuditScope, args, people: list[User]) -> AuditFilter:
         last_day=last,
         args={name: value for name, value in given.items() if value},
     )
-
-
-def _day(text: str) -> date | None:
-    if not text:
-        return None
-    try:
-        day = date.fromisoformat(text) if DAY.fullmatch(text) else None
-    except ValueError:
-        day = None
-    if day is None or not EARLIEST_DAY <= day <= LATEST_DAY:
-        raise FilterRefused(_l("Enter dates as year-month-day, for example 2026-03-01."))
-    return day
 
 
 def entries(audit: AuditFilter, after: Position | None, size: int) -> list[AuditEntry]:

@@ -5,7 +5,6 @@ clinic's; anyone else with a role gets 403, and someone with none 404."""
 from datetime import datetime
 
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context
-from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from vcpay.audit.audit_csv import csv_chunks, file_name
@@ -23,7 +22,7 @@ from vcpay.audit.reading import (
 from vcpay.errors import render_error
 from vcpay.extensions import limiter
 from vcpay.ledger import keyset
-from vcpay.ledger.filters import FilterRefused
+from vcpay.ledger.filters import FilterRefused, page_position
 from vcpay.people.permissions import Role, holds_any
 
 blueprint = Blueprint("audit", __name__, url_prefix="/audit")
@@ -36,21 +35,6 @@ def _readable_scope() -> AuditScope:
     return scope
 
 
-def _after(args) -> keyset.Position | None:
-    cursor = args.get("after", "")
-    if not cursor:
-        return None
-    try:
-        return keyset.decode(cursor)
-    except keyset.CursorInvalid:
-        raise FilterRefused(
-            _(
-                "This page link is not valid (it may have been cut short); "
-                "start from the first page."
-            )
-        ) from None
-
-
 @blueprint.route("/")
 @login_required
 def index():
@@ -58,7 +42,7 @@ def index():
     people = people_in(scope)
     try:
         audit = read_filter(scope, request.args, people)
-        after = _after(request.args)
+        after = page_position(request.args.get("after", ""))
     except FilterRefused as refused:
         page = render_template(
             "audit/index.html",

@@ -23,6 +23,8 @@ from flask_babel import lazy_gettext as _l
 from vcpay.clinic_clocks import clinic_zone
 from vcpay.extensions import db
 from vcpay.inputs import parse_id
+from vcpay.ledger import keyset
+from vcpay.ledger.keyset import Position
 from vcpay.payments.models import OPEN_STATES, SETTLED_STATES, PaymentState
 from vcpay.people.models import Clinic, User
 from vcpay.people.permissions import Permission, can, clinics_where, require
@@ -131,7 +133,7 @@ def read_filter(user: User, args) -> LedgerFilter:
         views = [v for v in views if v.clinic.id == clinic_id]
         if not views:
             require(Permission.VIEW_PAYMENTS, db.session.get(Clinic, clinic_id))
-    first, last = _day(given["from"]), _day(given["to"])
+    first, last = parse_day(given["from"]), parse_day(given["to"])
     if first and last and first > last:
         raise FilterRefused(_l("The first day comes after the last; swap them and try again."))
     recent = "from" not in args and "to" not in args
@@ -163,7 +165,8 @@ def _chosen_clinic(text: str) -> int | None:
     return clinic_id
 
 
-def _day(text: str) -> date | None:
+def parse_day(text: str) -> date | None:
+    """A day typed as year-month-day, or None when empty; ``FilterRefused`` otherwise."""
     if not text:
         return None
     try:
@@ -173,6 +176,22 @@ def _day(text: str) -> date | None:
     if day is None or not EARLIEST_DAY <= day <= LATEST_DAY:
         raise FilterRefused(_l("Enter dates as year-month-day, for example 2026-03-01."))
     return day
+
+
+def page_position(cursor: str) -> Position | None:
+    """Where a page link starts, or None for the first page; an edited or cut-short link is
+    ``FilterRefused``."""
+    if not cursor:
+        return None
+    try:
+        return keyset.decode(cursor)
+    except keyset.CursorInvalid:
+        raise FilterRefused(
+            _l(
+                "This page link is not valid (it may have been cut short); "
+                "start from the first page."
+            )
+        ) from None
 
 
 def _status(text: str) -> str:

@@ -26,6 +26,7 @@ from vcpay.ledger.chart import takings_chart
 from vcpay.ledger.filters import (
     STATUS_CHOICES,
     FilterRefused,
+    page_position,
     read_filter,
     today_in,
     visible_clinics,
@@ -54,17 +55,7 @@ def _position(args) -> tuple[keyset.Position | None, bool]:
     cursor, newer = args.get("after", ""), False
     if not cursor and args.get("before"):
         cursor, newer = args["before"], True
-    if not cursor:
-        return None, False
-    try:
-        return keyset.decode(cursor), newer
-    except keyset.CursorInvalid:
-        raise FilterRefused(
-            _(
-                "This page link is not valid (it may have been cut short); "
-                "start from the first page."
-            )
-        ) from None
+    return page_position(cursor), newer
 
 
 @blueprint.route("/")

@@ -44,6 +44,7 @@ LINKS = (
 CONFIGURE = (
     # A clinic's payouts and time zone are reached from its Client Payments page.
     NavigationLink("client_payments.index", _l("Client Payments"), ADMINS, also=("payouts",)),
+    NavigationLink("teams.index", _l("Team"), ADMINS),
     NavigationLink("audit.index", _l("Audit log"), ADMINS),
 )
 

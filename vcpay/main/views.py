@@ -6,7 +6,7 @@ from vcpay.auth.redirects import is_safe_next
 from vcpay.extensions import db
 from vcpay.main.forms import LanguageForm
 from vcpay.people.models import Organisation
-from vcpay.people.permissions import Permission, require, roles_in
+from vcpay.people.permissions import Permission, can, require, roles_in
 
 blueprint = Blueprint("main", __name__)
 
@@ -44,7 +44,13 @@ def organisation(organisation_id: int):
     organisation = db.session.get(Organisation, organisation_id)
     require(Permission.VIEW_ORGANISATION, organisation)
     visible = [c for c in organisation.clinics if roles_in(current_user, c)]
-    return render_template("main/organisation.html", organisation=organisation, clinics=visible)
+    manages_team = can(current_user, Permission.MANAGE_ORGANISATION_TEAM, organisation)
+    return render_template(
+        "main/organisation.html",
+        organisation=organisation,
+        clinics=visible,
+        manages_team=manages_team,
+    )
 
 
 @blueprint.route("/language", methods=["POST"])

@@ -320,11 +320,17 @@ def cancel_requests_of_removed_link(link: StripeLink, stripe_api: StripeApi) -> 
         )
     ).all()
     for request in open_requests:
-        # Access may be gone already (disconnected in Stripe); cancel here regardless.
-        with suppress(StripeApiError):
-            stripe_api.expire_checkout_session(
+        try:
+            session = stripe_api.expire_checkout_session(
                 request.stripe_account_id, request.checkout_session_id
             )
+        except StripeApiError:
+            session = None  # access is gone already (disconnected in Stripe): cancel here
+        if session is not None and session.status != "expired":
+            # Paid a moment before the removal: the payment is recorded now, since word of it
+            # from Stripe, once the account is disconnected, is ignored.
+            apply_checkout(request, session)
+            continue
         with suppress(StateMoved):  # paid a moment ago: it stays paid
             _move(request, PaymentState.CANCELLED)
             announce(request, CallEventKind.PAYMENT_CANCELLED, reason="stripe_removed")

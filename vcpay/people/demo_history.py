@@ -19,6 +19,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from vcpay.audit.services import record_audit
 from vcpay.calls.events import CallEventKind
 from vcpay.calls.models import Audience, Call, CallEvent, CallState, Participant, ParticipantRole
 from vcpay.client_payments.models import StripeLink
@@ -58,6 +59,11 @@ class Written:
     already: int
 
 
+def _audit_at(at: datetime, action: str, target: Any, actor: User, **details: Any) -> None:
+    """The audit entry vcpay wrote when this happened, at the time it happened."""
+    record_audit(action, target, actor=actor, **details).occurred_at = at
+
+
 def moment(seconds: int | None) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC) if seconds is not None else None
 
@@ -95,6 +101,7 @@ def ensure_link(clinic: Clinic, account_id: str, since: datetime, admin: User) -
     )
     db.session.add(link)
     db.session.flush()
+    _audit_at(since, "stripe.linked", clinic, admin, account=account_id, shared_with=[])
     return link
 
 
@@ -229,6 +236,7 @@ class HistoryWriter:
         )
         db.session.add(request)
         db.session.flush()
+        _audit_at(requested, "payment.requested", request, self.clinician, amount=request.amount)
         return request
 
     def _unpaid(self, request: PaymentRequest, item: Mapping[str, Any]) -> None:
@@ -241,6 +249,8 @@ class HistoryWriter:
             at, kind = request.expires_at, CallEventKind.PAYMENT_EXPIRED
         request.state, request.updated_at = ended.value, at
         _announce(request, kind, at, ended)
+        if ended == PaymentState.CANCELLED:
+            _audit_at(at, "payment.cancelled", request, self.clinician, amount=request.amount)
 
     def _paid(self, request: PaymentRequest, item: Mapping[str, Any], paid: datetime) -> None:
         request.payment_intent_id = item.get("payment_intent_id")
@@ -290,19 +300,21 @@ class HistoryWriter:
     def _refund(self, request: PaymentRequest, refund: Mapping[str, Any]) -> None:
         at = moment(refund["created"])
         amount = int(refund["amount"])
+        reason = refund.get("note") or REFUND_NOTES.get(refund.get("reason"), "")
         db.session.add(
             PaymentRefund(
                 payment_request=request,
                 refund_key=_refund_key(refund["id"]),
                 stripe_refund_id=refund["id"],
                 amount=amount,
-                reason=refund.get("note") or REFUND_NOTES.get(refund.get("reason"), ""),
+                reason=reason,
                 state=RefundState.SUCCEEDED.value,
                 requested_by=self.admin,
                 created_at=at,
                 updated_at=at,
             )
         )
+        _audit_at(at, "payment.refunded", request, self.admin, amount=amount, reason=reason)
         request.amount_refunded = min(request.amount, request.amount_refunded + amount)
         state = _state_after(request.amount, request.amount_refunded)
         request.state, request.updated_at = state.value, at

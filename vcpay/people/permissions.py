@@ -38,6 +38,11 @@ class Permission(enum.StrEnum):
     # The audit log: an organisation admin reads their organisation's, a clinic admin their
     # clinic's (vcpay/audit/reading.py).
     VIEW_AUDIT_LOG = "view_audit_log"
+    # A clinic's team (its people, their roles, invitations): its clinic admins and the
+    # organisation's admins. The organisation's team (its clinics, its admins, the
+    # telehealth manager): its organisation admins only.
+    MANAGE_TEAM = "manage_team"
+    MANAGE_ORGANISATION_TEAM = "manage_organisation_team"
     # Resetting someone's two-factor sign-in (vcpay/people/views.py): an organisation admin
     # for anyone with a role there, a clinic admin for the people of their clinic.
     RESET_TWO_FACTOR = "reset_two_factor"
@@ -57,6 +62,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.VIEW_CLINIC_PAYMENTS: ADMINS,
     Permission.RESEND_RECEIPT: ADMINS,
     Permission.VIEW_AUDIT_LOG: ADMINS,
+    Permission.MANAGE_TEAM: ADMINS,
+    Permission.MANAGE_ORGANISATION_TEAM: frozenset({Role.ORGANISATION_ADMIN}),
     Permission.RESET_TWO_FACTOR: ADMINS,
 }
 

@@ -1,7 +1,7 @@
 """two-factor sign-in: a TOTP secret per person and recovery codes
 
 Revision ID: 9a4cb011547c
-Revises: 7d3b9e52a6c1
+Revises: 2462f891e019
 Create Date: 2026-12-01 22:12:31.409826
 
 Each person may hold a TOTP secret (required of admins), with the last time-step a code was
@@ -16,7 +16,7 @@ import vcpay.database
 
 # revision identifiers, used by Alembic.
 revision = '9a4cb011547c'
-down_revision = '7d3b9e52a6c1'
+down_revision = '2462f891e019'
 branch_labels = None
 depends_on = None
 
