@@ -420,3 +420,19 @@ def test_a_reset_of_nobody_is_not_found(app, people, user_id):
     org_admin = signed_in_admin(app, people["org_admin"])
     response = post(org_admin, f"/people/{user_id}/two-factor/reset", "/settings/sessions")
     assert response.status_code == 404
+
+
+def test_the_team_pages_offer_the_reset_for_people_with_two_factor_on(app, people):
+    org_admin = signed_in_admin(app, people["org_admin"])
+    gp = people["clinician"].clinic_memberships[0].clinic
+    organisation_id, clinic_page = gp.organisation_id, f"/clinics/{gp.id}/team"
+    reset_of = lambda person: f"/people/{person.id}/two-factor/reset"  # noqa: E731
+    page = org_admin.get(clinic_page).get_data(as_text=True)
+    assert reset_of(people["clinician"]) not in page  # two-factor is off: nothing to reset
+    enrolled(people["clinician"])
+    page = org_admin.get(clinic_page).get_data(as_text=True)
+    assert f'action="{reset_of(people["clinician"])}?next=' in page
+    done = post(org_admin, f"{reset_of(people['clinician'])}?next={clinic_page}", clinic_page)
+    assert done.status_code == 303 and done.location == clinic_page
+    team = org_admin.get(f"/organisations/{organisation_id}/team").get_data(as_text=True)
+    assert reset_of(people["org_admin"]) not in team  # never one's own

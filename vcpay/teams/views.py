@@ -21,6 +21,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from vcpay.audit.services import record_audit
+from vcpay.auth import two_factor
 from vcpay.auth.sessions import begin_sign_in
 from vcpay.clinic_clocks import default_zone_name
 from vcpay.extensions import db, limiter
@@ -477,6 +478,11 @@ def invitation_page(token: str):
     except InvitationProblem as problem:
         db.session.rollback()
         return _invitation_page(None, None, 410, str(problem))
+    if accepted.new_account and two_factor.must_enrol(accepted.user):
+        # A new admin sets up two-factor sign-in before their first page, as at any sign-in.
+        two_factor.mark_password_passed(accepted.user, url_for("main.home"))
+        db.session.commit()
+        return redirect(url_for("auth.two_factor_enrol"), 303)
     if accepted.new_account:
         begin_sign_in(accepted.user)
         record_audit("user.signed_in", accepted.user, actor=accepted.user)
