@@ -14,6 +14,7 @@ from vcpay.people.cli import people
 from vcpay.people.demo import DEMO_PASSWORD, DEMO_PEOPLE, seed_demo
 from vcpay.people.demo_history import HistoryUnreadable, read_payouts, write_history
 from vcpay.people.demo_reset import ResetRefused, delete_demo_files, refuse_unless_local_demo
+from vcpay.teams.cli import create_organisation_command
 from vcpay.translations_cli import translations
 from vcpay.webhooks.cli import stripe_events
 from workers import is_embedded_broker
@@ -134,4 +135,5 @@ commands = [
     stripe_events,
     translations,
     people,
+    create_organisation_command,
 ]

@@ -19,6 +19,8 @@ from datetime import timedelta
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from vcpay.audit.services import record_audit
 from vcpay.database import utcnow
@@ -301,7 +303,9 @@ def _grant(user: User, invitation: Invitation) -> None:
             )
         )
         if held is None:
-            add_organisation_admin(user, invitation.organisation)
+            held = add_organisation_admin(user, invitation.organisation)
+            db.session.flush()
+        _manager_if_none(held, user)
     else:
         held = db.session.scalar(
             select(ClinicMembership).filter_by(
@@ -311,3 +315,39 @@ def _grant(user: User, invitation: Invitation) -> None:
         if held is None:
             add_clinic_role(user, invitation.clinic, ClinicRole(invitation.role))
     db.session.flush()
+
+
+def _manager_if_none(membership: OrganisationMembership, user: User) -> None:
+    """An organisation without an authorised telehealth manager (a new one, its first admin
+    accepting) gets this admin as it, so its Payment Gateway requests can be endorsed. Of two
+    first admins accepting at once, the one-manager index keeps the first; the other is an
+    admin only, and the manager can hand the role on from the team page."""
+    other = aliased(OrganisationMembership)  # not the updated row: the organisation's others
+    try:
+        with db.session.begin_nested():
+            made = db.session.execute(
+                update(OrganisationMembership)
+                .where(
+                    OrganisationMembership.id == membership.id,
+                    ~select(other.id)
+                    .where(
+                        other.organisation_id == membership.organisation_id,
+                        other.is_telehealth_manager.is_(True),
+                    )
+                    .exists(),
+                )
+                .values(is_telehealth_manager=True)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+    except IntegrityError:
+        return
+    if made:
+        db.session.expire(membership, ["is_telehealth_manager"])
+        record_audit(
+            "organisation.telehealth_manager_changed",
+            membership.organisation,
+            actor=user,
+            before=None,
+            after=user.id,
+            first_admin=True,
+        )
