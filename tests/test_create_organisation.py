@@ -4,7 +4,7 @@ and an invitation to its first admin, who becomes its telehealth manager on acce
 import pytest
 from sqlalchemy import func, select
 
-from tests.test_invitations import accept, emails, link_token
+from tests.test_invitations import accept, emails, enrol_as_new_admin, link_token
 from vcpay.audit.models import AuditEntry
 from vcpay.extensions import db
 from vcpay.people.models import Clinic, Organisation, OrganisationMembership
@@ -53,7 +53,7 @@ def test_an_organisation_from_nothing_to_its_first_admin_and_telehealth_manager(
     assert f"/invitations/{token}" in made.output  # for when email is not set up yet
 
     browser = app.test_client()
-    assert accept(browser, token, name="Alex Chen").status_code == 303
+    enrol_as_new_admin(browser, accept(browser, token, name="Alex Chen"))
     alex = find_user_by_email("alex@riverside.example")
     [membership] = alex.organisation_memberships
     assert (membership.organisation_id, membership.is_telehealth_manager) == (organisation.id, True)

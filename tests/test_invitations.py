@@ -80,6 +80,18 @@ def accept(client, token, name="Robin Nguyen", new=NEW, again=None):
     )
 
 
+def enrol_as_new_admin(client, accepted) -> None:
+    """A new admin sets up two-factor sign-in before their first page (tests/test_two_factor.py):
+    after ``accepted``, the enrolment page; a code from the key it shows signs them in."""
+    assert accepted.status_code == 303 and accepted.location == "/sign-in/two-factor/enrol"
+    enrol = client.get(accepted.location).get_data(as_text=True)
+    secret = re.search(r'<code class="secret">([A-Z2-7 ]+)</code>', enrol)[1].replace(" ", "")
+    csrf = csrf_token(client, accepted.location)
+    code = pyotp.TOTP(secret).now()
+    done = client.post(accepted.location, data={"csrf_token": csrf, "code": code})
+    assert done.status_code == 303
+
+
 def actions() -> list[str]:
     db.session.rollback()
     return list(db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
@@ -316,15 +328,8 @@ def test_the_delivered_email_carries_a_link_that_works(app, demo, catcher):
     assert match, message.text
     newcomer = app.test_client()
     accepted = accept(newcomer, match.group(1), name="Inbox Person")
-    # A new admin sets up two-factor sign-in first (tests/test_two_factor.py), then is in.
-    assert accepted.status_code == 303 and accepted.location == "/sign-in/two-factor/enrol"
     assert newcomer.get(f"/clinics/{gp.id}/team").status_code == 302
-    enrol = newcomer.get(accepted.location).get_data(as_text=True)
-    secret = re.search(r'<code class="secret">([A-Z2-7 ]+)</code>', enrol)[1].replace(" ", "")
-    code = pyotp.TOTP(secret).now()
-    csrf = csrf_token(newcomer, accepted.location)
-    done = newcomer.post(accepted.location, data={"csrf_token": csrf, "code": code})
-    assert done.status_code == 303
+    enrol_as_new_admin(newcomer, accepted)
     assert newcomer.get(f"/clinics/{gp.id}/team").status_code == 200  # a clinic admin now
 
 
