@@ -369,6 +369,8 @@ def test_an_admin_resets_two_factor_within_their_scope_only(app, people):
     entry = db.session.scalar(select(AuditEntry).filter_by(action="user.two_factor_reset"))
     assert entry.object_id == str(clinician.id)
     assert entry.actor_id == people["gp_admin"].id
+    gp = clinician.clinic_memberships[0].clinic
+    assert (entry.organisation_id, entry.clinic_id) == (gp.organisation_id, gp.id)  # on its page
 
     # An organisation admin resets an admin of one of its clinics; at their next sign-in they
     # enrol again.

@@ -39,14 +39,22 @@ def _client_address() -> str | None:
     return (request.remote_addr or "")[:45] or None
 
 
-def record_audit(action: str, target: Any, actor: User | None = None, **details: Any) -> AuditEntry:
+def record_audit(
+    action: str,
+    target: Any,
+    actor: User | None = None,
+    within: Organisation | Clinic | None = None,
+    **details: Any,
+) -> AuditEntry:
     """Add an audit entry for ``action`` on ``target`` (a model instance with an ``id``).
 
-    ``actor`` defaults to the signed-in user; pass it explicitly in workers.
+    ``actor`` defaults to the signed-in user; pass it explicitly in workers. ``within`` puts
+    an entry about something of no organisation of its own (a person) on the audit page of
+    the organisation or clinic the action was taken in.
     """
     if target.id is None:
         db.session.flush()
-    organisation_id, clinic_id = _scope_of(target)
+    organisation_id, clinic_id = _scope_of(within if within is not None else target)
     entry = AuditEntry(
         actor=actor or _acting_user(),
         action=action,

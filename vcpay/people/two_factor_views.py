@@ -166,14 +166,7 @@ def reset(user_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     ended = two_factor.reset(person)
-    organisation = getattr(scope, "organisation", scope)
-    record_audit(
-        "user.two_factor_reset",
-        person,
-        organisation=organisation.id,
-        clinic=scope.id if scope is not organisation else None,
-        sessions_ended=ended,
-    )
+    record_audit("user.two_factor_reset", person, within=scope, sessions_ended=ended)
     queue_email(
         f"two-factor-reset:{person.id}:{secrets.token_hex(8)}",
         person.email,
