@@ -142,6 +142,7 @@ def running_product(instance: Path, **settings: str) -> Iterator[dict]:
             "catcher_url": catcher_url,
             "stripe_url": stripe_url,
             "log": log,
+            "env": env,  # to run a command as the operator would, beside the running product
             "process": process,
             "startup_seconds": time.monotonic() - started,
         }

@@ -13,6 +13,12 @@ NO_CLINIC = ""
 CLINIC_ROLES = (InvitedRole.CLINIC_ADMIN, InvitedRole.CLINICIAN)
 
 
+def _role_choice(role: InvitedRole) -> tuple[str, str]:
+    """A role as the list offers it: its name, capitalised in the person's language."""
+    name = str(ROLE_NAMES[role])
+    return role.value, name[:1].upper() + name[1:]
+
+
 def _stripped(value):
     return value.strip() if isinstance(value, str) else value
 
@@ -51,7 +57,7 @@ class InviteForm(FlaskForm):
     email = _email_field()
     role = SelectField(
         _l("Role"),
-        choices=[(role.value, ROLE_NAMES[role]) for role in InvitedRole],
+        choices=[],
         validate_choice=True,
     )
     clinic = SelectField(_l("Clinic"), choices=[], validate_choice=True)
@@ -59,7 +65,7 @@ class InviteForm(FlaskForm):
 
     def __init__(self, clinics, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.role.choices = [(role.value, ROLE_NAMES[role]) for role in InvitedRole]
+        self.role.choices = [_role_choice(role) for role in InvitedRole]
         self.clinic.choices = [
             (NO_CLINIC, _l("None: an organisation admin")),
             *((str(c.id), c.name) for c in clinics),
@@ -89,7 +95,7 @@ class ClinicInviteForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.role.choices = [(role.value, ROLE_NAMES[role]) for role in CLINIC_ROLES]
+        self.role.choices = [_role_choice(role) for role in CLINIC_ROLES]
 
 
 class ClinicRoleForm(FlaskForm):
@@ -98,7 +104,7 @@ class ClinicRoleForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.role.choices = [(role.value, ROLE_NAMES[role]) for role in CLINIC_ROLES]
+        self.role.choices = [_role_choice(role) for role in CLINIC_ROLES]
 
 
 class NewClinicForm(FlaskForm):
