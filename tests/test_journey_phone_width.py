@@ -206,7 +206,8 @@ def test_patient_pages_fit_a_phone_and_pay_is_tapped(journey_product, practice, 
 
 
 STAFF_PAGES = ("/", "/calls/", "/payments/", "/payouts/", "/client-payments/", "/audit/",
-               "/settings", "/settings/sessions", "/settings/password")  # fmt: skip
+               "/team", "/settings", "/settings/sessions", "/settings/password",
+               "/settings/two-factor")  # fmt: skip
 
 
 def test_a_clinic_admins_pages_never_scroll_sideways_on_a_phone(
@@ -215,11 +216,18 @@ def test_a_clinic_admins_pages_never_scroll_sideways_on_a_phone(
     """Staff pages on a phone: a wide table scrolls sideways inside its card (it has more
     columns than a phone has room for); the page itself never does."""
     admin = signed_in(chromium, journey_product, practice.clinic_admin)
-    for path in STAFF_PAGES:
-        admin.goto(f"{journey_product['url']}{path}")
+
+    def fits_sideways(name: str) -> None:
         admin.wait_for_load_state("load")
         for width in WIDTHS:
             admin.set_viewport_size({"width": width, "height": PHONE_HEIGHT})
             measured = admin.evaluate(PAST_THE_EDGE)
-            assert measured["scrollWidth"] <= measured["innerWidth"], (path, width, measured)
-        save_screenshot(admin, f"phone-{journey_product['shape']}-staff{path.replace('/', '-')}")
+            assert measured["scrollWidth"] <= measured["innerWidth"], (name, width, measured)
+        save_screenshot(admin, f"phone-{journey_product['shape']}-staff{name.replace('/', '-')}")
+
+    for path in STAFF_PAGES:
+        admin.goto(f"{journey_product['url']}{path}")
+        fits_sideways(path)
+    admin.goto(f"{journey_product['url']}/team")
+    admin.get_by_role("link", name=practice.clinic).first.click()
+    fits_sideways("/clinic-team")
