@@ -201,11 +201,13 @@ class WorkerRig:
         self.wait(self._web_answers, "the web server")
         self.wait(lambda: b" ready." in self.log("worker"), "the worker")
 
-    def _run(self, name: str, command: list[str]) -> None:
+    def _run(self, name: str, command: list[str], **settings: str) -> None:
+        """Start ``command`` as process ``name`` (its log: ``name``.log), with the rig's
+        environment and any ``settings`` of its own."""
         with (self.folder / f"{name}.log").open("ab") as output:
             self.processes[name] = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                command, cwd=ROOT, env={**self.env, **settings}, stdout=output,
+                stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
 
     def _web_answers(self) -> bool:
@@ -224,7 +226,7 @@ class WorkerRig:
         except AssertionError as timed_out:
             tails = "\n".join(
                 f"--- {name}.log\n{self.log(name)[-2500:].decode(errors='replace')}"
-                for name in ("web", "worker", "beat")
+                for name in self.processes
             )
             raise AssertionError(f"{timed_out}\n{tails}") from None
 
