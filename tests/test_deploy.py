@@ -12,6 +12,8 @@ import runpy
 
 import pytest
 import yaml
+from redbeat import RedBeatScheduler
+from redis import exceptions as redis_errors
 
 from tests.processes import ROOT, procfile
 from vcpay.config import (
@@ -24,6 +26,7 @@ from vcpay.config import (
     load_settings,
 )
 from workers import BEAT_LOCK_SECONDS, beat_settings, celery_settings
+from workers.beat import LockedScheduler
 
 DEPLOY = ROOT / "deploy"
 COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
@@ -184,7 +187,7 @@ def test_a_negative_pool_size_names_the_setting(tmp_path):
 def test_with_redis_beat_holds_a_lock_of_its_deployments_own(tmp_path):
     config = settings(tmp_path, VCPAY_DATABASE_URL=POSTGRES, VCPAY_REDIS_URL="redis://r:6379/1")
     beat = celery_settings(config, str(tmp_path))
-    assert beat["beat_scheduler"] == "redbeat.RedBeatScheduler"
+    assert beat["beat_scheduler"] == "workers.beat:LockedScheduler"
     assert beat["redbeat_redis_url"] == "redis://r:6379/1"
     assert beat["redbeat_lock_timeout"] == BEAT_LOCK_SECONDS
     prefix = beat["redbeat_key_prefix"]
@@ -249,3 +252,45 @@ def test_run_prod_refuses_a_short_key_and_a_missing_redis(tmp_path):
 def test_run_prod_shows_addresses_without_their_passwords():
     shown = prepare().without_password("redis://:hunter2@cache:6379/0")
     assert shown == "redis://:***@cache:6379/0"
+
+
+class Lock:
+    """A stand-in for redis-py's lock: free or not, or Redis away."""
+
+    def __init__(self, free: bool = False, error: Exception | None = None):
+        self.free, self.error, self.taken = free, error, False
+
+    def acquire(self, blocking: bool = True) -> bool:
+        assert not blocking  # a beat's loop must not hang on it
+        if self.error:
+            raise self.error
+        self.taken = self.free
+        return self.free
+
+
+def scheduler(monkeypatch, failure: Exception, lock: Lock) -> LockedScheduler:
+    def tick(self, *args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(RedBeatScheduler, "tick", tick)
+    beat = LockedScheduler.__new__(LockedScheduler)  # its Redis is the failure above
+    beat.max_interval, beat.lock = 5, lock
+    return beat
+
+
+def test_beat_waits_out_a_redis_outage_instead_of_stopping(monkeypatch):
+    beat = scheduler(monkeypatch, redis_errors.ConnectionError("Redis is away"), Lock())
+    assert beat.tick() == 5
+    assert scheduler(monkeypatch, redis_errors.TimeoutError("hung"), Lock()).tick() == 5
+
+
+def test_a_lapsed_lock_is_taken_again_before_beat_sends_anything(monkeypatch):
+    lapsed = redis_errors.LockNotOwnedError("Cannot extend a lock that's no longer owned")
+    another_beat_has_it = Lock(free=False)
+    assert scheduler(monkeypatch, lapsed, another_beat_has_it).tick() == 5
+    assert not another_beat_has_it.taken
+    free = Lock(free=True)
+    assert scheduler(monkeypatch, lapsed, free).tick() == 0  # its next tick sends
+    assert free.taken
+    away = Lock(error=redis_errors.ConnectionError("still away"))
+    assert scheduler(monkeypatch, lapsed, away).tick() == 5

@@ -6,18 +6,22 @@ the compose file start them, with the Stripe and Jira stand-ins and the mail cat
 test process (tests/worker_rig.py). It proves that the instances share what they must and
 never double what must happen once: a payment confirmed through A reaches a clinician
 streaming from B; one signed event delivered to both at once is applied once; a Jira approval
-is applied once with two beats started, of which only the one holding the lock sends work.
+is applied once with two beats started, of which only the one holding the lock sends work;
+and beat, holding its lock in Redis, waits out a Redis outage rather than stopping.
 """
 
 import re
 import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
-from tests.processes import free_port, procfile_command
+from tests.faultproxy import FaultProxy
+from tests.processes import free_port, procfile_command, product_environment, running, wait_for
+from tests.services import redis_url
 from tests.stripe_events import signed
 from tests.stripe_standin import WEBHOOK_SECRET
 from tests.test_enablement_jira import queued_request
@@ -247,3 +251,35 @@ def test_the_waiting_beat_takes_over_when_the_first_stops(rig):
     rig.processes[sending].wait(timeout=30)
     rig.wait(lambda: SENT_BY_BEAT in rig.log(waiting), "the waiting beat to take over")
     rig.wait(lambda: rig.ran("vcpay.health.record_heartbeat") > heartbeats, "a heartbeat")
+
+
+OUTAGE_SECONDS = 8
+
+
+def test_beat_waits_out_a_redis_outage_and_sends_again(tmp_path):
+    """Redis cut under a running beat (through a fault proxy; the shared server is never
+    touched): beat keeps running, sends nothing meanwhile, and sends again once it is back."""
+    server = urlsplit(redis_url())
+    proxy = FaultProxy(server.hostname or "127.0.0.1", server.port or 6379, "redis").start()
+    try:
+        redis = f"redis://{proxy.address}{server.path}"
+        env = product_environment(
+            VCPAY_INSTANCE_PATH=str(tmp_path),
+            VCPAY_DATABASE_URL=f"sqlite:///{tmp_path / 'vcpay.sqlite'}",
+            VCPAY_CELERY_BROKER_URL=redis,
+            VCPAY_REDIS_URL=redis,
+            VCPAY_HEARTBEAT_SECONDS="1",
+        )
+        log = tmp_path / "beat.log"
+        with running(procfile_command("beat"), env, log) as beat:
+            sent = lambda: log.read_bytes().count(SENT_BY_BEAT)  # noqa: E731
+            wait_for(sent, 60, "beat to send", log)
+            proxy.cut()
+            wait_for(lambda: b"Redis is away" in log.read_bytes(), 30, "beat to notice", log)
+            time.sleep(OUTAGE_SECONDS)
+            proxy.restore()
+            before = sent()
+            wait_for(lambda: sent() > before, 60, "beat to send again", log)
+            assert beat.poll() is None, log.read_text(errors="replace")[-3000:]
+    finally:
+        proxy.close()

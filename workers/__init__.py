@@ -73,7 +73,8 @@ def _every(task: str, seconds: float) -> dict[str, Any]:
     return {"task": task, "schedule": timedelta(seconds=seconds), "options": {"expires": seconds}}
 
 
-# With Redis, beat keeps its schedule there and holds a lock while it runs (celery-redbeat):
+# With Redis, beat keeps its schedule there and holds a lock while it runs (celery-redbeat,
+# made to wait out a Redis outage in workers/beat.py):
 # a second beat, started by mistake or as a stand-by, waits for the lock instead of sending
 # every task twice. It looks for the lock, and the lock expires, on this beat of the clock:
 # a stand-by takes over within LOCK_SECONDS of a beat that died without letting go.
@@ -98,7 +99,7 @@ def beat_settings(config: dict[str, Any]) -> dict[str, Any]:
     if not redis_url:
         return {}
     return {
-        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "beat_scheduler": "workers.beat:LockedScheduler",
         "redbeat_redis_url": redis_url,
         "redbeat_redis_options": dict(REDIS_BROKER_TIMEOUTS),  # a hung Redis costs a tick
         "redbeat_key_prefix": beat_lock_prefix(config["SQLALCHEMY_DATABASE_URI"]),
