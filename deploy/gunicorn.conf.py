@@ -6,7 +6,7 @@ import os
 
 # PORT is where Procfile runners (honcho, foreman, most platforms) tell each web process to
 # listen; VCPAY_WEB_HOST is 0.0.0.0 in a container, 127.0.0.1 for `make run-prod`.
-host = os.environ.get("VCPAY_WEB_HOST") or "0.0.0.0"  # noqa: S104  # in a container
+host = os.environ.get("VCPAY_WEB_HOST") or "0.0.0.0"  # noqa: S104  # nosec B104  # container
 bind = f"{host}:{os.environ.get('PORT') or '8000'}"
 workers = int(os.environ.get("VCPAY_WEB_WORKERS") or "2")
 worker_class = os.environ.get("VCPAY_WEB_WORKER_CLASS", "gthread")

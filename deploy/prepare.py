@@ -66,7 +66,7 @@ def create_database(url: URL) -> bool:
 
 
 def announce(environ: dict[str, str], web_instances: int, first_port: int, created: bool) -> None:
-    host = environ.get("VCPAY_WEB_HOST") or "0.0.0.0"  # noqa: S104  # as gunicorn.conf.py
+    host = environ.get("VCPAY_WEB_HOST") or "0.0.0.0"  # noqa: S104  # nosec B104  # as gunicorn.conf.py
     database = make_url(environ["VCPAY_DATABASE_URL"])
     shown = database.render_as_string(hide_password=True)
     print(f"Database {shown}" + (" (created)" if created else ""))

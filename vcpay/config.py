@@ -212,7 +212,7 @@ SETTINGS = [
     Setting("VCPAY_WEB_THREADS", "WEB_THREADS", 256, int),
     # Read by deploy/gunicorn.conf.py, the production web server's settings (PORT, the
     # Procfile runner's, says where each instance listens).
-    Setting("VCPAY_WEB_HOST", "WEB_HOST", "0.0.0.0"),  # noqa: S104  # in a container
+    Setting("VCPAY_WEB_HOST", "WEB_HOST", "0.0.0.0"),  # noqa: S104  # nosec B104  # in a container
     Setting("VCPAY_WEB_WORKERS", "WEB_WORKERS", 2, int),
     Setting("VCPAY_WEB_WORKER_CLASS", "WEB_WORKER_CLASS", "gthread"),
     # Open call streams, capped so that one link cannot hold every thread (see calls/stream.py).
