@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from tests.faultproxy import FaultProxy
 from tests.processes import free_port, procfile_command, product_environment, running, wait_for
-from tests.services import redis_url
+from tests.services import forget_beat, redis_url
 from tests.stripe_events import signed
 from tests.stripe_standin import WEBHOOK_SECRET
 from tests.test_enablement_jira import queued_request
@@ -260,12 +260,13 @@ def test_beat_waits_out_a_redis_outage_and_sends_again(tmp_path):
     """Redis cut under a running beat (through a fault proxy; the shared server is never
     touched): beat keeps running, sends nothing meanwhile, and sends again once it is back."""
     server = urlsplit(redis_url())
+    database = f"sqlite:///{tmp_path / 'vcpay.sqlite'}"
     proxy = FaultProxy(server.hostname or "127.0.0.1", server.port or 6379, "redis").start()
     try:
         redis = f"redis://{proxy.address}{server.path}"
         env = product_environment(
             VCPAY_INSTANCE_PATH=str(tmp_path),
-            VCPAY_DATABASE_URL=f"sqlite:///{tmp_path / 'vcpay.sqlite'}",
+            VCPAY_DATABASE_URL=database,
             VCPAY_CELERY_BROKER_URL=redis,
             VCPAY_REDIS_URL=redis,
             VCPAY_HEARTBEAT_SECONDS="1",
@@ -283,3 +284,4 @@ def test_beat_waits_out_a_redis_outage_and_sends_again(tmp_path):
             assert beat.poll() is None, log.read_text(errors="replace")[-3000:]
     finally:
         proxy.close()
+        forget_beat(redis_url(), database)

@@ -38,7 +38,7 @@ from sandbox.mail import start_mail_catcher
 from sandbox.stripe.control_client import StripeControl
 from sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from tests.processes import celery, free_port, product_environment, stop_group, wait_for
-from tests.services import redis_url, scratch_postgres_database
+from tests.services import forget_beat, redis_url, scratch_postgres_database
 from tests.stripe_standin import WEBHOOK_SECRET, link_clinic
 from vcpay import create_app
 from vcpay.calls.models import CallEvent
@@ -120,6 +120,7 @@ class WorkerRig:
             return f"sqlite:///{self.folder / 'vcpay.sqlite'}", "filesystem://", ""
         broker = redis_url()
         database = self.stack.enter_context(scratch_postgres_database())
+        self.stack.callback(forget_beat, broker, database)  # after the processes stop
         return database, broker, broker
 
     def _app(self):

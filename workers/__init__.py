@@ -89,7 +89,7 @@ def beat_lock_prefix(database_url: str) -> str:
     from sqlalchemy.engine import make_url
 
     shown = make_url(database_url).render_as_string(hide_password=True)
-    return f"vcpay:beat:{hashlib.sha256(shown.encode()).hexdigest()[:16]}"
+    return f"vcpay:beat:{hashlib.sha256(shown.encode()).hexdigest()[:16]}:"
 
 
 def beat_settings(config: dict[str, Any]) -> dict[str, Any]:
