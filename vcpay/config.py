@@ -316,7 +316,6 @@ def derived_settings(values: dict[str, Any]) -> dict[str, Any]:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": values["SESSION_HOURS"] * 3600,
-        # A failed statement's parameters are patients' names and emails: never in a log.
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(values),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_STORAGE_OPTIONS": redis_client_options() if redis_url else {},

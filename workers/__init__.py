@@ -74,10 +74,10 @@ def _every(task: str, seconds: float) -> dict[str, Any]:
 
 
 # With Redis, beat keeps its schedule there and holds a lock while it runs (celery-redbeat,
-# made to wait out a Redis outage in workers/beat.py):
-# a second beat, started by mistake or as a stand-by, waits for the lock instead of sending
-# every task twice. It looks for the lock, and the lock expires, on this beat of the clock:
-# a stand-by takes over within LOCK_SECONDS of a beat that died without letting go.
+# made to wait out a Redis outage in workers/beat.py): a second beat, started by mistake or as
+# a stand-by, waits for the lock instead of sending every task twice. It looks for the lock
+# every BEAT_LOOP_SECONDS, and a lock not renewed expires after BEAT_LOCK_SECONDS: a stand-by
+# takes over within that of a beat that died without letting go.
 BEAT_LOOP_SECONDS = 5
 BEAT_LOCK_SECONDS = BEAT_LOOP_SECONDS * 5
 
