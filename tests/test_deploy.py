@@ -7,8 +7,10 @@ are checked here too; tests/test_scale_out.py runs the same commands against eac
 """
 
 import importlib.util
+import os
 import re
 import runpy
+import subprocess
 
 import pytest
 import yaml
@@ -294,3 +296,24 @@ def test_a_lapsed_lock_is_taken_again_before_beat_sends_anything(monkeypatch):
     assert free.taken
     away = Lock(error=redis_errors.ConnectionError("still away"))
     assert scheduler(monkeypatch, lapsed, away).tick() == 5
+
+
+def docker_compose(*arguments: str, **environment: str) -> subprocess.CompletedProcess:
+    command = ["docker", "compose", "-f", str(DEPLOY / "compose.yaml"), *arguments]
+    env = {"PATH": os.environ.get("PATH", ""), **environment}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_docker_compose_reads_the_file_and_asks_for_each_secret():
+    """Where Docker's compose plugin is installed (it needs no daemon for this)."""
+    try:
+        installed = docker_compose("version").returncode == 0
+    except FileNotFoundError:
+        installed = False
+    if not installed:
+        pytest.skip("docker compose is not installed on this machine")
+    required = set(REQUIRED.findall((DEPLOY / "compose.yaml").read_text()))
+    values = {re.match(r"\$\{([A-Z_]+)", r)[1]: "set-for-the-check" for r in required}
+    assert docker_compose("config", "--quiet", **values).returncode == 0
+    missing = docker_compose("config", "--quiet", **{**values, "VCPAY_SECRET_KEY": ""})
+    assert missing.returncode != 0 and "VCPAY_SECRET_KEY" in missing.stderr
