@@ -12,13 +12,13 @@ unprocessed. Last, one process times the pieces of an ingest request (verify, in
 enqueue) one at a time, without HTTP, to show where the time goes.
 
     python bench/webhook_ingest.py [--quick] [--embedded] [--database-url URL]
-                                   [--events N] [--concurrency C]
+                                   [--events N] [--concurrency C] [--broker-url URL]
 
 Default: PostgreSQL and a Redis broker, the production shape. ``--database-url`` names a scratch
 PostgreSQL database that is created afresh and dropped at the end (default
-``vcpay_bench_webhooks`` on 127.0.0.1); the broker is Redis database 14 on 127.0.0.1, flushed
-at the start and the end. ``--embedded``: SQLite and the file-system broker in a temporary
-instance folder, as ``make run`` uses them.
+``vcpay_bench_webhooks`` on 127.0.0.1); the broker is Redis database 14 on 127.0.0.1 (or
+``--broker-url``), flushed at the start and the end. ``--embedded``: SQLite and the
+file-system broker in a temporary instance folder, as ``make run`` uses them.
 
 Prints a table and, as its last line, one JSON object; saves it to bench/results/.
 """
@@ -323,6 +323,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database-url", help="scratch PostgreSQL database (dropped)")
     parser.add_argument("--events", type=int, help="unique events (default 2000; quick 200)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    parser.add_argument(
+        "--broker-url", default=REDIS_BROKER_URL, help="Redis broker database (flushed)"
+    )
     args = parser.parse_args()
     if args.embedded and args.database_url:
         parser.error("--embedded uses SQLite in its instance folder; drop --database-url")
@@ -342,7 +345,7 @@ def main() -> None:
     else:
         mode, database, broker = "postgresql", "postgresql", "redis"
         database_url = args.database_url or DEFAULT_DATABASE_URL
-        broker_url = REDIS_BROKER_URL
+        broker_url = args.broker_url
         redis.Redis.from_url(broker_url).flushdb()
         recreate_database(database_url)
     env = environment(instance, database_url, broker_url)

@@ -12,6 +12,7 @@ from vcpay.extensions import csrf, limiter
 from vcpay.integrations.servicedesk import WebhookRefused, changed_request_key
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import WebhookSignatureInvalid
+from vcpay.webhooks.grouping import GroupFailed
 from vcpay.webhooks.services import handoff, store_event
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -42,7 +43,11 @@ def stripe_webhook():
         return _refuse(f"Signature check failed: {error}")
     except ValueError as error:
         return _refuse(str(error))
-    row_id = store_event(event)
+    try:
+        row_id = store_event(event)
+    except GroupFailed as error:  # nothing of it was kept: Stripe delivers a 5xx again
+        log.warning("Could not store Stripe event %s: %s", event.id, error)
+        return _refuse("vcpay could not store this event now; try again later.", 503)
     if row_id is not None:
         handoff.submit(row_id)
     return jsonify({"received": event.id, "duplicate": row_id is None})
