@@ -30,10 +30,21 @@ def backoff(attempts: int) -> float:
 # Plain SQL on a connection of its own: the hottest path in vcpay, and the dialects'
 # "insert ... on conflict" constructs are compiled afresh on every call. One statement per
 # group size, each made once: the events of concurrent requests go in together (grouping.py).
-EVENT_COLUMNS = ("event_id", "type", "account", "livemode", "created", "payload", "received_at")
+EVENT_COLUMNS = (
+    "event_id",
+    "type",
+    "account",
+    "livemode",
+    "created",
+    "payload",
+    "received_at",
+    "state",
+    "next_attempt_at",
+    "processed_at",
+)
 INSERT_EVENTS = (
     "INSERT INTO stripe_events (event_id, type, account, livemode, created, payload,"
-    " received_at, state, attempts, next_attempt_at)"
+    " received_at, state, next_attempt_at, processed_at, attempts)"
 )
 ON_CONFLICT = "ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id"
 _insert_statements: dict[int, TextClause] = {}
@@ -44,7 +55,8 @@ def _insert_events_statement(rows: int) -> TextClause:
     if statement is None:
         values = ", ".join(
             f"(:event_id_{n}, :type_{n}, :account_{n}, :livemode_{n}, :created_{n},"
-            f" :payload_{n}, :received_at_{n}, 'received', 0, :received_at_{n})"
+            f" :payload_{n}, :received_at_{n}, :state_{n}, :next_attempt_at_{n},"
+            f" :processed_at_{n}, 0)"
             for n in range(rows)
         )
         # Only numbered placeholders are formatted in; the values are bound.
@@ -53,16 +65,26 @@ def _insert_events_statement(rows: int) -> TextClause:
             *(
                 bindparam(f"{name}_{n}", type_=UTCDateTime())
                 for n in range(rows)
-                for name in ("created", "received_at")
+                for name in ("created", "received_at", "next_attempt_at", "processed_at")
             )
         )
         _insert_statements[rows] = statement
     return statement
 
 
+def settled_on_arrival(event: WebhookEvent) -> bool:
+    """An event no worker would act on (no handler for its type, or the other mode): it is
+    kept as ignored at once rather than handed on. Stripe sends several such events with each
+    payment (``payment_intent.created``, ``charge.succeeded``...), at the very moment the one
+    that matters arrives; handed on, they kept the workers busy while it waited."""
+    return handler_for(event.type) is None or event.livemode != _expected_livemode()
+
+
 def store_event(event: WebhookEvent) -> int | None:
     """Keep the event, committed; its row id, or None if it was kept before. Raises
     ``GroupFailed`` when the write of the group it joined failed: nothing of it was kept."""
+    received_at = utcnow()
+    settled = settled_on_arrival(event)
     values = {
         "event_id": event.id,
         "type": event.type,
@@ -70,7 +92,10 @@ def store_event(event: WebhookEvent) -> int | None:
         "livemode": event.livemode,
         "created": datetime.fromtimestamp(event.created, UTC),
         "payload": event.payload,
-        "received_at": utcnow(),
+        "received_at": received_at,
+        "state": (EventState.IGNORED if settled else EventState.RECEIVED).value,
+        "next_attempt_at": None if settled else received_at,
+        "processed_at": received_at if settled else None,
     }
     return _grouped_writer().store(values)
 
@@ -153,8 +178,12 @@ class ProcessingFailed(Exception):
         self.retry_in = retry_in  # None: no attempts left
 
 
+def _expected_livemode() -> bool:
+    return StripeSettings.from_config(current_app.config).livemode
+
+
 def _expected_mode(event: StripeEvent) -> bool:
-    return event.livemode == StripeSettings.from_config(current_app.config).livemode
+    return event.livemode == _expected_livemode()
 
 
 def process(row_id: int) -> None:

@@ -13,7 +13,7 @@ from vcpay.integrations.servicedesk import WebhookRefused, changed_request_key
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import WebhookSignatureInvalid
 from vcpay.webhooks.grouping import GroupFailed
-from vcpay.webhooks.services import handoff, store_event
+from vcpay.webhooks.services import handoff, settled_on_arrival, store_event
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def stripe_webhook():
     except GroupFailed as error:  # nothing of it was kept: Stripe delivers a 5xx again
         log.warning("Could not store Stripe event %s: %s", event.id, error)
         return _refuse("vcpay could not store this event now; try again later.", 503)
-    if row_id is not None:
+    if row_id is not None and not settled_on_arrival(event):
         handoff.submit(row_id)
     return jsonify({"received": event.id, "duplicate": row_id is None})
 
