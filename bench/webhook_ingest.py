@@ -73,6 +73,7 @@ ROUND_ORDER = "BIIBBIIB"
 BASELINE_PATH = "/webhooks/bench-baseline"
 INGEST_PATH = "/webhooks/stripe"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+RATIO_GOAL = 0.8  # issue 16: ingest at least 0.8 x the bare signature check, on PostgreSQL
 
 
 def signed(event_id: str) -> tuple[bytes, str]:
@@ -438,7 +439,7 @@ def main() -> None:
         "baseline": baseline,
         "ingest": ingest,
         "ratio": ratio,
-        "goal_met": ratio >= 0.5 if database == "postgresql" else None,
+        "goal_met": ratio >= RATIO_GOAL if database == "postgresql" else None,
         "rows_stored": stored["rows"],
         "lost": len(unique) - counts["rows"],
         "processed_twice": counts["twice"],
@@ -479,7 +480,7 @@ def print_table(summary: dict) -> None:
             f"{cpu['client']:6.2f} {cpu['web']:6.2f} {cpu['database_broker_and_rest']:14.2f}"
         )
     goal = "n/a (the goal is on PostgreSQL)" if summary["goal_met"] is None else summary["goal_met"]
-    print(f"ingest / baseline throughput: {summary['ratio']:.2f} (goal >= 0.5: {goal})")
+    print(f"ingest / baseline throughput: {summary['ratio']:.2f} (goal >= {RATIO_GOAL}: {goal})")
     print(
         f"posted {summary['events']} unique + {summary['duplicates']} duplicates; "
         f"stored {summary['rows_stored']}; lost {summary['lost']}; "
