@@ -204,6 +204,8 @@ SETTINGS = [
     Setting("VCPAY_STREAM_POLL_SECONDS", "STREAM_POLL_SECONDS", 0.25, float),
     Setting("VCPAY_STREAM_MAX_SECONDS", "STREAM_MAX_SECONDS", 300, int),
     Setting("VCPAY_WEB_THREADS", "WEB_THREADS", 256, int),
+    # gunicorn's --worker-connections under the gevent worker (its default is 1000).
+    Setting("VCPAY_WEB_CONNECTIONS", "WEB_CONNECTIONS", 1000, int),
     # Open call streams, capped so that one link cannot hold every thread (see calls/stream.py).
     Setting("VCPAY_STREAMS_PER_SESSION", "STREAMS_PER_SESSION", 4, int),
     Setting("VCPAY_STREAMS_PER_ADDRESS", "STREAMS_PER_ADDRESS", 50, int),

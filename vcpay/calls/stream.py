@@ -1,13 +1,15 @@
 """Call streams: a call's events as Server-Sent Events, for one viewer at a time.
 
-Each open stream holds a server thread, so streams are capped per process: per viewer and
-per address (one more ends the oldest, as a reopened tab would) and in all, leaving
-``STREAM_RESERVED_THREADS`` for pages, sign-in and webhooks. ``register_live_events`` sets the
-process's waker and open streams on the application.
+Under gunicorn's gthread worker each open stream holds a server thread; under its gevent worker
+a greenlet, out of the worker's ``--worker-connections``. Either way streams are capped per
+process: per viewer and per address (one more ends the oldest, as a reopened tab would) and in
+all, leaving ``STREAM_RESERVED_THREADS`` threads (or connections) for pages, sign-in and
+webhooks. ``register_live_events`` sets the process's waker and open streams on the application.
 """
 
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from vcpay.extensions import db
 KEEPALIVE_SECONDS = 15.0
 RECHECK_SECONDS = 60.0  # how soon a stream notices the viewer lost the right to see the call
 RECONNECT_MILLISECONDS = 2000
-BUSY_RETRY_SECONDS = 5  # Retry-After when this process has no thread to spare for a stream
+BUSY_RETRY_SECONDS = 5  # Retry-After when this process has no room to spare for a stream
 # An event id as a browser sends it back: ASCII digits only, and short enough to parse
 # cheaply; any such value past the call's newest event means "the newest".
 EVENT_ID = re.compile(r"[0-9]{1,32}")
@@ -41,10 +43,26 @@ class OpenStream:
     reason: str = ""  # "session" or "address": which cap a newer stream went over
 
 
-def stream_ceiling(threads: int, reserved: int) -> int:
-    """How many streams one process may hold: its threads less the reserve, and at least half
-    of them (a reserve larger than that would leave no room for call screens at all)."""
-    return max(threads - reserved, threads // 2)
+def stream_ceiling(room: int, reserved: int) -> int:
+    """How many streams one process may hold: its threads (or connections) less the reserve,
+    and at least half of them (a reserve larger than that would leave no room for call
+    screens at all)."""
+    return max(room - reserved, room // 2)
+
+
+def serving_greenlets() -> bool:
+    """Whether this process serves each connection on a greenlet (gunicorn's gevent worker
+    patches the standard library before it loads the application), not on a thread. Asked of
+    gevent only when it is already loaded: the gthread worker never imports it."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
+
+
+def stream_room(config) -> int:
+    """What bounds one process's open streams: ``WEB_CONNECTIONS`` (gunicorn's
+    ``--worker-connections``) under gevent, where a waiting stream costs a greenlet, else
+    ``WEB_THREADS``, as each waiting stream holds one of them."""
+    return config["WEB_CONNECTIONS"] if serving_greenlets() else config["WEB_THREADS"]
 
 
 class OpenStreams:
@@ -58,11 +76,11 @@ class OpenStreams:
 
     @property
     def ceiling(self) -> int:
-        return stream_ceiling(self.config["WEB_THREADS"], self.config["STREAM_RESERVED_THREADS"])
+        return stream_ceiling(stream_room(self.config), self.config["STREAM_RESERVED_THREADS"])
 
     def open(self, call_id: int, viewer: str, address: str) -> OpenStream | None:
         """Register a new stream, ending the oldest of its viewer or address beyond their
-        caps; None when the process has no thread to spare for it."""
+        caps; None when the process has no thread (or connection) to spare for it."""
         stream = OpenStream(call_id, viewer, address)
         with self.lock:
             replaced = self._beyond_caps(stream)
