@@ -30,6 +30,14 @@ BUSY_RETRY_SECONDS = 5  # Retry-After when this process has no room to spare for
 # An event id as a browser sends it back: ASCII digits only, and short enough to parse
 # cheaply; any such value past the call's newest event means "the newest".
 EVENT_ID = re.compile(r"[0-9]{1,32}")
+# Database connections a process's streams may use at once, fewer than its pool holds (5, and
+# 10 more for a while): under gevent thousands of streams wait on greenlets, and their reads
+# would otherwise queue in the pool ahead of pages, which then wait past its timeout.
+STREAM_READERS = 4
+CAPPED_BY = (
+    ("session", "viewer", "STREAMS_PER_SESSION"),
+    ("address", "address", "STREAMS_PER_ADDRESS"),
+)
 
 
 @dataclass(eq=False)
@@ -73,6 +81,10 @@ class OpenStreams:
         self.waker = waker
         self.lock = threading.Lock()
         self.streams: list[OpenStream] = []
+        # The streams of each viewer and of each address, oldest first: a new stream's caps
+        # are checked against its own few, not against every stream of the process.
+        self.groups: dict[tuple[str, str], list[OpenStream]] = {}
+        self.readers = threading.BoundedSemaphore(STREAM_READERS)
 
     @property
     def ceiling(self) -> int:
@@ -87,9 +99,11 @@ class OpenStreams:
             if len(self.streams) - len(replaced) >= self.ceiling:
                 return None
             for old, reason in replaced:
-                self.streams.remove(old)
+                self._forget(old)
                 old.reason = reason
             self.streams.append(stream)
+            for _reason, key, _cap in CAPPED_BY:
+                self.groups.setdefault((key, getattr(stream, key)), []).append(stream)
         for old, _reason in replaced:
             old.ended.set()
             self.waker.wake(old.call_id)  # at once, not at its next keepalive
@@ -97,21 +111,25 @@ class OpenStreams:
 
     def close(self, stream: OpenStream) -> None:
         with self.lock:
-            if stream in self.streams:
-                self.streams.remove(stream)
+            if stream in self.groups.get(("viewer", stream.viewer), ()):
+                self._forget(stream)
+
+    def _forget(self, stream: OpenStream) -> None:
+        self.streams.remove(stream)
+        for _reason, key, _cap in CAPPED_BY:
+            group = self.groups[(key, getattr(stream, key))]
+            group.remove(stream)
+            if not group:
+                del self.groups[(key, getattr(stream, key))]
 
     def _beyond_caps(self, new: OpenStream) -> list[tuple[OpenStream, str]]:
         """The oldest streams a new one pushes over the viewer's cap, then the address's."""
         replaced: list[tuple[OpenStream, str]] = []
-        caps = (
-            ("session", "viewer", self.config["STREAMS_PER_SESSION"]),
-            ("address", "address", self.config["STREAMS_PER_ADDRESS"]),
-        )
-        for reason, key, cap in caps:
+        for reason, key, setting in CAPPED_BY:
             gone = {old for old, _ in replaced}
-            same = [
-                s for s in self.streams if getattr(s, key) == getattr(new, key) and s not in gone
-            ]
+            group = self.groups.get((key, getattr(new, key)), [])
+            same = [s for s in group if s not in gone]
+            cap = self.config[setting]
             replaced += [(old, reason) for old in same[: max(len(same) - max(cap, 1) + 1, 0)]]
         return replaced
 
@@ -143,6 +161,7 @@ def stream_events(
     small query, and cost little more.
     """
     waker: CallWaker = app.extensions["call_waker"]
+    readers = app.extensions["call_streams"].readers
     call_id = opened.call_id
     with app.app_context():
         engine = db.engine
@@ -155,11 +174,14 @@ def stream_events(
             yield f"event: replaced\ndata: {json.dumps({'reason': opened.reason})}\n\n"
             return
         if time.monotonic() >= check_again:
-            if not _allowed(app, call_id, still_allowed):
+            with readers:
+                allowed = _allowed(app, call_id, still_allowed)
+            if not allowed:
                 yield "event: closed\ndata: {}\n\n"
                 return
             check_again = time.monotonic() + RECHECK_SECONDS
-        rows = waker.recent_events(engine, call_id, after, look_back)
+        with readers:
+            rows = waker.recent_events(engine, call_id, after, look_back)
         fresh = [
             row
             for row in rows
