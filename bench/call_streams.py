@@ -7,17 +7,18 @@ long-lived, as S call screens hold them), in phases none, streams, none, streams
 server. Each phase loads the page P times and requests payment P/2 times, one after the other
 (page, page, Request Payment, ...). The streams are the clinician's, spread over several calls,
 including the two measured: the one whose page is loaded and the one payments are requested
-in (so each payment's event goes out to that call's streams). Streams open 250 at a time, each batch
-started before the next. Every stream must have sent its
-first bytes (the ``retry:`` line) before a phase is measured; the streams still open at the
-end of the phase are counted, then all are closed, and the next phase starts only once the
-server has let them go (it notices at its next keepalive write).
+in (so each payment's event goes out to that call's streams). Streams open 250 at a time,
+each batch started before the next; every stream must have sent its first bytes (the
+``retry:`` line) before a phase is measured; the streams still open at the end of the phase
+are counted, then all are closed, and the next phase starts only once the server has let them
+go (it notices at its next keepalive write).
 
 The whole product runs as ``make run`` runs it (``bench/product.py``): the Stripe and mail
-stand-ins, gunicorn (gthread, 2 workers, ``VCPAY_WEB_THREADS`` threads, 256 by default), a
-Celery worker. The client (requests for the measured calls, one selector thread for every
-stream) runs on the same cores. Request Payment is spread over several signed-in browsers,
-each on its own loopback address (the form allows 30 a minute per address).
+stand-ins, gunicorn (gthread, 2 workers, ``VCPAY_WEB_THREADS`` threads, 256 by default; or
+gevent with ``--worker-class gevent``), a Celery worker. The client (requests for the
+measured calls, one selector thread for every stream) runs on the same cores. Request Payment
+is spread over several signed-in browsers, each on its own loopback address (the form allows
+30 a minute per address).
 
     python bench/call_streams.py [--quick] [--postgres] [--streams S] [--pages P]
                                  [--calls N] [--idle-streams] [--database-url URL]
@@ -30,7 +31,9 @@ measured payment's event goes out to 20 of the 200 streams); ``--idle-streams`` 
 on calls other than the two measured, so no measured request's event reaches any of them.
 ``--postgres``: a scratch PostgreSQL database (created and
 dropped; default ``vcpay_bench_streams`` on 127.0.0.1), the Redis broker and
-``VCPAY_REDIS_URL`` (Redis databases 12 and 13, flushed at the start and the end).
+``VCPAY_REDIS_URL`` (Redis databases 12 and 13, flushed at the start and the end; one
+database for both with ``--redis-db``). ``--phases`` runs other phases than the four, e.g.
+``none,streams,none`` for a long run.
 
 ``--worker-class gevent`` serves with gunicorn's gevent worker, each open stream a greenlet:
 ``--worker-connections`` (and ``VCPAY_WEB_CONNECTIONS``) is S plus the reserve for each of the
