@@ -9,6 +9,7 @@ shows pages still answer, an event reaches every stream, and the ceiling answers
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import redis
@@ -26,7 +27,7 @@ from tests.test_call_streams import (  # noqa: F401 - call is a fixture
     read_streams,
 )
 from vcpay.calls import stream as call_stream
-from vcpay.calls.events import CallEventKind, record_event
+from vcpay.calls.events import STAFF_AUDIENCES, CallEventKind, record_event
 from vcpay.calls.models import Call
 from vcpay.calls.waker import CHANNEL
 from vcpay.extensions import db
@@ -56,6 +57,31 @@ def test_serving_greenlets_asks_gevent_only_once_it_has_patched_the_process(monk
 
     monkeypatch.setitem(sys.modules, "gevent.monkey", Patched)
     assert call_stream.serving_greenlets()
+
+
+def test_an_announced_event_the_database_does_not_have_does_not_wake_the_stream_again_and_again(
+    app,
+    call,  # noqa: F811 - the fixture imported above
+    monkeypatch,
+):
+    """Redis pub/sub channels span its databases: another deployment's announcement of its call
+    7 (a higher id, not in this database) wakes this process's streams of call 7 once. Under
+    gevent a stream woken again and again without a yield would hold the whole worker."""
+    monkeypatch.setattr(call_stream, "KEEPALIVE_SECONDS", 0.3)
+    app.config["STREAM_MAX_SECONDS"] = 3
+    waker = app.extensions["call_waker"]
+    reads = []
+    read = waker.recent_events
+    monkeypatch.setattr(waker, "recent_events", lambda *a, **k: reads.append(a) or read(*a, **k))
+    opened = call_stream.OpenStream(call.id, viewer="staff", address="")
+    stream = call_stream.stream_events(app, opened, 0, STAFF_AUDIENCES, lambda c: True)
+    assert next(stream).startswith("retry:")
+    assert "call_started" in next(stream)
+    waker.note(call.id, 999_999)  # another deployment's event
+    started = time.monotonic()
+    assert next(stream) == ": keepalive\n\n"
+    assert time.monotonic() - started < 1.5
+    assert len(reads) <= 3  # the first read, the one it woke for, the look-back
 
 
 def gevent_command(settings: dict, connections: int) -> list[str]:

@@ -30,10 +30,6 @@ BUSY_RETRY_SECONDS = 5  # Retry-After when this process has no room to spare for
 # An event id as a browser sends it back: ASCII digits only, and short enough to parse
 # cheaply; any such value past the call's newest event means "the newest".
 EVENT_ID = re.compile(r"[0-9]{1,32}")
-# Database connections a process's streams may use at once, fewer than its pool holds (5, and
-# 10 more for a while): under gevent thousands of streams wait on greenlets, and their reads
-# would otherwise queue in the pool ahead of pages, which then wait past its timeout.
-STREAM_READERS = 4
 CAPPED_BY = (
     ("session", "viewer", "STREAMS_PER_SESSION"),
     ("address", "address", "STREAMS_PER_ADDRESS"),
@@ -84,7 +80,6 @@ class OpenStreams:
         # The streams of each viewer and of each address, oldest first: a new stream's caps
         # are checked against its own few, not against every stream of the process.
         self.groups: dict[tuple[str, str], list[OpenStream]] = {}
-        self.readers = threading.BoundedSemaphore(STREAM_READERS)
 
     @property
     def ceiling(self) -> int:
@@ -161,7 +156,6 @@ def stream_events(
     small query, and cost little more.
     """
     waker: CallWaker = app.extensions["call_waker"]
-    readers = app.extensions["call_streams"].readers
     call_id = opened.call_id
     with app.app_context():
         engine = db.engine
@@ -174,14 +168,13 @@ def stream_events(
             yield f"event: replaced\ndata: {json.dumps({'reason': opened.reason})}\n\n"
             return
         if time.monotonic() >= check_again:
-            with readers:
+            with waker.reading:  # a turn at the streams' few connections, as their reads take
                 allowed = _allowed(app, call_id, still_allowed)
             if not allowed:
                 yield "event: closed\ndata: {}\n\n"
                 return
             check_again = time.monotonic() + RECHECK_SECONDS
-        with readers:
-            rows = waker.recent_events(engine, call_id, after, look_back)
+        rows = waker.recent_events(engine, call_id, after, look_back)
         fresh = [
             row
             for row in rows
@@ -194,9 +187,14 @@ def stream_events(
         if fresh:
             yield "".join(sse(row) for row in fresh)
             continue
-        # A quiet spell: look back once for an event that committed late, below ``after``.
+        # Nothing new: wait for an event newer than any this process has heard of for the call.
+        # One it heard of but the read did not find (announced by another deployment on the
+        # same Redis, whose call ids are the same numbers) must not wake the stream again and
+        # again: under gevent that loop would never yield. A quiet spell ends in a look-back
+        # for an event that committed late, below ``after``.
+        heard = max(after, waker.newest.get(call_id, 0))
         look_back = not waker.wait(
-            call_id, after, min(KEEPALIVE_SECONDS, deadline - time.monotonic()), opened.ended
+            call_id, heard, min(KEEPALIVE_SECONDS, deadline - time.monotonic()), opened.ended
         )
         if look_back:
             yield ": keepalive\n\n"
