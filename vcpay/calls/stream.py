@@ -20,6 +20,7 @@ from vcpay.calls.events import latest_event_id, send_announcements
 from vcpay.calls.models import Call
 from vcpay.calls.waker import CallWaker
 from vcpay.extensions import db
+from vcpay.observability.metrics import observe_open_streams
 
 KEEPALIVE_SECONDS = 15.0
 RECHECK_SECONDS = 60.0  # how soon a stream notices the viewer lost the right to see the call
@@ -72,6 +73,7 @@ class OpenStreams:
                 self.streams.remove(old)
                 old.reason = reason
             self.streams.append(stream)
+            observe_open_streams(len(self.streams))
         for old, _reason in replaced:
             old.ended.set()
             self.waker.wake(old.call_id)  # at once, not at its next keepalive
@@ -81,6 +83,7 @@ class OpenStreams:
         with self.lock:
             if stream in self.streams:
                 self.streams.remove(stream)
+            observe_open_streams(len(self.streams))
 
     def _beyond_caps(self, new: OpenStream) -> list[tuple[OpenStream, str]]:
         """The oldest streams a new one pushes over the viewer's cap, then the address's."""

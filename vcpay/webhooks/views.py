@@ -12,6 +12,7 @@ from vcpay.extensions import csrf, limiter
 from vcpay.integrations.servicedesk import WebhookRefused, changed_request_key
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import WebhookSignatureInvalid
+from vcpay.observability.context import bind
 from vcpay.webhooks.services import handoff, store_event
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -42,6 +43,7 @@ def stripe_webhook():
         return _refuse(f"Signature check failed: {error}")
     except ValueError as error:
         return _refuse(str(error))
+    bind(stripe_event_id=event.id)  # this request's log lines name the event
     row_id = store_event(event)
     if row_id is not None:
         handoff.submit(row_id)
