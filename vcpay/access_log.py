@@ -17,6 +17,16 @@ JSON_ATOMS = {
     "request_id": "{x-request-id}o",
 }
 
+NUMBERS = ("status", "bytes", "duration_ms")
+
+
+def _number(value) -> int | None:
+    """gunicorn's atoms are text ("-" for none): numbers are numbers in JSON."""
+    try:
+        return int(str(value).split()[0])
+    except (ValueError, IndexError):
+        return None
+
 
 class MaskedAccessLogger(Logger):
     """Every value a log format can name (request line, path, query, Referer, Location,
@@ -45,5 +55,7 @@ class MaskedAccessLogger(Logger):
             return None
         atoms = self.atoms(resp, req, environ, request_time)
         fields = {field: atoms.get(atom) for field, atom in JSON_ATOMS.items()}
+        for field in NUMBERS:
+            fields[field] = _number(fields[field])
         self.access_log.info("%(method)s %(path)s %(status)s", fields, extra=fields)
         return None

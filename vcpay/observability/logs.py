@@ -65,3 +65,6 @@ def configure_logging(level: str, kind: str) -> None:
     dress(handler, kind)
     handler.setFormatter(formatter(kind))
     logging.basicConfig(level=level, handlers=[handler])
+    # The stripe library's INFO lines are each call's URL, which names Checkout sessions
+    # (the key to a patient's payment page): its warnings and errors are enough.
+    logging.getLogger("stripe").setLevel(max(logging.WARNING, logging.getLevelName(level)))
