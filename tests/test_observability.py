@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.payment_steps import ask, clinician_fixture, gp_fixture, join, start_call  # noqa: F401
 from tests.stripe_events import event, post_event
 from vcpay import create_app
+from vcpay.config import load_settings
 from vcpay.database import utcnow
 from vcpay.enablement.poll_health import record_poll_outcome
 from vcpay.extensions import db
@@ -284,3 +285,25 @@ def test_an_id_of_the_wrong_shape_is_left_out():
     with context.about(jira_key="PAY-12"):
         assert context.current() == {"jira_key": "PAY-12"}
     assert context.current() == {}
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("VCPAY_LOG_FORMAT", "xml"),
+        ("VCPAY_METRICS_TOKEN", "too-short-to-be-safe"),
+        ("VCPAY_READY_HEARTBEAT_SECONDS", "0"),
+    ],
+)
+def test_a_bad_observability_setting_stops_the_start_naming_itself(tmp_path, variable, value):
+    with pytest.raises(ValueError, match=variable):
+        load_settings(str(tmp_path), {variable: value})
+
+
+def test_json_is_chosen_by_the_setting(tmp_path):
+    settings = load_settings(str(tmp_path), {"VCPAY_LOG_FORMAT": "JSON"})
+    assert settings["LOG_FORMAT"] == "json"
+    assert load_settings(str(tmp_path), {})["LOG_FORMAT"] == "text"

@@ -52,6 +52,13 @@ def observe_open_streams(count: int) -> None:
     OPEN_STREAMS.set(count)
 
 
+def child_exit(_server, worker) -> None:
+    """gunicorn's ``child_exit`` hook (in a gunicorn config file): a worker that exited no
+    longer counts in the gauges of the machine, its open streams among them."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)
+
+
 def _seconds_since(moment) -> float | None:
     return None if moment is None else max((utcnow() - moment).total_seconds(), 0.0)
 
