@@ -15,13 +15,33 @@ unexport PYTHONDONTWRITEBYTECODE
 # Compiled catalogues are built here, not committed.
 CATALOGUES := $(patsubst %.po,%.mo,$(wildcard vcpay/translations/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test install lint format migrate seed reset-demo browser translations clean
+.PHONY: run run-prod test install lint format migrate seed reset-demo browser translations clean
 
 # The supervisor is demo tooling beside the product (sandbox/demo.py); it never imports vcpay.
 # Migrating and seeding in one process: each start of the application takes a second or two.
 run: install
 	$(FLASK) seed-demo --migrate
 	$(BIN)/python -m sandbox.demo
+
+# The production profile on this machine's PostgreSQL and Redis (README: Deploying): the
+# checks and the database (deploy/prepare.py), the migrations once (the Procfile's `release`),
+# then deploy/Procfile's web, two workers and beat, run by honcho. Settings come from the
+# environment only; the defaults below are for this machine. Secrets are never generated:
+# it refuses, naming each one to set.
+WEB_INSTANCES ?= 2
+WEB_PORT ?= 8000
+run-prod: export VCPAY_ENV ?= production
+run-prod: export VCPAY_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/vcpay
+run-prod: export VCPAY_CELERY_BROKER_URL ?= redis://127.0.0.1:6379/0
+run-prod: export VCPAY_REDIS_URL ?= redis://127.0.0.1:6379/1
+run-prod: export VCPAY_WEB_HOST ?= 127.0.0.1
+run-prod: export VCPAY_PUBLIC_URL ?= http://127.0.0.1:$(WEB_PORT)
+run-prod: export PATH := $(CURDIR)/$(BIN):$(PATH)
+run-prod: install
+	$(BIN)/python deploy/prepare.py $(WEB_INSTANCES) $(WEB_PORT)
+	$(BIN)/honcho --procfile deploy/Procfile --app-root . start release
+	exec $(BIN)/honcho --procfile deploy/Procfile --app-root . start --port $(WEB_PORT) \
+		--concurrency web=$(WEB_INSTANCES),worker=2 web worker beat
 
 # pytest measures branch coverage and fails under the floor (fail_under in pyproject.toml).
 test: install browser

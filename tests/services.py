@@ -75,3 +75,21 @@ def empty_database(backend: str, folder) -> Iterator[str]:
         return
     with scratch_postgres_database() as url:
         yield url
+
+
+def forget_beat(redis: str, database_url: str) -> None:
+    """Delete what beat kept in Redis for a scratch database (its schedule; its lock has
+    expired or been released): the suite's Redis outlives every run."""
+    import redis as redis_py
+
+    from workers import beat_lock_prefix
+
+    client = redis_py.Redis.from_url(redis, socket_connect_timeout=2)
+    try:
+        keys = list(client.scan_iter(f"{beat_lock_prefix(database_url)}*"))
+        if keys:
+            client.delete(*keys)
+    except redis_py.RedisError:
+        pass  # Redis gone at the end of a run: nothing to tidy
+    finally:
+        client.close()

@@ -38,7 +38,7 @@ from sandbox.mail import start_mail_catcher
 from sandbox.stripe.control_client import StripeControl
 from sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from tests.processes import celery, free_port, product_environment, stop_group, wait_for
-from tests.services import redis_url, scratch_postgres_database
+from tests.services import forget_beat, redis_url, scratch_postgres_database
 from tests.stripe_standin import WEBHOOK_SECRET, link_clinic
 from vcpay import create_app
 from vcpay.calls.models import CallEvent
@@ -120,6 +120,7 @@ class WorkerRig:
             return f"sqlite:///{self.folder / 'vcpay.sqlite'}", "filesystem://", ""
         broker = redis_url()
         database = self.stack.enter_context(scratch_postgres_database())
+        self.stack.callback(forget_beat, broker, database)  # after the processes stop
         return database, broker, broker
 
     def _app(self):
@@ -201,11 +202,13 @@ class WorkerRig:
         self.wait(self._web_answers, "the web server")
         self.wait(lambda: b" ready." in self.log("worker"), "the worker")
 
-    def _run(self, name: str, command: list[str]) -> None:
+    def _run(self, name: str, command: list[str], **settings: str) -> None:
+        """Start ``command`` as process ``name`` (its log: ``name``.log), with the rig's
+        environment and any ``settings`` of its own."""
         with (self.folder / f"{name}.log").open("ab") as output:
             self.processes[name] = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                command, cwd=ROOT, env={**self.env, **settings}, stdout=output,
+                stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
 
     def _web_answers(self) -> bool:
@@ -224,7 +227,7 @@ class WorkerRig:
         except AssertionError as timed_out:
             tails = "\n".join(
                 f"--- {name}.log\n{self.log(name)[-2500:].decode(errors='replace')}"
-                for name in ("web", "worker", "beat")
+                for name in self.processes
             )
             raise AssertionError(f"{timed_out}\n{tails}") from None
 

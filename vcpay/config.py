@@ -117,6 +117,12 @@ SETTINGS = [
     Setting("VCPAY_ENV", "ENVIRONMENT", "development", _environment),
     Setting("VCPAY_SECRET_KEY", "SECRET_KEY", None, secret=True),
     Setting("VCPAY_DATABASE_URL", "SQLALCHEMY_DATABASE_URI", None, secret=True),
+    # PostgreSQL only (SQLite keeps SQLAlchemy's own pool): connections each web or worker
+    # process keeps open, how many more it may open at a peak, and after how long one is
+    # replaced (before a proxy or firewall in between drops it unseen).
+    Setting("VCPAY_DATABASE_POOL_SIZE", "DATABASE_POOL_SIZE", 5, _count),
+    Setting("VCPAY_DATABASE_MAX_OVERFLOW", "DATABASE_MAX_OVERFLOW", 10, _count),
+    Setting("VCPAY_DATABASE_POOL_RECYCLE_SECONDS", "DATABASE_POOL_RECYCLE_SECONDS", 1800, _count),
     Setting("VCPAY_CELERY_BROKER_URL", "CELERY_BROKER_URL", None, secret=True),
     Setting("VCPAY_REDIS_URL", "REDIS_URL", "", secret=True),
     Setting("VCPAY_PUBLIC_URL", "PUBLIC_URL", "http://127.0.0.1:5000"),
@@ -236,6 +242,11 @@ SETTINGS = [
     Setting("VCPAY_STREAM_POLL_SECONDS", "STREAM_POLL_SECONDS", 0.25, float),
     Setting("VCPAY_STREAM_MAX_SECONDS", "STREAM_MAX_SECONDS", 300, int),
     Setting("VCPAY_WEB_THREADS", "WEB_THREADS", 256, int),
+    # Read by deploy/gunicorn.conf.py, the production web server's settings (PORT, the
+    # Procfile runner's, says where each instance listens).
+    Setting("VCPAY_WEB_HOST", "WEB_HOST", "0.0.0.0"),  # noqa: S104  # nosec B104  # in a container
+    Setting("VCPAY_WEB_WORKERS", "WEB_WORKERS", 2, int),
+    Setting("VCPAY_WEB_WORKER_CLASS", "WEB_WORKER_CLASS", "gthread"),
     # Open call streams, capped so that one link cannot hold every thread (see calls/stream.py).
     Setting("VCPAY_STREAMS_PER_SESSION", "STREAMS_PER_SESSION", 4, int),
     Setting("VCPAY_STREAMS_PER_ADDRESS", "STREAMS_PER_ADDRESS", 50, int),
@@ -308,6 +319,20 @@ def redis_client_options() -> dict[str, Any]:
     }
 
 
+def engine_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The database engine's options. A failed statement's parameters are patients' names
+    and emails: never in a log. Each connection is pinged before use, so one that a database
+    restart closed is replaced rather than failing a request."""
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+    if values["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        options.update(
+            pool_size=values["DATABASE_POOL_SIZE"],
+            max_overflow=values["DATABASE_MAX_OVERFLOW"],
+            pool_recycle=values["DATABASE_POOL_RECYCLE_SECONDS"] or -1,
+        )
+    return options
+
+
 def derived_settings(values: dict[str, Any]) -> dict[str, Any]:
     """Flask and extension settings that follow from the documented ones."""
     from datetime import timedelta
@@ -323,8 +348,7 @@ def derived_settings(values: dict[str, Any]) -> dict[str, Any]:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": values["SESSION_HOURS"] * 3600,
-        # A failed statement's parameters are patients' names and emails: never in a log.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(values),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_STORAGE_OPTIONS": redis_client_options() if redis_url else {},
         # Redis away: count in this process's memory (with a warning) until it is back; an

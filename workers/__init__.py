@@ -1,5 +1,6 @@
 """Celery bound to the Flask factory: every task runs inside an application context."""
 
+import hashlib
 import ssl
 from datetime import timedelta
 from pathlib import Path
@@ -72,10 +73,46 @@ def _every(task: str, seconds: float) -> dict[str, Any]:
     return {"task": task, "schedule": timedelta(seconds=seconds), "options": {"expires": seconds}}
 
 
+# With Redis, beat keeps its schedule there and holds a lock while it runs (celery-redbeat,
+# made to wait out a Redis outage in workers/beat.py): a second beat, started by mistake or as
+# a stand-by, waits for the lock instead of sending every task twice. It looks for the lock
+# every BEAT_LOOP_SECONDS, and a lock not renewed expires after BEAT_LOCK_SECONDS: a stand-by
+# takes over within that of a beat that died without letting go.
+BEAT_LOOP_SECONDS = 5
+BEAT_LOCK_SECONDS = BEAT_LOOP_SECONDS * 5
+
+
+def beat_lock_prefix(database_url: str) -> str:
+    """Beats that share a database are one deployment and share one lock; deployments (or
+    test runs) that share only a Redis never wait for each other. The address is hashed with
+    its password hidden: no secret ends up in a Redis key."""
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(database_url).render_as_string(hide_password=True)
+    return f"vcpay:beat:{hashlib.sha256(shown.encode()).hexdigest()[:16]}:"
+
+
+def beat_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """One beat at a time wherever there is a Redis; the embedded demo (one beat, started by
+    `make run`) keeps Celery's own scheduler and its file."""
+    redis_url = config["REDIS_URL"]
+    if not redis_url:
+        return {}
+    return {
+        "beat_scheduler": "workers.beat:LockedScheduler",
+        "redbeat_redis_url": redis_url,
+        "redbeat_redis_options": dict(REDIS_BROKER_TIMEOUTS),  # a hung Redis costs a tick
+        "redbeat_key_prefix": beat_lock_prefix(config["SQLALCHEMY_DATABASE_URI"]),
+        "redbeat_lock_timeout": BEAT_LOCK_SECONDS,
+        "beat_max_loop_interval": BEAT_LOOP_SECONDS,
+    }
+
+
 def celery_settings(config: dict[str, Any], instance_path: str) -> dict[str, Any]:
     broker_url = config["CELERY_BROKER_URL"]
     embedded = is_embedded_broker(broker_url)
     return {
+        **beat_settings(config),
         "broker_url": broker_url,
         "broker_transport": broker_transport(broker_url),
         "broker_use_ssl": REDIS_TLS if broker_url.startswith("rediss:") else None,
