@@ -109,19 +109,23 @@ def test_every_process_logs_json_lines_with_ids_and_nothing_personal(rig, paid):
         return [
             r
             for r in json_lines(rig.log("worker"))
-            if "process_stripe_events" in r["message"] and r.get("payment_request_key") == key
+            if "process_stripe_event" in r["message"] and r.get("payment_request_key") == key
         ]
 
     [record, *_] = rig.wait(applied, "the worker's record of applying the webhook")
     assert "succeeded" in record["message"]
     assert record["call_id"] == str(call_id)
     assert record["stripe_event_id"].startswith("evt_")
-    worker = json_lines(rig.log("worker"))
+
     # A web request hands its request id to the tasks it queues (an email, here): the same id
     # is on the web server's line for the request and on the worker's for the task. (Stripe
     # events are handed over in batches, several requests' at once: they carry their own id.)
-    web_ids = {r["request_id"] for r in json_lines(logs["web"]) if "request_id" in r}
-    assert any(r.get("request_id") in web_ids for r in worker if r["logger"] == "celery.app.trace")
+    def handed_on() -> bool:
+        web_ids = {r["request_id"] for r in json_lines(rig.log("web")) if "request_id" in r}
+        traced = [r for r in json_lines(rig.log("worker")) if r["logger"] == "celery.app.trace"]
+        return any(r.get("request_id") in web_ids for r in traced)
+
+    rig.wait(handed_on, "a task's record with the request id of the web request that queued it")
 
 
 def test_a_request_id_is_echoed_by_the_real_server(rig):

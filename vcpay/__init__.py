@@ -65,7 +65,7 @@ def register_trusted_proxies(app: Flask) -> None:
 
 def register_observability(app: Flask) -> None:
     """First of the request hooks: every later one's log lines carry the request's ids."""
-    from vcpay.observability import register_observability as register
+    from vcpay.observability.hooks import register_observability as register
 
     register(app)
 

@@ -1,8 +1,9 @@
 """gunicorn's access log, with the secrets in addresses hidden (``--logger-class``)."""
 
+import os
+
 from gunicorn.glogging import Logger
 
-from vcpay.observability.logs import dress, format_from_environment
 from vcpay.redaction import mask_url
 
 # What a JSON access record holds: no Referer or User-Agent (free text a client writes), no
@@ -20,6 +21,10 @@ JSON_ATOMS = {
 NUMBERS = ("status", "bytes", "duration_ms")
 
 
+def _wants_json() -> bool:
+    return os.environ.get("VCPAY_LOG_FORMAT", "").strip().lower() == "json"
+
+
 def _number(value) -> int | None:
     """gunicorn's atoms are text ("-" for none): numbers are numbers in JSON."""
     try:
@@ -35,8 +40,12 @@ class MaskedAccessLogger(Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
-        self.log_format = format_from_environment()
+        # Read here, not at import: gunicorn's master imports this module before it forks
+        # workers, and a gevent worker wants as little imported before it as can be.
+        self.log_format = "json" if _wants_json() else "text"
         if self.log_format == "json":
+            from vcpay.observability.logs import dress
+
             for log in (self.error_log, self.access_log):
                 for handler in log.handlers:
                     dress(handler, "json")
