@@ -48,3 +48,13 @@ def on_starting(server):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def child_exit(server, worker):
+    """With PROMETHEUS_MULTIPROC_DIR set, a worker that exited no longer counts in the
+    machine's gauges (its open streams among them). prometheus_client alone is imported here:
+    the master must not import vcpay, which gevent workers patch before they load it."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

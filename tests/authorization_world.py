@@ -316,6 +316,11 @@ def matrix_app_fixture(_schema, standin):
             "CELERY_BROKER_URL": "memory://",
             # The matrix sends hundreds of requests from one address; limits have their tests.
             "RATELIMIT_ENABLED": False,
+            # No beat runs here, and the module takes minutes: /readyz's background limits
+            # (tests/test_observability.py) must not turn it 503 halfway through.
+            "READY_HEARTBEAT_SECONDS": 86400,
+            "READY_JIRA_POLL_SECONDS": 86400,
+            "READY_WEBHOOK_SECONDS": 86400,
             "STRIPE_API_BASE": standin,
             "STRIPE_MAX_NETWORK_RETRIES": 0,
         }

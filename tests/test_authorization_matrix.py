@@ -484,6 +484,9 @@ ROUTES = [
     # Health, and the signed webhooks (unsigned here: refused whoever sends them).
     Row("GET", "/healthz", visitors=200, own=200, foreign=SAME),
     Row("GET", "/readyz", visitors=200, own=200, foreign=SAME),
+    # Metrics: with no VCPAY_METRICS_TOKEN there are none, whoever asks; a sign-in is no token
+    # (with one set, 401 without it: tests/test_observability.py).
+    Row("GET", "/metrics", visitors=404, own=404, foreign=SAME),
     Row("POST", "/webhooks/stripe", visitors=400, own=400, foreign=SAME, body=unsigned,
         signed=True),
     Row("POST", "/webhooks/jira", visitors=400, own=400, foreign=SAME, body=unsigned,

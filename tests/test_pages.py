@@ -228,7 +228,7 @@ def test_healthz_reports_the_database_and_the_last_heartbeat(client):
     assert client.get("/healthz").get_json()["last_worker_heartbeat"] is not None
 
 
-def test_without_its_database_the_web_process_is_unavailable(tmp_path):
+def test_without_its_database_the_web_process_is_alive_and_not_ready(tmp_path):
     app = create_app(
         {
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'missing' / 'vcpay.sqlite'}",
@@ -236,7 +236,7 @@ def test_without_its_database_the_web_process_is_unavailable(tmp_path):
         }
     )
     health = app.test_client().get("/healthz")
-    assert health.status_code == 503
+    assert health.status_code == 200  # a restart would not bring the database back
     body = health.get_json()
     assert (body["status"], body["database"], body["broker"]) == (
         "unavailable",

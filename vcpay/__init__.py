@@ -14,8 +14,8 @@ from vcpay.config import (
     refuse_unsafe_settings,
     webhook_secret,
 )
+from vcpay.observability.logs import configure_logging
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -24,6 +24,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     configure(app, overrides)
     register_trusted_proxies(app)
     register_input_checks(app)
+    register_observability(app)
     register_extensions(app)
     register_blueprints(app)
     register_call_apps(app)
@@ -44,7 +45,7 @@ def configure(app: Flask, overrides: dict[str, Any] | None) -> None:
     app.config.update(derived_settings(app.config))
     app.config.update(overrides)  # a test may override a derived setting too
     refuse_unsafe_settings(app.config)
-    logging.basicConfig(level=app.config["LOG_LEVEL"], format=LOG_FORMAT)
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     # Alembic announces each plugin it loads; that is noise in every command's output.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if webhook_secret(app.config, "STRIPE_WEBHOOK_SECRET") is None:
@@ -60,6 +61,13 @@ def register_trusted_proxies(app: Flask) -> None:
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+
+
+def register_observability(app: Flask) -> None:
+    """First of the request hooks: every later one's log lines carry the request's ids."""
+    from vcpay.observability.hooks import register_observability as register
+
+    register(app)
 
 
 def register_input_checks(app: Flask) -> None:

@@ -61,6 +61,29 @@ def _time_zone(value: str) -> str:
     return value
 
 
+def _log_format(value: str) -> str:
+    from vcpay.observability.logs import log_format
+
+    return log_format(value)
+
+
+# A bearer token anyone may try as often as they like must be too long to guess.
+MIN_TOKEN_LENGTH = 32
+
+
+def _token(value: str) -> str:
+    if value and len(value) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"expected at least {MIN_TOKEN_LENGTH} random characters")
+    return value
+
+
+def _positive(value: str) -> int:
+    seconds = int(value)
+    if seconds < 1:
+        raise ValueError(f"expected 1 or more seconds, got {value!r}")
+    return seconds
+
+
 def _environment(value: str) -> str:
     lowered = value.strip().lower()
     if lowered not in ENVIRONMENTS:
@@ -129,6 +152,15 @@ SETTINGS = [
     Setting("VCPAY_DEFAULT_TIMEZONE", "BABEL_DEFAULT_TIMEZONE", "Australia/Sydney", _time_zone),
     Setting("VCPAY_HEARTBEAT_SECONDS", "HEARTBEAT_SECONDS", 30, int),
     Setting("VCPAY_LOG_LEVEL", "LOG_LEVEL", "INFO"),
+    # "json" in production: one object a line, with the ids of vcpay/observability/context.py.
+    Setting("VCPAY_LOG_FORMAT", "LOG_FORMAT", "text", _log_format),
+    # Bearer token of GET /metrics; unset, there is no /metrics (404).
+    Setting("VCPAY_METRICS_TOKEN", "METRICS_TOKEN", "", _token, secret=True),
+    # /readyz answers 503 once beat's heartbeat, the last Jira poll or the oldest Stripe event
+    # waiting for a worker is older than these.
+    Setting("VCPAY_READY_HEARTBEAT_SECONDS", "READY_HEARTBEAT_SECONDS", 120, _positive),
+    Setting("VCPAY_READY_JIRA_POLL_SECONDS", "READY_JIRA_POLL_SECONDS", 300, _positive),
+    Setting("VCPAY_READY_WEBHOOK_SECONDS", "READY_WEBHOOK_SECONDS", 300, _positive),
     # Jira Service Management; the defaults point at the stand-in `make run` starts.
     Setting("VCPAY_JIRA_URL", "JIRA_URL", "http://127.0.0.1:5081"),
     Setting("VCPAY_JIRA_USER", "JIRA_USER", "vcpay@servicedesk.example"),

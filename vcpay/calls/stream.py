@@ -22,6 +22,7 @@ from vcpay.calls.events import latest_event_id, send_announcements
 from vcpay.calls.models import Call
 from vcpay.calls.waker import CallWaker
 from vcpay.extensions import db
+from vcpay.observability.metrics import observe_open_streams
 
 KEEPALIVE_SECONDS = 15.0
 RECHECK_SECONDS = 60.0  # how soon a stream notices the viewer lost the right to see the call
@@ -99,6 +100,7 @@ class OpenStreams:
             self.streams.append(stream)
             for _reason, key, _cap in CAPPED_BY:
                 self.groups.setdefault((key, getattr(stream, key)), []).append(stream)
+            observe_open_streams(len(self.streams))
         for old, _reason in replaced:
             old.ended.set()
             self.waker.wake(old.call_id)  # at once, not at its next keepalive
@@ -108,6 +110,7 @@ class OpenStreams:
         with self.lock:
             if stream in self.groups.get(("viewer", stream.viewer), ()):
                 self._forget(stream)
+            observe_open_streams(len(self.streams))
 
     def _forget(self, stream: OpenStream) -> None:
         self.streams.remove(stream)

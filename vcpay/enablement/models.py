@@ -153,5 +153,11 @@ class JiraPollCursor(db.Model):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     updated: Mapped[datetime | None]
-    polled_at: Mapped[datetime | None]
+    polled_at: Mapped[datetime | None]  # the start of the last poll that succeeded
     swept_at: Mapped[datetime | None]
+    # How polling is going, for /readyz and /metrics (poll_health.py): when the last poll
+    # ended either way, why it failed if it did, and failures in a row and in all.
+    attempted_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    errors: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -27,13 +27,14 @@ from vcpay.enablement.models import (
     JiraPollCursor,
     RequestState,
 )
+from vcpay.enablement.poll_health import CURSOR
 from vcpay.enablement.services import add_event, people_to_tell
 from vcpay.extensions import db
 from vcpay.integrations.servicedesk import RequestSnapshot, ServiceDesk, parse_jira_time
 from vcpay.mail.services import queue_to_each
+from vcpay.observability.context import about
 from vcpay.transactions import after_commit, commit_unit
 
-CURSOR = "enablement_requests"
 SEARCH_PAGE = 50
 KEYS_PER_SEARCH = 50
 
@@ -152,6 +153,12 @@ def _search_all(desk: ServiceDesk, jql: str, watched: set[str], report: PollRepo
 
 
 def apply_snapshot(snapshot: RequestSnapshot, desk: ServiceDesk) -> bool:
+    """``_apply_snapshot``, its log lines naming the Jira request."""
+    with about(jira_key=snapshot.key):
+        return _apply_snapshot(snapshot, desk)
+
+
+def _apply_snapshot(snapshot: RequestSnapshot, desk: ServiceDesk) -> bool:
     """Bring one request up to date with Jira; False when this version was applied before.
     Commits. Of two looks at the same version at once (two polls, or a poll and the webhook's
     look), exactly one applies it, on SQLite as on PostgreSQL."""

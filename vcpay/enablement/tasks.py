@@ -8,6 +8,7 @@ from vcpay.claims import claim
 from vcpay.database import utcnow
 from vcpay.enablement import polling
 from vcpay.enablement.models import EnablementRequest, RequestState
+from vcpay.enablement.poll_health import record_poll_outcome
 from vcpay.enablement.raising import WaitForSearch, raise_in_service_desk
 from vcpay.extensions import db
 from vcpay.integrations.servicedesk import ServiceDesk, ServiceDeskError
@@ -80,7 +81,9 @@ def poll_service_desk() -> None:
     except ServiceDeskError as error:
         db.session.rollback()
         current_app.logger.warning("Jira poll skipped: %s", error)
+        record_poll_outcome(error)
         return
+    record_poll_outcome(None)
     if report.changed:
         current_app.logger.info("Jira poll applied changes to %s", ", ".join(report.changed))
 

@@ -1,16 +1,19 @@
 """Is vcpay able to work? Its dependencies answer, and the background machinery is alive
-(beat schedules a heartbeat that a worker records)."""
+(beat schedules a heartbeat that a worker records, the Jira poll runs, Stripe events do not
+wait for a worker for long)."""
 
 import socket
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from vcpay.config import REDIS_TIMEOUT_SECONDS, redis_client_options
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.health.models import Heartbeat
+
+ON_TIME, LATE = "ok", "late"
 
 WORKERS = "workers"
 OK, UNREACHABLE, NOT_CONFIGURED = "ok", "unreachable", "not configured"
@@ -96,3 +99,76 @@ def health_report() -> dict[str, str | None]:
     else:
         status = OK
     return {"status": status, **report}
+
+
+def _age(moment: datetime | None, now: datetime) -> float | None:
+    return None if moment is None else round(max((now - moment).total_seconds(), 0.0), 1)
+
+
+def _lateness(age: float | None, limit: int, now: datetime) -> str:
+    """Something never seen yet (no heartbeat, no poll) is late only once this app has been
+    up longer than its limit: a fresh deployment gets the time to start beat."""
+    if age is None:
+        age = (now - current_app.extensions.get("started_at", now)).total_seconds()
+    return LATE if age > limit else ON_TIME
+
+
+def background_report(now: datetime) -> dict[str, dict]:
+    """Beat's heartbeat, the Jira poll and the Stripe inbox, each with its age, its limit
+    (settings) and ok or late. Needs the database."""
+    from vcpay.enablement.poll_health import poll_status
+    from vcpay.webhooks.models import EventState, StripeEvent
+
+    config = current_app.config
+    beat_age = _age(last_heartbeat(), now)
+    poll = poll_status()
+    poll_age = _age(poll.attempted_at, now)
+    oldest = db.session.scalar(
+        select(func.min(StripeEvent.received_at)).where(
+            StripeEvent.state == EventState.RECEIVED.value
+        )
+    )
+    oldest_age = _age(oldest, now)
+    limits = (
+        config["READY_HEARTBEAT_SECONDS"],
+        config["READY_JIRA_POLL_SECONDS"],
+        config["READY_WEBHOOK_SECONDS"],
+    )
+    return {
+        "heartbeat": {
+            "age_seconds": beat_age,
+            "limit_seconds": limits[0],
+            "state": _lateness(beat_age, limits[0], now),
+        },
+        "jira_poll": {
+            "age_seconds": poll_age,
+            "limit_seconds": limits[1],
+            "state": _lateness(poll_age, limits[1], now),
+            "failures_in_a_row": poll.failures,
+            # The kind of failure only (ServiceDeskUnavailable, ServiceDeskRefused): this page
+            # is public, the whole message is in the worker's log.
+            "last_error": poll.last_error.split(":", 1)[0] if poll.last_error else None,
+        },
+        "webhooks": {
+            "oldest_pending_seconds": oldest_age,
+            "limit_seconds": limits[2],
+            # An empty inbox is never late.
+            "state": LATE if oldest_age is not None and oldest_age > limits[2] else ON_TIME,
+        },
+    }
+
+
+def readiness_report() -> dict:
+    """``health_report`` and, with the database, ``background_report``; ``ready`` is whether
+    a load balancer should send this instance work."""
+    report = health_report()
+    background = {}
+    if report["database"] == OK:
+        try:
+            background = background_report(utcnow())
+        except Exception:  # noqa: BLE001 - a half-migrated or failing database is not ready
+            db.session.rollback()
+            report["database"] = UNREACHABLE
+    late = [name for name, check in background.items() if check["state"] == LATE]
+    ready = report["status"] == OK and report["database"] == OK and not late
+    return {**report, "ready": ready, "late": late, **background}

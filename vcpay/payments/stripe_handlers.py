@@ -25,6 +25,7 @@ from vcpay.integrations.stripe_values import (
     PaymentFailed,
     RefundChanged,
 )
+from vcpay.observability.context import bind
 from vcpay.payments import refunds, transitions
 from vcpay.payments.models import PaymentRequest
 from vcpay.webhooks.registry import IgnoreEvent, stripe_handlers
@@ -75,6 +76,7 @@ def _own_payment(account: str | None, request: PaymentRequest | None) -> Payment
     """The request, if the event came from the account it was made on."""
     if request is None:
         raise IgnoreEvent("Not about a payment vcpay requested.")
+    bind(payment_request_key=request.request_key, call_id=request.call_id)  # for the logs
     if account != request.stripe_account_id:
         log.warning(
             "Stripe event from %s names payment request %s of another account; ignored",

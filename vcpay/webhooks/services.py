@@ -12,6 +12,7 @@ from vcpay.database import UTCDateTime, utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_api import StripeSettings
 from vcpay.integrations.stripe_values import WebhookEvent
+from vcpay.observability.context import bind
 from vcpay.transactions import commit_unit
 from vcpay.webhooks.grouping import GroupedWriter
 from vcpay.webhooks.handoff import Handoff
@@ -194,6 +195,7 @@ def process(row_id: int) -> None:
     if event is None or event.state != EventState.RECEIVED:
         db.session.rollback()
         return
+    bind(stripe_event_id=event.event_id)  # the worker's log lines name the event
     seen_attempts = event.attempts
     handler = handler_for(event.type)
     outcome, note = EventState.PROCESSED, None

@@ -12,6 +12,7 @@ from vcpay.extensions import csrf, limiter
 from vcpay.integrations.servicedesk import WebhookRefused, changed_request_key
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import WebhookSignatureInvalid
+from vcpay.observability.context import bind
 from vcpay.webhooks.grouping import GroupFailed
 from vcpay.webhooks.services import handoff, settled_on_arrival, store_event
 
@@ -43,6 +44,7 @@ def stripe_webhook():
         return _refuse(f"Signature check failed: {error}")
     except ValueError as error:
         return _refuse(str(error))
+    bind(stripe_event_id=event.id)  # this request's log lines name the event
     try:
         row_id = store_event(event)
     except GroupFailed as error:  # nothing of it was kept: Stripe delivers a 5xx again
