@@ -20,6 +20,7 @@ each on its own loopback address (the form allows 30 a minute per address).
 
     python bench/call_streams.py [--quick] [--postgres] [--streams S] [--pages P]
                                  [--calls N] [--idle-streams] [--database-url URL]
+                                 [--profile prod]
 
 Default: embedded (SQLite, file-system broker, no Redis: streams are woken by a 0.25 s poll),
 200 streams, 100 page loads and 50 Request Payments per phase; ``--quick``: 50 streams, 30 page
@@ -29,6 +30,9 @@ on calls other than the two measured, so no measured request's event reaches any
 ``--postgres``: a scratch PostgreSQL database (created and
 dropped; default ``vcpay_bench_streams`` on 127.0.0.1), the Redis broker and
 ``VCPAY_REDIS_URL`` (Redis databases 12 and 13, flushed at the start and the end).
+
+``--profile prod``: vcpay as ``make run-prod`` runs it (``bench.product.ProductionProfile``:
+deploy/Procfile's commands, one web instance, two workers and beat; implies ``--postgres``).
 
 Goal: p95 with streams at most 1.5 times p95 without, for both the page and Request Payment.
 Prints a table and, as its last line, one JSON object; saves it to bench/results/.
@@ -54,6 +58,7 @@ from bench.product import (
     machine,
     new_request_key,
     percentile,
+    product_on,
     save,
     summary_ms,
     tcp_states,
@@ -69,10 +74,13 @@ WARM_UP_PAGES = 10
 
 
 def run(args: argparse.Namespace) -> dict:
-    product = Product(
+    options = {"web_instances": 1} if args.profile == "prod" else {}  # one instance's ceiling
+    product = product_on(
+        args.profile,
         "production" if args.postgres else "embedded",
         args.database_url,
         extra_env=stream_caps(args.streams),
+        **options,
     )
     try:
         product.start()
@@ -269,7 +277,12 @@ def parse_args() -> argparse.Namespace:
         help="streams only on calls other than the two measured (no event reaches them)",
     )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="scratch database")
+    parser.add_argument(
+        "--profile", choices=("run", "prod"), default="run",
+        help="vcpay as `make run` runs it, or as `make run-prod` does (one web instance)",
+    )  # fmt: skip
     args = parser.parse_args()
+    args.postgres = args.postgres or args.profile == "prod"  # production means PostgreSQL
     args.streams = args.streams or (50 if args.quick else 200)
     args.pages = args.pages or (30 if args.quick else 100)
     return args
@@ -299,6 +312,7 @@ def main() -> None:
         "machine": machine(),
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
         "mode": mode,
+        "profile": args.profile,
         "database": outcome["database_version"],
         "quick": args.quick,
         "streams": args.streams,

@@ -33,6 +33,7 @@ the report says so.
 
     python bench/load.py [--quick | --smoke] [--steps 5,10,20] [--step-seconds S]
                          [--think S] [--web-instances N] [--database-url URL]
+                         [--redis redis://HOST:PORT]
 
 ``--quick``: steps 4, 8, 16 of 20 s. ``--smoke``: one step of 2 clinicians for 5 s, only to
 prove the script works (tests/test_bench_load.py). The scratch database (default
@@ -80,7 +81,8 @@ from bench.product import (
 )
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/vcpay_load"
-BROKER_URL, LIVE_REDIS_URL = "redis://127.0.0.1:6379/9", "redis://127.0.0.1:6379/10"
+DEFAULT_REDIS = "redis://127.0.0.1:6379"
+BROKER_DB, LIVE_DB = 9, 10  # flushed at the start and the end
 GOAL_P95_MS = 200
 GOAL_WEB_CORE = 0.8
 POPUP_WAIT_SECONDS = 20
@@ -338,8 +340,8 @@ def jira_searches(product: ProductionProfile) -> int:
 def run(args: argparse.Namespace) -> dict:
     product = ProductionProfile(
         database_url=args.database_url,
-        redis_broker_url=BROKER_URL,
-        redis_url=LIVE_REDIS_URL,
+        redis_broker_url=f"{args.redis}/{BROKER_DB}",
+        redis_url=f"{args.redis}/{LIVE_DB}",
         web_instances=args.web_instances,
         extra_env={"VCPAY_JIRA_POLL_SECONDS": "10"},
     )
@@ -570,6 +572,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--think", type=float, default=1.0, help="pause between actions (s)")
     parser.add_argument("--web-instances", type=int, default=2, help="as make run-prod: 2")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="scratch database")
+    parser.add_argument(
+        "--redis", default=DEFAULT_REDIS, help=f"Redis server (databases {BROKER_DB}, {LIVE_DB})"
+    )
     args = parser.parse_args()
     default_steps, default_seconds = (
         ("2", 5) if args.smoke else ("4,8,16", 20) if args.quick else ("5,10,20,30,40,60", 45)

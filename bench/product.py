@@ -537,6 +537,14 @@ class ProductionProfile(Product):
         return [p.pid for name, p in self.processes.items() if name.startswith(f"{kind}.")]
 
 
+def product_on(profile: str, mode: str, database_url: str, **options) -> Product:
+    """The product an earlier benchmark measures: as ``make run`` runs it (``profile``
+    "run", in ``mode``), or as ``make run-prod`` does ("prod": always PostgreSQL and Redis)."""
+    if profile == "prod":
+        return ProductionProfile(database_url=database_url, **options)
+    return Product(mode, database_url, **options)
+
+
 # -- Server-Sent Events -----------------------------------------------------------------------
 
 
