@@ -15,7 +15,9 @@ the web instances as a proxy would spread them:
   and its card form, then vcpay's "done" page. The stand-in sends its signed webhooks to
   vcpay, whose workers confirm the payment and wake the clinician's stream through Redis;
 * back office: a clinic admin reading the Payments and Payouts pages;
-* beat polling the Jira stand-in (every ``VCPAY_JIRA_POLL_SECONDS``, 10 s here) all along.
+* beat polling the Jira stand-in (every ``VCPAY_JIRA_POLL_SECONDS``, 10 s here) all along,
+  for three Payment Gateway requests the telehealth manager sent at the start (the workers
+  raise them in the stand-in; with none open a poll would ask Jira nothing).
 
 Each person pauses ``--think`` seconds (± 50 %) between actions. The offered load is the
 number of clinicians acting at once (with one patient each, and one admin per four); each
@@ -47,6 +49,7 @@ import argparse
 import os
 import random
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -59,7 +62,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -68,6 +71,7 @@ from bench.product import (
     CLINICIAN,
     CLOCK_TICKS,
     CSRF_FIELD,
+    ROOT,
     Browser,
     ProductionProfile,
     StreamHub,
@@ -86,6 +90,8 @@ BROKER_DB, LIVE_DB = 9, 10  # flushed at the start and the end
 GOAL_P95_MS = 200
 GOAL_WEB_CORE = 0.8
 POPUP_WAIT_SECONDS = 20
+ENABLEMENT_REQUESTS = 3  # open in Jira all along: each poll searches for their changes
+MANAGER = "manager@harbourside.example"
 ADMIN_EVERY = 4  # one clinic admin reading back-office pages per four clinicians
 GUEST_LINK = re.compile(r'id="guest-link" type="text" readonly value="([^"]+)"')
 TEST_CARD = {"cardnumber": "4242 4242 4242 4242", "expiry": "12 / 34", "cvc": "123"}
@@ -221,7 +227,12 @@ def one_visit(scene: Scene, clinician: Browser, patient: Browser, rng, visit: in
         popup_at = scene.popups.wait(key, POPUP_WAIT_SECONDS)
         step = record.current
         if popup_at is None:
-            record.error(step, "popup", f"no payment_paid on the stream for {key}")
+            state = "open" if stream.open else f"closed ({stream.error or 'by the server'})"
+            record.error(
+                step, "popup", f"no payment_paid in {POPUP_WAIT_SECONDS} s on the stream "
+                f"(HTTP {stream.status}, {state}, {stream.events} events, {stream.reconnects} "
+                "reconnects)",
+            )  # fmt: skip
         else:
             with record.lock:
                 step.popups.append(max(0.0, popup_at - paid_at))
@@ -297,6 +308,41 @@ def back_office_visits(scene: Scene, base: str, address: str, seed: int) -> None
         record.pause(scene.think * 2, rng)
 
 
+def open_enablement_requests(product: ProductionProfile, count: int) -> None:
+    """Requests to switch the Payment Gateway on, sent by the telehealth manager, so that
+    beat's Jira polls have open requests to search for (with none open a poll asks Jira
+    nothing). Made in a child process with the product's settings; the workers raise them
+    in the Jira stand-in as they would any other."""
+    subprocess.run(
+        [sys.executable, __file__, "--open-requests-child", str(count)],
+        cwd=ROOT, env=product.env, check=True,
+    )  # fmt: skip
+
+
+def open_requests_child(count: int) -> None:
+    from vcpay import create_app
+    from vcpay.enablement.models import EnablementRequest, RequestState
+    from vcpay.enablement.services import ClinicChoice, save_draft, submit
+    from vcpay.extensions import db
+    from vcpay.people.models import Organisation
+    from vcpay.people.services import find_user_by_email
+
+    app = create_app()
+    with app.app_context():
+        manager = find_user_by_email(MANAGER)
+        [organisation] = db.session.scalars(select(Organisation)).all()
+        clinic = next(c for c in organisation.clinics if not c.gateway_enabled)
+        contact = {"name": manager.name, "email": manager.email, "phone": "02 5550 0100"}
+        for number in range(count):
+            request = EnablementRequest(
+                organisation=organisation, requester=manager, state=RequestState.DRAFT.value
+            )
+            choice = ClinicChoice(clinic.id, True, f"accounts+{number}@harbourside.example")
+            save_draft(request, [choice], contact, True, f"Load benchmark request {number}")
+            submit(request, manager)
+            db.session.commit()
+
+
 # -- the machine's side -----------------------------------------------------------------------
 
 
@@ -351,6 +397,7 @@ def run(args: argparse.Namespace) -> dict:
     try:
         product.start()
         clinic_id = product.link_gp_clinic()
+        open_enablement_requests(product, ENABLEMENT_REQUESTS)
         for base, port in zip(product.bases, product.web_ports, strict=True):
             hubs[base] = StreamHub("127.0.0.1", port, popups)
         scene = Scene(product, record, hubs, popups, clinic_id, args.think)
@@ -585,6 +632,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--open-requests-child"]:
+        open_requests_child(int(sys.argv[2]))
+        return
     args = parse_args()
     started_at = datetime.now(UTC)
     load_before = os.getloadavg()
