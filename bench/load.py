@@ -227,12 +227,7 @@ def one_visit(scene: Scene, clinician: Browser, patient: Browser, rng, visit: in
         popup_at = scene.popups.wait(key, POPUP_WAIT_SECONDS)
         step = record.current
         if popup_at is None:
-            state = "open" if stream.open else f"closed ({stream.error or 'by the server'})"
-            record.error(
-                step, "popup", f"no payment_paid in {POPUP_WAIT_SECONDS} s on the stream "
-                f"(HTTP {stream.status}, {state}, {stream.events} events, {stream.reconnects} "
-                "reconnects)",
-            )  # fmt: skip
+            record.error(step, "popup", missing_popup(scene, stream, key, paid_at))
         else:
             with record.lock:
                 step.popups.append(max(0.0, popup_at - paid_at))
@@ -245,6 +240,18 @@ def one_visit(scene: Scene, clinician: Browser, patient: Browser, rng, visit: in
         )
     finally:
         hub.drop(stream)
+
+
+def missing_popup(scene: Scene, stream, key: str, paid_at: float) -> str:
+    """What became of a popup that did not come in time: late (and how late), or never, and
+    what its stream was doing meanwhile."""
+    late_at = scene.popups.wait(key, POPUP_WAIT_SECONDS)  # a second chance, for the record
+    state = "open" if stream.open else f"closed ({stream.error or 'by the server'})"
+    came = f"came after {late_at - paid_at:.1f} s" if late_at else "never came"
+    return (
+        f"popup: payment_paid {came} (waited {2 * POPUP_WAIT_SECONDS} s); the stream: "
+        f"HTTP {stream.status}, {state}, {stream.events} events, {stream.reconnects} reconnects"
+    )
 
 
 def join_call(record: Record, patient: Browser, link: str, think: float, rng) -> None:
@@ -405,6 +412,7 @@ def run(args: argparse.Namespace) -> dict:
         record.stopping.set()
         for thread in threads:
             thread.join(timeout=POPUP_WAIT_SECONDS + 40)
+        count_late_errors(record, steps)
         outcome = what_became_of_payments(product.database_url)
         result = {
             "steps": steps,
@@ -469,6 +477,15 @@ def measure_step(scene: Scene, clinicians: int, args, threads: list) -> dict:
     )
     print_step(summary)
     return summary
+
+
+def count_late_errors(record: Record, steps: list[dict]) -> None:
+    """Errors of visits still going when their step's figures were taken (a popup awaited,
+    say) belong to the step the request started in: add them to its figures."""
+    with record.lock:
+        for step, summary in zip(record.steps, steps, strict=True):
+            summary["errors_by_route"] = dict(step.errors)
+            summary["errors"] = sum(step.errors.values())
 
 
 def start_person(threads: list, name: str, target, *arguments) -> None:
@@ -595,6 +612,7 @@ def print_routes(summary: dict) -> None:
         print(
             f"{route:<30}" + "".join(f"{c:>8.1f}" if c is not None else f"{'-':>8}" for c in cells)
         )
+    print(f"{'errors (all, final)':<30}" + "".join(f"{s['errors']:>8}" for s in steps))
     goal = summary["goal"]
     where = "reached" if goal["reached_80_percent_of_a_core"] else "NOT reached (last step judged)"
     print(
