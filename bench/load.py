@@ -118,7 +118,7 @@ class Record:
         self.steps: list[Step] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.error_samples: list[str] = []
+        self.error_kinds: dict[str, int] = defaultdict(int)  # what went wrong, how often
 
     @property
     def current(self) -> Step:
@@ -142,8 +142,7 @@ class Record:
     def error(self, step: Step, route: str, what: str) -> None:
         with self.lock:
             step.errors[route] += 1
-            if len(self.error_samples) < 20:
-                self.error_samples.append(what)
+            self.error_kinds[what] += 1
 
     def pause(self, think: float, rng: random.Random) -> None:
         self.stopping.wait(think * rng.uniform(0.5, 1.5))
@@ -227,7 +226,7 @@ def one_visit(scene: Scene, clinician: Browser, patient: Browser, rng, visit: in
         popup_at = scene.popups.wait(key, POPUP_WAIT_SECONDS)
         step = record.current
         if popup_at is None:
-            record.error(step, "popup", missing_popup(scene, stream, key, paid_at))
+            record.error(step, "popup", missing_popup(scene, stream, key, paid_at, clinician.base))
         else:
             with record.lock:
                 step.popups.append(max(0.0, popup_at - paid_at))
@@ -242,15 +241,19 @@ def one_visit(scene: Scene, clinician: Browser, patient: Browser, rng, visit: in
         hub.drop(stream)
 
 
-def missing_popup(scene: Scene, stream, key: str, paid_at: float) -> str:
+def missing_popup(scene: Scene, stream, key: str, paid_at: float, base: str) -> str:
     """What became of a popup that did not come in time: late (and how late), or never, and
     what its stream was doing meanwhile."""
     late_at = scene.popups.wait(key, POPUP_WAIT_SECONDS)  # a second chance, for the record
     state = "open" if stream.open else f"closed ({stream.error or 'by the server'})"
-    came = f"came after {late_at - paid_at:.1f} s" if late_at else "never came"
+    came = "never came"
+    if late_at is not None:
+        band = 5 * int((late_at - paid_at) // 5)  # 5 s bands: the same lateness counts once
+        came = f"came late, {band}-{band + 5} s after the card was sent"
     return (
         f"popup: payment_paid {came} (waited {2 * POPUP_WAIT_SECONDS} s); the stream: "
-        f"HTTP {stream.status}, {state}, {stream.events} events, {stream.reconnects} reconnects"
+        f"HTTP {stream.status}, {state}, {stream.events} events, {stream.reconnects} reconnects, "
+        f"served by {base}"
     )
 
 
@@ -417,7 +420,7 @@ def run(args: argparse.Namespace) -> dict:
         result = {
             "steps": steps,
             "payments": outcome,
-            "error_samples": record.error_samples,
+            "error_kinds": dict(record.error_kinds),
             "web_instances": args.web_instances,
             "web_threads": product.web_threads,
             "database_version": database_version(product.database_url),
@@ -535,8 +538,21 @@ def what_became_of_payments(database_url: str) -> dict:
                 text("SELECT state, count(*) FROM stripe_events GROUP BY state")
             ).all()
         )
+        unannounced = connection.scalar(text(PAID_WITHOUT_EVENT))
     engine.dispose()
-    return {"by_state": payments, "stripe_events_by_state": events}
+    return {
+        "by_state": payments,
+        "stripe_events_by_state": events,
+        "paid_without_payment_paid_event": unannounced,
+    }
+
+
+# A paid request whose call never got its payment_paid event: no stream could have shown it.
+PAID_WITHOUT_EVENT = """
+SELECT count(*) FROM payment_requests p WHERE p.state = 'paid' AND NOT EXISTS (
+    SELECT 1 FROM call_events e WHERE e.call_id = p.call_id AND e.kind = 'payment_paid'
+    AND CAST(e.data AS jsonb) ->> 'request' = p.request_key)
+"""
 
 
 def judged(steps: list[dict]) -> dict:
@@ -622,9 +638,10 @@ def print_routes(summary: dict) -> None:
         f"{goal['errors_up_to_there']}; goal met: {goal['goal_met']}"
     )
     print(f"payments by state: {summary['payments']['by_state']}; Stripe events by state: "
-          f"{summary['payments']['stripe_events_by_state']}")  # fmt: skip
-    for sample in summary["error_samples"][:5]:
-        print(f"  error: {sample}")
+          f"{summary['payments']['stripe_events_by_state']}; paid without a payment_paid "
+          f"event: {summary['payments']['paid_without_payment_paid_event']}")  # fmt: skip
+    for what, count in sorted(summary["error_kinds"].items(), key=lambda item: -item[1]):
+        print(f"  {count:>5} x {what}")
 
 
 def parse_args() -> argparse.Namespace:
