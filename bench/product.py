@@ -567,6 +567,7 @@ class Stream:
     reconnects: int = 0
     error: str = ""
     dropped: bool = False  # closed by the reader (the call screen left): not reopened
+    ended_by: str = ""  # the named event the server ended the stream with (replaced, closed)
 
 
 class StreamHub:
@@ -660,26 +661,31 @@ class StreamHub:
                 stream.error = f"HTTP {stream.status}"
                 self._ended(stream, reopen=False)
                 return
-        self._dechunk(stream)
+        finished = self._dechunk(stream)
         while b"\n\n" in stream.body:
             block, _, stream.body = stream.body.partition(b"\n\n")
             self._block(now, stream, block.decode())
+        if finished:  # the response ended with the connection kept alive: as a browser does,
+            # reconnect, unless a newer stream replaced this one (the page then says so)
+            self._ended(stream, reopen=not stream.ended_by.startswith("replaced"))
 
-    def _dechunk(self, stream: Stream) -> None:
+    def _dechunk(self, stream: Stream) -> bool:
+        """Move what has arrived into the body; True once the last (empty) chunk came."""
         while stream.raw:
             if stream.chunk_left == 0:
                 line, found, rest = stream.raw.partition(b"\r\n")
                 if not found:
-                    return
+                    return False
                 size = int(line.split(b";")[0], 16)
                 if size == 0:
                     stream.raw = b""
-                    return
+                    return True
                 stream.raw, stream.chunk_left = rest, size + 2
             taken = stream.raw[: stream.chunk_left]
             stream.raw = stream.raw[stream.chunk_left :]
             stream.chunk_left -= len(taken)
             stream.body += taken[: max(0, len(taken) - max(0, 2 - stream.chunk_left))]
+        return False
 
     def _block(self, now: float, stream: Stream, block: str) -> None:
         fields: dict[str, str] = {}
@@ -688,6 +694,8 @@ class StreamHub:
                 continue
             name, value = line.split(":", 1)
             fields[name] = value[1:] if value.startswith(" ") else value
+        if "event" in fields and "id" not in fields:  # replaced, closed: the end of it
+            stream.ended_by = f"{fields['event']} {fields.get('data', '')}".strip()
         if "retry" in fields and stream.first_bytes_at is None:
             stream.first_bytes_at = now
         if "id" in fields and "data" in fields:
