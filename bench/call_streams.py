@@ -7,19 +7,22 @@ long-lived, as S call screens hold them), in phases none, streams, none, streams
 server. Each phase loads the page P times and requests payment P/2 times, one after the other
 (page, page, Request Payment, ...). The streams are the clinician's, spread over several calls,
 including the two measured: the one whose page is loaded and the one payments are requested
-in (so each payment's event goes out to that call's streams). Every stream must have sent its
-first bytes (the ``retry:`` line) before a phase is measured; the streams still open at the
-end of the phase are counted, then all are closed, and the next phase starts only once the
-server has let them go (it notices at its next keepalive write).
+in (so each payment's event goes out to that call's streams). Streams open 250 at a time,
+each batch started before the next; every stream must have sent its first bytes (the
+``retry:`` line) before a phase is measured; the streams still open at the end of the phase
+are counted, then all are closed, and the next phase starts only once the server has let them
+go (it notices at its next keepalive write).
 
 The whole product runs as ``make run`` runs it (``bench/product.py``): the Stripe and mail
-stand-ins, gunicorn (gthread, 2 workers, ``VCPAY_WEB_THREADS`` threads, 256 by default), a
-Celery worker. The client (requests for the measured calls, one selector thread for every
-stream) runs on the same cores. Request Payment is spread over several signed-in browsers,
-each on its own loopback address (the form allows 30 a minute per address).
+stand-ins, gunicorn (gthread, 2 workers, ``VCPAY_WEB_THREADS`` threads, 256 by default; or
+gevent with ``--worker-class gevent``), a Celery worker. The client (requests for the
+measured calls, one selector thread for every stream) runs on the same cores. Request Payment
+is spread over several signed-in browsers, each on its own loopback address (the form allows
+30 a minute per address).
 
     python bench/call_streams.py [--quick] [--postgres] [--streams S] [--pages P]
                                  [--calls N] [--idle-streams] [--database-url URL]
+                                 [--worker-class gthread|gevent] [--phases none,streams,...]
                                  [--profile prod]
 
 Default: embedded (SQLite, file-system broker, no Redis: streams are woken by a 0.25 s poll),
@@ -29,7 +32,20 @@ measured payment's event goes out to 20 of the 200 streams); ``--idle-streams`` 
 on calls other than the two measured, so no measured request's event reaches any of them.
 ``--postgres``: a scratch PostgreSQL database (created and
 dropped; default ``vcpay_bench_streams`` on 127.0.0.1), the Redis broker and
-``VCPAY_REDIS_URL`` (Redis databases 12 and 13, flushed at the start and the end).
+``VCPAY_REDIS_URL`` (Redis databases 12 and 13, flushed at the start and the end; one
+database for both with ``--redis-db``). ``--phases`` runs other phases than the four, e.g.
+``none,streams,none`` for a long run.
+
+``--worker-class gevent`` serves with gunicorn's gevent worker, each open stream a greenlet:
+``--worker-connections`` (and ``VCPAY_WEB_CONNECTIONS``) is S plus the reserve for each of the
+two workers, so that however the kernel spreads the streams over them none is refused. With
+gthread (``make run``'s worker) each process holds at most ``VCPAY_WEB_THREADS`` less the
+reserve; streams beyond are refused with 503 and counted as not started.
+
+After each streams phase's measurement, one more Request Payment is made in every call the
+streams are on; each stream still open must receive its own call's ``payment_requested``
+event (``delivered``). Resident memory of gunicorn (master and workers, from /proc) is read
+before the streams open and once they have all started.
 
 ``--profile prod``: vcpay as ``make run-prod`` runs it (``bench.product.ProductionProfile``:
 deploy/Procfile's commands, one web instance, two workers and beat; implies ``--postgres``).
@@ -40,6 +56,7 @@ Prints a table and, as its last line, one JSON object; saves it to bench/results
 
 import argparse
 import os
+import resource
 import sys
 import time
 from datetime import UTC, datetime
@@ -71,15 +88,21 @@ GOAL_RATIO = 1.5
 BROWSERS = 12  # 12 addresses x 30 Request Payments a minute
 KEEPALIVE_SECONDS = 15  # vcpay.calls.stream.KEEPALIVE_SECONDS
 WARM_UP_PAGES = 10
+RESERVED = 32  # VCPAY_STREAM_RESERVED_THREADS' default: room kept for pages in each process
+OPEN_BATCH = 250  # streams opened at once, each batch started before the next opens
+DELIVERY_SECONDS = 60
 
 
 def run(args: argparse.Namespace) -> dict:
+    raise_open_file_limit()
     options = {"web_instances": 1} if args.profile == "prod" else {}  # one instance's ceiling
     product = product_on(
         args.profile,
         "production" if args.postgres else "embedded",
         args.database_url,
-        extra_env=stream_caps(args.streams),
+        extra_env=stream_caps(args.streams, args.worker_class),
+        worker_class=args.worker_class,
+        **redis_urls(args.redis_db),
         **options,
     )
     try:
@@ -99,7 +122,7 @@ def run(args: argparse.Namespace) -> dict:
         bench.sample(WARM_UP_PAGES, WARM_UP_PAGES // 2)
         bench.streams_phase(8, 0, 0)
         phases = []
-        for number, kind in enumerate(PHASES, 1):
+        for number, kind in enumerate(args.phases, 1):
             if kind == "none":
                 phase = bench.none_phase(args.pages, args.pages // 2)
             else:
@@ -118,7 +141,7 @@ def run(args: argparse.Namespace) -> dict:
                 flush=True,
             )
         database = database_version(product.database_url) if args.postgres else "sqlite"
-        web_threads = product.web_threads
+        web_threads, web_connections = product.web_threads, product.web_connections
     except BaseException:
         product.failed = True
         raise
@@ -128,15 +151,40 @@ def run(args: argparse.Namespace) -> dict:
         "phases": phases,
         "database_version": database,
         "web_threads": web_threads,
+        "web_connections": web_connections,
         "stopped_cleanly": clean,
     }
 
 
-def stream_caps(streams: int) -> dict[str, str]:
+def stream_caps(streams: int, worker_class: str) -> dict[str, str]:
     """The streams stand for as many call screens of different people, but all sign in as the
-    one demo clinician: lift the per-person cap (``VCPAY_STREAMS_PER_SESSION``) so that none
-    replaces another. The per-address cap and each process's ceiling stay as configured."""
-    return {"VCPAY_STREAMS_PER_SESSION": str(streams + 8)}  # + the warm-up's streams
+    one demo clinician from 12 addresses: lift the per-person and per-address caps
+    (``VCPAY_STREAMS_PER_SESSION``, ``VCPAY_STREAMS_PER_ADDRESS``) so that none replaces
+    another. Under gthread each process's ceiling stays as configured; under gevent each
+    worker has connections for every stream plus the reserve."""
+    caps = {
+        "VCPAY_STREAMS_PER_SESSION": str(streams + 8),  # + the warm-up's streams
+        "VCPAY_STREAMS_PER_ADDRESS": str(streams + 8),
+    }
+    if worker_class == "gevent":
+        caps["VCPAY_WEB_CONNECTIONS"] = str(streams + 8 + RESERVED)
+    return caps
+
+
+def redis_urls(database: int | None) -> dict[str, str]:
+    """``--redis-db``: the broker and live updates share one Redis database (flushed)."""
+    if database is None:
+        return {}
+    url = f"redis://127.0.0.1:6379/{database}"
+    return {"redis_broker_url": url, "redis_url": url}
+
+
+def raise_open_file_limit() -> None:
+    """Each stream is a socket at both ends: lift this process's soft limit on open files to
+    the hard one (the servers it starts inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def setup_page_call(product: Product, browser: Browser, call_id: int) -> None:
@@ -161,6 +209,15 @@ class Bench:
         self.page_call = page_call
         self.pay_call = pay_call
         self.requested = 0
+        self.expected: dict[int, str] = {}  # call id -> the request key its streams must see
+        self.delivered: set[int] = set()  # ids of the streams that received it
+
+    def on_event(self, _now: float, stream, data: dict) -> None:
+        call_id = int(stream.path.split("/")[2])
+        if data.get("kind") == "payment_requested" and data.get("request") == self.expected.get(
+            call_id
+        ):
+            self.delivered.add(id(stream))
 
     def sample(self, pages: int, payments: int) -> dict:
         """Page, page, Request Payment, ...: each timed to the last byte of the answer."""
@@ -194,23 +251,36 @@ class Bench:
         return phase
 
     def streams_phase(self, count: int, pages: int, payments: int) -> dict:
-        hub = StreamHub("127.0.0.1", self.product.web_port, lambda *_: None)
+        hub = StreamHub("127.0.0.1", self.product.web_port, self.on_event)
+        memory_before = self.product.web_memory()
         try:
             # As the call screen opens it: after the newest event the page showed.
             newest = {c: self.browsers[0].call_form(c)["last_event_id"] for c in self.calls}
             streams = []
+            opened_at = time.monotonic()
+            # Call screens open over time, not in one instant: a batch at a time, each started
+            # (or refused) before the next, so the measure is of streams held, not of a storm.
             for number in range(count):
                 browser = self.browsers[number % len(self.browsers)]
                 call_id = self.calls[number % len(self.calls)]
                 path = f"/calls/{call_id}/events?after={newest[call_id]}"
                 streams.append(hub.open(path, browser))
-            wait_until(lambda: all(s.first_bytes_at or s.error for s in streams), 60, 0.05)
+                if len(streams) % OPEN_BATCH == 0 or len(streams) == count:
+                    wait_until(lambda: all(s.first_bytes_at or s.error for s in streams), 60, 0.05)
             started = sum(s.first_bytes_at is not None for s in streams)
+            started_seconds = round(time.monotonic() - opened_at, 1)
             sockets = tcp_states(self.product.web_port)
+            memory = self.product.web_memory()
             phase = self._timed(lambda: self.sample(pages, payments)) if pages else {}
+            delivery = self.deliver(streams) if pages else {}
             phase["streams"] = {
                 "opened": count,
                 "started": started,
+                "started_seconds": started_seconds,
+                "refused_503": sum(s.error == "HTTP 503" for s in streams),
+                **delivery,
+                "web_memory_before": memory_before,
+                "web_memory": memory,
                 "open_at_end": sum(s.open and not s.error for s in streams),
                 "reconnects": sum(s.reconnects for s in streams),
                 "errors": sum(bool(s.error) for s in streams),
@@ -221,6 +291,29 @@ class Bench:
             hub.close()
         phase["streams"]["released_seconds"] = self._released()
         return phase
+
+    def deliver(self, streams: list) -> dict:
+        """One more Request Payment in each call the streams are on: every stream still open
+        must receive its own call's ``payment_requested`` event."""
+        self.delivered.clear()
+        for call_id in self.calls:
+            browser = self.browsers[self.requested % len(self.browsers)]
+            self.requested += 1
+            key = new_request_key()
+            self.expected[call_id] = key
+            answer = browser.request_payment(
+                call_id, self.tokens[browser.address], key, "30.00", f"Delivery {self.requested}"
+            )
+            if answer.status_code != 303:
+                raise RuntimeError(f"Request Payment answered {answer.status_code}")
+        requested_at = time.monotonic()
+        listening = [s for s in streams if s.open and not s.error]
+        wait_until(lambda: all(id(s) in self.delivered for s in listening), DELIVERY_SECONDS, 0.05)
+        return {
+            "listening": len(listening),
+            "delivered": sum(id(s) in self.delivered for s in listening),
+            "delivery_seconds": round(time.monotonic() - requested_at, 2),
+        }
 
     def _released(self) -> float:
         """Wait until the server has let every closed stream go: its socket leaves CLOSE_WAIT
@@ -278,6 +371,20 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="scratch database")
     parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help="none and streams phases, in order (default none,streams,none,streams)",
+    )
+    parser.add_argument(
+        "--redis-db", type=int, help="one Redis database for both (default 12 and 13)"
+    )
+    parser.add_argument(
+        "--worker-class",
+        choices=("gthread", "gevent"),
+        default="gthread",
+        help="gunicorn's worker: a thread (make run) or a greenlet per open stream",
+    )
+    parser.add_argument(
         "--profile", choices=("run", "prod"), default="run",
         help="vcpay as `make run` runs it, or as `make run-prod` does (one web instance)",
     )  # fmt: skip
@@ -285,6 +392,9 @@ def parse_args() -> argparse.Namespace:
     args.postgres = args.postgres or args.profile == "prod"  # production means PostgreSQL
     args.streams = args.streams or (50 if args.quick else 200)
     args.pages = args.pages or (30 if args.quick else 100)
+    args.phases = tuple(args.phases.split(","))
+    if set(args.phases) != {"none", "streams"}:
+        parser.error("--phases needs at least one none and one streams phase, and nothing else")
     return args
 
 
@@ -295,9 +405,10 @@ def main() -> None:
     mode = "postgresql" if args.postgres else "embedded"
     where = f"{args.calls - 2} other calls" if args.idle_streams else f"{args.calls} calls"
     print(
-        f"call streams, {mode}: {args.streams} streams on {where}; per phase "
+        f"call streams, {mode}, gunicorn {args.worker_class}: {args.streams} streams on "
+        f"{where}; per phase "
         f"{args.pages} page loads and {args.pages // 2} Request Payments; phases "
-        f"{', '.join(PHASES)}",
+        f"{', '.join(args.phases)}",
         flush=True,
     )
     outcome = run(args)
@@ -320,15 +431,28 @@ def main() -> None:
         "idle_streams": args.idle_streams,
         "pages_per_phase": args.pages,
         "request_payments_per_phase": args.pages // 2,
-        "gunicorn": {"worker_class": "gthread", "workers": 2, "threads": outcome["web_threads"]},
+        "gunicorn": gunicorn_shape(args.worker_class, outcome),
         "comparison": comparison,
         "phases": phases,
-        "goal_met": all(c["goal_met"] for c in comparison.values()),
+        "goal_met": all(c["goal_met"] for c in comparison.values()) and all_delivered(phases),
         "stopped_cleanly": outcome["stopped_cleanly"],
     }
     print_table(summary)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
-    save(summary, f"call_streams-{mode}{'-quick' if args.quick else ''}-{stamp}")
+    quick = "-quick" if args.quick else ""
+    save(summary, f"call_streams-{mode}-{args.worker_class}{quick}-{stamp}")
+
+
+def gunicorn_shape(worker_class: str, outcome: dict) -> dict:
+    if worker_class == "gevent":
+        return {"worker_class": "gevent", "workers": 2, "connections": outcome["web_connections"]}
+    return {"worker_class": "gthread", "workers": 2, "threads": outcome["web_threads"]}
+
+
+def all_delivered(phases: list[dict]) -> bool:
+    """Every stream that started in a streams phase, and was still open, got its event."""
+    opened = [p["streams"] for p in phases if "streams" in p]
+    return all(s["started"] == s["opened"] and s["delivered"] == s["listening"] for s in opened)
 
 
 def print_table(summary: dict) -> None:
@@ -337,7 +461,10 @@ def print_table(summary: dict) -> None:
     for p in summary["phases"]:
         streams = p.get("streams")
         detail = (
-            f"{streams['started']} started, {streams['open_at_end']} open at end"
+            f"{streams['started']} started, {streams['refused_503']} refused, "
+            f"{streams['delivered']}/{streams['listening']} got their event in "
+            f"{streams['delivery_seconds']} s, web RSS {streams['web_memory_before']['total_mib']}"
+            f" -> {streams['web_memory']['total_mib']} MiB"
             if streams
             else "-"
         )

@@ -1,7 +1,8 @@
 """vcpay as ``make run`` serves it, for the benchmarks that drive the whole product over HTTP.
 
 ``Product`` starts the Stripe and mail stand-ins, migrates and seeds a fresh database, then
-runs gunicorn (gthread, 2 workers, ``VCPAY_WEB_THREADS`` threads) and a Celery worker
+runs gunicorn (gthread, 2 workers, ``VCPAY_WEB_THREADS`` threads; or gevent, 2 workers,
+``VCPAY_WEB_CONNECTIONS`` connections each) and a Celery worker
 (``--concurrency 2``) with the same command lines as ``sandbox.demo.demo_processes``, each in
 its own process group. It links the GP clinic's Stripe account through the real Go to Stripe
 flow over HTTP, and stops everything (and drops the scratch database) at the end.
@@ -127,6 +128,22 @@ def cpu_seconds(groups: list[int]) -> dict[str, float]:
     ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
     busy = sum(ticks) - ticks[3] - ticks[4]  # less idle and waiting for I/O
     return {"client": sum(os.times()[:2]), "server": server, "machine": busy / CLOCK_TICKS}
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def resident_kib(pid: int) -> int:
+    with suppress(OSError, StopIteration):
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
+    return 0
 
 
 def tcp_states(port: int) -> dict[str, int]:
@@ -330,6 +347,7 @@ class Product:
     redis_broker_url: str = "redis://127.0.0.1:6379/12"
     redis_url: str = "redis://127.0.0.1:6379/13"
     extra_env: dict[str, str] = field(default_factory=dict)
+    worker_class: str = "gthread"  # or "gevent": an open stream costs a greenlet
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     clean: dict[str, bool] = field(default_factory=dict)
     failed: bool = False
@@ -371,6 +389,17 @@ class Product:
     def web_threads(self) -> int:
         return int(self.env.get("VCPAY_WEB_THREADS") or 256)
 
+    @property
+    def web_connections(self) -> int:
+        return int(self.env.get("VCPAY_WEB_CONNECTIONS") or 1000)
+
+    def web_concurrency(self) -> list[str]:
+        """gunicorn's worker options: threads for gthread, connections (the same number the
+        application caps its streams by) for gevent."""
+        if self.worker_class == "gevent":
+            return ["--worker-class", "gevent", "--worker-connections", str(self.web_connections)]
+        return ["--worker-class", "gthread", "--threads", str(self.web_threads)]
+
     def commands(self) -> dict[str, list[str]]:
         """As ``sandbox.demo.demo_processes`` and ``stripe_standin_command`` build them, except
         that the stand-ins keep their state in memory (no state file rewritten on every
@@ -396,8 +425,7 @@ class Product:
             ],
             "web": [
                 python, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{self.web_port}",
-                "--worker-class", "gthread", "--workers", "2",
-                "--threads", str(self.web_threads), "--access-logfile", "-",
+                "--workers", "2", *self.web_concurrency(), "--access-logfile", "-",
             ],
             "worker": worker,
         }  # fmt: skip
@@ -459,6 +487,17 @@ class Product:
             raise RuntimeError(f"the Stripe callback answered {back.status_code}")
         return clinic_id
 
+    def web_memory(self) -> dict[str, float]:
+        """Resident memory of gunicorn (master and workers), from /proc, in MiB."""
+        master = self.processes["web"].pid
+        pids = [master, *children(master)]
+        sizes = [resident_kib(pid) for pid in pids]
+        return {
+            "processes": len(pids),
+            "total_mib": round(sum(sizes) / 1024, 1),
+            "largest_mib": round(max(sizes) / 1024, 1),
+        }
+
     def server_groups(self) -> list[int]:
         return [p.pid for name, p in self.processes.items() if name.startswith(("web", "worker"))]
 
@@ -499,6 +538,8 @@ class ProductionProfile(Product):
         self.bases = [f"http://127.0.0.1:{port}" for port in self.web_ports]
         self.jira_base = f"http://127.0.0.1:{free_port()}"
         self.env.update(VCPAY_JIRA_URL=self.jira_base, VCPAY_WEB_HOST="127.0.0.1")
+        # deploy/gunicorn.conf.py reads the worker class from the environment
+        self.env.setdefault("VCPAY_WEB_WORKER_CLASS", self.worker_class)
 
     @property
     def web_threads(self) -> int:

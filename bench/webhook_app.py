@@ -1,8 +1,10 @@
 """vcpay with one extra route, for ``bench/webhook_ingest.py``: ``gunicorn bench.webhook_app:app``.
 
-``POST /bench/baseline`` checks a Stripe signature exactly as ``POST /webhooks/stripe`` does and
-answers, without storing or enqueueing anything: the floor the ingest endpoint is compared with.
-It exists only in this module, never in vcpay itself.
+``POST /webhooks/bench-baseline`` checks a Stripe signature exactly as ``POST /webhooks/stripe``
+does and answers, without storing or enqueueing anything: the floor the ingest endpoint is
+compared with. It exists only in this module, never in vcpay itself. It sits under
+``/webhooks/`` so that it skips the form-shape check exactly as the webhook does (elsewhere a
+signed JSON body is refused with 400 before any signature is checked).
 """
 
 from flask import current_app, jsonify, request
@@ -15,7 +17,7 @@ from vcpay.integrations.stripe_errors import WebhookSignatureInvalid
 app = create_app()
 
 
-@app.post("/bench/baseline")
+@app.post("/webhooks/bench-baseline")
 @csrf.exempt
 @limiter.exempt
 def baseline():

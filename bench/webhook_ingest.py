@@ -2,8 +2,9 @@
 
 Serves ``bench.webhook_app:app`` with gunicorn as ``make run`` does (gthread, 2 workers,
 8 threads) on a fresh schema, then posts N unique signed ``account.updated`` events, plus about
-10% of them again as duplicates, from C threads at once. The baseline, ``POST /bench/baseline``,
-checks the signature exactly as ``POST /webhooks/stripe`` does but stores and enqueues nothing;
+10% of them again as duplicates, from C threads at once. The baseline,
+``POST /webhooks/bench-baseline``, checks the signature exactly as ``POST /webhooks/stripe``
+does but stores and enqueues nothing;
 baseline and ingest rounds alternate (B I I B B I I B) so drift on the machine hits both.
 Each round also records the CPU used per request by this client, by the gunicorn workers,
 and by the rest of the machine (the database, the broker, anything else). Then a real Celery
@@ -12,13 +13,13 @@ unprocessed. Last, one process times the pieces of an ingest request (verify, in
 enqueue) one at a time, without HTTP, to show where the time goes.
 
     python bench/webhook_ingest.py [--quick] [--embedded] [--database-url URL]
-                                   [--events N] [--concurrency C]
+                                   [--events N] [--concurrency C] [--broker-url URL]
 
 Default: PostgreSQL and a Redis broker, the production shape. ``--database-url`` names a scratch
 PostgreSQL database that is created afresh and dropped at the end (default
-``vcpay_bench_webhooks`` on 127.0.0.1); the broker is Redis database 14 on 127.0.0.1, flushed
-at the start and the end. ``--embedded``: SQLite and the file-system broker in a temporary
-instance folder, as ``make run`` uses them.
+``vcpay_bench_webhooks`` on 127.0.0.1); the broker is Redis database 14 on 127.0.0.1 (or
+``--broker-url``), flushed at the start and the end. ``--embedded``: SQLite and the
+file-system broker in a temporary instance folder, as ``make run`` uses them.
 
 Prints a table and, as its last line, one JSON object; saves it to bench/results/.
 """
@@ -69,9 +70,10 @@ ACCOUNT = "acct_bench_unlinked"  # linked to no clinic: processing calls no one
 POSTED_PREFIX = "evt_bench_"
 DUPLICATE_SHARE = 0.10
 ROUND_ORDER = "BIIBBIIB"
-BASELINE_PATH = "/bench/baseline"
+BASELINE_PATH = "/webhooks/bench-baseline"
 INGEST_PATH = "/webhooks/stripe"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+RATIO_GOAL = 0.8  # issue 16: ingest at least 0.8 x the bare signature check, on PostgreSQL
 
 
 def signed(event_id: str) -> tuple[bytes, str]:
@@ -323,6 +325,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database-url", help="scratch PostgreSQL database (dropped)")
     parser.add_argument("--events", type=int, help="unique events (default 2000; quick 200)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    parser.add_argument(
+        "--broker-url", default=REDIS_BROKER_URL, help="Redis broker database (flushed)"
+    )
     args = parser.parse_args()
     if args.embedded and args.database_url:
         parser.error("--embedded uses SQLite in its instance folder; drop --database-url")
@@ -342,7 +347,7 @@ def main() -> None:
     else:
         mode, database, broker = "postgresql", "postgresql", "redis"
         database_url = args.database_url or DEFAULT_DATABASE_URL
-        broker_url = REDIS_BROKER_URL
+        broker_url = args.broker_url
         redis.Redis.from_url(broker_url).flushdb()
         recreate_database(database_url)
     env = environment(instance, database_url, broker_url)
@@ -410,6 +415,9 @@ def main() -> None:
         else:
             print(f"logs kept in {instance}", file=sys.stderr)
 
+    refused = sum(n for r in baseline_rounds for status, n in r.statuses.items() if status != 200)
+    if refused:  # a baseline refused before its signature check measures nothing useful
+        print(f"the baseline answered {refused} requests with other than 200", file=sys.stderr)
     baseline = summarise(baseline_rounds)
     ingest = summarise(ingest_rounds)
     ratio = round(ingest["throughput_rps"] / baseline["throughput_rps"], 3)
@@ -431,7 +439,7 @@ def main() -> None:
         "baseline": baseline,
         "ingest": ingest,
         "ratio": ratio,
-        "goal_met": ratio >= 0.5 if database == "postgresql" else None,
+        "goal_met": ratio >= RATIO_GOAL if database == "postgresql" else None,
         "rows_stored": stored["rows"],
         "lost": len(unique) - counts["rows"],
         "processed_twice": counts["twice"],
@@ -472,7 +480,7 @@ def print_table(summary: dict) -> None:
             f"{cpu['client']:6.2f} {cpu['web']:6.2f} {cpu['database_broker_and_rest']:14.2f}"
         )
     goal = "n/a (the goal is on PostgreSQL)" if summary["goal_met"] is None else summary["goal_met"]
-    print(f"ingest / baseline throughput: {summary['ratio']:.2f} (goal >= 0.5: {goal})")
+    print(f"ingest / baseline throughput: {summary['ratio']:.2f} (goal >= {RATIO_GOAL}: {goal})")
     print(
         f"posted {summary['events']} unique + {summary['duplicates']} duplicates; "
         f"stored {summary['rows_stored']}; lost {summary['lost']}; "

@@ -147,10 +147,20 @@ def test_gunicorns_defaults_are_the_documented_settings(monkeypatch):
 def test_gunicorn_takes_its_settings_from_the_environment(monkeypatch):
     config = gunicorn_settings(
         monkeypatch, PORT="8123", VCPAY_WEB_HOST="127.0.0.1", VCPAY_WEB_WORKERS="3",
-        VCPAY_WEB_THREADS="64", VCPAY_WEB_WORKER_CLASS="gevent",
+        VCPAY_WEB_THREADS="64",
     )  # fmt: skip
     assert (config["bind"], config["workers"], config["threads"]) == ("127.0.0.1:8123", 3, 64)
-    assert config["worker_class"] == "gevent"
+    assert config["worker_class"] == "gthread"
+
+
+def test_under_gevent_streams_take_connections_not_threads(monkeypatch):
+    config = gunicorn_settings(
+        monkeypatch, VCPAY_WEB_WORKER_CLASS="gevent", VCPAY_WEB_CONNECTIONS="12000",
+        VCPAY_WEB_THREADS="64",
+    )  # fmt: skip
+    assert (config["worker_class"], config["worker_connections"]) == ("gevent", 12000)
+    assert "threads" not in config  # gevent would ignore it; its absence says so
+    assert config["preload_app"] is False  # patched before the app is imported
 
 
 POSTGRES = "postgresql+psycopg://vcpay:s3cret-pw@db.internal:5432/vcpay"

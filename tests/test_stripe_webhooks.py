@@ -156,21 +156,40 @@ def test_a_signed_body_that_is_not_an_event_is_refused(client, body):
     assert stored() == []
 
 
-def test_an_unknown_event_type_is_stored_and_ignored(client):
+def test_an_unknown_event_type_is_stored_and_ignored_on_arrival(client, monkeypatch):
+    handed: list[int] = []
+    monkeypatch.setattr(services.handoff, "submit", handed.append)
     body = event("customer.subscription.trial_will_end")
     assert post_event(client, body).status_code == 200
+    assert handed == []  # no worker is asked to look at it
     [row] = stored()
-    services.process(row.id)
+    assert (row.state, row.attempts) == (EventState.IGNORED, 0)
+    assert row.processed_at == row.received_at and row.next_attempt_at is None
+    services.process(row.id)  # a message for it all the same changes nothing
     db.session.refresh(row)
-    assert (row.state, row.attempts) == (EventState.IGNORED, 1)
+    assert (row.state, row.attempts) == (EventState.IGNORED, 0)
+    assert services.overdue_event_ids() == []
 
 
-def test_an_event_of_the_other_mode_is_stored_and_ignored(client, handled):
+def test_an_event_of_the_other_mode_is_stored_and_ignored_on_arrival(client, handled):
     post_event(client, event("test.recorded", livemode=True))  # vcpay runs with a test key
     [row] = stored()
+    assert row.state == EventState.IGNORED
     services.process(row.id)
     assert handled == []
     assert db.session.get(StripeEvent, row.id).state == EventState.IGNORED
+
+
+def test_an_event_stored_before_its_type_lost_its_handler_is_ignored_by_the_worker(
+    app, client, handled
+):
+    post_event(client, event("test.recorded"))
+    [row] = stored()
+    assert row.state == EventState.RECEIVED
+    stripe_handlers(app)._by_type.pop("test.recorded")  # a release that dropped the handler
+    services.process(row.id)
+    db.session.refresh(row)
+    assert (row.state, row.attempts, handled) == (EventState.IGNORED, 1, [])
 
 
 def test_a_failing_handler_is_recorded_and_retried_with_backoff(client, flaky):

@@ -215,6 +215,8 @@ SETTINGS = [
     Setting("VCPAY_WEB_HOST", "WEB_HOST", "0.0.0.0"),  # noqa: S104  # nosec B104  # in a container
     Setting("VCPAY_WEB_WORKERS", "WEB_WORKERS", 2, int),
     Setting("VCPAY_WEB_WORKER_CLASS", "WEB_WORKER_CLASS", "gthread"),
+    # gunicorn's --worker-connections under the gevent worker (its default is 1000).
+    Setting("VCPAY_WEB_CONNECTIONS", "WEB_CONNECTIONS", 1000, int),
     # Open call streams, capped so that one link cannot hold every thread (see calls/stream.py).
     Setting("VCPAY_STREAMS_PER_SESSION", "STREAMS_PER_SESSION", 4, int),
     Setting("VCPAY_STREAMS_PER_ADDRESS", "STREAMS_PER_ADDRESS", 50, int),

@@ -1,13 +1,15 @@
 """Call streams: a call's events as Server-Sent Events, for one viewer at a time.
 
-Each open stream holds a server thread, so streams are capped per process: per viewer and
-per address (one more ends the oldest, as a reopened tab would) and in all, leaving
-``STREAM_RESERVED_THREADS`` for pages, sign-in and webhooks. ``register_live_events`` sets the
-process's waker and open streams on the application.
+Under gunicorn's gthread worker each open stream holds a server thread; under its gevent worker
+a greenlet, out of the worker's ``--worker-connections``. Either way streams are capped per
+process: per viewer and per address (one more ends the oldest, as a reopened tab would) and in
+all, leaving ``STREAM_RESERVED_THREADS`` threads (or connections) for pages, sign-in and
+webhooks. ``register_live_events`` sets the process's waker and open streams on the application.
 """
 
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,10 +26,14 @@ from vcpay.extensions import db
 KEEPALIVE_SECONDS = 15.0
 RECHECK_SECONDS = 60.0  # how soon a stream notices the viewer lost the right to see the call
 RECONNECT_MILLISECONDS = 2000
-BUSY_RETRY_SECONDS = 5  # Retry-After when this process has no thread to spare for a stream
+BUSY_RETRY_SECONDS = 5  # Retry-After when this process has no room to spare for a stream
 # An event id as a browser sends it back: ASCII digits only, and short enough to parse
 # cheaply; any such value past the call's newest event means "the newest".
 EVENT_ID = re.compile(r"[0-9]{1,32}")
+CAPPED_BY = (
+    ("session", "viewer", "STREAMS_PER_SESSION"),
+    ("address", "address", "STREAMS_PER_ADDRESS"),
+)
 
 
 @dataclass(eq=False)
@@ -41,10 +47,26 @@ class OpenStream:
     reason: str = ""  # "session" or "address": which cap a newer stream went over
 
 
-def stream_ceiling(threads: int, reserved: int) -> int:
-    """How many streams one process may hold: its threads less the reserve, and at least half
-    of them (a reserve larger than that would leave no room for call screens at all)."""
-    return max(threads - reserved, threads // 2)
+def stream_ceiling(room: int, reserved: int) -> int:
+    """How many streams one process may hold: its threads (or connections) less the reserve,
+    and at least half of them (a reserve larger than that would leave no room for call
+    screens at all)."""
+    return max(room - reserved, room // 2)
+
+
+def serving_greenlets() -> bool:
+    """Whether this process serves each connection on a greenlet (gunicorn's gevent worker
+    patches the standard library before it loads the application), not on a thread. Asked of
+    gevent only when it is already loaded: the gthread worker never imports it."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
+
+
+def stream_room(config) -> int:
+    """What bounds one process's open streams: ``WEB_CONNECTIONS`` (gunicorn's
+    ``--worker-connections``) under gevent, where a waiting stream costs a greenlet, else
+    ``WEB_THREADS``, as each waiting stream holds one of them."""
+    return config["WEB_CONNECTIONS"] if serving_greenlets() else config["WEB_THREADS"]
 
 
 class OpenStreams:
@@ -55,23 +77,28 @@ class OpenStreams:
         self.waker = waker
         self.lock = threading.Lock()
         self.streams: list[OpenStream] = []
+        # The streams of each viewer and of each address, oldest first: a new stream's caps
+        # are checked against its own few, not against every stream of the process.
+        self.groups: dict[tuple[str, str], list[OpenStream]] = {}
 
     @property
     def ceiling(self) -> int:
-        return stream_ceiling(self.config["WEB_THREADS"], self.config["STREAM_RESERVED_THREADS"])
+        return stream_ceiling(stream_room(self.config), self.config["STREAM_RESERVED_THREADS"])
 
     def open(self, call_id: int, viewer: str, address: str) -> OpenStream | None:
         """Register a new stream, ending the oldest of its viewer or address beyond their
-        caps; None when the process has no thread to spare for it."""
+        caps; None when the process has no thread (or connection) to spare for it."""
         stream = OpenStream(call_id, viewer, address)
         with self.lock:
             replaced = self._beyond_caps(stream)
             if len(self.streams) - len(replaced) >= self.ceiling:
                 return None
             for old, reason in replaced:
-                self.streams.remove(old)
+                self._forget(old)
                 old.reason = reason
             self.streams.append(stream)
+            for _reason, key, _cap in CAPPED_BY:
+                self.groups.setdefault((key, getattr(stream, key)), []).append(stream)
         for old, _reason in replaced:
             old.ended.set()
             self.waker.wake(old.call_id)  # at once, not at its next keepalive
@@ -79,21 +106,25 @@ class OpenStreams:
 
     def close(self, stream: OpenStream) -> None:
         with self.lock:
-            if stream in self.streams:
-                self.streams.remove(stream)
+            if stream in self.groups.get(("viewer", stream.viewer), ()):
+                self._forget(stream)
+
+    def _forget(self, stream: OpenStream) -> None:
+        self.streams.remove(stream)
+        for _reason, key, _cap in CAPPED_BY:
+            group = self.groups[(key, getattr(stream, key))]
+            group.remove(stream)
+            if not group:
+                del self.groups[(key, getattr(stream, key))]
 
     def _beyond_caps(self, new: OpenStream) -> list[tuple[OpenStream, str]]:
         """The oldest streams a new one pushes over the viewer's cap, then the address's."""
         replaced: list[tuple[OpenStream, str]] = []
-        caps = (
-            ("session", "viewer", self.config["STREAMS_PER_SESSION"]),
-            ("address", "address", self.config["STREAMS_PER_ADDRESS"]),
-        )
-        for reason, key, cap in caps:
+        for reason, key, setting in CAPPED_BY:
             gone = {old for old, _ in replaced}
-            same = [
-                s for s in self.streams if getattr(s, key) == getattr(new, key) and s not in gone
-            ]
+            group = self.groups.get((key, getattr(new, key)), [])
+            same = [s for s in group if s not in gone]
+            cap = self.config[setting]
             replaced += [(old, reason) for old in same[: max(len(same) - max(cap, 1) + 1, 0)]]
         return replaced
 
@@ -137,7 +168,9 @@ def stream_events(
             yield f"event: replaced\ndata: {json.dumps({'reason': opened.reason})}\n\n"
             return
         if time.monotonic() >= check_again:
-            if not _allowed(app, call_id, still_allowed):
+            with waker.reading:  # a turn at the streams' few connections, as their reads take
+                allowed = _allowed(app, call_id, still_allowed)
+            if not allowed:
                 yield "event: closed\ndata: {}\n\n"
                 return
             check_again = time.monotonic() + RECHECK_SECONDS
@@ -154,9 +187,14 @@ def stream_events(
         if fresh:
             yield "".join(sse(row) for row in fresh)
             continue
-        # A quiet spell: look back once for an event that committed late, below ``after``.
+        # Nothing new: wait for an event newer than any this process has heard of for the call.
+        # One it heard of but the read did not find (announced by another deployment on the
+        # same Redis, whose call ids are the same numbers) must not wake the stream again and
+        # again: under gevent that loop would never yield. A quiet spell ends in a look-back
+        # for an event that committed late, below ``after``.
+        heard = max(after, waker.newest.get(call_id, 0))
         look_back = not waker.wait(
-            call_id, after, min(KEEPALIVE_SECONDS, deadline - time.monotonic()), opened.ended
+            call_id, heard, min(KEEPALIVE_SECONDS, deadline - time.monotonic()), opened.ended
         )
         if look_back:
             yield ": keepalive\n\n"

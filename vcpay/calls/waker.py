@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 CHANNEL = "vcpay:call-events"
 LOOKBACK = timedelta(seconds=30)
 SHARE_SECONDS = 0.5
+# Database connections a process's streams read with at once, fewer than its pool holds: under
+# gevent thousands of streams wait on greenlets, and their reads would otherwise queue in the
+# pool ahead of pages. Only reads take a turn: streams served the shared rows do not queue.
+STREAM_READERS = 4
 
 
 class CallWaker:
@@ -42,6 +46,7 @@ class CallWaker:
         # one query instead of making one each.
         self.shared: dict[int, tuple[int, int, float, list]] = {}
         self.readers: dict[int, threading.Lock] = {}
+        self.reading = threading.BoundedSemaphore(STREAM_READERS)
         self.started = False
         self.lock = threading.Lock()
         self.high_water = 0
@@ -98,7 +103,8 @@ class CallWaker:
 
     def recent_events(self, engine, call_id: int, after: int, look_back: bool = False) -> list:
         if look_back:  # now and then, per stream: not shared
-            return _recent_rows(engine, call_id, after, look_back=True)
+            with self.reading:
+                return _recent_rows(engine, call_id, after, look_back=True)
         # The streams of a call wake together: the first reads, the others wait for its rows
         # rather than each missing the shared rows and making the same query at once.
         with self._reader(call_id):
@@ -113,7 +119,8 @@ class CallWaker:
                     and time.monotonic() - read_at < SHARE_SECONDS
                 ):
                     return rows
-            rows = _recent_rows(engine, call_id, after)
+            with self.reading:
+                rows = _recent_rows(engine, call_id, after)
             with self.mutex:
                 self.shared[call_id] = (after, newest, time.monotonic(), rows)
                 if len(self.shared) > 1000:  # calls nobody watches or reads any more

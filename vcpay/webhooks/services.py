@@ -1,10 +1,11 @@
 """Storing verified events once, and processing each exactly once."""
 
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Engine, bindparam, create_engine, or_, select, text, update
+from sqlalchemy import Engine, TextClause, bindparam, create_engine, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from vcpay.database import UTCDateTime, utcnow
@@ -12,6 +13,7 @@ from vcpay.extensions import db
 from vcpay.integrations.stripe_api import StripeSettings
 from vcpay.integrations.stripe_values import WebhookEvent
 from vcpay.transactions import commit_unit
+from vcpay.webhooks.grouping import GroupedWriter
 from vcpay.webhooks.handoff import Handoff
 from vcpay.webhooks.models import EventState, StripeEvent
 from vcpay.webhooks.registry import IgnoreEvent, handler_for
@@ -26,20 +28,63 @@ def backoff(attempts: int) -> float:
 
 
 # Plain SQL on a connection of its own: the hottest path in vcpay, and the dialects'
-# "insert ... on conflict" constructs are compiled afresh on every call.
-INSERT_EVENT = text(
-    "INSERT INTO stripe_events (event_id, type, account, livemode, created, payload,"
-    " received_at, state, attempts, next_attempt_at)"
-    " VALUES (:event_id, :type, :account, :livemode, :created, :payload,"
-    " :received_at, 'received', 0, :received_at)"
-    " ON CONFLICT (event_id) DO NOTHING RETURNING id"
-).bindparams(
-    bindparam("created", type_=UTCDateTime()), bindparam("received_at", type_=UTCDateTime())
+# "insert ... on conflict" constructs are compiled afresh on every call. One statement per
+# group size, each made once: the events of concurrent requests go in together (grouping.py).
+EVENT_COLUMNS = (
+    "event_id",
+    "type",
+    "account",
+    "livemode",
+    "created",
+    "payload",
+    "received_at",
+    "state",
+    "next_attempt_at",
+    "processed_at",
 )
+INSERT_EVENTS = (
+    "INSERT INTO stripe_events (event_id, type, account, livemode, created, payload,"
+    " received_at, state, next_attempt_at, processed_at, attempts)"
+)
+ON_CONFLICT = "ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id"
+_insert_statements: dict[int, TextClause] = {}
+
+
+def _insert_events_statement(rows: int) -> TextClause:
+    statement = _insert_statements.get(rows)
+    if statement is None:
+        values = ", ".join(
+            f"(:event_id_{n}, :type_{n}, :account_{n}, :livemode_{n}, :created_{n},"
+            f" :payload_{n}, :received_at_{n}, :state_{n}, :next_attempt_at_{n},"
+            f" :processed_at_{n}, 0)"
+            for n in range(rows)
+        )
+        # Only numbered placeholders are formatted in; the values are bound.
+        sql = f"{INSERT_EVENTS} VALUES {values} {ON_CONFLICT}"
+        statement = text(sql).bindparams(
+            *(
+                bindparam(f"{name}_{n}", type_=UTCDateTime())
+                for n in range(rows)
+                for name in ("created", "received_at", "next_attempt_at", "processed_at")
+            )
+        )
+        _insert_statements[rows] = statement
+    return statement
+
+
+def settled_on_arrival(event: WebhookEvent) -> bool:
+    """An event no worker would act on (no handler for its type, or the other mode): it is
+    kept as ignored at once rather than handed on. Stripe sends several such events with each
+    payment (``payment_intent.created``, ``charge.succeeded``...), at the very moment the one
+    that matters arrives; handed on, they kept the workers busy while it waited."""
+    return handler_for(event.type) is None or event.livemode != _expected_livemode()
 
 
 def store_event(event: WebhookEvent) -> int | None:
-    """Keep the event, committed; its row id, or None if it was kept before."""
+    """Keep the event, committed; its row id, or None if it was kept before. Raises
+    ``GroupFailed`` when the write of the group it joined failed: nothing of it was kept."""
+    received_at = utcnow()
+    settled = settled_on_arrival(event)
     values = {
         "event_id": event.id,
         "type": event.type,
@@ -47,19 +92,44 @@ def store_event(event: WebhookEvent) -> int | None:
         "livemode": event.livemode,
         "created": datetime.fromtimestamp(event.created, UTC),
         "payload": event.payload,
-        "received_at": utcnow(),
+        "received_at": received_at,
+        "state": (EventState.IGNORED if settled else EventState.RECEIVED).value,
+        "next_attempt_at": None if settled else received_at,
+        "processed_at": received_at if settled else None,
     }
+    return _grouped_writer().store(values)
+
+
+def _grouped_writer() -> GroupedWriter:
+    """One per application (and database), shared by the request threads of the process."""
+    app = current_app._get_current_object()
+    writer = app.extensions.get("stripe_inbox_writer")
+    if writer is None:
+        with _writer_lock:
+            writer = app.extensions.setdefault(
+                "stripe_inbox_writer", GroupedWriter(_insert_events, key="event_id")
+            )
+    return writer
+
+
+_writer_lock = threading.Lock()
+
+
+def _insert_events(rows: list[dict]) -> dict[str, int]:
+    """Insert the rows in one statement (atomic and committed on its own); the new ids."""
     try:
-        return _insert(values)
+        return _insert(rows)
     except DBAPIError as error:
         if not error.connection_invalidated:
             raise
-        return _insert(values)  # the pooled connection had gone stale (a database restart)
+        return _insert(rows)  # the pooled connection had gone stale (a database restart)
 
 
-def _insert(values: dict) -> int | None:
+def _insert(rows: list[dict]) -> dict[str, int]:
+    values = {f"{name}_{n}": row[name] for n, row in enumerate(rows) for name in EVENT_COLUMNS}
     with _inbox_engine().connect() as connection:
-        return connection.execute(INSERT_EVENT, values).scalar()
+        result = connection.execute(_insert_events_statement(len(rows)), values)
+        return {event_id: row_id for row_id, event_id in result}
 
 
 def _inbox_engine() -> Engine:
@@ -108,8 +178,12 @@ class ProcessingFailed(Exception):
         self.retry_in = retry_in  # None: no attempts left
 
 
+def _expected_livemode() -> bool:
+    return StripeSettings.from_config(current_app.config).livemode
+
+
 def _expected_mode(event: StripeEvent) -> bool:
-    return event.livemode == StripeSettings.from_config(current_app.config).livemode
+    return event.livemode == _expected_livemode()
 
 
 def process(row_id: int) -> None:

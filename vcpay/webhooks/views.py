@@ -12,7 +12,8 @@ from vcpay.extensions import csrf, limiter
 from vcpay.integrations.servicedesk import WebhookRefused, changed_request_key
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import WebhookSignatureInvalid
-from vcpay.webhooks.services import handoff, store_event
+from vcpay.webhooks.grouping import GroupFailed
+from vcpay.webhooks.services import handoff, settled_on_arrival, store_event
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
@@ -42,8 +43,12 @@ def stripe_webhook():
         return _refuse(f"Signature check failed: {error}")
     except ValueError as error:
         return _refuse(str(error))
-    row_id = store_event(event)
-    if row_id is not None:
+    try:
+        row_id = store_event(event)
+    except GroupFailed as error:  # nothing of it was kept: Stripe delivers a 5xx again
+        log.warning("Could not store Stripe event %s: %s", event.id, error)
+        return _refuse("vcpay could not store this event now; try again later.", 503)
+    if row_id is not None and not settled_on_arrival(event):
         handoff.submit(row_id)
     return jsonify({"received": event.id, "duplicate": row_id is None})
 
