@@ -23,6 +23,7 @@ is spread over several signed-in browsers, each on its own loopback address (the
     python bench/call_streams.py [--quick] [--postgres] [--streams S] [--pages P]
                                  [--calls N] [--idle-streams] [--database-url URL]
                                  [--worker-class gthread|gevent] [--phases none,streams,...]
+                                 [--profile prod]
 
 Default: embedded (SQLite, file-system broker, no Redis: streams are woken by a 0.25 s poll),
 200 streams, 100 page loads and 50 Request Payments per phase; ``--quick``: 50 streams, 30 page
@@ -45,6 +46,9 @@ After each streams phase's measurement, one more Request Payment is made in ever
 streams are on; each stream still open must receive its own call's ``payment_requested``
 event (``delivered``). Resident memory of gunicorn (master and workers, from /proc) is read
 before the streams open and once they have all started.
+
+``--profile prod``: vcpay as ``make run-prod`` runs it (``bench.product.ProductionProfile``:
+deploy/Procfile's commands, one web instance, two workers and beat; implies ``--postgres``).
 
 Goal: p95 with streams at most 1.5 times p95 without, for both the page and Request Payment.
 Prints a table and, as its last line, one JSON object; saves it to bench/results/.
@@ -71,6 +75,7 @@ from bench.product import (
     machine,
     new_request_key,
     percentile,
+    product_on,
     save,
     summary_ms,
     tcp_states,
@@ -90,12 +95,15 @@ DELIVERY_SECONDS = 60
 
 def run(args: argparse.Namespace) -> dict:
     raise_open_file_limit()
-    product = Product(
+    options = {"web_instances": 1} if args.profile == "prod" else {}  # one instance's ceiling
+    product = product_on(
+        args.profile,
         "production" if args.postgres else "embedded",
         args.database_url,
         extra_env=stream_caps(args.streams, args.worker_class),
         worker_class=args.worker_class,
         **redis_urls(args.redis_db),
+        **options,
     )
     try:
         product.start()
@@ -376,7 +384,12 @@ def parse_args() -> argparse.Namespace:
         default="gthread",
         help="gunicorn's worker: a thread (make run) or a greenlet per open stream",
     )
+    parser.add_argument(
+        "--profile", choices=("run", "prod"), default="run",
+        help="vcpay as `make run` runs it, or as `make run-prod` does (one web instance)",
+    )  # fmt: skip
     args = parser.parse_args()
+    args.postgres = args.postgres or args.profile == "prod"  # production means PostgreSQL
     args.streams = args.streams or (50 if args.quick else 200)
     args.pages = args.pages or (30 if args.quick else 100)
     args.phases = tuple(args.phases.split(","))
@@ -410,6 +423,7 @@ def main() -> None:
         "machine": machine(),
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
         "mode": mode,
+        "profile": args.profile,
         "database": outcome["database_version"],
         "quick": args.quick,
         "streams": args.streams,

@@ -27,12 +27,16 @@ Modes, each a fresh instance, both in one run by default:
   ``VCPAY_REDIS_URL``, so streams are woken through Redis pub/sub. Goal: p95 at most 20 ms.
 
     python bench/payment_latency.py [--quick] [--embedded | --redis] [--payments N]
-                                    [--gap-ms MS] [--database-url URL]
+                                    [--gap-ms MS] [--database-url URL] [--profile prod]
 
 ``--quick``: 30 payments per mode instead of 200. ``--database-url`` names the scratch
 PostgreSQL database, created afresh and dropped at the end (default ``vcpay_bench_latency`` on
 127.0.0.1); Redis databases 12 (broker) and 13 (live updates, rate limits) are flushed at the
 start and the end.
+
+``--profile prod`` (with ``--redis``): vcpay as ``make run-prod`` runs it instead
+(``bench.product.ProductionProfile``: deploy/Procfile's commands, two web instances of which
+the stream and the Stripe stand-in's webhooks use the first, two workers and beat).
 
 Prints a table and, as its last line, one JSON object; saves it to bench/results/.
 """
@@ -55,13 +59,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.product import (
     CLINICIAN,
     Browser,
-    Product,
     StreamHub,
     addresses,
     cpu_seconds,
     database_version,
     machine,
     new_request_key,
+    product_on,
     save,
     summary_ms,
 )
@@ -97,8 +101,10 @@ class PaidEvents:
             return self.condition.wait_for(lambda: key in self.seen, seconds)
 
 
-def run_mode(mode: str, payments: int, gap: float, database_url: str) -> dict:
-    product = Product("embedded" if mode == "embedded" else "production", database_url)
+def run_mode(mode: str, payments: int, gap: float, database_url: str, profile: str) -> dict:
+    if profile == "prod" and mode == "embedded":
+        raise SystemExit("--profile prod runs on PostgreSQL and Redis: add --redis")
+    product = product_on(profile, "embedded" if mode == "embedded" else "production", database_url)
     hub = None
     try:
         product.start()
@@ -260,6 +266,10 @@ def parse_args() -> argparse.Namespace:
         "--gap-ms", type=float, default=100, help="least pause after each payment (+0-250 ms)"
     )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="scratch database")
+    parser.add_argument(
+        "--profile", choices=("run", "prod"), default="run",
+        help="vcpay as `make run` runs it, or as `make run-prod` does (with --redis)",
+    )  # fmt: skip
     args = parser.parse_args()
     args.payments = args.payments or (30 if args.quick else 200)
     return args
@@ -276,7 +286,10 @@ def main() -> None:
         f"modes: {', '.join(modes)}",
         flush=True,
     )
-    results = [run_mode(m, args.payments, args.gap_ms / 1000, args.database_url) for m in modes]
+    results = [
+        run_mode(m, args.payments, args.gap_ms / 1000, args.database_url, args.profile)
+        for m in modes
+    ]
     summary = {
         "benchmark": "payment_latency",
         "date": started_at.isoformat(timespec="seconds"),
@@ -286,6 +299,7 @@ def main() -> None:
         "quick": args.quick,
         "payments_per_mode": args.payments,
         "gap_ms": args.gap_ms,
+        "profile": args.profile,
         "modes": results,
         "goal_met": all(r["goal_met"] for r in results),
     }

@@ -41,6 +41,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from sqlalchemy.engine import make_url
 
+from sandbox.procfile import procfile_command
 from sandbox.stripe.control_client import StripeControl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 START_FORM = re.compile(r'name="clinic_id" type="hidden" value="(\d+)"[^>]*>\s*<h3>([^<]+)</h3>')
 LAST_EVENT_ID = re.compile(r'data-last-event-id="(\d+)"')
+VCPAY_PROCESSES = ("web", "worker", "beat")  # stopped before the stand-ins they talk to
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -442,17 +444,23 @@ class Product:
         self.flask("db", "upgrade")
         self.flask("seed-demo")
         for name, command in self.commands().items():
-            self.processes[name] = start(command, self.env, self.log)
-        checks = {
-            "web": lambda: answers(f"{self.base}/healthz"),
-            "stripe": lambda: answers(f"{self.stripe_base}/_sandbox/accounts"),
-            "worker": lambda: b"ready." in self.log.read_bytes(),
-        }
-        for name, check in checks.items():
+            self.processes[name] = start(command, self.env | self.process_env(name), self.log)
+        for name, check in self.readiness_checks().items():
             if not wait_until(check, 60):
                 self.failed = True
                 raise RuntimeError(f"{name} did not start; see {self.log}")
         return self
+
+    def process_env(self, name: str) -> dict[str, str]:
+        """Settings of the process ``name`` alone, over the shared environment."""
+        return {}
+
+    def readiness_checks(self) -> dict[str, Callable[[], bool]]:
+        return {
+            "web": lambda: answers(f"{self.base}/healthz"),
+            "stripe": lambda: answers(f"{self.stripe_base}/_sandbox/accounts"),
+            "worker": lambda: b"ready." in self.log.read_bytes(),
+        }
 
     def link_gp_clinic(self) -> int:
         """Go to Stripe as the clinic admin, consent on the stand-in with the GP clinic's
@@ -491,7 +499,7 @@ class Product:
         }
 
     def server_groups(self) -> list[int]:
-        return [p.pid for name, p in self.processes.items() if name in ("web", "worker")]
+        return [p.pid for name, p in self.processes.items() if name.startswith(("web", "worker"))]
 
     def _flush_redis(self) -> None:
         for url in (self.redis_broker_url, self.redis_url):
@@ -500,9 +508,8 @@ class Product:
     def close(self) -> dict[str, bool]:
         """Stop every process group; drop the scratch database and flush Redis; remove the
         instance folder unless something went wrong."""
-        for name in ("web", "worker", "stripe", "mail"):
-            if name in self.processes:
-                self.clean[name] = stop(self.processes.pop(name))
+        for name in sorted(self.processes, key=lambda n: not n.startswith(VCPAY_PROCESSES)):
+            self.clean[name] = stop(self.processes.pop(name))
         if self.mode != "embedded":
             with suppress(Exception):
                 self._flush_redis()
@@ -512,6 +519,71 @@ class Product:
         else:
             shutil.rmtree(self.instance, ignore_errors=True)
         return self.clean
+
+
+@dataclass
+class ProductionProfile(Product):
+    """vcpay as ``make run-prod`` runs it: deploy/Procfile's commands (``sandbox.procfile``)
+    for ``web_instances`` web instances (gunicorn with deploy/gunicorn.conf.py, each on its own
+    port: there is no proxy, the benchmark spreads its people over them), two Celery workers
+    and one beat, on a scratch PostgreSQL database and Redis, with the Stripe, Jira and mail
+    stand-ins. ``VCPAY_ENV`` stays unset: production refuses the stand-ins' published keys."""
+
+    mode: str = "production"
+    web_instances: int = 2
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.web_ports = [self.web_port] + [free_port() for _ in range(self.web_instances - 1)]
+        self.bases = [f"http://127.0.0.1:{port}" for port in self.web_ports]
+        self.jira_base = f"http://127.0.0.1:{free_port()}"
+        self.env.update(VCPAY_JIRA_URL=self.jira_base, VCPAY_WEB_HOST="127.0.0.1")
+        # deploy/gunicorn.conf.py reads the worker class from the environment
+        self.env.setdefault("VCPAY_WEB_WORKER_CLASS", self.worker_class)
+
+    @property
+    def web_threads(self) -> int:
+        return int(self.env.get("VCPAY_WEB_THREADS") or 256)  # as deploy/gunicorn.conf.py
+
+    def commands(self) -> dict[str, list[str]]:
+        standins = {k: v for k, v in super().commands().items() if k in ("stripe", "mail")}
+        jira_port = urlsplit(self.jira_base).port
+        standins["jira"] = [
+            sys.executable, "-m", "sandbox.jira", "--host", "127.0.0.1",
+            "--port", str(jira_port), "--public-url", self.jira_base,
+        ]  # fmt: skip
+        webs = {f"web.{n + 1}": procfile_command("web") for n in range(self.web_instances)}
+        workers = {
+            f"worker.{n}": procfile_command("worker", "--hostname", f"worker{n}@%h") for n in (1, 2)
+        }  # two on one host need names of their own
+        return standins | webs | workers | {"beat.1": procfile_command("beat")}
+
+    def process_env(self, name: str) -> dict[str, str]:
+        if name.startswith("web."):
+            return {"PORT": str(self.web_ports[int(name.split(".")[1]) - 1])}
+        return {}
+
+    def readiness_checks(self) -> dict[str, Callable[[], bool]]:
+        checks = {
+            f"web at {base}": lambda base=base: answers(f"{base}/healthz") for base in self.bases
+        }
+        return checks | {
+            "stripe": lambda: answers(f"{self.stripe_base}/_sandbox/accounts"),
+            "jira": lambda: answers(f"{self.jira_base}/_sandbox/clock"),
+            "workers": lambda: self.log.read_bytes().count(b" ready.") >= 2,
+        }
+
+    def groups(self, kind: str) -> list[int]:
+        """Process groups of one kind (web, worker, beat): each leader and its children."""
+        return [p.pid for name, p in self.processes.items() if name.startswith(f"{kind}.")]
+
+
+def product_on(profile: str, mode: str, database_url: str, **options) -> Product:
+    """The product an earlier benchmark measures: as ``make run`` runs it (``profile``
+    "run", in ``mode``), or as ``make run-prod`` does ("prod": always PostgreSQL and Redis)."""
+    if profile == "prod":
+        return ProductionProfile(database_url=database_url, **options)
+    return Product(mode, database_url, **options)
 
 
 # -- Server-Sent Events -----------------------------------------------------------------------
@@ -535,6 +607,8 @@ class Stream:
     open: bool = False
     reconnects: int = 0
     error: str = ""
+    dropped: bool = False  # closed by the reader (the call screen left): not reopened
+    ended_by: str = ""  # the named event the server ended the stream with (replaced, closed)
 
 
 class StreamHub:
@@ -548,6 +622,7 @@ class StreamHub:
         self.selector = selectors.DefaultSelector()
         self.streams: list[Stream] = []
         self.pending: list[Stream] = []
+        self.leaving: list[Stream] = []
         self.lock = threading.Lock()
         self.wake_r, self.wake_w = socket.socketpair()
         self.selector.register(self.wake_r, selectors.EVENT_READ, None)
@@ -563,6 +638,13 @@ class StreamHub:
             self.pending.append(stream)
         self.wake_w.send(b"x")
         return stream
+
+    def drop(self, stream: Stream) -> None:
+        """Close one stream, as a call screen does when it is left (on the hub's thread,
+        which owns the selector)."""
+        with self.lock:
+            self.leaving.append(stream)
+        self.wake_w.send(b"x")
 
     def _connect(self, stream: Stream) -> None:
         sock = socket.create_connection(
@@ -586,6 +668,11 @@ class StreamHub:
                 for stream in self.pending:
                     self.selector.register(stream.sock, selectors.EVENT_READ, stream)
                 self.pending.clear()
+                for stream in self.leaving:
+                    stream.dropped = True
+                    self._ended(stream, reopen=False)
+                    self.streams.remove(stream)
+                self.leaving.clear()
             for key, _mask in self.selector.select(timeout=0.5):
                 if key.data is None:
                     with suppress(BlockingIOError):
@@ -615,26 +702,31 @@ class StreamHub:
                 stream.error = f"HTTP {stream.status}"
                 self._ended(stream, reopen=False)
                 return
-        self._dechunk(stream)
+        finished = self._dechunk(stream)
         while b"\n\n" in stream.body:
             block, _, stream.body = stream.body.partition(b"\n\n")
             self._block(now, stream, block.decode())
+        if finished:  # the response ended with the connection kept alive: as a browser does,
+            # reconnect, unless a newer stream replaced this one (the page then says so)
+            self._ended(stream, reopen=not stream.ended_by.startswith("replaced"))
 
-    def _dechunk(self, stream: Stream) -> None:
+    def _dechunk(self, stream: Stream) -> bool:
+        """Move what has arrived into the body; True once the last (empty) chunk came."""
         while stream.raw:
             if stream.chunk_left == 0:
                 line, found, rest = stream.raw.partition(b"\r\n")
                 if not found:
-                    return
+                    return False
                 size = int(line.split(b";")[0], 16)
                 if size == 0:
                     stream.raw = b""
-                    return
+                    return True
                 stream.raw, stream.chunk_left = rest, size + 2
             taken = stream.raw[: stream.chunk_left]
             stream.raw = stream.raw[stream.chunk_left :]
             stream.chunk_left -= len(taken)
             stream.body += taken[: max(0, len(taken) - max(0, 2 - stream.chunk_left))]
+        return False
 
     def _block(self, now: float, stream: Stream, block: str) -> None:
         fields: dict[str, str] = {}
@@ -643,6 +735,8 @@ class StreamHub:
                 continue
             name, value = line.split(":", 1)
             fields[name] = value[1:] if value.startswith(" ") else value
+        if "event" in fields and "id" not in fields:  # replaced, closed: the end of it
+            stream.ended_by = f"{fields['event']} {fields.get('data', '')}".strip()
         if "retry" in fields and stream.first_bytes_at is None:
             stream.first_bytes_at = now
         if "id" in fields and "data" in fields:

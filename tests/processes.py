@@ -1,7 +1,6 @@
 """Run the product's real processes (Celery worker and beat, the demo) from tests."""
 
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -50,26 +49,6 @@ def stop_group(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 
 def celery(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "workers.main", *arguments]
-
-
-PROCFILE = ROOT / "deploy" / "Procfile"
-
-
-def procfile() -> dict[str, list[str]]:
-    """deploy/Procfile's processes, each as its command's words."""
-    processes = {}
-    for line in PROCFILE.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _, command = line.partition(":")
-            processes[name.strip()] = shlex.split(command)
-    return processes
-
-
-def procfile_command(name: str, *extra: str) -> list[str]:
-    """A Procfile process as tests run it: its program (gunicorn, celery, flask) from this
-    interpreter, with the Procfile's arguments and any ``extra``."""
-    program, *arguments = procfile()[name]
-    return [sys.executable, "-m", program, *arguments, *extra]
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str, log: Path | None = None):

@@ -17,7 +17,8 @@ import yaml
 from redbeat import RedBeatScheduler
 from redis import exceptions as redis_errors
 
-from tests.processes import ROOT, procfile
+from sandbox.procfile import procfile
+from tests.processes import ROOT
 from vcpay.config import (
     SANDBOX_JIRA_API_TOKEN,
     SANDBOX_JIRA_WEBHOOK_SECRET,

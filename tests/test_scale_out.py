@@ -1,7 +1,7 @@
 """Two of everything on loopback, sharing one PostgreSQL database and one Redis.
 
 Web instances A and B (gunicorn), two Celery workers and two beats, each started with its
-command from deploy/Procfile (``tests.processes.procfile_command``), as ``make run-prod`` and
+command from deploy/Procfile (``sandbox.procfile.procfile_command``), as ``make run-prod`` and
 the compose file start them, with the Stripe and Jira stand-ins and the mail catcher in the
 test process (tests/worker_rig.py). It proves that the instances share what they must and
 never double what must happen once: a payment confirmed through A reaches a clinician
@@ -19,8 +19,9 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from sandbox.procfile import procfile_command
 from tests.faultproxy import FaultProxy
-from tests.processes import free_port, procfile_command, product_environment, running, wait_for
+from tests.processes import free_port, product_environment, running, wait_for
 from tests.services import forget_beat, redis_url
 from tests.stripe_events import signed
 from tests.stripe_standin import WEBHOOK_SECRET
