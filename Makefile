@@ -44,12 +44,13 @@ run-prod: install
 	exec $(BIN)/honcho --procfile deploy/Procfile --app-root . start --port $(WEB_PORT) \
 		--concurrency web=$(WEB_INSTANCES),worker=2 web worker beat
 
-# pytest measures branch coverage and fails under the floor (fail_under in pyproject.toml).
+# pytest measures branch coverage and fails under the floor (fail_under in pyproject.toml), and
+# lists the slowest tests, so a CI log shows where its time went.
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -c pyproject.toml -q -r vcpay workers wsgi.py sandbox
-	$(BIN)/pytest --cov
+	$(BIN)/pytest --cov --durations=40
 
 install: $(STAMP) $(CATALOGUES)
 
