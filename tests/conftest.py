@@ -24,12 +24,29 @@ os.environ.setdefault("VCPAY_NEW_BROWSER_EMAILS", "0")
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     """The journeys run last, one shape after the other (as pytest grouped them): the product
-    they share then never runs beside other tests, taking their CPU or their shared Redis."""
+    they share then never runs beside other tests, taking their CPU or their shared Redis.
+
+    A module marked ``any_database`` runs on SQLite only: what it checks happens before or
+    beside any query (rendering, permissions, password rules), so its PostgreSQL run would
+    repeat the SQLite one and only lengthen the suite. Where the database's own behaviour
+    matters (NUL bytes, huge integers, locks, time zones) modules are not marked.
+    """
+    repeated = [item for item in items if _postgresql_repeat(item)]
+    if repeated:
+        config.hook.pytest_deselected(items=repeated)
+        dropped = set(repeated)
+        items[:] = [item for item in items if item not in dropped]
     journeys = [item for item in items if "journey_product" in getattr(item, "fixturenames", ())]
     chosen = set(journeys)
     items[:] = [item for item in items if item not in chosen] + journeys
+
+
+def _postgresql_repeat(item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    backend = callspec.params.get("database_url") if callspec else None
+    return backend == "postgresql" and item.get_closest_marker("any_database") is not None
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -71,6 +71,9 @@ from vcpay.people.services import (
 from vcpay.teams import invitations
 from vcpay.webhooks.models import StripeEvent
 
+# What these tests check happens before or beside any query: SQLite alone runs them.
+pytestmark = pytest.mark.any_database
+
 SIGN_IN = "302 to sign-in"
 CSRF_REFUSED = "400 CSRF refused"
 SAME = "same as own"

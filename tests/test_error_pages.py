@@ -3,6 +3,9 @@ and lead to no staff page; staff pages keep the staff layout; API clients get JS
 
 import pytest
 
+# What these tests check happens before or beside any query: SQLite alone runs them.
+pytestmark = pytest.mark.any_database
+
 
 @pytest.mark.parametrize(
     ("path", "said"),

@@ -3,6 +3,8 @@ errors that exist beside it, and carries no attribute that reads "None"."""
 
 from html.parser import HTMLParser
 
+import pytest
+
 from tests.conftest import csrf_token, sign_in
 from tests.payment_steps import (
     ask,
@@ -14,6 +16,9 @@ from tests.payment_steps import (
 from tests.test_enablement_requests import MANAGER, new_path, request_data
 from vcpay.auth.forms import SignInForm
 from vcpay.forms import field_aria
+
+# What these tests check happens before or beside any query: SQLite alone runs them.
+pytestmark = pytest.mark.any_database
 
 
 class Fields(HTMLParser):

@@ -36,6 +36,9 @@ from vcpay.mail.models import OutboundEmail
 from vcpay.mail.services import queue_email
 from vcpay.mail.tasks import send_email
 
+# What these tests check happens before or beside any query: SQLite alone runs them.
+pytestmark = pytest.mark.any_database
+
 SENT_BACK = {
     "request": type("Request", (), {"organisation": type("O", (), {"name": "Harbourside"})}),
     "manager": type("Manager", (), {"name": "Morgan <Lee> & co"}),

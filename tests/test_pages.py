@@ -12,6 +12,9 @@ from vcpay.health.services import record_heartbeat
 from vcpay.people.models import ClinicRole
 from vcpay.people.services import find_user_by_email
 
+# What these tests check happens before or beside any query: SQLite alone runs them.
+pytestmark = pytest.mark.any_database
+
 NAV = re.compile(r'<nav aria-label="Main">(.*?)</nav>', re.S)
 
 

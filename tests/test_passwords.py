@@ -18,6 +18,9 @@ from vcpay.people.demo import DEMO_PASSWORD
 from vcpay.people.services import authenticate, find_user_by_email
 from vcpay.redaction import mask_url
 
+# What these tests check happens before or beside any query: SQLite alone runs them.
+pytestmark = pytest.mark.any_database
+
 MANAGER = "manager@harbourside.example"
 CLINICIAN = "clinician@harbourside.example"
 NEW = "otter kettle ribbon lantern"

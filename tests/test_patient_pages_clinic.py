@@ -21,6 +21,9 @@ from tests.payment_steps import (
 from vcpay.extensions import db
 from vcpay.mail.models import OutboundEmail
 
+# What these tests check happens before or beside any query: SQLite alone runs them.
+pytestmark = pytest.mark.any_database
+
 CLINIC = "Harbourside GP Clinic"
 
 

@@ -12,6 +12,9 @@ from jinja2 import Environment
 from vcpay.i18n import browser_locale, checkout_locale, to_latin
 from vcpay.translations_cli import EXTRACT, ROOT, _pybabel, catalogue
 
+# What these tests check happens before or beside any query: SQLite alone runs them.
+pytestmark = pytest.mark.any_database
+
 LOCALES = ("sr_Cyrl", "sr_Latn")
 
 
