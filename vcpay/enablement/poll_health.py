@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from vcpay.database import utcnow
 from vcpay.enablement.models import JiraPollCursor
 from vcpay.extensions import db
+from vcpay.transactions import commit_unit
 
 CURSOR = "enablement_requests"  # the name of the poll's cursor
 ERROR_LENGTH = 500
@@ -45,14 +46,15 @@ def _cursor() -> JiraPollCursor:
 
 
 def record_poll_outcome(error: Exception | None) -> None:
-    """After a poll (its own work committed or rolled back): note how it ended. Commits."""
+    """After a poll (its own work committed or rolled back): note how it ended, in a unit of
+    its own."""
     try:
         _note(_cursor(), error)
-        db.session.commit()
+        commit_unit()
     except IntegrityError:  # a first poll elsewhere made the cursor meanwhile
         db.session.rollback()
         _note(_cursor(), error)
-        db.session.commit()
+        commit_unit()
 
 
 def _note(cursor: JiraPollCursor, error: Exception | None) -> None:
