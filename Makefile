@@ -32,6 +32,7 @@ WEB_INSTANCES ?= 2
 WEB_PORT ?= 8000
 run-prod: export VCPAY_ENV ?= production
 run-prod: export VCPAY_LOG_FORMAT ?= json
+run-prod: export VCPAY_BEAT_LOCK ?= true
 run-prod: export VCPAY_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/vcpay
 run-prod: export VCPAY_CELERY_BROKER_URL ?= redis://127.0.0.1:6379/0
 run-prod: export VCPAY_REDIS_URL ?= redis://127.0.0.1:6379/1

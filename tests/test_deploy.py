@@ -198,7 +198,10 @@ def test_a_negative_pool_size_names_the_setting(tmp_path):
 
 
 def test_with_redis_beat_holds_a_lock_of_its_deployments_own(tmp_path):
-    config = settings(tmp_path, VCPAY_DATABASE_URL=POSTGRES, VCPAY_REDIS_URL="redis://r:6379/1")
+    config = settings(
+        tmp_path, VCPAY_DATABASE_URL=POSTGRES, VCPAY_REDIS_URL="redis://r:6379/1",
+        VCPAY_BEAT_LOCK="true",
+    )  # fmt: skip
     beat = celery_settings(config, str(tmp_path))
     assert beat["beat_scheduler"] == "workers.beat:LockedScheduler"
     assert beat["redbeat_redis_url"] == "redis://r:6379/1"
@@ -207,17 +210,20 @@ def test_with_redis_beat_holds_a_lock_of_its_deployments_own(tmp_path):
     assert "s3cret" not in prefix and prefix.startswith("vcpay:beat:")
     # Another database is another deployment: its beat never waits for this one's.
     other = settings(tmp_path, VCPAY_DATABASE_URL=POSTGRES.replace("/vcpay", "/other"),
-                     VCPAY_REDIS_URL="redis://r:6379/1")  # fmt: skip
+                     VCPAY_REDIS_URL="redis://r:6379/1", VCPAY_BEAT_LOCK="true")  # fmt: skip
     assert beat_settings(other)["redbeat_key_prefix"] != prefix
     # The same database with its password changed is the same deployment.
     rotated = settings(tmp_path, VCPAY_DATABASE_URL=POSTGRES.replace("s3cret-pw", "new"),
-                       VCPAY_REDIS_URL="redis://r:6379/1")  # fmt: skip
+                       VCPAY_REDIS_URL="redis://r:6379/1", VCPAY_BEAT_LOCK="true")  # fmt: skip
     assert beat_settings(rotated)["redbeat_key_prefix"] == prefix
 
 
 def test_the_embedded_demo_keeps_celerys_own_scheduler(tmp_path):
     beat = celery_settings(settings(tmp_path), str(tmp_path))
     assert "beat_scheduler" not in beat and beat_settings(settings(tmp_path)) == {}
+    # Redis alone does not lock: the deployment asks for one beat at a time.
+    unlocked = settings(tmp_path, VCPAY_DATABASE_URL=POSTGRES, VCPAY_REDIS_URL="redis://r:6379/1")
+    assert beat_settings(unlocked) == {}
 
 
 def prepare():

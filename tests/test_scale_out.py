@@ -64,7 +64,7 @@ class ScaleOutRig(WorkerRig):
             extra = ("--concurrency", "1", "--hostname", f"{name}@%h", "--purge")
             self._run(name, procfile_command("worker", *extra))
         for name in BEATS:
-            self._run(name, procfile_command("beat"))
+            self._run(name, procfile_command("beat"), VCPAY_BEAT_LOCK="true")
         for url in (self.web_url, self.web_b_url):
             self.wait(lambda url=url: answers(f"{url}/healthz"), f"the web instance at {url}")
         for name in WORKERS:
@@ -270,6 +270,7 @@ def test_beat_waits_out_a_redis_outage_and_sends_again(tmp_path):
             VCPAY_DATABASE_URL=database,
             VCPAY_CELERY_BROKER_URL=redis,
             VCPAY_REDIS_URL=redis,
+            VCPAY_BEAT_LOCK="true",
             VCPAY_HEARTBEAT_SECONDS="1",
         )
         log = tmp_path / "beat.log"

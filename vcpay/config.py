@@ -249,6 +249,8 @@ SETTINGS = [
     Setting("VCPAY_WEB_WORKER_CLASS", "WEB_WORKER_CLASS", "gthread"),
     # gunicorn's --worker-connections under the gevent worker (its default is 1000).
     Setting("VCPAY_WEB_CONNECTIONS", "WEB_CONNECTIONS", 1000, int),
+    # One beat at a time through a lock in Redis (celery-redbeat); the production profile sets it.
+    Setting("VCPAY_BEAT_LOCK", "BEAT_LOCK", "false", _bool),
     # Open call streams, capped so that one link cannot hold every thread (see calls/stream.py).
     Setting("VCPAY_STREAMS_PER_SESSION", "STREAMS_PER_SESSION", 4, int),
     Setting("VCPAY_STREAMS_PER_ADDRESS", "STREAMS_PER_ADDRESS", 50, int),

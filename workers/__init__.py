@@ -93,10 +93,11 @@ def beat_lock_prefix(database_url: str) -> str:
 
 
 def beat_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """One beat at a time wherever there is a Redis; the embedded demo (one beat, started by
-    `make run`) keeps Celery's own scheduler and its file."""
+    """One beat at a time where the deployment asks for it (VCPAY_BEAT_LOCK) and has a Redis;
+    otherwise (`make run`'s demo, the fault tests' single beat) Celery's own scheduler and its
+    file."""
     redis_url = config["REDIS_URL"]
-    if not redis_url:
+    if not redis_url or not config.get("BEAT_LOCK"):
         return {}
     return {
         "beat_scheduler": "workers.beat:LockedScheduler",
