@@ -55,7 +55,9 @@ def test_a_viewer_beyond_the_cap_ends_its_oldest_stream_at_once(app):
     woken = []
     # The first stream waits as if for its keepalive, a minute away.
     waiting = threading.Thread(
-        target=lambda: woken.append(streams.waker.wait(1, after=0, timeout=60, ended=first.ended)),
+        target=lambda: woken.append(
+            streams.waker.wait(1, version=0, timeout=60, ended=first.ended)
+        ),
         daemon=True,
     )
     waiting.start()

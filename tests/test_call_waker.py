@@ -3,7 +3,8 @@
 import threading
 import time
 
-from sqlalchemy import select
+from redis.connection import parse_url
+from sqlalchemy import func, select
 
 from tests.conftest import csrf_token, sign_in
 from tests.processes import wait_for
@@ -24,7 +25,7 @@ def test_an_event_wakes_only_the_streams_of_its_own_call(app):
     woken: dict[int, bool] = {}
 
     def watch(call_id: int, timeout: float) -> None:
-        woken[call_id] = waker.wait(call_id, after=0, timeout=timeout)
+        woken[call_id] = waker.wait(call_id, version=0, timeout=timeout)
 
     # Call 1's stream would wait a minute: only the event can end its wait within seconds.
     threads = [threading.Thread(target=watch, args=args, daemon=True) for args in ((1, 60), (2, 1))]
@@ -43,14 +44,20 @@ def test_a_stream_already_behind_returns_at_once(app):
     waker = CallWaker(app)
     waker.started = True
     waker.note(7, 3)
-    assert waker.wait(7, after=2, timeout=5) is True
-    assert waker.wait(7, after=3, timeout=0.05) is False
+    assert waker.wait(7, version=0, timeout=5) is True
+    learned = waker.version_of(7)
+    assert waker.wait(7, version=learned, timeout=0.05) is False
+    waker.note(7, 3)  # the same event heard again (from Redis and the look-back) is no news
+    assert waker.version_of(7) == learned
+    waker.note(7, 2)  # an event below the newest is news all the same: it committed late
+    assert waker.version_of(7) > learned
 
 
 def test_an_event_committed_late_below_the_last_id_sent_still_reaches_the_stream(app, monkeypatch):
     """Ids are given out at insert: a slow transaction can commit event 2 after event 3 went
-    out. The stream looks back when things go quiet and sends it then, once."""
+    out. The process's look-back finds it, and the stream sends it then, once."""
     monkeypatch.setattr(call_stream, "KEEPALIVE_SECONDS", 0.2)
+    monkeypatch.setattr(call_waker, "LOOK_BACK_TICK_SECONDS", 0.1)
     app.config["STREAM_POLL_SECONDS"] = 0.05
     clinic = seed_demo().clinics[0]
     call = Call(clinic=clinic)
@@ -82,7 +89,7 @@ def test_with_redis_an_event_in_one_process_wakes_streams_in_another(app):
         woken = False
         while not woken and time.monotonic() < deadline:
             worker.announce(42, 9)  # until the subscription is in place
-            woken = web_server.wait(42, after=0, timeout=0.2)
+            woken = web_server.wait(42, version=0, timeout=0.2)
         assert woken
         assert web_server.newest[42] == 9
     finally:
@@ -127,7 +134,7 @@ def test_the_streams_of_a_call_woken_together_share_one_read(app, monkeypatch):
     waker.readers[4] = reader = CountingLock()
     reads = []
 
-    def slow_read(engine, call_id, floor, look_back=False):
+    def slow_read(engine, call_id, floor, also=()):
         reads.append(call_id)
         # The read is still under way when every other stream comes for the rows.
         wait_for(lambda: reader.arrived >= 10, 30, "the other streams to come for the rows")
@@ -152,3 +159,127 @@ def test_the_streams_of_a_call_woken_together_share_one_read(app, monkeypatch):
     waker.note(4, 10)  # a newer event: the shared rows are stale, so the next stream reads
     waker.recent_events(None, 4, after=9)
     assert reads == [4, 4]
+
+
+def quiet_call() -> Call:
+    call = Call(clinic=seed_demo().clinics[0])
+    db.session.add(call)
+    db.session.flush()
+    db.session.add(CallEvent(call=call, kind="call_started", data={}))
+    db.session.commit()
+    return call
+
+
+def test_a_quiet_stream_reads_nothing_while_it_waits(app, monkeypatch):
+    """Ten thousand open streams must not cost ten thousand reads: a stream reads when the
+    waker learns of an event of its call, and its keepalives cost no query."""
+    monkeypatch.setattr(call_stream, "KEEPALIVE_SECONDS", 0.1)
+    call = quiet_call()
+    waker = app.extensions["call_waker"]
+    reads = []
+    read = waker.recent_events
+    monkeypatch.setattr(waker, "recent_events", lambda *a, **k: reads.append(a) or read(*a, **k))
+    opened = call_stream.OpenStream(call.id, viewer="staff", address="")
+    stream = call_stream.stream_events(app, opened, 0, STAFF_AUDIENCES, lambda c: True)
+    assert next(stream).startswith("retry:")
+    assert "call_started" in next(stream)
+    assert [next(stream) for _ in range(3)] == [": keepalive\n\n"] * 3
+    # At most one more read: when the process's first look-back learned of call_started.
+    assert len(reads) <= 2
+    reads.clear()
+    assert [next(stream) for _ in range(5)] == [": keepalive\n\n"] * 5
+    assert reads == []
+
+    db.session.add(CallEvent(call_id=call.id, kind="payment_requested", data={}))
+    db.session.commit()
+    event = db.session.scalar(select(func.max(CallEvent.id)))
+    waker.note(call.id, event)
+    assert "payment_requested" in next(stream)
+    assert len(reads) == 1
+
+
+def test_the_look_back_learns_of_an_event_whose_announcement_was_lost(app):
+    call = quiet_call()
+    waker = CallWaker(app)
+    waker.started = True
+    waker.look_back_once()  # the first learns of what is there
+    learned = waker.version_of(call.id)
+    assert learned > 0
+    waker.look_back_once()
+    assert waker.version_of(call.id) == learned  # nothing new, no news
+    db.session.add(CallEvent(call_id=call.id, kind="payment_requested", data={}))
+    db.session.commit()  # committed, but never announced (a Redis connection dropped)
+    waker.look_back_once()
+    assert waker.version_of(call.id) > learned
+    assert waker.newest[call.id] == db.session.scalar(select(func.max(CallEvent.id)))
+
+
+def test_the_look_back_reads_only_what_became_visible_lately(app, monkeypatch):
+    call = quiet_call()
+    waker = CallWaker(app)
+    waker.started = True
+    waker.look_back_once()
+    newest = waker.newest[call.id]
+    monkeypatch.setattr(call_waker, "LOOK_BACK_SECONDS", 0)
+    waker.look_back_once()
+    assert waker._look_back_floor() == newest  # later reads start above what it has seen
+
+
+def test_events_learned_long_ago_are_forgotten(app, monkeypatch):
+    waker = CallWaker(app)
+    waker.started = True
+    waker.note(5, 11)
+    monkeypatch.setattr(call_waker, "LEARNED_SECONDS", -1)
+    waker._forget_old()
+    assert 5 not in waker.learned and 5 not in waker.version
+    waker.note(5, 12)  # a call seen again never goes back to an older version number
+    assert waker.version_of(5) > 1
+
+
+def test_each_deployment_on_one_redis_server_has_its_own_channel(app):
+    """Pub/sub channels span Redis's numbered databases: a deployment on database 3 must not
+    wake the streams of one on database 4 for a call that only shares its number."""
+    assert call_waker.channel_for("redis://127.0.0.1:6379/3") == "vcpay:call-events:3"
+    assert call_waker.channel_for("redis://127.0.0.1:6379/4") != call_waker.channel_for(
+        "redis://127.0.0.1:6379/3"
+    )
+    url = redis_url()
+    parts = parse_url(url)
+    neighbour_url = f"redis://{parts['host']}:{parts['port']}/{parts.get('db', 0) ^ 1}"
+    app.config["REDIS_URL"] = url
+    listening, ours = CallWaker(app), CallWaker(app)
+    app.config["REDIS_URL"] = neighbour_url
+    neighbour = CallWaker(app)
+    try:
+        listening._start_once()
+        deadline = time.monotonic() + 30
+        woken = False
+        while not woken and time.monotonic() < deadline:
+            ours.announce(77, 9)  # until the subscription is in place
+            woken = listening.wait(77, version=0, timeout=0.2)
+        assert woken
+        heard = listening.version_of(77)
+        neighbour.announce(77, 10)
+        assert listening.wait(77, version=heard, timeout=1) is False
+        assert listening.newest[77] == 9
+    finally:
+        listening.stop()
+
+
+def test_a_persons_streams_of_a_call_share_one_permission_check(app, monkeypatch):
+    call = quiet_call()
+    checks = app.extensions["call_access_checks"]
+    asked = []
+
+    def still_allowed(_call) -> bool:
+        asked.append(1)
+        return True
+
+    for _ in range(5):
+        assert checks.allowed(app, f"sign-in:1:{call.id}", call.id, still_allowed)
+    assert len(asked) == 1
+    assert checks.allowed(app, f"sign-in:2:{call.id}", call.id, still_allowed)
+    assert len(asked) == 2  # another sign-in is checked on its own
+    monkeypatch.setattr(call_stream, "RECHECK_SECONDS", 0)
+    checks.answers.clear()
+    assert checks.allowed(app, f"sign-in:1:{call.id}", call.id, lambda c: False) is False

@@ -62,4 +62,6 @@ def events(token: str):
     me = joined_participant(call)
     if me is None:
         abort(403)
-    return stream_response(call, PATIENT_AUDIENCES, guest_link_works, viewer=f"guest:{me.id}")
+    return stream_response(
+        call, PATIENT_AUDIENCES, guest_link_works, viewer=f"guest:{me.id}", access="guest-link"
+    )

@@ -8,6 +8,7 @@ webhooks. ``register_live_events`` sets the process's waker and open streams on 
 """
 
 import json
+import random
 import re
 import sys
 import threading
@@ -20,7 +21,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from vcpay.calls.events import latest_event_id, send_announcements
 from vcpay.calls.models import Call
-from vcpay.calls.waker import CallWaker
+from vcpay.calls.waker import LEARNED_SECONDS, READ_LIMIT, CallWaker
 from vcpay.extensions import db
 from vcpay.observability.metrics import observe_open_streams
 
@@ -145,62 +146,118 @@ def _allowed(app: Flask, call_id: int, still_allowed) -> bool:
     return allowed
 
 
+class AccessChecks:
+    """Recent answers to "may this viewer still see this call", shared by the viewer's streams
+    of the call: a person with the call open in several tabs costs one check, not one each.
+    An answer serves for a quarter of ``RECHECK_SECONDS``, so each stream still notices a lost
+    right within about 1.25 times that."""
+
+    def __init__(self, reading: threading.BoundedSemaphore):
+        self.reading = reading  # the streams' turns at the database (the waker's)
+        self.lock = threading.Lock()
+        self.answers: dict[str, tuple[float, bool]] = {}
+        self.checking: dict[str, threading.Lock] = {}
+
+    def allowed(self, app: Flask, key: str, call_id: int, still_allowed) -> bool:
+        with self._checking(key):
+            now = time.monotonic()
+            answer = self.answers.get(key)
+            if answer is not None and answer[0] > now:
+                return answer[1]
+            with self.reading:  # a turn at the streams' few connections, as their reads take
+                allowed = _allowed(app, call_id, still_allowed)
+            with self.lock:
+                self.answers[key] = (time.monotonic() + RECHECK_SECONDS / 4, allowed)
+                if len(self.answers) > 1000:
+                    for old in [k for k, (until, _) in self.answers.items() if until <= now]:
+                        self.answers.pop(old)
+                        if not self.checking[old].locked():
+                            self.checking.pop(old)
+            return allowed
+
+    def _checking(self, key: str) -> threading.Lock:
+        with self.lock:
+            return self.checking.setdefault(key, threading.Lock())
+
+
 def stream_events(
-    app: Flask, opened: OpenStream, after: int, audiences: tuple[str, ...], still_allowed
+    app: Flask,
+    opened: OpenStream,
+    after: int,
+    audiences: tuple[str, ...],
+    still_allowed,
+    access: str = "",
 ) -> Iterator[str]:
     """The event stream of one call (``opened.call_id``) for one viewer, resuming after
     event ``after``.
 
-    It ends after ``STREAM_MAX_SECONDS`` (the browser reconnects with ``Last-Event-ID``), when
+    It ends after about ``STREAM_MAX_SECONDS`` (the browser reconnects with ``Last-Event-ID``;
+    spread over the last fifth, so streams opened together do not all come back at once), when
     ``still_allowed(call)`` says the viewer may no longer see the call, or at once when a newer
     stream of the same viewer or address replaces ``opened`` (``event: replaced``: the page
     says so rather than reconnecting). The permission check is repeated every
-    ``RECHECK_SECONDS``, not on every event: the streams of a call woken by an event share one
-    small query, and cost little more.
+    ``RECHECK_SECONDS``, not on every event, and shared by the streams with the same ``access``
+    key (what the check depends on: the viewer's sign-in, or the guest link). A stream reads
+    only when the waker learns of an event of its call: the streams of a call woken together
+    share one small query.
     """
     waker: CallWaker = app.extensions["call_waker"]
+    checks: AccessChecks = app.extensions["call_access_checks"]
     call_id = opened.call_id
+    access_key = f"{access or opened.viewer}:{call_id}"
     with app.app_context():
         engine = db.engine
-    deadline = time.monotonic() + app.config["STREAM_MAX_SECONDS"]
-    check_again = 0.0
-    resumed_after, sent, look_back = after, set(), False
+    started = time.monotonic()
+    deadline = started + app.config["STREAM_MAX_SECONDS"] * random.uniform(0.8, 1.0)  # noqa: S311
+    # The view has just checked: the first re-check comes later, spread so as not to come in
+    # waves either.
+    check_again = started + RECHECK_SECONDS * random.uniform(0.5, 1.0)  # noqa: S311
+    resumed_after = after
+    sent: dict[int, float] = {}  # the ids this stream has passed, lately: late ones are not
+    read_version: int | None = None  # the waker's version of the call at the last read
     yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
     while time.monotonic() < deadline:
         if opened.ended.is_set():
             yield f"event: replaced\ndata: {json.dumps({'reason': opened.reason})}\n\n"
             return
         if time.monotonic() >= check_again:
-            with waker.reading:  # a turn at the streams' few connections, as their reads take
-                allowed = _allowed(app, call_id, still_allowed)
-            if not allowed:
+            if not checks.allowed(app, access_key, call_id, still_allowed):
                 yield "event: closed\ndata: {}\n\n"
                 return
             check_again = time.monotonic() + RECHECK_SECONDS
-        rows = waker.recent_events(engine, call_id, after, look_back)
-        fresh = [
-            row
-            for row in rows
-            if row.id > resumed_after and row.id not in sent and row.audience in audiences
-        ]
-        sent |= {row.id for row in fresh}
-        if look_back:  # forget what no later query can return again
-            sent &= {row.id for row in rows}
-        after = max([after, *(row.id for row in rows)])
-        if fresh:
-            yield "".join(sse(row) for row in fresh)
-            continue
-        # Nothing new: wait for an event newer than any this process has heard of for the call.
-        # One it heard of but the read did not find (announced by another deployment on the
-        # same Redis, whose call ids are the same numbers) must not wake the stream again and
-        # again: under gevent that loop would never yield. A quiet spell ends in a look-back
-        # for an event that committed late, below ``after``.
-        heard = max(after, waker.newest.get(call_id, 0))
-        look_back = not waker.wait(
-            call_id, heard, min(KEEPALIVE_SECONDS, deadline - time.monotonic()), opened.ended
-        )
-        if look_back:
+        if read_version is None or waker.version_of(call_id) > read_version:
+            read_version = waker.version_of(call_id)  # before the read: news during it counts
+            late = waker.unsent(call_id, after, resumed_after, sent)
+            rows = waker.recent_events(engine, call_id, after, late)
+            fresh = [
+                row
+                for row in rows
+                if (row.id > after or row.id in late) and row.id not in sent
+                if row.id > resumed_after and row.audience in audiences
+            ]
+            _remember(sent, [*late, *(row.id for row in rows)])
+            after = max([after, *(row.id for row in rows)])
+            if len(rows) >= READ_LIMIT:
+                read_version = None  # more than one read holds: read on at once
+            if fresh:
+                yield "".join(sse(row) for row in fresh)
+                continue
+        # Nothing new: wait until the waker learns of another event of this call. One it
+        # learned of that the read did not find (announced by another deployment) does not
+        # wake the stream again: the version read before the query already counts it.
+        timeout = min(KEEPALIVE_SECONDS, deadline - time.monotonic())
+        if not waker.wait(call_id, read_version or 0, timeout, opened.ended):
             yield ": keepalive\n\n"
+
+
+def _remember(sent: dict[int, float], event_ids: list[int]) -> None:
+    """Note the ids a stream passed, forgetting those the waker has forgotten too."""
+    now = time.monotonic()
+    sent.update(dict.fromkeys(event_ids, now))
+    if len(sent) > 64:
+        before = now - 2 * LEARNED_SECONDS
+        for event_id in [e for e, at in sent.items() if at < before]:
+            del sent[event_id]
 
 
 def resume_after(call_id: int) -> int:
@@ -212,11 +269,14 @@ def resume_after(call_id: int) -> int:
     return min(int(after), latest_event_id(call_id))
 
 
-def stream_response(call: Call, audiences: tuple[str, ...], still_allowed, viewer: str) -> Response:
+def stream_response(
+    call: Call, audiences: tuple[str, ...], still_allowed, viewer: str, access: str = ""
+) -> Response:
     """The event stream for a view, resuming after ``Last-Event-ID`` (or ``?after=``).
 
     ``viewer`` names whose stream it is (a signed-in person, a patient who joined) for the
     per-viewer cap; beyond this process's ceiling the answer is 503 with ``Retry-After``.
+    ``access`` names what ``still_allowed`` depends on, for streams to share its answer.
     """
     after = resume_after(call.id)
     streams: OpenStreams = current_app.extensions["call_streams"]
@@ -225,7 +285,7 @@ def stream_response(call: Call, audiences: tuple[str, ...], still_allowed, viewe
         raise ServiceUnavailable(retry_after=BUSY_RETRY_SECONDS)
     app = current_app._get_current_object()
     response = Response(
-        stream_events(app, opened, after, audiences, still_allowed),
+        stream_events(app, opened, after, audiences, still_allowed, access),
         mimetype="text/event-stream",
     )
     response.call_on_close(lambda: streams.close(opened))
@@ -240,4 +300,5 @@ def register_live_events(app: Flask) -> None:
     waker = CallWaker(app)
     app.extensions["call_waker"] = waker
     app.extensions["call_streams"] = OpenStreams(app, waker)
+    app.extensions["call_access_checks"] = AccessChecks(waker.reading)
     app.after_request(send_announcements)

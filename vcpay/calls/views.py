@@ -114,6 +114,7 @@ def events(call_id: int):
         STAFF_AUDIENCES,
         lambda c: _still_clinician(c, user_id, sign_in_id),
         viewer=f"person:{user_id}",
+        access=f"sign-in:{sign_in_id}",  # the check depends on the sign-in (and its person)
     )
 
 

@@ -1,42 +1,71 @@
 """The waker: one per process, it learns of new call events and wakes the streams waiting on them.
 
-A stream never holds a database connection while it waits. The waker hears of events from Redis
-pub/sub when configured, else by one short query every ``STREAM_POLL_SECONDS``, and wakes only
-the streams of the calls concerned, so hundreds of open streams cost one subscription or one
-query, not one each.
+A stream never holds a database connection while it waits, and never reads while nothing
+happens. The waker learns of events from Redis pub/sub when configured, else by one short query
+every ``STREAM_POLL_SECONDS``; and every ``LOOK_BACK_TICK_SECONDS`` one more query, for the whole
+process, finds any event it has not learned of (one that committed late, below ids already sent,
+or whose announcement was lost with a Redis connection). It wakes only the streams of the calls
+concerned, so ten thousand open streams cost the process a subscription and a query every few
+seconds, not a query each.
 """
 
+import itertools
 import logging
 import threading
 import time
-from datetime import timedelta
+from collections import deque
+from collections.abc import Iterable
 
 from flask import Flask
+from redis.connection import parse_url
 from sqlalchemy import func, or_, select
 
 from vcpay.calls.models import CallEvent
 from vcpay.config import redis_client_options
-from vcpay.database import utcnow
 from vcpay.extensions import db
 
 log = logging.getLogger(__name__)
-CHANNEL = "vcpay:call-events"
-LOOKBACK = timedelta(seconds=30)
 SHARE_SECONDS = 0.5
 # Database connections a process's streams read with at once, fewer than its pool holds: under
 # gevent thousands of streams wait on greenlets, and their reads would otherwise queue in the
 # pool ahead of pages. Only reads take a turn: streams served the shared rows do not queue.
 STREAM_READERS = 4
+LOOK_BACK_TICK_SECONDS = 5.0
+# The look-back reads every event that became visible in about this long: a transaction that
+# commits later than this after taking its event's id is not found by it (Redis still tells).
+LOOK_BACK_SECONDS = 60.0
+# How long the waker remembers each event it learned of: longer than the look-back reaches, so
+# an event it finds again is not news. Streams remember what they sent for twice as long.
+LEARNED_SECONDS = 120.0
+READ_LIMIT = 500  # events one stream read returns at most: a stream that got as many reads on
+FIRST_REACH = 1000  # events the first look-back reads, before it knows what was visible when
+
+
+def channel_for(redis_url: str) -> str:
+    """The pub/sub channel of one deployment. Channels span Redis's numbered databases: named
+    after the database, two deployments sharing a Redis server do not wake each other's
+    streams for calls that only share a number."""
+    return f"vcpay:call-events:{parse_url(redis_url).get('db', 0)}"
 
 
 class CallWaker:
-    """Knows the newest event id of each call, and wakes the streams waiting on it."""
+    """Knows the events of each call learned lately, and wakes the streams waiting on them."""
 
     def __init__(self, app: Flask):
         self.app = app
         self.redis_url = app.config["REDIS_URL"]
+        self.channel = channel_for(self.redis_url) if self.redis_url else ""
         self.poll_seconds = app.config["STREAM_POLL_SECONDS"]
         self.newest: dict[int, int] = {}
+        # Each call's version moves on whenever the waker learns of one of its events. Versions
+        # come from one counter, so a call forgotten and seen again never goes back to a number
+        # a stream is waiting past.
+        self.versions = itertools.count(1)
+        self.version: dict[int, int] = {}
+        self.learned: dict[int, dict[int, float]] = {}  # call -> event id -> when learned
+        # The highest event id seen by each look-back, with when: the next reads from the one
+        # ``LOOK_BACK_SECONDS`` old, as every event created since has a higher id.
+        self.visible: deque[tuple[float, int]] = deque()
         # One lock, and one condition per call being watched: an event wakes only the
         # streams of its own call, however many other calls are open.
         self.mutex = threading.Lock()
@@ -53,7 +82,7 @@ class CallWaker:
         self.stopped = threading.Event()
 
     def stop(self) -> None:
-        """End the background thread (tests build many apps; a server runs one for good)."""
+        """End the background threads (tests build many apps; a server runs one for good)."""
         self.stopped.set()
 
     def announce(self, call_id: int, event_id: int) -> None:
@@ -61,16 +90,38 @@ class CallWaker:
         self.note(call_id, event_id)
         if self.redis_url:
             try:
-                self._redis().publish(CHANNEL, f"{call_id}:{event_id}")
-            except Exception:  # noqa: BLE001 - streams fall back to their keepalive re-check
+                self._redis().publish(self.channel, f"{call_id}:{event_id}")
+            except Exception:  # noqa: BLE001 - the other processes' look-back finds it
                 log.warning("Could not publish a call event to Redis")
 
     def note(self, call_id: int, event_id: int) -> None:
+        self.learn({call_id: [event_id]})
+
+    def learn(self, events: dict[int, Iterable[int]]) -> None:
+        """Learn of events (call -> ids), and wake the streams of the calls that had news."""
+        now = time.monotonic()
         with self.mutex:
-            if event_id > self.newest.get(call_id, 0):
-                self.newest[call_id] = event_id
+            for call_id, event_ids in events.items():
+                known = self.learned.setdefault(call_id, {})
+                news = [event_id for event_id in event_ids if event_id not in known]
+                if not news:
+                    continue
+                known.update(dict.fromkeys(news, now))
+                self.newest[call_id] = max(self.newest.get(call_id, 0), *news)
+                self.version[call_id] = next(self.versions)
                 if call_id in self.conditions:
                     self.conditions[call_id].notify_all()
+
+    def version_of(self, call_id: int) -> int:
+        return self.version.get(call_id, 0)
+
+    def unsent(self, call_id: int, after: int, resumed_after: int, sent: dict[int, float]):
+        """Events of the call learned lately at or below ``after`` (so a read of newer ones
+        would miss them) that a stream resumed after ``resumed_after`` has not sent: late
+        commits. Almost always none."""
+        with self.mutex:
+            known = list(self.learned.get(call_id, ()))
+        return [e for e in known if resumed_after < e <= after and e not in sent]
 
     def wake(self, call_id: int) -> None:
         """Wake the streams of a call without an event: one of them has been ended."""
@@ -79,10 +130,10 @@ class CallWaker:
                 self.conditions[call_id].notify_all()
 
     def wait(
-        self, call_id: int, after: int, timeout: float, ended: threading.Event | None = None
+        self, call_id: int, version: int, timeout: float, ended: threading.Event | None = None
     ) -> bool:
-        """Block until the call has an event newer than ``after``, or ``ended`` is set (with
-        ``wake``); False on timeout."""
+        """Block until the waker learns of an event of the call (its version passes
+        ``version``), or ``ended`` is set (with ``wake``); False on timeout."""
         self._start_once()
         deadline = time.monotonic() + timeout
         ended = ended or threading.Event()
@@ -90,7 +141,7 @@ class CallWaker:
             condition = self.conditions.setdefault(call_id, threading.Condition(self.mutex))
             self.waiting[call_id] = self.waiting.get(call_id, 0) + 1
             try:
-                while self.newest.get(call_id, 0) <= after and not ended.is_set():
+                while self.version.get(call_id, 0) <= version and not ended.is_set():
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return False
@@ -101,28 +152,30 @@ class CallWaker:
                 if not self.waiting[call_id]:  # nobody watches this call in this process
                     del self.waiting[call_id], self.conditions[call_id]
 
-    def recent_events(self, engine, call_id: int, after: int, look_back: bool = False) -> list:
-        if look_back:  # now and then, per stream: not shared
+    def recent_events(self, engine, call_id: int, after: int, also: Iterable[int] = ()) -> list:
+        """The call's events after ``after``, and those named in ``also`` (late commits)."""
+        also = list(also)
+        if also:  # rare, and this stream's own: not shared
             with self.reading:
-                return _recent_rows(engine, call_id, after, look_back=True)
+                return _recent_rows(engine, call_id, after, also)
         # The streams of a call wake together: the first reads, the others wait for its rows
         # rather than each missing the shared rows and making the same query at once.
         with self._reader(call_id):
-            newest = self.newest.get(call_id, 0)
+            version = self.version_of(call_id)
             with self.mutex:
                 shared = self.shared.get(call_id)
             if shared is not None:
-                floor, known_newest, read_at, rows = shared
+                floor, known_version, read_at, rows = shared
                 if (
                     floor <= after
-                    and known_newest >= newest
+                    and known_version >= version
                     and time.monotonic() - read_at < SHARE_SECONDS
                 ):
                     return rows
             with self.reading:
                 rows = _recent_rows(engine, call_id, after)
             with self.mutex:
-                self.shared[call_id] = (after, newest, time.monotonic(), rows)
+                self.shared[call_id] = (after, version, time.monotonic(), rows)
                 if len(self.shared) > 1000:  # calls nobody watches or reads any more
                     for gone in set(self.shared) - set(self.waiting) - {call_id}:
                         if not self.readers.get(gone, threading.Lock()).locked():
@@ -139,8 +192,9 @@ class CallWaker:
             if self.started:
                 return
             self.started = True
-        target = self._listen if self.redis_url else self._poll
-        threading.Thread(target=target, name="call-waker", daemon=True).start()
+        hear = self._listen if self.redis_url else self._poll
+        threading.Thread(target=hear, name="call-waker", daemon=True).start()
+        threading.Thread(target=self._look_back, name="call-look-back", daemon=True).start()
 
     def _redis(self):
         import redis
@@ -153,14 +207,14 @@ class CallWaker:
         while not self.stopped.is_set():
             try:
                 pubsub = self._redis().pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(CHANNEL)
+                pubsub.subscribe(self.channel)
                 while not self.stopped.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
                         call_id, event_id = message["data"].decode().split(":")
                         self.note(int(call_id), int(event_id))
                 pubsub.close()
-            except Exception:  # noqa: BLE001 - reconnect; streams re-check on keepalive
+            except Exception:  # noqa: BLE001 - reconnect; the look-back finds what was missed
                 log.warning("Lost the Redis subscription for call events; reconnecting")
                 time.sleep(1)
 
@@ -186,19 +240,64 @@ class CallWaker:
             self.high_water = max(self.high_water, newest)
             self.note(call_id, newest)
 
+    def _look_back(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.look_back_once()
+            except Exception:  # a busy database: try again next tick
+                log.warning("Could not look back for call events", exc_info=True)
+            self.stopped.wait(LOOK_BACK_TICK_SECONDS)
 
-def _recent_rows(engine, call_id: int, floor: int, look_back: bool = False) -> list:
-    """A call's events after ``floor`` and, with ``look_back``, any of the last ``LOOKBACK``
-    whatever their id: ids are handed out at insert, so a transaction that commits late can
-    add an event below one a stream has already sent. Streams skip what they have sent."""
-    newer = CallEvent.id > floor
-    if look_back:
-        newer = or_(newer, CallEvent.created_at >= utcnow() - LOOKBACK)
+    def look_back_once(self) -> None:
+        """Learn of every event that became visible lately, whichever call it is in."""
+        with self.app.app_context():
+            floor = self._look_back_floor()
+            if floor is None:
+                floor = (db.session.scalar(select(func.max(CallEvent.id))) or 0) - FIRST_REACH
+            rows = db.session.execute(
+                select(CallEvent.call_id, CallEvent.id).where(CallEvent.id > floor)
+            ).all()
+            db.session.remove()
+        events: dict[int, list[int]] = {}
+        for call_id, event_id in rows:
+            events.setdefault(call_id, []).append(event_id)
+        self.learn(events)
+        self.visible.append((time.monotonic(), max((row.id for row in rows), default=floor)))
+        self._forget_old()
+
+    def _look_back_floor(self) -> int | None:
+        """The highest id the look-back saw ``LOOK_BACK_SECONDS`` ago: every event created
+        since has a higher one (ids are handed out in order at insert)."""
+        reach = time.monotonic() - LOOK_BACK_SECONDS
+        while len(self.visible) > 1 and self.visible[1][0] <= reach:
+            self.visible.popleft()
+        return self.visible[0][1] if self.visible else None
+
+    def _forget_old(self) -> None:
+        """Forget events learned long ago, and the calls nobody watches that have none left."""
+        before = time.monotonic() - LEARNED_SECONDS
+        with self.mutex:
+            for call_id in list(self.learned):
+                known = self.learned[call_id]
+                for event_id in [e for e, at in known.items() if at < before]:
+                    del known[event_id]
+                if not known and call_id not in self.waiting:
+                    del self.learned[call_id]
+                    self.version.pop(call_id, None)
+                    self.newest.pop(call_id, None)
+
+
+def _recent_rows(engine, call_id: int, floor: int, also: Iterable[int] = ()) -> list:
+    """A call's events after ``floor``, and the ones named in ``also`` whatever their id."""
+    wanted = CallEvent.id > floor
+    also = list(also)
+    if also:
+        wanted = or_(wanted, CallEvent.id.in_(also))
     query = (
         select(CallEvent.id, CallEvent.kind, CallEvent.audience, CallEvent.data)
-        .where(CallEvent.call_id == call_id, newer)
+        .where(CallEvent.call_id == call_id, wanted)
         .order_by(CallEvent.id)
-        .limit(500)
+        .limit(READ_LIMIT)
     )
     with engine.connect() as connection:
         return list(connection.execute(query))
