@@ -240,7 +240,7 @@ SETTINGS = [
     Setting("VCPAY_RECONCILE_QUIET_SECONDS", "RECONCILE_QUIET_SECONDS", 120, int),
     Setting("VCPAY_RECONCILE_ASK_AGAIN_SECONDS", "RECONCILE_ASK_AGAIN_SECONDS", 300, int),
     Setting("VCPAY_STREAM_POLL_SECONDS", "STREAM_POLL_SECONDS", 0.25, float),
-    Setting("VCPAY_STREAM_MAX_SECONDS", "STREAM_MAX_SECONDS", 300, int),
+    Setting("VCPAY_STREAM_MAX_SECONDS", "STREAM_MAX_SECONDS", 1800, int),
     Setting("VCPAY_WEB_THREADS", "WEB_THREADS", 256, int),
     # Read by deploy/gunicorn.conf.py, the production web server's settings (PORT, the
     # Procfile runner's, says where each instance listens).
