@@ -9,7 +9,12 @@ measures how long a decision takes to enable a clinic: by polling alone, and aga
 stand-in's signed webhook posted to vcpay's web server (gunicorn), which queues a look at the
 one request that changed.
 
-    python bench/jira_poll.py [--quick] [--database-url URL]
+    python bench/jira_poll.py [--quick] [--database-url URL] [--profile prod]
+
+``--profile prod``: the decisions are applied by deploy/Procfile's processes, as ``make
+run-prod`` runs them (two Celery workers and beat under its Redis lock, Redis as the broker,
+Redis databases 10 and 11, flushed; the webhook's web server with deploy/gunicorn.conf.py).
+It needs a PostgreSQL ``--database-url``.
 
 Prints a table and, as its last line, one JSON object; saves it to bench/results/.
 """
@@ -19,6 +24,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -27,15 +33,19 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import redis
 import requests
 from sqlalchemy import delete, insert
 
 ROOT = Path(__file__).resolve().parent.parent
+PROD_BROKER_URL = "redis://127.0.0.1:6379/10"
+PROD_REDIS_URL = "redis://127.0.0.1:6379/11"
 sys.path.insert(0, str(ROOT))
 
 from bench.product import answers, free_port, start, stop, wait_until  # noqa: E402
 from sandbox.jira.control_client import JiraControl  # noqa: E402
 from sandbox.jira.server import start_jira_standin, stop_jira_standin  # noqa: E402
+from sandbox.procfile import procfile_command  # noqa: E402
 from vcpay import create_app  # noqa: E402
 from vcpay.database import utcnow  # noqa: E402
 from vcpay.enablement import polling  # noqa: E402
@@ -168,15 +178,18 @@ def baseline_search(standin: JiraControl, samples: int = 20) -> float:
     return statistics.median(times)
 
 
-def serve_webhooks(env: dict, instance: Path) -> tuple[subprocess.Popen, str]:
-    """vcpay's web server (gunicorn, as `make run` runs it) for the stand-in's webhooks."""
+def serve_webhooks(env: dict, instance: Path, profile: str) -> tuple[subprocess.Popen, str]:
+    """vcpay's web server for the stand-in's webhooks: gunicorn as `make run` runs it, or
+    with deploy/Procfile's command (profile "prod")."""
     port = free_port()
     log = instance / "web.log"
-    web = start(
-        [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
-         "--worker-class", "gthread", "--workers", "1", "--threads", "8"],
-        env, log,
+    command = (
+        procfile_command("web")
+        if profile == "prod"
+        else [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
+              "--worker-class", "gthread", "--workers", "1", "--threads", "8"]
     )  # fmt: skip
+    web = start(command, {**env, "PORT": str(port), "VCPAY_WEB_HOST": "127.0.0.1"}, log)
     url = f"http://127.0.0.1:{port}"
     if not wait_until(lambda: answers(f"{url}/healthz"), 60):
         stop(web)
@@ -184,8 +197,32 @@ def serve_webhooks(env: dict, instance: Path) -> tuple[subprocess.Popen, str]:
     return web, url
 
 
+def worker_and_beat(env: dict, instance: Path, profile: str) -> list[list[str]]:
+    """The Celery processes that apply decisions: one solo worker and beat as `make run`'s
+    embedded shape, or deploy/Procfile's two workers and beat (profile "prod": Redis broker,
+    beat under its Redis lock)."""
+    if profile == "prod":
+        workers = [procfile_command("worker", "--hostname", f"worker{n}@%h") for n in (1, 2)]
+        return [*workers, procfile_command("beat")]
+    celery = [sys.executable, "-m", "celery", "-A", "workers.main"]
+    worker = [*celery, "worker", "--pool", "solo", "--without-mingle", "--without-gossip",
+              "--loglevel", "INFO"]  # fmt: skip
+    return [worker, [*celery, "beat", "--schedule", str(instance / "beat"), "--loglevel", "INFO"]]
+
+
+def started_and_polled(log: Path, workers: int) -> bool:
+    text = log.read_text(errors="replace")
+    polled = re.search(r"Task vcpay\.enablement\.poll_service_desk\[[^]]+\] succeeded", text)
+    return text.count(" ready.") >= workers and polled is not None
+
+
 def decision_latency(
-    database_url: str, standin: JiraControl, poll_seconds: int, rounds: int, webhook: str = ""
+    database_url: str,
+    standin: JiraControl,
+    poll_seconds: int,
+    rounds: int,
+    webhook: str = "",
+    profile: str = "run",
 ) -> dict:
     """Approve in Jira, then wait for a real worker (driven by beat) to enable the clinic.
     With ``webhook`` (the secret), the stand-in also posts its signed webhook to vcpay's web
@@ -199,42 +236,35 @@ def decision_latency(
         VCPAY_JIRA_POLL_SECONDS=str(poll_seconds),
         VCPAY_SMTP_PORT="1",  # emails wait in the outbox; not what is measured here
     )
-    celery = [sys.executable, "-m", "celery", "-A", "workers.main"]
+    if profile == "prod":
+        env.update(
+            VCPAY_CELERY_BROKER_URL=PROD_BROKER_URL,
+            VCPAY_REDIS_URL=PROD_REDIS_URL,
+            VCPAY_BEAT_LOCK="true",
+        )
+        for url in (PROD_BROKER_URL, PROD_REDIS_URL):
+            redis.Redis.from_url(url).flushdb()
     worker_log = (instance / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [
-            *celery,
-            "worker",
-            "--pool",
-            "solo",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=worker_log,
-        stderr=subprocess.STDOUT,
-    )
-    beat = subprocess.Popen(
-        [*celery, "beat", "--schedule", str(instance / "beat"), "--loglevel", "INFO"],
-        cwd=ROOT,
-        env=env,
-        stdout=worker_log,
-        stderr=subprocess.STDOUT,
-    )
-    processes = [beat, worker]
+    processes = [
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
+        for command in worker_and_beat(env, instance, profile)
+    ]
     latencies = []
     try:
         if webhook:
             env["VCPAY_JIRA_WEBHOOK_SECRET"] = webhook  # the server signs as the stand-in does
-            web, url = serve_webhooks(env, instance)
+            web, url = serve_webhooks(env, instance, profile)
             processes.append(web)
             target = {"url": f"{url}/webhooks/jira", "secret": webhook}
             standin.put("webhooks", target)
         raised = standin.requests()
-        time.sleep(poll_seconds + 2)  # let the first poll settle the cursor
+        # Decisions are timed from a running product, not from its start: every worker ready
+        # and one poll done (the first settles the cursor), however slowly they started.
+        workers = len(processes) - 1 - bool(webhook)
+        log = instance / "worker.log"
+        if not wait_until(lambda: started_and_polled(log, workers), 120):
+            raise SystemExit(f"the workers and beat did not start and poll; see {log}")
+        time.sleep(poll_seconds + 2)
         for issue in raised[:rounds]:
             time.sleep(poll_seconds * 0.37)  # decisions land anywhere in the interval
             standin.decide(issue["key"], "approve")
@@ -271,6 +301,7 @@ def decision_latency(
         "goal_seconds": poll_seconds + 5,
         "goal_met": worst <= poll_seconds + 5 and webhooks_taken,
         "log": str(instance / "worker.log"),
+        "profile": profile,
     }
 
 
@@ -278,7 +309,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
+    parser.add_argument(
+        "--profile", choices=("run", "prod"), default="run",
+        help="decisions applied by `make run`'s worker and beat, or by deploy/Procfile's "
+        "(two workers, beat under its Redis lock; needs a PostgreSQL --database-url)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.profile == "prod" and not (args.database_url or "").startswith("postgresql"):
+        parser.error("--profile prod needs a PostgreSQL --database-url, as production has")
     sizes = (10, 100) if args.quick else (10, 100, 1000)
     changes = (0, 5) if args.quick else (0, 5, 50)
     database_url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite"
@@ -315,7 +353,7 @@ def main() -> None:
             for mode, secret in (("polling", ""), ("webhook", app.config["JIRA_WEBHOOK_SECRET"])):
                 backlog(standin, rounds * 2)
                 latencies[mode] = decision_latency(
-                    database_url, standin, poll_seconds, rounds, secret
+                    database_url, standin, poll_seconds, rounds, secret, args.profile
                 )
                 print(
                     f"decision to enabled, {mode}: {latencies[mode]['seconds_to_enable']} s "
@@ -333,6 +371,7 @@ def main() -> None:
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
         "database": database_url.split(":")[0],
         "quick": args.quick,
+        "profile": args.profile,
         "baseline_search_seconds": round(baseline, 5),
         "scenarios": results,
         "decision_latency": latency,
@@ -342,7 +381,8 @@ def main() -> None:
     }
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    name = f"jira_poll-{summary['database']}{'-quick' if args.quick else ''}.json"
+    profile = "-prod" if args.profile == "prod" else ""
+    name = f"jira_poll-{summary['database']}{profile}{'-quick' if args.quick else ''}.json"
     (out / name).write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))
 
