@@ -49,6 +49,7 @@ CALLS = 6
 WEBHOOK_RETRY_SECONDS = (0.5, 1, 2, 3, 5, 8, 8)
 SWEEP_SECONDS = 2
 SETTLE_SECONDS = 60
+SENT_BY_BEAT = b"Scheduler: Sending due task"
 SWEEP_DONE = re.compile(rb"sweep_stripe_events\[[^\]]+\] succeeded in [\d.]+s: (\d+)")
 
 
@@ -65,9 +66,10 @@ def established_inodes(port: int) -> set[str]:
 
 
 class PaymentRig:
-    def __init__(self, folder: Path, payments_count: int):
+    def __init__(self, folder: Path, payments_count: int, beat_lock: bool = False):
         self.folder = folder
         self.payments_count = payments_count
+        self.beat_lock = beat_lock  # beat as production runs it: under its lock in Redis
         self.stack = ExitStack()
         self.processes: dict[str, subprocess.Popen] = {}
         self.log = folder / "processes.log"
@@ -185,6 +187,7 @@ class PaymentRig:
             VCPAY_JIRA_URL="http://127.0.0.1:9",
             VCPAY_JIRA_POLL_SECONDS="3600",
             VCPAY_JIRA_SWEEP_SECONDS="3600",
+            VCPAY_BEAT_LOCK=str(self.beat_lock).lower(),
         )
 
     def _run(self, name: str, command: list[str]) -> subprocess.Popen:
@@ -217,8 +220,12 @@ class PaymentRig:
         )
 
     def start_beat(self) -> None:
+        """Beat, up and sending before the test breaks anything: a fault then hits it mid-run,
+        not while it is still starting."""
+        sent = self.log.read_bytes().count(SENT_BY_BEAT)
         schedule = str(self.folder / "celerybeat-schedule")
         self._run("beat", celery("beat", "--loglevel", "INFO", "--schedule", schedule))
+        wait_for(lambda: self.log.read_bytes().count(SENT_BY_BEAT) > sent, 60, "beat", self.log)
 
     def _answers(self, path: str) -> bool:
         with suppress(requests.RequestException):
