@@ -27,7 +27,7 @@ from sandbox.stripe.control_client import StripeControl
 from sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from tests.faultproxy import FaultProxy
 from tests.processes import celery, free_port, product_environment, stop_group, wait_for
-from tests.services import redis_url, scratch_postgres_database
+from tests.services import forget_beat, redis_url, scratch_postgres_database
 from tests.stripe_standin import WEBHOOK_SECRET, link_clinic
 from vcpay import create_app
 from vcpay.calls.models import CallEvent
@@ -49,6 +49,7 @@ CALLS = 6
 WEBHOOK_RETRY_SECONDS = (0.5, 1, 2, 3, 5, 8, 8)
 SWEEP_SECONDS = 2
 SETTLE_SECONDS = 60
+SENT_BY_BEAT = b"Scheduler: Sending due task"
 SWEEP_DONE = re.compile(rb"sweep_stripe_events\[[^\]]+\] succeeded in [\d.]+s: (\d+)")
 
 
@@ -65,9 +66,10 @@ def established_inodes(port: int) -> set[str]:
 
 
 class PaymentRig:
-    def __init__(self, folder: Path, payments_count: int):
+    def __init__(self, folder: Path, payments_count: int, beat_lock: bool = False):
         self.folder = folder
         self.payments_count = payments_count
+        self.beat_lock = beat_lock  # beat as production runs it: under its lock in Redis
         self.stack = ExitStack()
         self.processes: dict[str, subprocess.Popen] = {}
         self.log = folder / "processes.log"
@@ -98,6 +100,8 @@ class PaymentRig:
             database.netloc.split("@")[-1], self.postgres.address
         )
         self.broker_url = f"redis://{self.redis.address}{broker.path}"
+        # Beat under its lock keeps its schedule in Redis, which outlives the scratch database.
+        self.stack.callback(forget_beat, redis_url(), self.database_url)
         standin_url, standin = start_stripe_standin(
             {"webhook_retry_seconds": WEBHOOK_RETRY_SECONDS, "webhook_timeout_seconds": 5.0}
         )
@@ -109,9 +113,10 @@ class PaymentRig:
         self.app = self._app()
         self.requests = self._payment_requests()
         self.env = self._environment()
+        beat_sent = self.start_beat()  # it starts while the others do
         self.start_web()
         self.start_worker()
-        self.start_beat()
+        self.wait_for_beat(beat_sent)
         self.stripe.send_webhooks_to(f"{self.web_url}/webhooks/stripe", WEBHOOK_SECRET)
 
     def _proxy(self, host: str | None, port: int, name: str) -> FaultProxy:
@@ -185,6 +190,7 @@ class PaymentRig:
             VCPAY_JIRA_URL="http://127.0.0.1:9",
             VCPAY_JIRA_POLL_SECONDS="3600",
             VCPAY_JIRA_SWEEP_SECONDS="3600",
+            VCPAY_BEAT_LOCK=str(self.beat_lock).lower(),
         )
 
     def _run(self, name: str, command: list[str]) -> subprocess.Popen:
@@ -216,9 +222,19 @@ class PaymentRig:
             lambda: self.log.read_bytes().count(b" ready.") > started, 60, "a worker", self.log
         )
 
-    def start_beat(self) -> None:
+    def start_beat(self) -> int:
+        """Beat; returns how many tasks beat had sent before, for ``wait_for_beat``."""
+        sent = self.log.read_bytes().count(SENT_BY_BEAT) if self.log.exists() else 0
         schedule = str(self.folder / "celerybeat-schedule")
         self._run("beat", celery("beat", "--loglevel", "INFO", "--schedule", schedule))
+        return sent
+
+    def wait_for_beat(self, sent_before: int) -> None:
+        """Beat up and sending before the test breaks anything: a fault then hits it mid-run,
+        not while it is still starting."""
+        wait_for(
+            lambda: self.log.read_bytes().count(SENT_BY_BEAT) > sent_before, 60, "beat", self.log
+        )
 
     def _answers(self, path: str) -> bool:
         with suppress(requests.RequestException):

@@ -7,7 +7,8 @@ test process (tests/worker_rig.py). It proves that the instances share what they
 never double what must happen once: a payment confirmed through A reaches a clinician
 streaming from B; one signed event delivered to both at once is applied once; a Jira approval
 is applied once with two beats started, of which only the one holding the lock sends work;
-and beat, holding its lock in Redis, waits out a Redis outage rather than stopping.
+and beat, holding its lock in Redis, waits out a Redis outage rather than stopping, whether
+the outage comes while it runs or as it starts.
 """
 
 import re
@@ -257,6 +258,18 @@ def test_the_waiting_beat_takes_over_when_the_first_stops(rig):
 OUTAGE_SECONDS = 8
 
 
+def beat_environment(tmp_path, database: str, redis: str) -> dict[str, str]:
+    """One beat under its lock, as production runs it, sending a heartbeat every second."""
+    return product_environment(
+        VCPAY_INSTANCE_PATH=str(tmp_path),
+        VCPAY_DATABASE_URL=database,
+        VCPAY_CELERY_BROKER_URL=redis,
+        VCPAY_REDIS_URL=redis,
+        VCPAY_BEAT_LOCK="true",
+        VCPAY_HEARTBEAT_SECONDS="1",
+    )
+
+
 def test_beat_waits_out_a_redis_outage_and_sends_again(tmp_path):
     """Redis cut under a running beat (through a fault proxy; the shared server is never
     touched): beat keeps running, sends nothing meanwhile, and sends again once it is back."""
@@ -264,15 +277,7 @@ def test_beat_waits_out_a_redis_outage_and_sends_again(tmp_path):
     database = f"sqlite:///{tmp_path / 'vcpay.sqlite'}"
     proxy = FaultProxy(server.hostname or "127.0.0.1", server.port or 6379, "redis").start()
     try:
-        redis = f"redis://{proxy.address}{server.path}"
-        env = product_environment(
-            VCPAY_INSTANCE_PATH=str(tmp_path),
-            VCPAY_DATABASE_URL=database,
-            VCPAY_CELERY_BROKER_URL=redis,
-            VCPAY_REDIS_URL=redis,
-            VCPAY_BEAT_LOCK="true",
-            VCPAY_HEARTBEAT_SECONDS="1",
-        )
+        env = beat_environment(tmp_path, database, f"redis://{proxy.address}{server.path}")
         log = tmp_path / "beat.log"
         with running(procfile_command("beat"), env, log) as beat:
             sent = lambda: log.read_bytes().count(SENT_BY_BEAT)  # noqa: E731
@@ -286,4 +291,48 @@ def test_beat_waits_out_a_redis_outage_and_sends_again(tmp_path):
             assert beat.poll() is None, log.read_text(errors="replace")[-3000:]
     finally:
         proxy.close()
+        forget_beat(redis_url(), database)
+
+
+def test_a_beat_started_while_redis_is_away_sends_once_it_is_back(tmp_path):
+    """Beat (re)started by its supervisor while Redis is down: it stores its schedule and
+    takes its lock on the first tick that reaches Redis, instead of dying as it starts or
+    running on without the lock."""
+    server = urlsplit(redis_url())
+    database = f"sqlite:///{tmp_path / 'vcpay.sqlite'}"
+    proxy = FaultProxy(server.hostname or "127.0.0.1", server.port or 6379, "redis").start()
+    try:
+        env = beat_environment(tmp_path, database, f"redis://{proxy.address}{server.path}")
+        log = tmp_path / "beat.log"
+        proxy.cut()
+        with running(procfile_command("beat"), env, log) as beat:
+            wait_for(lambda: b"Redis is away" in log.read_bytes(), 60, "beat to notice", log)
+            time.sleep(OUTAGE_SECONDS / 2)  # a few ticks without Redis
+            assert beat.poll() is None, log.read_text(errors="replace")[-3000:]
+            proxy.restore()
+            wait_for(lambda: SENT_BY_BEAT in log.read_bytes(), 60, "beat to send", log)
+            assert b"beat: Acquired lock" in log.read_bytes()
+            assert beat.poll() is None, log.read_text(errors="replace")[-3000:]
+    finally:
+        proxy.close()
+        forget_beat(redis_url(), database)
+
+
+def test_a_beat_whose_redis_lost_its_keys_takes_the_lock_and_sends_again(tmp_path):
+    """Redis restarted without its data (or flushed) under a running beat: the lock and the
+    schedule are gone. Beat takes the lock again and stores its schedule again; without the
+    schedule nothing would ever be due."""
+    database = f"sqlite:///{tmp_path / 'vcpay.sqlite'}"
+    env = beat_environment(tmp_path, database, redis_url())
+    log = tmp_path / "beat.log"
+    try:
+        with running(procfile_command("beat"), env, log) as beat:
+            sent = lambda: log.read_bytes().count(SENT_BY_BEAT)  # noqa: E731
+            wait_for(sent, 60, "beat to send", log)
+            forget_beat(redis_url(), database)  # every key beat kept, its lock among them
+            wait_for(lambda: b"The lock lapsed" in log.read_bytes(), 30, "beat to notice", log)
+            before = sent()
+            wait_for(lambda: sent() > before, 30, "beat to send again", log)
+            assert beat.poll() is None, log.read_text(errors="replace")[-3000:]
+    finally:
         forget_beat(redis_url(), database)

@@ -1,11 +1,17 @@
 """Error pages: HTML for people, JSON for API clients, never a stack trace."""
 
-from flask import Flask, current_app, jsonify, render_template, request
+from contextlib import suppress
+
+from flask import Flask, current_app, jsonify, render_template, request, session
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from vcpay.extensions import db
+from vcpay.i18n import LANGUAGES, browser_locale, html_lang
 from vcpay.redaction import mask_url
 
 MESSAGES = {
@@ -17,6 +23,7 @@ MESSAGES = {
     413: _l("What you sent is too large."),
     429: _l("Too many attempts. Wait a few minutes, then try again."),
     500: _l("Something went wrong on our side. Nothing you entered was saved; try again."),
+    503: _l("We are very busy right now. Wait a moment, then try again."),
 }
 CSRF_MESSAGE = _l(
     "This form has expired or was sent from somewhere else. Reload the page and try again."
@@ -31,6 +38,9 @@ PATIENT_MESSAGES = {
 }
 
 API_PREFIXES = ("/api/", "/webhooks/")
+# A database that is busy (every pooled connection taken) or away usually is again within
+# seconds: people and clients are asked to come back then, not told that something broke.
+DATABASE_RETRY_SECONDS = 5
 PATIENT_PREFIX = "/join/"
 
 
@@ -74,14 +84,68 @@ def handle_csrf_error(error: CSRFError):
 
 def handle_unexpected_error(error: Exception):
     # Whatever the request half-wrote goes; the traceback goes to the log, not the person.
-    db.session.rollback()
+    forget_what_the_request_wrote()
     current_app.logger.exception("Unhandled error on %s %s", request.method, mask_url(request.path))
     if isinstance(error, HTTPException):
         return handle_http_error(error)
     return handle_http_error(InternalServerError())
 
 
+def forget_what_the_request_wrote() -> None:
+    # A connection the database dropped cannot roll back: the session goes as the request ends.
+    with suppress(SQLAlchemyError):
+        db.session.rollback()
+
+
+def is_database_unavailable(error: Exception) -> bool:
+    """The pool had no connection to give within its timeout, or the database could not be
+    reached or dropped the connection: nothing wrong with the request itself."""
+    if isinstance(error, PoolTimeout | OperationalError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def handle_database_error(error: SQLAlchemyError):
+    if not is_database_unavailable(error):
+        return handle_unexpected_error(error)
+    forget_what_the_request_wrote()
+    # Class names only: a database error's text may quote a statement and its values.
+    cause = getattr(error, "orig", None)
+    current_app.logger.warning(
+        "Database busy or away on %s %s: %s%s",
+        request.method,
+        mask_url(request.path),
+        type(error).__name__,
+        f" ({type(cause).__module__}.{type(cause).__name__})" if cause is not None else "",
+    )
+    return render_unavailable()
+
+
+def render_unavailable():
+    """503, without the database: the usual layout reads it (the signed-in person, their
+    menu, whether background work is late), and so does choosing the language of a signed-in
+    person; reading it now would only fail again, after another wait for the pool."""
+    status, headers = 503, {"Retry-After": str(DATABASE_RETRY_SECONDS)}
+    locale = locale_without_the_database()
+    with force_locale(locale):
+        message = str(MESSAGES[status])
+        if wants_json():
+            return jsonify(error={"status": status, "message": message}), status, headers
+        template = current_app.jinja_env.get_template("errors/unavailable.html")
+        page = template.render(status=status, message=message, html_lang=html_lang(locale))
+    return page, status, headers
+
+
+def locale_without_the_database() -> str:
+    """The language chosen in this browser, else the one it asks for; a signed-in person's
+    saved choice is in the database."""
+    chosen = session.get("locale")
+    return chosen if chosen in LANGUAGES else browser_locale(request.accept_languages)
+
+
 def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(PoolTimeout, handle_database_error)
+    app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected_error)

@@ -1,0 +1,106 @@
+"""A database that is busy (every pooled connection taken) or away answers 503 with
+Retry-After: people are asked to come back in a moment, in a page that needs no database;
+API clients get JSON; the log says which error it was, and nothing of the request."""
+
+import logging
+
+import pytest
+
+from tests.conftest import sign_in
+from tests.processes import free_port
+from vcpay import create_app
+from vcpay.errors import DATABASE_RETRY_SECONDS
+from vcpay.extensions import db
+
+POOL_TIMEOUT_SECONDS = 0.5
+GUEST_LINK = "/join/a-patients-own-link-token"
+CLINICIAN = "clinician@harbourside.example"
+BUSY = "We are very busy right now. Wait a moment, then try again."
+
+
+@pytest.fixture
+def app_overrides() -> dict:
+    """One connection in the pool, none beyond it, and a short wait for it."""
+    return {
+        "CELERY_BROKER_URL": "memory://",
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_size": 1,
+            "max_overflow": 0,
+            "pool_timeout": POOL_TIMEOUT_SECONDS,
+            "hide_parameters": True,
+        },
+    }
+
+
+@pytest.fixture
+def pool_taken(app):
+    """The pool's one connection, held elsewhere (a long request, a stuck worker thread)."""
+    db.session.remove()
+    with db.engine.connect() as held:
+        yield held
+
+
+def assert_unavailable(answer) -> str:
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 503, page[:500]
+    assert answer.headers["Retry-After"] == str(DATABASE_RETRY_SECONDS)
+    assert "Traceback" not in page and "sqlalchemy" not in page.lower()
+    return page
+
+
+def test_a_patient_joining_while_the_pool_is_taken_is_asked_to_come_back(
+    client, pool_taken, caplog
+):
+    with caplog.at_level(logging.WARNING, logger="vcpay"):
+        page = assert_unavailable(client.get(GUEST_LINK))
+    assert BUSY in page
+    assert "Back to the start" not in page  # a patient's page leads to no staff page
+    [warning] = [r for r in caplog.records if "Database busy or away" in r.getMessage()]
+    assert warning.levelno == logging.WARNING and "TimeoutError" in warning.getMessage()
+    assert "a-patients-own-link-token" not in caplog.text  # the link is the patient's key
+
+
+def test_a_signed_in_clinician_is_answered_without_the_database(client, demo, pool_taken):
+    """The usual layout would read the person, their menu and the workers' heartbeat."""
+    pool_taken.close()  # signing in needs the connection; taken again just after
+    sign_in(client, CLINICIAN)
+    with db.engine.connect():
+        page = assert_unavailable(client.get("/calls/"))
+    assert BUSY in page and '<html lang="en">' in page
+
+
+def test_the_page_is_in_the_language_the_browser_asks_for(client, pool_taken):
+    page = assert_unavailable(client.get(GUEST_LINK, headers={"Accept-Language": "sr-Latn"}))
+    assert '<html lang="sr-Latn">' in page and BUSY not in page
+
+
+def test_an_api_client_gets_json(client, pool_taken):
+    answer = client.get(GUEST_LINK, headers={"Accept": "application/json"})
+    assert_unavailable(answer)
+    assert answer.json == {"error": {"status": 503, "message": BUSY}}
+
+
+def test_a_database_nobody_answers_for_is_a_503_too(tmp_path, caplog):
+    """A real PostgreSQL address where nothing listens: the connection is refused."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg://vcpay@127.0.0.1:{free_port()}/vcpay",
+            "CELERY_BROKER_URL": "memory://",
+            "RATELIMIT_STORAGE_URI": "memory://",
+        }
+    )
+    try:
+        client = app.test_client()
+        with caplog.at_level(logging.WARNING, logger="vcpay"):
+            page = assert_unavailable(client.get(GUEST_LINK))
+            answer = client.get(GUEST_LINK, headers={"Accept": "application/json"})
+        assert BUSY in page
+        assert_unavailable(answer)
+        assert answer.json["error"]["status"] == 503
+        assert "OperationalError" in caplog.text and "Unhandled error" not in caplog.text
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        app.extensions["call_waker"].stop()
