@@ -21,6 +21,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from vcpay.calls.events import latest_event_id, send_announcements
 from vcpay.calls.models import Call
+from vcpay.calls.rechecks import AccessChecks
 from vcpay.calls.waker import LEARNED_SECONDS, READ_LIMIT, CallWaker
 from vcpay.extensions import db
 from vcpay.observability.metrics import observe_open_streams
@@ -138,48 +139,6 @@ def sse(event) -> str:
     return f"id: {event.id}\ndata: {payload}\n\n"
 
 
-def _allowed(app: Flask, call_id: int, still_allowed) -> bool:
-    with app.app_context():
-        call = db.session.get(Call, call_id)
-        allowed = call is not None and still_allowed(call)
-        db.session.remove()
-    return allowed
-
-
-class AccessChecks:
-    """Recent answers to "may this viewer still see this call", shared by the viewer's streams
-    of the call: a person with the call open in several tabs costs one check, not one each.
-    An answer serves for a quarter of ``RECHECK_SECONDS``, so each stream still notices a lost
-    right within about 1.25 times that."""
-
-    def __init__(self, reading: threading.BoundedSemaphore):
-        self.reading = reading  # the streams' turns at the database (the waker's)
-        self.lock = threading.Lock()
-        self.answers: dict[str, tuple[float, bool]] = {}
-        self.checking: dict[str, threading.Lock] = {}
-
-    def allowed(self, app: Flask, key: str, call_id: int, still_allowed) -> bool:
-        with self._checking(key):
-            now = time.monotonic()
-            answer = self.answers.get(key)
-            if answer is not None and answer[0] > now:
-                return answer[1]
-            with self.reading:  # a turn at the streams' few connections, as their reads take
-                allowed = _allowed(app, call_id, still_allowed)
-            with self.lock:
-                self.answers[key] = (time.monotonic() + RECHECK_SECONDS / 4, allowed)
-                if len(self.answers) > 1000:
-                    for old in [k for k, (until, _) in self.answers.items() if until <= now]:
-                        self.answers.pop(old)
-                        if not self.checking[old].locked():
-                            self.checking.pop(old)
-            return allowed
-
-    def _checking(self, key: str) -> threading.Lock:
-        with self.lock:
-            return self.checking.setdefault(key, threading.Lock())
-
-
 def stream_events(
     app: Flask,
     opened: OpenStream,
@@ -221,7 +180,7 @@ def stream_events(
             yield f"event: replaced\ndata: {json.dumps({'reason': opened.reason})}\n\n"
             return
         if time.monotonic() >= check_again:
-            if not checks.allowed(app, access_key, call_id, still_allowed):
+            if not checks.allowed(app, access_key, call_id, still_allowed, RECHECK_SECONDS / 4):
                 yield "event: closed\ndata: {}\n\n"
                 return
             check_again = time.monotonic() + RECHECK_SECONDS
