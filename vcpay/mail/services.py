@@ -6,6 +6,9 @@ from datetime import timedelta
 from flask import current_app, render_template
 from flask_babel import force_locale
 from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import make_transient_to_detached
 
 from vcpay.claims import stale_before
 from vcpay.database import utcnow
@@ -35,14 +38,37 @@ def queue_email(
     receipt: the clinic's name).
     Returns the new row, or None when this email was queued before (a replayed change).
     """
-    existing = db.session.scalar(select(OutboundEmail).filter_by(dedupe_key=dedupe_key))
-    if existing is not None:
-        return None
     email = compose_email(dedupe_key, recipient, subject, template, locale, sender_name, **context)
-    db.session.add(email)
-    db.session.flush()
+    if not _added_once(email):
+        return None
     _send_once_committed(email.id)
     return email
+
+
+def _added_once(email: OutboundEmail) -> bool:
+    """Insert ``email`` unless a row with its ``dedupe_key`` exists: one statement (``ON
+    CONFLICT DO NOTHING``) where looking first took two, and a concurrent twin waits and
+    inserts nothing instead of failing its transaction. The new row joins the session as if
+    it had been read (its defaults load when asked for). True if it was inserted."""
+    values = {
+        column.key: getattr(email, column.key)
+        for column in OutboundEmail.__table__.columns
+        if getattr(email, column.key) is not None
+    }
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    inserted = db.session.scalar(
+        insert(OutboundEmail)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=[OutboundEmail.dedupe_key])
+        .returning(OutboundEmail.id)
+    )
+    if inserted is None:
+        return False
+    email.id = inserted
+    make_transient_to_detached(email)
+    db.session.add(email)
+    return True
 
 
 def compose_email(

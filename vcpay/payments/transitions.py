@@ -15,11 +15,12 @@ from contextlib import suppress
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from vcpay.audit.services import record_audit
-from vcpay.calls.events import CallEventKind, record_event
-from vcpay.calls.models import Audience, Call
+from vcpay.calls.events import CallEventKind, record_event, record_event_in
+from vcpay.calls.models import Audience, Call, Participant, ParticipantRole
 from vcpay.calls.services import patients
 from vcpay.client_payments.models import StripeLink
 from vcpay.database import utcnow
@@ -49,20 +50,32 @@ class StateMoved(Exception):
 def announce(
     request: PaymentRequest, kind: CallEventKind, audience=Audience.EVERYONE, **extra
 ) -> None:
-    record_event(
-        request.call,
-        kind,
-        audience,
-        request=request.request_key,
-        state=request.state,
-        amount=format_amount(request.amount, request.currency),
-        description=request.description,
+    data = {
+        "request": request.request_key,
+        "state": request.state,
+        "amount": format_amount(request.amount, request.currency),
+        "description": request.description,
         **extra,
-    )
+    }
+    if request.call_id is None:  # a request made just now, with its call not yet flushed
+        record_event(request.call, kind, audience, **data)
+    else:  # by id: announcing a payment needs no read of its call
+        record_event_in(request.call_id, kind, audience, **data)
 
 
 def patient_names(call: Call) -> str:
     return ", ".join(p.display_name for p in patients(call))[:80]
+
+
+def patient_names_in(call_id: int) -> str:
+    """``patient_names`` of a call known by id, read in one query (not the call, then all of
+    its participants)."""
+    names = db.session.scalars(
+        select(Participant.display_name)
+        .where(Participant.call_id == call_id, Participant.role == ParticipantRole.PATIENT.value)
+        .order_by(Participant.id)
+    )
+    return ", ".join(names)[:80]
 
 
 def _move(request: PaymentRequest, state: PaymentState, **values) -> None:
@@ -120,9 +133,10 @@ def sync_with_stripe(
         raise NotTheRequests(f"Not the PaymentIntent of payment request {request.id}.")
     if charge is not None and session.latest_charge_id != charge:
         raise NotTheRequests(f"Not the charge that paid payment request {request.id}.")
-    # Another of the three may have applied this payment while Stripe answered: start from
-    # the row as it is now; the compare-and-set in each move settles a race that remains.
-    db.session.refresh(request)
+    # Another of the three may have applied this payment while Stripe answered. The row is
+    # not read again for that: each move is a compare-and-set against the row as read, and one
+    # that finds it moved reads it again and retries (apply_checkout), so the rare race costs
+    # a read and the usual case none.
     moved = apply_checkout(request, session)
     if failed_attempt is not None:
         moved = record_decline(request, session.decline_message) or moved
@@ -164,20 +178,30 @@ def _apply_checkout(request: PaymentRequest, session: CheckoutSummary) -> bool:
 def mark_paid(request: PaymentRequest, session: CheckoutSummary) -> bool:
     if request.state in SETTLED_STATES:
         return False
-    _move(request, PaymentState.PAID)
-    request.paid_at = utcnow()
-    request.payment_intent_id = session.payment_intent_id
-    request.charge_id = session.latest_charge_id
-    request.patient_email = session.email[:254]
-    request.receipt_number = session.receipt_number[:64]
-    request.card_brand = session.card_brand[:20]
-    request.card_last4 = session.card_last4[:4]
-    request.last_decline = ""
-    request.patient_name = request.patient_name or patient_names(request.call)
+    # The payment's details go in the guarded UPDATE that moves it: one statement, where
+    # setting them afterwards cost a second UPDATE at the next flush.
+    _move(request, PaymentState.PAID, **_paid_values(request, session))
     patient = request.patient_name or session.email or _("the patient")
     announce(request, CallEventKind.PAYMENT_PAID, patient=patient)
     _queue_receipt(request)
     return True
+
+
+def _paid_values(request: PaymentRequest, session: CheckoutSummary) -> dict:
+    values = {
+        "paid_at": utcnow(),
+        "payment_intent_id": session.payment_intent_id,
+        "charge_id": session.latest_charge_id,
+        "patient_email": session.email[:254],
+        "receipt_number": session.receipt_number[:64],
+        "card_brand": session.card_brand[:20],
+        "card_last4": session.card_last4[:4],
+        "last_decline": "",
+        "patient_name": request.patient_name or patient_names_in(request.call_id),
+    }
+    if request.stripe_fee is None and session.stripe_fee is not None:
+        values["stripe_fee"] = session.stripe_fee  # what learn_charge would set next
+    return values
 
 
 def learn_charge(request: PaymentRequest, session: CheckoutSummary) -> None:
@@ -337,7 +361,12 @@ def cancel_requests_of_removed_link(link: StripeLink, stripe_api: StripeApi) -> 
 
 
 def request_for_session(session_id: str) -> PaymentRequest | None:
-    return db.session.scalar(select(PaymentRequest).filter_by(checkout_session_id=session_id))
+    # With its clinic, which a payment's receipt names: one query rather than two.
+    return db.session.scalar(
+        select(PaymentRequest)
+        .options(joinedload(PaymentRequest.clinic))
+        .filter_by(checkout_session_id=session_id)
+    )
 
 
 def request_for_payment_intent(
