@@ -42,9 +42,7 @@ FIRST_REACH = 1000  # events the first look-back reads, before it knows what was
 
 
 def channel_for(redis_url: str) -> str:
-    """The pub/sub channel of one deployment. Channels span Redis's numbered databases: named
-    after the database, two deployments sharing a Redis server do not wake each other's
-    streams for calls that only share a number."""
+    """One deployment's channel, named after its Redis database: channels span databases."""
     return f"vcpay:call-events:{parse_url(redis_url).get('db', 0)}"
 
 
@@ -63,8 +61,7 @@ class CallWaker:
         self.versions = itertools.count(1)
         self.version: dict[int, int] = {}
         self.learned: dict[int, dict[int, float]] = {}  # call -> event id -> when learned
-        # The highest event id seen by each look-back, with when: the next reads from the one
-        # ``LOOK_BACK_SECONDS`` old, as every event created since has a higher id.
+        # The highest event id each look-back saw, and when (see ``_look_back_floor``).
         self.visible: deque[tuple[float, int]] = deque()
         # One lock, and one condition per call being watched: an event wakes only the
         # streams of its own call, however many other calls are open.
