@@ -74,11 +74,13 @@ def settled_on_arrival(event: WebhookEvent) -> bool:
     return handler_for(event.type) is None or event.livemode != _expected_livemode()
 
 
-def store_event(event: WebhookEvent) -> int | None:
+def store_event(event: WebhookEvent, settled: bool | None = None) -> int | None:
     """Keep the event, committed; its row id, or None if it was kept before. Raises
-    ``GroupFailed`` when the write of the group it joined failed: nothing of it was kept."""
+    ``GroupFailed`` when the write of the group it joined failed: nothing of it was kept.
+    ``settled``: what ``settled_on_arrival`` says of it, when the caller has asked already."""
     received_at = utcnow()
-    settled = settled_on_arrival(event)
+    if settled is None:
+        settled = settled_on_arrival(event)
     values = {
         "event_id": event.id,
         "type": event.type,
@@ -162,8 +164,9 @@ def _stored_time(dialect: Dialect) -> Callable[[datetime | None], object]:
 
 def _inbox_engine() -> Engine:
     """The webhook's own small pool: autocommit, since one statement is atomic on its own
-    (no BEGIN and COMMIT round trips), and no ping before each use (another round trip); a
-    stale connection is retried once instead."""
+    (no BEGIN and COMMIT round trips, and no rollback when a connection goes back to the
+    pool), and no ping before each use (another round trip); a stale connection is retried
+    once instead."""
     app = current_app._get_current_object()
     engine = app.extensions.get("stripe_inbox_engine")
     if engine is None:
@@ -171,6 +174,7 @@ def _inbox_engine() -> Engine:
             db.engine.url,
             isolation_level="AUTOCOMMIT",
             pool_pre_ping=False,
+            pool_reset_on_return=None,  # autocommit: no transaction is left to roll back
             hide_parameters=True,  # an event's values stay out of error messages and logs
             pool_size=5,
             max_overflow=10,
