@@ -14,12 +14,19 @@ enqueue) one at a time, without HTTP, to show where the time goes.
 
     python bench/webhook_ingest.py [--quick] [--embedded] [--database-url URL]
                                    [--events N] [--concurrency C] [--broker-url URL]
+                                   [--profile prod]
 
 Default: PostgreSQL and a Redis broker, the production shape. ``--database-url`` names a scratch
 PostgreSQL database that is created afresh and dropped at the end (default
 ``vcpay_bench_webhooks`` on 127.0.0.1); the broker is Redis database 14 on 127.0.0.1 (or
 ``--broker-url``), flushed at the start and the end. ``--embedded``: SQLite and the
 file-system broker in a temporary instance folder, as ``make run`` uses them.
+
+``--profile prod`` (PostgreSQL and Redis only): the processes as ``make run-prod`` runs them
+instead, from deploy/Procfile: one web instance, gunicorn with deploy/gunicorn.conf.py (two
+workers of 256 threads, the masked access log) serving ``bench.webhook_app:app`` (the baseline
+route exists only there), JSON logs; and the Procfile's Celery worker for the drain.
+``VCPAY_ENV`` stays unset, as in ``bench.product.ProductionProfile``.
 
 Prints a table and, as its last line, one JSON object; saves it to bench/results/.
 """
@@ -62,6 +69,7 @@ from bench.product import (  # noqa: E402
     stop,
     wait_until,
 )
+from sandbox.procfile import procfile_command  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/vcpay_bench_webhooks"
 REDIS_BROKER_URL = "redis://127.0.0.1:6379/14"
@@ -318,6 +326,18 @@ def environment(instance: Path, database_url: str, broker_url: str) -> dict[str,
     return env
 
 
+def production_commands(env: dict[str, str], port: int) -> tuple[list[str], list[str]]:
+    """deploy/Procfile's web (serving this benchmark's app, on ``port``) and worker, with the
+    settings ``make run-prod`` gives them."""
+    env.update(PORT=str(port), VCPAY_WEB_HOST="127.0.0.1", VCPAY_LOG_FORMAT="json")
+    web = [
+        "bench.webhook_app:app" if part == "wsgi:app" else part for part in procfile_command("web")
+    ]
+    if web == procfile_command("web"):
+        raise SystemExit("deploy/Procfile's web no longer serves wsgi:app: update this benchmark")
+    return web, procfile_command("worker")
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 events, for a smoke run")
@@ -328,9 +348,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--broker-url", default=REDIS_BROKER_URL, help="Redis broker database (flushed)"
     )
+    parser.add_argument(
+        "--profile", choices=("run", "prod"), default="run",
+        help="the processes as make run (default) or make run-prod runs them",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.embedded and args.database_url:
         parser.error("--embedded uses SQLite in its instance folder; drop --database-url")
+    if args.embedded and args.profile == "prod":
+        parser.error("--profile prod runs on PostgreSQL and Redis: drop --embedded")
     args.events = args.events or (200 if args.quick else 2000)
     return args
 
@@ -370,6 +396,8 @@ def main() -> None:
     ]  # fmt: skip
     if args.embedded:
         worker_command += ["--without-mingle", "--without-gossip"]
+    if args.profile == "prod":
+        web_command, worker_command = production_commands(env, port)
     unique, posts = ingest_plan(args.events)
     processes: dict[str, subprocess.Popen] = {}
     clean: dict[str, bool] = {}
@@ -381,7 +409,8 @@ def main() -> None:
         if not wait_until(lambda: answers(f"{base}/healthz"), 60):
             raise SystemExit(f"gunicorn did not start; see {log}")
         print(
-            f"webhook ingest, {mode} ({database} + {broker} broker), {len(unique)} events "
+            f"webhook ingest, {mode} ({database} + {broker} broker, profile {args.profile}), "
+            f"{len(unique)} events "
             f"+ {len(posts) - len(unique)} duplicates, concurrency {args.concurrency}",
             flush=True,
         )
@@ -430,6 +459,7 @@ def main() -> None:
         "machine": machine(),
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
         "mode": mode,
+        "profile": args.profile,
         "database": database,
         "broker": broker,
         "quick": args.quick,
@@ -460,7 +490,8 @@ def main() -> None:
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
-    name = f"webhook_ingest-{mode}{'-quick' if args.quick else ''}-{stamp}.json"
+    profile = "-prod" if args.profile == "prod" else ""
+    name = f"webhook_ingest-{mode}{profile}{'-quick' if args.quick else ''}-{stamp}.json"
     (out / name).write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))
 

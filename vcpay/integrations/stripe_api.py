@@ -100,7 +100,12 @@ class StripeSettings:
 
     @property
     def livemode(self) -> bool:
-        return self.secret_key.startswith(("sk_live_", "rk_live_"))
+        return is_live_key(self.secret_key)
+
+
+def is_live_key(secret_key: str) -> bool:
+    """Whether the key acts on Stripe's live data (else on its test data)."""
+    return secret_key.startswith(("sk_live_", "rk_live_"))
 
 
 STRIPE_API = "https://api.stripe.com"

@@ -11,6 +11,11 @@ row id, None for an event kept before, or the error of its group's write). A gro
 statement, so it is committed or rejected whole; every request of a rejected group gets the
 error, answers 5xx, and Stripe delivers again.
 
+A waiting request is woken exactly once: when its row is written, or when the write before
+has ended and it is the oldest still waiting, to write the next group itself. (A shared
+condition woke every waiting request after each write, most of them only to wait again: CPU
+the web process spends on nothing, at the load where it has least to spare.)
+
 Only ``threading`` primitives: gevent's monkey-patching makes them cooperative.
 """
 
@@ -18,11 +23,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-GROUP_LIMIT = 100  # rows in one statement: SQLite allows 32,766 parameters, and 7 a row
+GROUP_LIMIT = 100  # rows in one statement: SQLite allows 32,766 parameters, and 10 a row
 
 
 class GroupFailed(Exception):
     """The write of the group this request joined failed: nothing of the group was kept."""
+
+
+def _held() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
 
 
 @dataclass(eq=False)
@@ -31,6 +42,9 @@ class _Waiting:
     done: bool = False
     row_id: int | None = None
     error: BaseException | None = field(default=None, repr=False)
+    # Released (by whichever thread wrote last) when this request may go on: its row is
+    # written, or it is its turn to write.
+    turn: threading.Lock = field(default_factory=_held, repr=False)
 
 
 class GroupedWriter:
@@ -45,36 +59,43 @@ class GroupedWriter:
         self.write = write
         self.key = key
         self.limit = limit
-        self.changed = threading.Condition(threading.Lock())
-        self.gathered: list[_Waiting] = []
-        self.writing = False
+        self.lock = threading.Lock()
+        self.gathered: list[_Waiting] = []  # oldest first, none of them in a write yet
+        self.writing = False  # a request is writing, or has been handed the next write
 
     def store(self, values: dict) -> int | None:
         """Write ``values`` with the group it joins; its row id, or None if kept before.
         Raises ``GroupFailed`` (from the write's error) when the group's write fails."""
         mine = _Waiting(values)
-        with self.changed:
+        with self.lock:
             self.gathered.append(mine)
-            while not mine.done:
-                if self.writing:
-                    self.changed.wait()
-                    continue
-                # Nobody is writing: this request writes the oldest gathered, its own
-                # among them sooner or later (first come, first written).
-                self.writing = True
-                group, self.gathered = self.gathered[: self.limit], self.gathered[self.limit :]
-                self.changed.release()
-                try:
-                    self._write_group(group)
-                finally:
-                    self.changed.acquire()
-                    self.writing = False
-                    for waiting in group:
-                        waiting.done = True
-                    self.changed.notify_all()
+            in_flight, self.writing = self.writing, True
+        if in_flight:
+            mine.turn.acquire()
+        if not mine.done:
+            # Nobody else is writing: this request writes the oldest gathered, its own first
+            # among them (first come, first written).
+            self._write_next(mine)
         if mine.error is not None:
             raise GroupFailed(f"{type(mine.error).__name__}: {mine.error}") from mine.error
         return mine.row_id
+
+    def _write_next(self, mine: _Waiting) -> None:
+        with self.lock:
+            group, self.gathered = self.gathered[: self.limit], self.gathered[self.limit :]
+        try:
+            self._write_group(group)
+        finally:
+            for waiting in group:
+                waiting.done = True
+            with self.lock:
+                successor = self.gathered[0] if self.gathered else None
+                self.writing = successor is not None
+            for waiting in group:
+                if waiting is not mine:
+                    waiting.turn.release()
+            if successor is not None:
+                successor.turn.release()  # the next write is its own
 
     def _write_group(self, group: list[_Waiting]) -> None:
         first: dict[str, _Waiting] = {}

@@ -45,12 +45,13 @@ def stripe_webhook():
     except ValueError as error:
         return _refuse(str(error))
     bind(stripe_event_id=event.id)  # this request's log lines name the event
+    settled = settled_on_arrival(event)
     try:
-        row_id = store_event(event)
+        row_id = store_event(event, settled)
     except GroupFailed as error:  # nothing of it was kept: Stripe delivers a 5xx again
         log.warning("Could not store Stripe event %s: %s", event.id, error)
         return _refuse("vcpay could not store this event now; try again later.", 503)
-    if row_id is not None and not settled_on_arrival(event):
+    if row_id is not None and not settled:
         handoff.submit(row_id)
     return jsonify({"received": event.id, "duplicate": row_id is None})
 
