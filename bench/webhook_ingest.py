@@ -279,7 +279,7 @@ def _time_pieces(app, samples: int) -> dict[str, float]:
     Celery message, and taking a pooled connection (with its ping)."""
     from vcpay.extensions import db
     from vcpay.integrations.stripe_api import StripeApi
-    from vcpay.webhooks import services
+    from vcpay.webhooks import inbox, services
 
     stripe_api = StripeApi.from_config(app.config)
     times: dict[str, list[float]] = {name: [] for name in ("verify", "store", "handoff")}
@@ -288,7 +288,7 @@ def _time_pieces(app, samples: int) -> dict[str, float]:
         t0 = time.perf_counter()
         event = stripe_api.verify_webhook(payload, header)
         t1 = time.perf_counter()
-        row_id = services.store_event(event)
+        row_id = inbox.store_event(event)
         t2 = time.perf_counter()
         services.handoff.submit(row_id)
         t3 = time.perf_counter()

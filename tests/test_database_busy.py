@@ -3,13 +3,15 @@ Retry-After: people are asked to come back in a moment, in a page that needs no 
 API clients get JSON; the log says which error it was, and nothing of the request."""
 
 import logging
+import sqlite3
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import sign_in
 from tests.processes import free_port
 from vcpay import create_app
-from vcpay.errors import DATABASE_RETRY_SECONDS
+from vcpay.errors import DATABASE_RETRY_SECONDS, is_database_unavailable
 from vcpay.extensions import db
 
 POOL_TIMEOUT_SECONDS = 0.5
@@ -104,3 +106,29 @@ def test_a_database_nobody_answers_for_is_a_503_too(tmp_path, caplog):
         with app.app_context():
             db.engine.dispose()
         app.extensions["call_waker"].stop()
+
+
+def sqlite_error(path, statement: str, hold_lock: bool) -> OperationalError:
+    """A real SQLite error, as SQLAlchemy wraps it: a write while another connection holds
+    the database exclusively, or a read of a table that does not exist."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE IF NOT EXISTS notes (x)")
+    if hold_lock:
+        holder.execute("BEGIN EXCLUSIVE")
+    writer = sqlite3.connect(path, timeout=0)
+    try:
+        writer.execute(statement)
+    except sqlite3.OperationalError as error:
+        return OperationalError(statement, (), error)
+    finally:
+        writer.close()
+        holder.close()
+    raise AssertionError(f"{statement} did not fail")
+
+
+def test_on_sqlite_only_a_locked_database_is_away_and_a_missing_table_is_a_bug(tmp_path):
+    locked = sqlite_error(tmp_path / "a.sqlite", "INSERT INTO notes VALUES (1)", hold_lock=True)
+    assert "locked" in str(locked.orig)
+    assert is_database_unavailable(locked)
+    missing = sqlite_error(tmp_path / "b.sqlite", "SELECT * FROM no_such_table", hold_lock=False)
+    assert not is_database_unavailable(missing)  # answered 500, logged with its traceback

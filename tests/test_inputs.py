@@ -25,7 +25,7 @@ from vcpay.enablement import polling
 from vcpay.enablement.models import EnablementRequest
 from vcpay.extensions import db
 from vcpay.payments.models import PaymentRequest
-from vcpay.webhooks import services
+from vcpay.webhooks import inbox
 from vcpay.webhooks.models import StripeEvent
 
 CONTROL_MESSAGE = "contains a control character"
@@ -352,7 +352,7 @@ def test_a_database_error_is_logged_without_its_parameters(app, caplog):
 
 
 def test_the_webhook_inbox_keeps_parameters_out_of_its_errors(app):
-    with services._inbox_engine().connect() as connection, pytest.raises(Exception) as error:
+    with inbox._inbox_engine().connect() as connection, pytest.raises(Exception) as error:
         connection.execute(text("SELECT * FROM no_such_table WHERE x = :x"), {"x": PATIENT})
     assert "no_such_table" in str(error.value)
     assert PATIENT not in str(error.value)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from tests.stripe_events import event, post_event
 from vcpay.extensions import db
-from vcpay.webhooks import services
+from vcpay.webhooks import inbox
 from vcpay.webhooks.grouping import GroupedWriter, GroupFailed
 from vcpay.webhooks.models import StripeEvent
 
@@ -185,7 +185,7 @@ def test_concurrent_deliveries_are_each_stored_once_and_answered_for_their_own_e
 def test_a_group_the_database_rejects_keeps_none_of_its_rows(app):
     """A row that breaks a constraint makes the whole statement fail: the group's other
     events are not kept either, and each of its requests gets the error (to answer 5xx)."""
-    writer = services._grouped_writer()
+    writer = inbox._grouped_writer()
     writes = HeldWrites(writer.write)
     writer.write = writes
     good = [f"evt_grouped_{n}" for n in range(3)]
@@ -198,9 +198,9 @@ def test_a_group_the_database_rejects_keeps_none_of_its_rows(app):
                 "type": row["type"],
                 "account": row["account"],
                 "livemode": False,
-                "created": services.utcnow(),
+                "created": inbox.utcnow(),
                 "payload": "{}",
-                "received_at": services.utcnow(),
+                "received_at": inbox.utcnow(),
                 "state": "received",
                 "next_attempt_at": None,
                 "processed_at": None,
@@ -232,7 +232,7 @@ def test_a_webhook_whose_group_failed_answers_503_and_stripe_delivers_it_again(
 
     body = event("account.updated")
     with monkeypatch.context() as patched:
-        patched.setattr(services, "_insert", database_away)
+        patched.setattr(inbox, "_insert", database_away)
         refused = post_event(client, body)
     assert refused.status_code == 503
     assert "try again" in refused.json["error"]
@@ -245,6 +245,6 @@ def test_a_webhook_whose_group_failed_answers_503_and_stripe_delivers_it_again(
 @pytest.mark.parametrize("rows", [1, 2, 100])
 @pytest.mark.parametrize("placeholder", ["%s", "?"])
 def test_one_statement_per_group_size_is_made_once(rows, placeholder):
-    statement = services._insert_events_statement(rows, placeholder)
-    assert services._insert_events_statement(rows, placeholder) is statement
-    assert statement.count(placeholder) == rows * len(services.EVENT_COLUMNS)
+    statement = inbox._insert_events_statement(rows, placeholder)
+    assert inbox._insert_events_statement(rows, placeholder) is statement
+    assert statement.count(placeholder) == rows * len(inbox.EVENT_COLUMNS)

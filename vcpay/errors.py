@@ -97,12 +97,22 @@ def forget_what_the_request_wrote() -> None:
         db.session.rollback()
 
 
+SQLITE_UNAVAILABLE = frozenset((5, 6, 14))  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN
+
+
 def is_database_unavailable(error: Exception) -> bool:
     """The pool had no connection to give within its timeout, or the database could not be
     reached or dropped the connection: nothing wrong with the request itself."""
-    if isinstance(error, PoolTimeout | OperationalError):
+    if isinstance(error, PoolTimeout):
         return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    # SQLite reports a missing table (a bug, 500) as an OperationalError too: there only a
+    # busy or locked database, or one that cannot be opened, is the database being away.
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in SQLITE_UNAVAILABLE
 
 
 def handle_database_error(error: SQLAlchemyError):

@@ -14,7 +14,8 @@ from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import WebhookSignatureInvalid
 from vcpay.observability.context import bind
 from vcpay.webhooks.grouping import GroupFailed
-from vcpay.webhooks.services import handoff, settled_on_arrival, store_event
+from vcpay.webhooks.inbox import store_event
+from vcpay.webhooks.services import handoff, settled_on_arrival
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
