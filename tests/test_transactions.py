@@ -16,6 +16,7 @@ from vcpay.calls.models import Call, CallEvent
 from vcpay.calls.services import end_call, join_as_patient, start_call
 from vcpay.extensions import db
 from vcpay.people.services import find_user_by_email
+from vcpay.transactions import after_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLERS = {"tasks.py", "cli.py"}  # besides modules with routes
@@ -84,3 +85,18 @@ def test_starting_joining_and_ending_a_call_are_kept_only_by_the_callers_commit(
     end_call(call)
     db.session.rollback()
     assert db.session.get(Call, call.id).is_open  # the end was never committed
+
+
+def test_what_waits_for_the_commit_waits_for_the_outer_one_not_a_savepoint(app):
+    """A refund recorded in a savepoint used to announce the payment's call event at the
+    savepoint's release: the screens read before the row was committed, and missed it."""
+    ran = []
+    db.session.execute(select(1))
+    after_commit(db.session(), lambda: ran.append("announced"))
+    with db.session.begin_nested():
+        db.session.execute(select(2))
+    assert ran == []  # released a savepoint: nothing committed yet
+    db.session.commit()
+    assert ran == ["announced"]
+    db.session.commit()
+    assert ran == ["announced"]  # once

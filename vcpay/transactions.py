@@ -55,6 +55,10 @@ def register_after_commit_hooks() -> None:
 
 
 def _run_callbacks(session: Session) -> None:
+    # SQLAlchemy calls this hook for a savepoint's release too (``begin_nested``): nothing is
+    # committed then, and what the callbacks announce would not be visible to anyone yet.
+    if session.in_nested_transaction():
+        return
     # The change is committed: a side effect that fails now (the broker away) must not make
     # it look failed. The sweeps find what was left behind (unsent email, unraised requests).
     for callback in session.info.pop(_KEY, []):
