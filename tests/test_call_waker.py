@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from tests.conftest import csrf_token, sign_in
 from tests.processes import wait_for
 from tests.services import redis_url
+from vcpay.calls import look_back
 from vcpay.calls import stream as call_stream
 from vcpay.calls import waker as call_waker
 from vcpay.calls.events import STAFF_AUDIENCES
@@ -220,9 +221,9 @@ def test_the_look_back_reads_only_what_became_visible_lately(app, monkeypatch):
     waker.started = True
     waker.look_back_once()
     newest = waker.newest[call.id]
-    monkeypatch.setattr(call_waker, "LOOK_BACK_SECONDS", 0)
+    monkeypatch.setattr(look_back, "LOOK_BACK_SECONDS", 0)
     waker.look_back_once()
-    assert waker._look_back_floor() == newest  # later reads start above what it has seen
+    assert waker.look_back.floor() == newest  # later reads start above what it has seen
 
 
 def test_events_learned_long_ago_are_forgotten(app, monkeypatch):
@@ -283,3 +284,24 @@ def test_a_persons_streams_of_a_call_share_one_permission_check(app):
     # Once the answer is old, the right is asked again: here it has been lost.
     assert checks.allowed(app, f"sign-in:3:{call.id}", call.id, still_allowed, 0)
     assert checks.allowed(app, f"sign-in:3:{call.id}", call.id, lambda c: False, 0) is False
+
+
+def test_an_event_announced_before_its_rows_can_be_read_still_reaches_the_stream(app, monkeypatch):
+    """An announcement can come before its event is there to read (a savepoint's release, a
+    publish racing the commit): the stream's read finds nothing, and the look-back, finding the
+    event later, wakes the stream again."""
+    monkeypatch.setattr(call_stream, "KEEPALIVE_SECONDS", 0.2)
+    monkeypatch.setattr(call_waker, "LOOK_BACK_TICK_SECONDS", 0.1)
+    call = quiet_call()
+    waker = app.extensions["call_waker"]
+    opened = call_stream.OpenStream(call.id, viewer="staff", address="")
+    stream = call_stream.stream_events(app, opened, 0, STAFF_AUDIENCES, lambda c: True)
+    assert next(stream).startswith("retry:")
+    assert "call_started" in next(stream)
+    coming = db.session.scalar(select(func.max(CallEvent.id))) + 1
+    waker.note(call.id, coming)  # heard of, not committed yet
+    assert next(stream) == ": keepalive\n\n"  # woken, read nothing, waited again
+    db.session.add(CallEvent(id=coming, call_id=call.id, kind="payment_refunded", data={}))
+    db.session.commit()
+    later = [next(stream) for _ in range(5)]
+    assert sum(f"id: {coming}\n" in chunk for chunk in later) == 1

@@ -195,6 +195,7 @@ def stream_events(
                 if row.id > resumed_after and row.audience in audiences
             ]
             _remember(sent, [*late, *(row.id for row in rows)])
+            waker.found(call_id, [row.id for row in rows])
             after = max([after, *(row.id for row in rows)])
             if len(rows) >= READ_LIMIT:
                 read_version = None  # more than one read holds: read on at once

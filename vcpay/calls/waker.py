@@ -13,13 +13,13 @@ import itertools
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable
 
 from flask import Flask
 from redis.connection import parse_url
 from sqlalchemy import func, or_, select
 
+from vcpay.calls.look_back import LookBack
 from vcpay.calls.models import CallEvent
 from vcpay.config import redis_client_options
 from vcpay.extensions import db
@@ -31,14 +31,10 @@ SHARE_SECONDS = 0.5
 # pool ahead of pages. Only reads take a turn: streams served the shared rows do not queue.
 STREAM_READERS = 4
 LOOK_BACK_TICK_SECONDS = 5.0
-# The look-back reads every event that became visible in about this long: a transaction that
-# commits later than this after taking its event's id is not found by it (Redis still tells).
-LOOK_BACK_SECONDS = 60.0
 # How long the waker remembers each event it learned of: longer than the look-back reaches, so
 # an event it finds again is not news. Streams remember what they sent for twice as long.
 LEARNED_SECONDS = 120.0
 READ_LIMIT = 500  # events one stream read returns at most: a stream that got as many reads on
-FIRST_REACH = 1000  # events the first look-back reads, before it knows what was visible when
 
 
 def channel_for(redis_url: str) -> str:
@@ -61,8 +57,8 @@ class CallWaker:
         self.versions = itertools.count(1)
         self.version: dict[int, int] = {}
         self.learned: dict[int, dict[int, float]] = {}  # call -> event id -> when learned
-        # The highest event id each look-back saw, and when (see ``_look_back_floor``).
-        self.visible: deque[tuple[float, int]] = deque()
+        self.heard: dict[int, set[int]] = {}  # call -> ids announced, not yet found by a read
+        self.look_back = LookBack()
         # One lock, and one condition per call being watched: an event wakes only the
         # streams of its own call, however many other calls are open.
         self.mutex = threading.Lock()
@@ -94,20 +90,37 @@ class CallWaker:
     def note(self, call_id: int, event_id: int) -> None:
         self.learn({call_id: [event_id]})
 
-    def learn(self, events: dict[int, Iterable[int]]) -> None:
-        """Learn of events (call -> ids), and wake the streams of the calls that had news."""
+    def learn(self, events: dict[int, Iterable[int]], seen: bool = False) -> None:
+        """Learn of events (call -> ids), and wake the streams of the calls that had news.
+
+        ``seen``: read from the database, not only heard of. An event heard of (announced)
+        that no stream's read has found yet is news again when the look-back sees it: its
+        announcement may have come before its rows were there to read."""
         now = time.monotonic()
         with self.mutex:
             for call_id, event_ids in events.items():
                 known = self.learned.setdefault(call_id, {})
                 news = [event_id for event_id in event_ids if event_id not in known]
-                if not news:
+                unread = self.heard.get(call_id, set())
+                found = unread.intersection(event_ids) if seen else set()
+                if not news and not found:
                     continue
                 known.update(dict.fromkeys(news, now))
-                self.newest[call_id] = max(self.newest.get(call_id, 0), *news)
+                if seen:
+                    unread -= found
+                elif news:
+                    self.heard.setdefault(call_id, set()).update(news)
+                self.newest[call_id] = max(self.newest.get(call_id, 0), *news, *found)
                 self.version[call_id] = next(self.versions)
                 if call_id in self.conditions:
                     self.conditions[call_id].notify_all()
+
+    def found(self, call_id: int, event_ids: Iterable[int]) -> None:
+        """A stream's read found these events: heard of and read, they are news no more."""
+        with self.mutex:
+            unread = self.heard.get(call_id)
+            if unread:
+                unread.difference_update(event_ids)
 
     def version_of(self, call_id: int) -> int:
         return self.version.get(call_id, 0)
@@ -233,9 +246,8 @@ class CallWaker:
                 .group_by(CallEvent.call_id)
             ).all()
             db.session.remove()
-        for call_id, newest in rows:
-            self.high_water = max(self.high_water, newest)
-            self.note(call_id, newest)
+        self.high_water = max([self.high_water, *(newest for _call, newest in rows)])
+        self.learn({call_id: [newest] for call_id, newest in rows}, seen=True)
 
     def _look_back(self) -> None:
         while not self.stopped.is_set():
@@ -248,27 +260,10 @@ class CallWaker:
     def look_back_once(self) -> None:
         """Learn of every event that became visible lately, whichever call it is in."""
         with self.app.app_context():
-            floor = self._look_back_floor()
-            if floor is None:
-                floor = (db.session.scalar(select(func.max(CallEvent.id))) or 0) - FIRST_REACH
-            rows = db.session.execute(
-                select(CallEvent.call_id, CallEvent.id).where(CallEvent.id > floor)
-            ).all()
+            events = self.look_back.read()
             db.session.remove()
-        events: dict[int, list[int]] = {}
-        for call_id, event_id in rows:
-            events.setdefault(call_id, []).append(event_id)
-        self.learn(events)
-        self.visible.append((time.monotonic(), max((row.id for row in rows), default=floor)))
+        self.learn(events, seen=True)
         self._forget_old()
-
-    def _look_back_floor(self) -> int | None:
-        """The highest id the look-back saw ``LOOK_BACK_SECONDS`` ago: every event created
-        since has a higher one (ids are handed out in order at insert)."""
-        reach = time.monotonic() - LOOK_BACK_SECONDS
-        while len(self.visible) > 1 and self.visible[1][0] <= reach:
-            self.visible.popleft()
-        return self.visible[0][1] if self.visible else None
 
     def _forget_old(self) -> None:
         """Forget events learned long ago, and the calls nobody watches that have none left."""
@@ -278,8 +273,11 @@ class CallWaker:
                 known = self.learned[call_id]
                 for event_id in [e for e, at in known.items() if at < before]:
                     del known[event_id]
+                if call_id in self.heard:
+                    self.heard[call_id].intersection_update(known)
                 if not known and call_id not in self.waiting:
                     del self.learned[call_id]
+                    self.heard.pop(call_id, None)
                     self.version.pop(call_id, None)
                     self.newest.pop(call_id, None)
 
