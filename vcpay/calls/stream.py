@@ -83,6 +83,7 @@ class OpenStreams:
         # The streams of each viewer and of each address, oldest first: a new stream's caps
         # are checked against its own few, not against every stream of the process.
         self.groups: dict[tuple[str, str], list[OpenStream]] = {}
+        self.texts: dict[int, str] = {}  # event id -> its text on the wire
 
     @property
     def ceiling(self) -> int:
@@ -107,6 +108,15 @@ class OpenStreams:
             old.ended.set()
             self.waker.wake(old.call_id)  # at once, not at its next keepalive
         return stream
+
+    def text_of(self, row) -> str:
+        """An event as streams send it, written once for all the streams of its call."""
+        text = self.texts.get(row.id)
+        if text is None:
+            if len(self.texts) > 4096:
+                self.texts.clear()
+            text = self.texts[row.id] = sse(row)
+        return text
 
     def close(self, stream: OpenStream) -> None:
         with self.lock:
@@ -161,6 +171,7 @@ def stream_events(
     share one small query.
     """
     waker: CallWaker = app.extensions["call_waker"]
+    streams: OpenStreams = app.extensions["call_streams"]
     checks: AccessChecks = app.extensions["call_access_checks"]
     call_id = opened.call_id
     access_key = f"{access or opened.viewer}:{call_id}"
@@ -200,24 +211,27 @@ def stream_events(
             if len(rows) >= READ_LIMIT:
                 read_version = None  # more than one read holds: read on at once
             if fresh:
-                yield "".join(sse(row) for row in fresh)
+                yield "".join(streams.text_of(row) for row in fresh)
                 continue
         # Nothing new: wait until the waker learns of another event of this call. One it
         # learned of that the read did not find (announced by another deployment) does not
         # wake the stream again: the version read before the query already counts it.
         timeout = min(KEEPALIVE_SECONDS, deadline - time.monotonic())
         if not waker.wait(call_id, read_version or 0, timeout, opened.ended):
+            _forget_old(sent)  # a quiet moment: not while a call's screens all catch up
             yield ": keepalive\n\n"
 
 
 def _remember(sent: dict[int, float], event_ids: list[int]) -> None:
-    """Note the ids a stream passed, forgetting those the waker has forgotten too."""
-    now = time.monotonic()
-    sent.update(dict.fromkeys(event_ids, now))
-    if len(sent) > 64:
-        before = now - 2 * LEARNED_SECONDS
-        for event_id in [e for e, at in sent.items() if at < before]:
-            del sent[event_id]
+    """Note the ids a stream passed."""
+    sent.update(dict.fromkeys(event_ids, time.monotonic()))
+
+
+def _forget_old(sent: dict[int, float]) -> None:
+    """Forget the ids the waker has forgotten too."""
+    before = time.monotonic() - 2 * LEARNED_SECONDS
+    for event_id in [e for e, at in sent.items() if at < before]:
+        del sent[event_id]
 
 
 def resume_after(call_id: int) -> int:
