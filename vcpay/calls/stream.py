@@ -216,7 +216,10 @@ def stream_events(
         # Nothing new: wait until the waker learns of another event of this call. One it
         # learned of that the read did not find (announced by another deployment) does not
         # wake the stream again: the version read before the query already counts it.
-        timeout = min(KEEPALIVE_SECONDS, deadline - time.monotonic())
+        # Spread: streams opened together would otherwise all send their keepalives together,
+        # and a worker serving thousands of them would stall its pages for that moment.
+        keepalive = KEEPALIVE_SECONDS * random.uniform(0.5, 1.0)  # noqa: S311
+        timeout = min(keepalive, deadline - time.monotonic())
         if not waker.wait(call_id, read_version or 0, timeout, opened.ended):
             _forget_old(sent)  # a quiet moment: not while a call's screens all catch up
             yield ": keepalive\n\n"
