@@ -538,6 +538,9 @@ class ProductionProfile(Product):
         self.bases = [f"http://127.0.0.1:{port}" for port in self.web_ports]
         self.jira_base = f"http://127.0.0.1:{free_port()}"
         self.env.update(VCPAY_JIRA_URL=self.jira_base, VCPAY_WEB_HOST="127.0.0.1")
+        # As make run-prod: one beat at a time, by its lock in Redis (and no schedule file
+        # left in the working directory)
+        self.env.setdefault("VCPAY_BEAT_LOCK", "true")
         # deploy/gunicorn.conf.py reads the worker class from the environment
         self.env.setdefault("VCPAY_WEB_WORKER_CLASS", self.worker_class)
 
