@@ -178,10 +178,10 @@ def stream_events(
     with app.app_context():
         engine = db.engine
     started = time.monotonic()
-    deadline = started + app.config["STREAM_MAX_SECONDS"] * random.uniform(0.8, 1.0)  # noqa: S311
+    deadline = started + spread(app.config["STREAM_MAX_SECONDS"], 0.8)
     # The view has just checked: the first re-check comes later, spread so as not to come in
     # waves either.
-    check_again = started + RECHECK_SECONDS * random.uniform(0.5, 1.0)  # noqa: S311
+    check_again = started + spread(RECHECK_SECONDS, 0.5)
     resumed_after = after
     sent: dict[int, float] = {}  # the ids this stream has passed, lately: late ones are not
     read_version: int | None = None  # the waker's version of the call at the last read
@@ -218,11 +218,16 @@ def stream_events(
         # wake the stream again: the version read before the query already counts it.
         # Spread: streams opened together would otherwise all send their keepalives together,
         # and a worker serving thousands of them would stall its pages for that moment.
-        keepalive = KEEPALIVE_SECONDS * random.uniform(0.5, 1.0)  # noqa: S311
-        timeout = min(keepalive, deadline - time.monotonic())
+        timeout = min(spread(KEEPALIVE_SECONDS, 0.5), deadline - time.monotonic())
         if not waker.wait(call_id, read_version or 0, timeout, opened.ended):
             _forget_old(sent)  # a quiet moment: not while a call's screens all catch up
             yield ": keepalive\n\n"
+
+
+def spread(seconds: float, least: float) -> float:
+    """Between ``least`` and all of ``seconds``: timers of streams opened together drift apart
+    (a spread, not a secret)."""
+    return seconds * random.uniform(least, 1.0)  # noqa: S311  # nosec B311
 
 
 def _remember(sent: dict[int, float], event_ids: list[int]) -> None:
