@@ -72,6 +72,17 @@ def test_a_signed_in_clinician_is_answered_without_the_database(client, demo, po
     assert BUSY in page and '<html lang="en">' in page
 
 
+def test_a_page_is_offered_again_as_it_was_and_a_form_is_not(app, client, pool_taken):
+    page = assert_unavailable(client.get(f"{GUEST_LINK}?lang=en"))
+    assert f'href="{GUEST_LINK}?lang=en">Try again</a>' in page
+    app.config["WTF_CSRF_ENABLED"] = False  # the form's token would need the database
+    posted = client.post(GUEST_LINK, data={"display_name": "Ana"})
+    # The rate limiter's window on this form may ask for a longer wait than the database's.
+    assert posted.status_code == 503 and int(posted.headers["Retry-After"]) >= 1
+    assert BUSY in (page := posted.get_data(as_text=True))
+    assert "Try again</a>" not in page  # following a link would not send the form again
+
+
 def test_the_page_is_in_the_language_the_browser_asks_for(client, pool_taken):
     page = assert_unavailable(client.get(GUEST_LINK, headers={"Accept-Language": "sr-Latn"}))
     assert '<html lang="sr-Latn">' in page and BUSY not in page
