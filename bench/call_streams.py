@@ -76,6 +76,7 @@ from bench.product import (
     new_request_key,
     percentile,
     product_on,
+    redis_urls,
     save,
     summary_ms,
     tcp_states,
@@ -169,14 +170,6 @@ def stream_caps(streams: int, worker_class: str) -> dict[str, str]:
     if worker_class == "gevent":
         caps["VCPAY_WEB_CONNECTIONS"] = str(streams + 8 + RESERVED)
     return caps
-
-
-def redis_urls(database: int | None) -> dict[str, str]:
-    """``--redis-db``: the broker and live updates share one Redis database (flushed)."""
-    if database is None:
-        return {}
-    url = f"redis://127.0.0.1:6379/{database}"
-    return {"redis_broker_url": url, "redis_url": url}
 
 
 def raise_open_file_limit() -> None:

@@ -32,7 +32,7 @@ Modes, each a fresh instance, both in one run by default:
 ``--quick``: 30 payments per mode instead of 200. ``--database-url`` names the scratch
 PostgreSQL database, created afresh and dropped at the end (default ``vcpay_bench_latency`` on
 127.0.0.1); Redis databases 12 (broker) and 13 (live updates, rate limits) are flushed at the
-start and the end.
+start and the end (``--redis-db N``: one database for both).
 
 ``--profile prod`` (with ``--redis``): vcpay as ``make run-prod`` runs it instead
 (``bench.product.ProductionProfile``: deploy/Procfile's commands, two web instances of which
@@ -66,6 +66,7 @@ from bench.product import (
     machine,
     new_request_key,
     product_on,
+    redis_urls,
     save,
     summary_ms,
 )
@@ -101,10 +102,17 @@ class PaidEvents:
             return self.condition.wait_for(lambda: key in self.seen, seconds)
 
 
-def run_mode(mode: str, payments: int, gap: float, database_url: str, profile: str) -> dict:
+def run_mode(
+    mode: str, payments: int, gap: float, database_url: str, profile: str, redis_db: int | None
+) -> dict:
     if profile == "prod" and mode == "embedded":
         raise SystemExit("--profile prod runs on PostgreSQL and Redis: add --redis")
-    product = product_on(profile, "embedded" if mode == "embedded" else "production", database_url)
+    product = product_on(
+        profile,
+        "embedded" if mode == "embedded" else "production",
+        database_url,
+        **redis_urls(redis_db),
+    )
     hub = None
     try:
         product.start()
@@ -270,6 +278,9 @@ def parse_args() -> argparse.Namespace:
         "--profile", choices=("run", "prod"), default="run",
         help="vcpay as `make run` runs it, or as `make run-prod` does (with --redis)",
     )  # fmt: skip
+    parser.add_argument(
+        "--redis-db", type=int, help="one Redis database for both (default 12 and 13)"
+    )
     args = parser.parse_args()
     args.payments = args.payments or (30 if args.quick else 200)
     return args
@@ -286,8 +297,9 @@ def main() -> None:
         f"modes: {', '.join(modes)}",
         flush=True,
     )
+    gap = args.gap_ms / 1000
     results = [
-        run_mode(m, args.payments, args.gap_ms / 1000, args.database_url, args.profile)
+        run_mode(m, args.payments, gap, args.database_url, args.profile, args.redis_db)
         for m in modes
     ]
     summary = {

@@ -581,6 +581,14 @@ class ProductionProfile(Product):
         return [p.pid for name, p in self.processes.items() if name.startswith(f"{kind}.")]
 
 
+def redis_urls(database: int | None) -> dict[str, str]:
+    """``--redis-db``: the broker and live updates share one Redis database (flushed)."""
+    if database is None:
+        return {}
+    url = f"redis://127.0.0.1:6379/{database}"
+    return {"redis_broker_url": url, "redis_url": url}
+
+
 def product_on(profile: str, mode: str, database_url: str, **options) -> Product:
     """The product an earlier benchmark measures: as ``make run`` runs it (``profile``
     "run", in ``mode``), or as ``make run-prod`` does ("prod": always PostgreSQL and Redis)."""
