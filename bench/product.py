@@ -488,9 +488,10 @@ class Product:
         return clinic_id
 
     def web_memory(self) -> dict[str, float]:
-        """Resident memory of gunicorn (master and workers), from /proc, in MiB."""
-        master = self.processes["web"].pid
-        pids = [master, *children(master)]
+        """Resident memory of gunicorn (masters and workers of every web instance), from /proc,
+        in MiB."""
+        masters = [p.pid for name, p in self.processes.items() if name.split(".")[0] == "web"]
+        pids = [pid for master in masters for pid in (master, *children(master))]
         sizes = [resident_kib(pid) for pid in pids]
         return {
             "processes": len(pids),
