@@ -5,7 +5,7 @@ import time
 
 from flask import Blueprint, jsonify, request
 
-from sandbox.stripe import balance, history, payouts, refund_outcomes, refunds
+from sandbox.stripe import balance, history, off_session, payouts, refund_outcomes, refunds
 from sandbox.stripe.control import ControlError, json_body, refused
 from sandbox.stripe.runtime import public_url, standin
 
@@ -122,3 +122,23 @@ def refund_failed(refund_id: str):
     """``{"reason": "expired_or_canceled_card"}`` (the default) or another failure reason."""
     reason = json_body().get("reason", "expired_or_canceled_card")
     return jsonify(refund_outcomes.fail(standin(), refund_id, str(reason)))
+
+
+@money_control.post("/payment_intents/<payment_intent_id>/authenticate")
+def authenticate_payment(payment_intent_id: str):
+    """The customer's answer on the 3-D Secure page of a PaymentIntent in
+    ``requires_action``: ``{"completed": true}`` (the default) or ``false``. Gives the
+    PaymentIntent and ``next_url``, the ``return_url`` with the outcome."""
+    completed = json_body().get("completed", True)
+    if completed not in (True, False):
+        raise ControlError("'completed' must be true or false.")
+    found = standin().state.find_object(payment_intent_id)
+    if found is None or found[1].get("object") != "payment_intent":
+        raise ControlError(f"No PaymentIntent {payment_intent_id}.", 404)
+    try:
+        payment_intent, next_url = off_session.authenticated(
+            standin(), found[0], payment_intent_id, completed, public_url()
+        )
+    except LookupError:
+        raise ControlError("This PaymentIntent is not waiting for authentication.", 409) from None
+    return jsonify({"payment_intent": payment_intent, "next_url": next_url})
