@@ -164,6 +164,10 @@ class StripeControl(ControlClient):
         body = {"completed": completed}
         return self.post(f"payment_intents/{payment_intent_id}/authenticate", body)
 
+    def card_behaves_as(self, payment_method_id: str, card: str) -> None:
+        """From now on, charging the saved card does what test card ``card`` does."""
+        self.post(f"payment_methods/{payment_method_id}/behaves-as", {"card": card})
+
     # -- events and webhooks ------------------------------------------------------------------
 
     def events(self, **filters: Any) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import time
 from flask import Blueprint, jsonify, request
 
 from sandbox.stripe import balance, history, off_session, payouts, refund_outcomes, refunds
+from sandbox.stripe.cards import TEST_CARDS, fingerprint
 from sandbox.stripe.control import ControlError, json_body, refused
 from sandbox.stripe.runtime import public_url, standin
 
@@ -142,3 +143,18 @@ def authenticate_payment(payment_intent_id: str):
     except LookupError:
         raise ControlError("This PaymentIntent is not waiting for authentication.", 409) from None
     return jsonify({"payment_intent": payment_intent, "next_url": next_url})
+
+
+@money_control.post("/payment_methods/<method_id>/behaves-as")
+def card_behaves_as(method_id: str):
+    """From now on, charging this saved card does what the test card ``{"card": "4000..."}``
+    does (a card saved fine that later has insufficient funds, or has expired)."""
+    number = str(json_body().get("card") or "")
+    if not any(card.number == number for card in TEST_CARDS):
+        raise ControlError("'card' must be one of the test card numbers.")
+    found = standin().state.find_object(method_id)
+    if found is None or found[1].get("object") != "payment_method":
+        raise ControlError(f"No PaymentMethod {method_id}.", 404)
+    instead = {"id": f"{method_id}/behaves-as", "object": off_session.BEHAVES_AS}
+    standin().state.put_object(found[0], {**instead, "fingerprint": fingerprint(number)})
+    return jsonify({"payment_method": method_id, "behaves_as": number})

@@ -35,6 +35,7 @@ from sandbox.stripe.store import new_id
 customers_api = Blueprint("customers_api", __name__, url_prefix="/v1/customers")
 
 CUSTOMER = "customer"
+DELETED = "standin.deleted_customer"  # kept in a deleted customer's place
 TEXT_FIELDS = ("email", "name", "phone", "description")
 SUPPORTED = frozenset({*TEXT_FIELDS, "metadata", "expand"})
 
@@ -146,6 +147,9 @@ def create() -> Response:
 @customers_api.get("/<customer_id>")
 def retrieve(customer_id: str) -> Response:
     params = api_params(*names(CustomerRetrieveParams))
+    found = standin().state.get_object(current_account(), customer_id)
+    if found is not None and found.get("object") == DELETED:
+        return jsonify(deleted(customer_id))  # Stripe still answers for a deleted customer
     return jsonify(shown(customer_in(standin(), current_account(), customer_id), params))
 
 
@@ -175,9 +179,13 @@ def delete(customer_id: str) -> Response:
         customer = customer_in(running, account, customer_id)
         for method in payment_methods_of(running, account, customer_id, None):
             running.state.update_object(account, method["id"], lambda m: m.update(customer=None))
-        running.state.objects.put(account, {"id": customer_id, "object": "deleted customer"})
+        running.state.objects.put(account, {"id": customer_id, "object": DELETED})
     emit_event("customer.deleted", customer, account)
-    return jsonify({"id": customer_id, "object": CUSTOMER, "deleted": True})
+    return jsonify(deleted(customer_id))
+
+
+def deleted(customer_id: str) -> dict[str, Any]:
+    return {"id": customer_id, "object": CUSTOMER, "deleted": True}
 
 
 @customers_api.get("")

@@ -17,7 +17,7 @@ the stand-in's 3-D Secure page (``authentication_page``); after it the person la
 from typing import Any
 from urllib.parse import urlencode
 
-from sandbox.stripe.cards import AUTHENTICATION_REQUIRED, Decline, test_card
+from sandbox.stripe.cards import AUTHENTICATION_REQUIRED, Decline, TestCard, test_card
 from sandbox.stripe.checkout import SESSION
 from sandbox.stripe.errors import StripeError, no_such
 from sandbox.stripe.payment_objects import three_d_secure
@@ -25,6 +25,7 @@ from sandbox.stripe.payment_steps import Payment
 from sandbox.stripe.runtime import StripeStandin
 
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation")
+BEHAVES_AS = "standin.card_behaviour"  # beside a saved card a test made behave as another
 PAYMENT_AUTHENTICATION_FAILED = Decline(
     "payment_intent_authentication_failure",
     None,
@@ -48,6 +49,13 @@ class CardDeclined(StripeError):
         return {"error": self.details}
 
 
+def behaviour(running: StripeStandin, account: str | None, method: dict[str, Any]) -> TestCard:
+    """What charging the saved card does: its own test card's behaviour, or the one a test
+    gave it since (``/_sandbox/payment_methods/<pm>/behaves-as``)."""
+    instead = running.state.get_object(account, f"{method['id']}/behaves-as")
+    return test_card(instead["fingerprint"] if instead else method["card"]["fingerprint"])
+
+
 class OffSessionPayment(Payment):
     """One confirmation of one PaymentIntent made through the API, under the state lock."""
 
@@ -55,7 +63,7 @@ class OffSessionPayment(Payment):
         self, payment_intent: dict[str, Any], off_session: bool, return_url: str | None
     ) -> dict[str, Any]:
         method = self.get(payment_intent["payment_method"]) or {}
-        card = test_card(method["card"]["fingerprint"])
+        card = behaviour(self.running, self.account, method)
         needs_holder = card.always_authenticates if off_session else card.three_d_secure
         if needs_holder and off_session:
             charge = self.charge(payment_intent, method, AUTHENTICATION_REQUIRED)
@@ -152,7 +160,7 @@ def authenticated(
         try:
             if not completed:
                 step.decline(payment_intent, method, PAYMENT_AUTHENTICATION_FAILED, None)
-            decline = test_card(method["card"]["fingerprint"]).decline
+            decline = behaviour(running, account, method).decline
             step.charge_card(payment_intent, method, decline, authenticated=True)
         except CardDeclined:
             pass  # the PaymentIntent says so, and the return_url is told
