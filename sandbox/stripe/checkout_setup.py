@@ -139,6 +139,7 @@ def new_setup_session(
         customer=customer,
         customer_creation=creation,
         payment_status="no_payment_required",
+        payment_method_collection="always",
         total_details=None,
     )
     require_charges_enabled(running, account)

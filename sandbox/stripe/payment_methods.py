@@ -15,24 +15,28 @@ from stripe.params import (
     PaymentMethodDetachParams,
     PaymentMethodListParams,
     PaymentMethodRetrieveParams,
+    SetupIntentCancelParams,
+    SetupIntentCreateParams,
     SetupIntentListParams,
     SetupIntentRetrieveParams,
 )
 
 from sandbox.stripe.api import created_matches
+from sandbox.stripe.checkout_params import string_map, text
 from sandbox.stripe.customers import customer_in, method_type, payment_methods_of
 from sandbox.stripe.errors import InvalidParameter, InvalidRequest, missing, no_such
 from sandbox.stripe.events import previous_attributes
 from sandbox.stripe.expand import expanded
 from sandbox.stripe.gateway import api_params, current_account
 from sandbox.stripe.lists import list_object
-from sandbox.stripe.params import names
+from sandbox.stripe.params import names, refuse_unknown
 from sandbox.stripe.runtime import StripeStandin, emit_event, standin
-from sandbox.stripe.saved_cards import SETUP_INTENT
+from sandbox.stripe.saved_cards import SETUP_INTENT, setup_intent_object
 
 payment_methods_api = Blueprint("payment_methods_api", __name__, url_prefix="/v1")
 
 PAYMENT_METHOD = "payment_method"
+SETUP_INTENT_TAKES = frozenset({"customer", "description", "metadata", "usage", "expand"})
 SPENT = "standin.spent_payment_method"  # beside a card that may not be used again
 NOT_AGAIN = (
     "The provided PaymentMethod was previously used with a PaymentIntent without Customer "
@@ -159,12 +163,73 @@ def detach(method_id: str) -> Response:
         return jsonify(change_method(running, account, method, None))
 
 
+def setup_intent_in(running: StripeStandin, account: str | None, setup_intent_id: str) -> dict:
+    found = running.state.get_object(account, setup_intent_id)
+    if found is None or found.get("object") != SETUP_INTENT:
+        raise no_such(SETUP_INTENT, setup_intent_id)
+    return found
+
+
+@payment_methods_api.post("/setup_intents")
+def create_setup_intent() -> Response:
+    """Made, not confirmed: cards are saved on Checkout's page (the stand-in has no Stripe.js
+    to confirm one with)."""
+    params = api_params(*names(SetupIntentCreateParams))
+    refuse_unknown(params, SetupIntentCreateParams)
+    for name in params:
+        if name not in SETUP_INTENT_TAKES:
+            raise InvalidParameter(
+                f"The Stripe stand-in does not support {name} on SetupIntents: cards are saved "
+                "with Checkout in setup mode.",
+                param=name,
+            )
+    usage = params.get("usage", "off_session")
+    if usage not in ("off_session", "on_session"):
+        raise InvalidParameter("Invalid usage: must be one of off_session, on_session", "usage")
+    running, account = standin(), current_account()
+    customer = params.get("customer")
+    if customer is not None:
+        customer = customer_in(running, account, text(customer, "customer"))["id"]
+    description = params.get("description")
+    data = {
+        "description": None if description is None else text(description, "description"),
+        "metadata": string_map(params.get("metadata"), "metadata"),
+    }
+    setup_intent = {**setup_intent_object(running, customer, data), "usage": usage}
+    kept = running.state.put_object(account, setup_intent)
+    emit_event("setup_intent.created", kept, account)
+    return jsonify(expanded(running, account, kept, params))
+
+
+@payment_methods_api.post("/setup_intents/<setup_intent_id>/cancel")
+def cancel_setup_intent(setup_intent_id: str) -> Response:
+    params = api_params(*names(SetupIntentCancelParams))
+    reason = params.get("cancellation_reason")
+    if reason not in (None, "abandoned", "duplicate", "requested_by_customer"):
+        raise InvalidParameter(
+            "Invalid cancellation_reason: must be one of abandoned, duplicate, "
+            "requested_by_customer",
+            param="cancellation_reason",
+        )
+    running, account = standin(), current_account()
+    with running.state.lock:
+        setup_intent = setup_intent_in(running, account, setup_intent_id)
+        if setup_intent["status"] in ("succeeded", "canceled"):
+            raise InvalidRequest(
+                "You cannot cancel this SetupIntent because it has a status of "
+                f"{setup_intent['status']}.",
+                code="setup_intent_unexpected_state",
+            )
+        setup_intent.update(status="canceled", cancellation_reason=reason, next_action=None)
+        running.state.put_object(account, setup_intent)
+        emit_event("setup_intent.canceled", setup_intent, account)
+    return jsonify(expanded(running, account, setup_intent, params))
+
+
 @payment_methods_api.get("/setup_intents/<setup_intent_id>")
 def retrieve_setup_intent(setup_intent_id: str) -> Response:
     params = api_params(*names(SetupIntentRetrieveParams))
-    found = standin().state.get_object(current_account(), setup_intent_id)
-    if found is None or found.get("object") != SETUP_INTENT:
-        raise no_such(SETUP_INTENT, setup_intent_id)
+    found = setup_intent_in(standin(), current_account(), setup_intent_id)
     return jsonify(expanded(standin(), current_account(), found, params))
 
 

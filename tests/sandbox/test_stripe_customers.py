@@ -85,3 +85,27 @@ def test_payments_are_listed_by_customer(stripe_api, stripe_sandbox, clinic):
     theirs = stripe_api.v1.charges.list({"customer": other.id}, on(clinic)).data
 
     assert [p.id for p in mine] == [paid.id] and theirs == []
+
+
+def test_a_setup_intent_made_through_the_api_waits_until_canceled(stripe_api, clinic):
+    customer = new_customer(stripe_api, clinic)
+
+    made = stripe_api.v1.setup_intents.create(
+        {"customer": customer.id, "metadata": {"call_id": "7"}}, on(clinic)
+    )
+    canceled = stripe_api.v1.setup_intents.cancel(
+        made.id, {"cancellation_reason": "abandoned"}, on(clinic)
+    )
+
+    assert (made.status, made.usage, made.customer) == (
+        "requires_payment_method",
+        "off_session",
+        customer.id,
+    )
+    assert (canceled.status, canceled.cancellation_reason) == ("canceled", "abandoned")
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_api.v1.setup_intents.cancel(made.id, options=on(clinic))
+    assert refused.value.code == "setup_intent_unexpected_state"
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_api.v1.setup_intents.create({"confirm": True}, on(clinic))
+    assert refused.value.param == "confirm"
