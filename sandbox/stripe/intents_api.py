@@ -3,6 +3,7 @@
 ``requires_action`` PaymentIntent sends its customer to (``/pay/authenticate/<pi>``).
 PaymentIntents of Checkout Sessions cannot be confirmed or canceled here, as on Stripe."""
 
+import secrets
 import time
 from typing import Any
 
@@ -225,7 +226,8 @@ def waiting_intent(payment_intent_id: str) -> tuple[str | None, dict[str, Any]]:
     if (
         found is None
         or found[1].get("object") != "payment_intent"
-        or found[1]["client_secret"] != secret
+        or not secrets.compare_digest(found[1]["client_secret"], secret)
+        or from_checkout(standin(), found[0], payment_intent_id)
     ):
         abort(404)
     return found

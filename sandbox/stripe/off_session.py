@@ -153,7 +153,11 @@ def authenticated(
     step = OffSessionPayment(running, account, base_url)
     with running.state.lock:
         payment_intent = step.get(payment_intent_id)
-        if payment_intent is None or payment_intent["status"] != "requires_action":
+        if (
+            payment_intent is None
+            or payment_intent["status"] != "requires_action"
+            or from_checkout(running, account, payment_intent_id)  # its page is Checkout's
+        ):
             raise LookupError(payment_intent_id)
         return_url = payment_intent["next_action"]["redirect_to_url"]["return_url"]
         method = step.get(payment_intent["payment_method"]) or {}

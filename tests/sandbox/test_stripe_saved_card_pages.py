@@ -6,7 +6,8 @@ import pytest
 import requests
 import stripe
 
-from tests.sandbox.stripe_helpers import WEBHOOK_SECRET, card_form, connect
+from sandbox.common.control import ControlRefused
+from tests.sandbox.stripe_helpers import WEBHOOK_SECRET, card_form, checkout_params, connect
 from tests.sandbox.test_stripe_checkout_page import text_of
 from tests.sandbox.test_stripe_saved_cards import (
     ALWAYS_AUTHENTICATE,
@@ -130,3 +131,22 @@ def test_saving_and_charging_send_signed_connect_webhooks(
     failed = events[7].data.object
     assert failed.last_payment_error.code == "authentication_required"
     assert events[-1].data.object.metadata.to_dict() == {"payment_request_id": "31"}
+
+
+def test_a_checkout_payment_is_not_authenticated_on_the_saved_card_page(
+    stripe_api, stripe_sandbox, clinic
+):
+    session = stripe_api.v1.checkout.sessions.create(checkout_params(), on(clinic))
+    waiting = stripe_sandbox.pay(session.id, card="4000002500003155")["payment_intent"]
+    page = waiting["next_action"]["redirect_to_url"]["url"].split("/c/pay/")[0]
+    secret = waiting["client_secret"]
+
+    assert (
+        requests.get(
+            f"{page}/pay/authenticate/{waiting['id']}?client_secret={secret}", timeout=5
+        ).status_code
+        == 404
+    )
+    with pytest.raises(ControlRefused):
+        stripe_sandbox.authenticate_payment(waiting["id"])
+    assert stripe_api.v1.checkout.sessions.retrieve(session.id, options=on(clinic)).status == "open"
