@@ -14,6 +14,11 @@ PaymentIntents, Charges and Refunds a payment leaves (``payment_objects``, ``ref
 ``payments_api``), ``expand`` (``expand``), and a clock that expires sessions at
 ``expires_at`` (``chores``).
 
+Saved cards: Checkout in setup mode (``checkout_setup``) saves a card on the same pay page
+(``saved_cards``) for a Customer (``customers``); cards and SetupIntents are read, attached and
+detached in ``payment_methods``; ``intents_api`` creates and confirms PaymentIntents on a saved
+card (``off_session``), with a hosted 3-D Secure page for a card that needs its holder.
+
 The back office: each charge, refund and payout moves money in the account's balance
 (``balance``: balance transactions, Stripe's fee); payouts sweep what is available
 (``payouts``, with an optional schedule); refunds can wait or fail (``refund_outcomes``);

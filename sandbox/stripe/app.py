@@ -14,6 +14,7 @@ from sandbox.stripe.checkout_api import checkout_api
 from sandbox.stripe.checkout_expiry import expire_due_sessions
 from sandbox.stripe.control import control
 from sandbox.stripe.control_money import money_control
+from sandbox.stripe.customers import customers_api
 from sandbox.stripe.dashboard import dashboard
 from sandbox.stripe.errors import (
     SUPPORT,
@@ -25,7 +26,9 @@ from sandbox.stripe.errors import (
     stripe_error_response,
 )
 from sandbox.stripe.gateway import is_api_call, register_gateway
+from sandbox.stripe.intents_api import intents_api
 from sandbox.stripe.oauth import oauth
+from sandbox.stripe.payment_methods import payment_methods_api
 from sandbox.stripe.payments_api import payments_api
 from sandbox.stripe.payouts import run_payout_schedule
 from sandbox.stripe.paypage import paypage
@@ -65,6 +68,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api)
     app.register_blueprint(checkout_api)
     app.register_blueprint(payments_api)
+    app.register_blueprint(intents_api)
+    app.register_blueprint(customers_api)
+    app.register_blueprint(payment_methods_api)
     app.register_blueprint(balance_api)
     app.register_blueprint(paypage)
     app.register_blueprint(oauth)

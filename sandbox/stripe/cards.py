@@ -35,6 +35,15 @@ class TestCard:
     summary: str
     decline: Decline | None = None
     three_d_secure: bool = False
+    # Saving the card (a SetupIntent) succeeds, and only charging it declines.
+    declines_only_charges: bool = False
+    # Asks for authentication on every payment, off-session ones too, however it was saved.
+    always_authenticates: bool = False
+
+    @property
+    def setup_decline(self) -> Decline | None:
+        """Saving a card checks it with the bank, so a declining card fails there already."""
+        return None if self.declines_only_charges else self.decline
 
 
 DECLINED = "Your card was declined."
@@ -44,6 +53,12 @@ INSUFFICIENT = Decline(
     "insufficient_funds",
     "Your card has insufficient funds.",
     "insufficient_funds",
+)
+AUTHENTICATION_REQUIRED = Decline(
+    "authentication_required",
+    "authentication_required",
+    "Your card was declined. This transaction requires authentication.",
+    "authentication_required",
 )
 AUTHENTICATION_FAILED = Decline(
     "card_declined",
@@ -93,8 +108,16 @@ TEST_CARDS = (
             "processing_error",
         ),
     ),
+    TestCard(
+        "4000000000000341",
+        "Saving succeeds, charging is declined",
+        GENERIC,
+        declines_only_charges=True,
+    ),
     TestCard("4000002500003155", "3-D Secure, then succeeds", three_d_secure=True),
-    TestCard("4000002760003184", "3-D Secure always", three_d_secure=True),
+    TestCard(
+        "4000002760003184", "3-D Secure always", three_d_secure=True, always_authenticates=True
+    ),
     TestCard("4000000000003220", "3-D Secure 2, then succeeds", three_d_secure=True),
     TestCard("4000008400001629", "3-D Secure, then declined", GENERIC, three_d_secure=True),
     TestCard("4000008260003178", "3-D Secure, then insufficient funds", INSUFFICIENT, True),

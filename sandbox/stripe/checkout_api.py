@@ -12,7 +12,7 @@ from stripe.params.checkout import (
     SessionRetrieveParams,
 )
 
-from sandbox.stripe import checkout, checkout_expiry
+from sandbox.stripe import checkout, checkout_expiry, checkout_setup
 from sandbox.stripe.api import created_matches
 from sandbox.stripe.errors import InvalidParameter
 from sandbox.stripe.expand import expanded
@@ -35,7 +35,8 @@ def shown(session: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
 @checkout_api.post("")
 def create_session() -> Response:
     params = api_params(*names(SessionCreateParams))
-    session = checkout.new_session(standin(), current_account(), params, public_url())
+    create = checkout_setup.new_setup_session if params.get("mode") == "setup" else None
+    session = (create or checkout.new_session)(standin(), current_account(), params, public_url())
     return jsonify(shown(session, params))
 
 
@@ -74,7 +75,7 @@ def list_sessions() -> Response:
 
 
 def session_filter(params: dict[str, Any]):
-    unsupported = {"customer", "customer_account", "payment_link", "subscription"} & set(params)
+    unsupported = {"customer_account", "payment_link", "subscription"} & set(params)
     if unsupported:
         name = sorted(unsupported)[0]
         raise InvalidParameter(
@@ -91,6 +92,8 @@ def session_filter(params: dict[str, Any]):
         if status is not None and session["status"] != status:
             return False
         if params.get("payment_intent") and session["payment_intent"] != params["payment_intent"]:
+            return False
+        if params.get("customer") and session["customer"] != params["customer"]:
             return False
         if "email" in details:
             email = (session["customer_details"] or {}).get("email")

@@ -40,8 +40,9 @@ def merchant_name(running: StripeStandin, account: str | None) -> str:
 
 
 def expire(running: StripeStandin, account: str | None, session_id: str) -> dict[str, Any]:
-    """End an open session: ``checkout.session.expired``, and its PaymentIntent, if a payment
-    was tried, is canceled. Raises InvalidRequest if the session is not open."""
+    """End an open session: ``checkout.session.expired``, and its PaymentIntent (or
+    SetupIntent), if a payment was tried, is canceled. Raises InvalidRequest if the session
+    is not open."""
     with running.state.lock:
         session = running.state.get_object(account, session_id)
         if session is None:
@@ -55,6 +56,7 @@ def expire(running: StripeStandin, account: str | None, session_id: str) -> dict
         session.update(status="expired", url=None)
         running.state.put_object(account, session)
         cancel_payment_intent(running, account, session.get("payment_intent"))
+        cancel_payment_intent(running, account, session.get("setup_intent"))
         running.events.emit(
             "checkout.session.expired", session, account, request=originating_request()
         )
@@ -62,18 +64,16 @@ def expire(running: StripeStandin, account: str | None, session_id: str) -> dict
 
 
 def cancel_payment_intent(running: StripeStandin, account: str | None, pi_id: str | None) -> None:
-    payment_intent = running.state.get_object(account, pi_id) if pi_id else None
-    if payment_intent is None or payment_intent["status"] in ("succeeded", "canceled"):
+    """The session's PaymentIntent, or in setup mode its SetupIntent, unless it succeeded."""
+    intent = running.state.get_object(account, pi_id) if pi_id else None
+    if intent is None or intent["status"] in ("succeeded", "canceled"):
         return
-    payment_intent.update(
-        status="canceled",
-        canceled_at=int(time.time()),
-        cancellation_reason="abandoned",
-        next_action=None,
-    )
-    running.state.put_object(account, payment_intent)
+    intent.update(status="canceled", cancellation_reason="abandoned", next_action=None)
+    if intent["object"] == "payment_intent":
+        intent["canceled_at"] = int(time.time())
+    running.state.put_object(account, intent)
     running.events.emit(
-        "payment_intent.canceled", payment_intent, account, request=originating_request()
+        f"{intent['object']}.canceled", intent, account, request=originating_request()
     )
 
 

@@ -36,13 +36,15 @@ PAYMENT_INTENT_FIELDS = (
     "statement_descriptor_suffix",
     "transfer_group",
 )
+# Taken in setup mode only (``checkout_setup``), where they are how a card gets saved.
+SETUP_MODE_ONLY = ("customer", "customer_creation", "currency", "setup_intent_data")
 # Known to Stripe, and harmless to take without acting on them.
 STORED_AS_GIVEN = ("locale", "submit_type", "billing_address_collection")
 SUPPORTED = frozenset(
     {
         "mode", "line_items", "payment_intent_data", "metadata", "client_reference_id",
         "success_url", "cancel_url", "expires_at", "customer_email", "ui_mode",
-        "payment_method_types", "expand", *STORED_AS_GIVEN,
+        "allowed_payment_method_types", "expand", *STORED_AS_GIVEN, *SETUP_MODE_ONLY,
     }
 )  # fmt: skip
 
@@ -102,11 +104,17 @@ def read_mode(params: dict[str, Any]) -> None:
         raise missing("mode")
     if mode not in MODES:
         raise InvalidParameter(f"Invalid mode: must be one of {', '.join(MODES)}", param="mode")
-    if mode != "payment":
+    if mode not in ("payment", "setup"):
         raise InvalidParameter(
-            f"The Stripe stand-in supports Checkout in payment mode only, not {mode}.",
+            f"The Stripe stand-in supports Checkout in payment and setup modes, not {mode}.",
             param="mode",
         )
+    if mode == "payment":
+        for name in SETUP_MODE_ONLY:
+            if name in params:
+                raise InvalidParameter(
+                    f"The Stripe stand-in takes {name} in setup mode only.", param=name
+                )
 
 
 def read_locale(params: dict[str, Any]) -> None:
@@ -188,10 +196,10 @@ def refuse_unsupported(params: dict[str, Any]) -> None:
                 f"The Stripe stand-in does not support {name} on Checkout Sessions yet.",
                 param=name,
             )
-    if params.get("payment_method_types") not in (None, ["card"]):
+    if params.get("allowed_payment_method_types") not in (None, ["card"]):
         raise InvalidParameter(
-            "The Stripe stand-in takes only card payments: payment_method_types=[card].",
-            param="payment_method_types",
+            "The Stripe stand-in takes only cards: allowed_payment_method_types=[card].",
+            param="allowed_payment_method_types",
         )
 
 

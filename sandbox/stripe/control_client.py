@@ -158,6 +158,16 @@ class StripeControl(ControlClient):
     def refund_fails(self, refund_id: str, reason: str = "expired_or_canceled_card") -> dict:
         return self.post(f"refunds/{refund_id}/fail", {"reason": reason})
 
+    def authenticate_payment(self, payment_intent_id: str, completed: bool = True) -> dict:
+        """The customer's answer on the 3-D Secure page of a PaymentIntent that waits for it:
+        the PaymentIntent and ``next_url`` (its ``return_url`` with the outcome)."""
+        body = {"completed": completed}
+        return self.post(f"payment_intents/{payment_intent_id}/authenticate", body)
+
+    def card_behaves_as(self, payment_method_id: str, card: str) -> None:
+        """From now on, charging the saved card does what test card ``card`` does."""
+        self.post(f"payment_methods/{payment_method_id}/behaves-as", {"card": card})
+
     # -- events and webhooks ------------------------------------------------------------------
 
     def events(self, **filters: Any) -> list[dict[str, Any]]:

@@ -5,7 +5,8 @@ import time
 
 from flask import Blueprint, jsonify, request
 
-from sandbox.stripe import balance, history, payouts, refund_outcomes, refunds
+from sandbox.stripe import balance, history, off_session, payouts, refund_outcomes, refunds
+from sandbox.stripe.cards import TEST_CARDS, fingerprint
 from sandbox.stripe.control import ControlError, json_body, refused
 from sandbox.stripe.runtime import public_url, standin
 
@@ -122,3 +123,38 @@ def refund_failed(refund_id: str):
     """``{"reason": "expired_or_canceled_card"}`` (the default) or another failure reason."""
     reason = json_body().get("reason", "expired_or_canceled_card")
     return jsonify(refund_outcomes.fail(standin(), refund_id, str(reason)))
+
+
+@money_control.post("/payment_intents/<payment_intent_id>/authenticate")
+def authenticate_payment(payment_intent_id: str):
+    """The customer's answer on the 3-D Secure page of a PaymentIntent in
+    ``requires_action``: ``{"completed": true}`` (the default) or ``false``. Gives the
+    PaymentIntent and ``next_url``, the ``return_url`` with the outcome."""
+    completed = json_body().get("completed", True)
+    if completed not in (True, False):
+        raise ControlError("'completed' must be true or false.")
+    found = standin().state.find_object(payment_intent_id)
+    if found is None or found[1].get("object") != "payment_intent":
+        raise ControlError(f"No PaymentIntent {payment_intent_id}.", 404)
+    try:
+        payment_intent, next_url = off_session.authenticated(
+            standin(), found[0], payment_intent_id, completed, public_url()
+        )
+    except LookupError:
+        raise ControlError("This PaymentIntent is not waiting for authentication.", 409) from None
+    return jsonify({"payment_intent": payment_intent, "next_url": next_url})
+
+
+@money_control.post("/payment_methods/<method_id>/behaves-as")
+def card_behaves_as(method_id: str):
+    """From now on, charging this saved card does what the test card ``{"card": "4000..."}``
+    does (a card saved fine that later has insufficient funds, or has expired)."""
+    number = str(json_body().get("card") or "")
+    if not any(card.number == number for card in TEST_CARDS):
+        raise ControlError("'card' must be one of the test card numbers.")
+    found = standin().state.find_object(method_id)
+    if found is None or found[1].get("object") != "payment_method":
+        raise ControlError(f"No PaymentMethod {method_id}.", 404)
+    instead = {"id": f"{method_id}/behaves-as", "object": off_session.BEHAVES_AS}
+    standin().state.put_object(found[0], {**instead, "fingerprint": fingerprint(number)})
+    return jsonify({"payment_method": method_id, "behaves_as": number})

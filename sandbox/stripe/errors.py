@@ -26,6 +26,9 @@ PATH_PARAMETERS = {
     "event": "id",
     "balance_transaction": "id",
     "payout": "payout",
+    "customer": "customer",
+    "payment_method": "payment_method",
+    "setup_intent": "intent",
 }
 
 

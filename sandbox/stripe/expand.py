@@ -17,6 +17,10 @@ EXPANDABLE = {
     "refund": ("charge", "payment_intent", "balance_transaction",
                "failure_balance_transaction"),
     "balance_transaction": ("source",),
+    "customer": ("default_source", "test_clock"),
+    "payment_method": ("customer",),
+    "setup_intent": ("customer", "payment_method", "latest_attempt", "mandate",
+                     "single_use_mandate", "application", "on_behalf_of"),
     "payout": ("balance_transaction", "destination", "failure_balance_transaction",
                "original_payout", "reversed_by"),
 }  # fmt: skip

@@ -39,18 +39,22 @@ class Attempt:
 
     outcome: str  # succeeded | declined | requires_action | processing | failed
     session: dict[str, Any]
-    payment_intent: dict[str, Any]
+    payment_intent: dict[str, Any] | None
     next_url: str | None = None
     error: dict[str, Any] | None = None
+    setup_intent: dict[str, Any] | None = None  # setup mode: the card saved, or not
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        answer = {
             "outcome": self.outcome,
             "error": self.error,
             "next_url": self.next_url,
             "session": self.session,
             "payment_intent": self.payment_intent,
         }
+        if self.setup_intent is not None:
+            answer["setup_intent"] = self.setup_intent
+        return answer
 
 
 def success_url(session: dict[str, Any]) -> str:
@@ -100,11 +104,12 @@ class Payment:
         self.emit("payment_intent.created", payment_intent)
         return payment_intent
 
-    def complete(self, session: dict[str, Any], method: dict[str, Any], paid: bool) -> None:
+    def complete(self, session: dict[str, Any], method: dict[str, Any], paid: bool | None) -> None:
+        """``paid`` None: nothing was to be paid (setup mode)."""
         billing = method["billing_details"]
         session.update(
             status="complete",
-            payment_status="paid" if paid else "unpaid",
+            payment_status={True: "paid", False: "unpaid", None: "no_payment_required"}[paid],
             url=None,
             customer_details={
                 "address": {**NULL_ADDRESS, "country": "AU"},

@@ -28,6 +28,7 @@ from sandbox.stripe.payment_objects import (
 )
 from sandbox.stripe.payment_steps import Attempt, Payment, PaymentRefused, success_url
 from sandbox.stripe.runtime import StripeStandin
+from sandbox.stripe.saved_cards import authenticate_setup, is_setup, save_card
 
 __all__ = ["Attempt", "PaymentRefused", "authenticate", "pay_by_card", "pay_by_debit", "settle"]
 
@@ -48,7 +49,10 @@ def pay_by_card(
     authenticate: bool | None = None,
 ) -> Attempt:
     """A card typed into the pay page. A 3-D Secure card waits for ``authenticate`` unless
-    it is given (True completes the challenge, False fails it)."""
+    it is given (True completes the challenge, False fails it). A setup-mode session saves
+    the card instead (``saved_cards``)."""
+    if is_setup(running, account, session_id):
+        return save_card(running, account, session_id, card, base_url, authenticate)
     step = Payment(running, account, base_url)
     with running.state.lock:
         session = step.open_session(session_id)
@@ -76,6 +80,10 @@ def authenticate(
     base_url: str,
 ) -> Attempt:
     """The person's answer on the 3-D Secure page."""
+    if is_setup(running, account, session_id):
+        return authenticate_setup(
+            running, account, session_id, payment_intent_id, completed, base_url
+        )
     step = Payment(running, account, base_url)
     with running.state.lock:
         session = step.open_session(session_id)
@@ -106,6 +114,8 @@ def pay_by_debit(
     step = Payment(running, account, base_url)
     with running.state.lock:
         session = step.open_session(session_id)
+        if session["mode"] == "setup":
+            raise PaymentRefused("The Stripe stand-in saves cards only, not bank accounts.")
         payment_intent = step.payment_intent_for(session)
         payment_intent["receipt_email"] = receipt_email(running, account, session, payer.email)
         method = step.keep(debit_payment_method(payer))

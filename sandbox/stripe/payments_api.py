@@ -1,6 +1,6 @@
 """``/v1/payment_intents``, ``/v1/charges`` and ``/v1/refunds`` on the connected account
-named by ``Stripe-Account``. PaymentIntents and charges come from Checkout; only refunds are
-created through the API."""
+named by ``Stripe-Account``: reading PaymentIntents and charges (made by Checkout, or by
+``intents_api`` for saved cards), and refunds, which are created here."""
 
 from typing import Any
 
@@ -60,7 +60,7 @@ def retrieve_payment_intent(payment_intent_id: str) -> Response:
 
 @payments_api.get("/payment_intents")
 def list_payment_intents() -> Response:
-    return listing("payment_intent", "/v1/payment_intents", PaymentIntentListParams)
+    return listing("payment_intent", "/v1/payment_intents", PaymentIntentListParams, ("customer",))
 
 
 @payments_api.get("/charges/<charge_id>")
@@ -70,7 +70,7 @@ def retrieve_charge(charge_id: str) -> Response:
 
 @payments_api.get("/charges")
 def list_charges() -> Response:
-    return listing("charge", "/v1/charges", ChargeListParams, ("payment_intent",))
+    return listing("charge", "/v1/charges", ChargeListParams, ("payment_intent", "customer"))
 
 
 @payments_api.post("/refunds")

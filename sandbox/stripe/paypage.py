@@ -46,6 +46,8 @@ def render_page(
 
     items = checkout.line_items(running, account, session["id"])["data"]
     template = "pay.html" if session["status"] == "open" else "pay_closed.html"
+    if session["mode"] == "setup" and session["status"] == "open":
+        template = "save_card.html"
     if form is None:
         form = {"email": session.get("customer_email") or ""}
     page = render_template(
@@ -53,7 +55,9 @@ def render_page(
         session=session,
         merchant=checkout_expiry.merchant_name(running, account),
         items=[{**i, "shown": shown(i["amount_total"], i["currency"])} for i in items],
-        total=shown(session["amount_total"], session["currency"]),
+        total=None
+        if session["amount_total"] is None
+        else shown(session["amount_total"], session["currency"]),
         lang=lang,
         form=form,
         problems=problems or {},
@@ -108,12 +112,12 @@ def answer(account: str | None, attempt: payments.Attempt, form: dict[str, str])
 @paypage.get("/c/pay/<session_id>/authenticate/<payment_intent_id>")
 def challenge(session_id: str, payment_intent_id: str):
     account, session = session_or_404(session_id)
-    payment_intent = standin().state.get_object(account, payment_intent_id)
+    intent = standin().state.get_object(account, payment_intent_id)  # or a SetupIntent
     waiting = (
         session["status"] == "open"
-        and payment_intent is not None
-        and session["payment_intent"] == payment_intent_id
-        and payment_intent["status"] == "requires_action"
+        and intent is not None
+        and payment_intent_id in (session["payment_intent"], session["setup_intent"])
+        and intent["status"] == "requires_action"
     )
     if not waiting:
         return redirect(url_for("paypage.show", session_id=session_id), code=303)
@@ -121,7 +125,9 @@ def challenge(session_id: str, payment_intent_id: str):
         "stripe_standin/authenticate.html",
         session=session,
         merchant=checkout_expiry.merchant_name(standin(), account),
-        total=formatted(session["amount_total"], session["currency"]),
+        total=None
+        if session["amount_total"] is None
+        else formatted(session["amount_total"], session["currency"]),
         payment_intent_id=payment_intent_id,
     )
 

@@ -236,7 +236,7 @@ REFUSALS = [
     (
         {"mode": "subscription"},
         "mode",
-        "The Stripe stand-in supports Checkout in payment mode only, not subscription.",
+        "The Stripe stand-in supports Checkout in payment and setup modes, not subscription.",
     ),
     ({"line_items": None}, "line_items", "line_items is required in payment mode."),
     (
