@@ -11,10 +11,12 @@ import io
 import re
 
 import pytest
+import sqlalchemy as sa
 import stripe
+from flask_migrate import downgrade, upgrade
 from sqlalchemy import select
 
-from tests import factories
+from tests import factories, services
 from tests.conftest import csrf_token, sign_in
 from tests.ledger_rows import call_in, payment, sydney
 from tests.payment_steps import (  # noqa: F401 - the fixtures
@@ -27,11 +29,14 @@ from tests.payment_steps import (  # noqa: F401 - the fixtures
     start_call,
 )
 from tests.stripe_standin import link_clinic, process_received, received
+from vcpay import create_app
 from vcpay.audit.models import AuditEntry
 from vcpay.client_payments.models import AccountRoute, LinkState, StripeLink
 from vcpay.client_payments.stripe_link import link_for, live_link
+from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.payments.models import PaymentState
+from vcpay.payouts.models import Payout
 from vcpay.people.models import ClinicRole
 from vcpay.people.services import find_user_by_email
 from vcpay.webhooks.models import EventState
@@ -193,6 +198,17 @@ def test_a_routed_clinicians_payment_is_made_on_their_account_and_paid_by_its_we
     right = received("checkout.session.completed")[-1]
     assert (right.account, right.state) == (second.account_id, EventState.PROCESSED)
 
+    # The routed account's payout is read and listed with the clinic's payouts.
+    webhooks.settle_balance(second.account_id)
+    [made] = webhooks.pay_out(second.account_id)
+    token = csrf_token(browser, f"/payouts/?clinic={gp.id}")
+    browser.post(f"/payouts/clinics/{gp.id}/refresh", data={"csrf_token": token})
+    db.session.rollback()
+    payout = db.session.scalar(select(Payout).filter_by(payout_id=made["id"]))
+    assert (payout.stripe_account_id, payout.amount) == (second.account_id, made["amount"])
+    listing = browser.get(f"/payouts/?clinic={gp.id}").get_data(as_text=True)
+    assert f"/payouts/{payout.id}" in listing
+
 
 def test_an_unrouted_clinicians_payment_goes_to_the_default_and_a_removed_route_too(
     app, gp, second, clinician, stripe_control
@@ -348,3 +364,51 @@ def test_another_organisations_admin_gets_404_and_foreign_ids_are_404(
     assert routed.status_code == 303  # refused with a message: not one of their accounts
     assert db.session.scalars(select(AccountRoute)).all() == []
     assert foreign_link.is_live
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request, tmp_path):
+    with services.empty_database(request.param, tmp_path) as url:
+        yield url
+
+
+def test_the_migration_makes_each_live_link_its_clinics_named_default(empty_database):
+    """Down to one live link per clinic (a clinic's other accounts are removed, its default
+    kept) and up again: each live link is its clinic's default, named as Stripe names it."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "CELERY_BROKER_URL": "memory://"})
+    with app.app_context():
+        upgrade()
+        one, two = factories.organisation("Migrating Care", "One", "Two").clinics
+        now = utcnow()
+
+        def link(clinic, account, default, state=LinkState.LINKED):
+            db.session.add(
+                StripeLink(clinic=clinic, account_id=account, linked_at=now, refreshed_at=now,
+                           display_name=f"{account} Pty Ltd", name="Renamed",
+                           is_default=default, state=state.value)
+            )  # fmt: skip
+
+        link(one, "acct_gone", False, LinkState.REMOVED)
+        link(one, "acct_one", True)
+        link(two, "acct_two_default", True)
+        link(two, "acct_two_other", False)
+        db.session.commit()
+        downgrade(revision="5e1f0b7c3a92")
+        upgrade()
+        links = sa.table(
+            "stripe_links", sa.column("id"), sa.column("account_id"), sa.column("state"),
+            sa.column("name"), sa.column("is_default"),
+        )  # fmt: skip
+        rows = db.session.execute(
+            sa.select(links.c.account_id, links.c.state, links.c.name, links.c.is_default).order_by(
+                links.c.id
+            )
+        ).all()
+        assert [tuple(row) for row in rows] == [
+            ("acct_gone", "removed", "acct_gone Pty Ltd", False),
+            ("acct_one", "linked", "acct_one Pty Ltd", True),
+            ("acct_two_default", "linked", "acct_two_default Pty Ltd", True),
+            ("acct_two_other", "removed", "acct_two_other Pty Ltd", False),
+        ]
+        db.session.remove()
+        db.engine.dispose()
