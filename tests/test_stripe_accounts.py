@@ -9,6 +9,7 @@ over HTTP and each stored event is processed as a worker would.
 import csv
 import io
 import re
+from functools import partial
 
 import pytest
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ from tests.payment_steps import (  # noqa: F401 - the fixtures
     start_call,
 )
 from tests.stripe_standin import link_clinic, process_received, received
+from tests.test_races import at_once
 from vcpay import create_app
 from vcpay.audit.models import AuditEntry
 from vcpay.client_payments.models import AccountRoute, LinkState, StripeLink
@@ -261,6 +263,9 @@ def test_removing_the_default_asks_for_a_new_one_and_routes_can_go_to_it(
     remove_page = f"/stripe/{default.id}/remove"
     form = browser.get(PAGE.format(gp.id) + remove_page).get_data(as_text=True)
     assert "Which account becomes the default?" in form
+    refused = post(browser, gp, remove_page, routes_to="default")  # no new default chosen
+    assert refused.status_code == 400
+    assert default.id in [link.id for link in live_links_of(gp)]
     done = post(browser, gp, remove_page, new_default=str(second.id), routes_to="default")
     assert f"Stripe account {default.account_id} removed" in flashed(browser, done)
     assert [(link.id, link.is_default) for link in live_links_of(gp)] == [(second.id, True)]
@@ -412,3 +417,32 @@ def test_the_migration_makes_each_live_link_its_clinics_named_default(empty_data
         ]
         db.session.remove()
         db.engine.dispose()
+
+
+def test_two_admins_choosing_different_defaults_at_once_leave_one_default(
+    app, gp, second, stripe_control
+):
+    third = link_clinic(stripe_control, gp, display_name="Harbourside Third Pty Ltd")
+    db.session.commit()
+    first, other = admin(app), admin(app)
+    tokens = [csrf_token(browser, PAGE.format(gp.id)) for browser in (first, other)]
+
+    def choose(browser, token, link_id):
+        path = PAGE.format(gp.id) + f"/stripe/{link_id}/default"
+        return browser.post(path, data={"csrf_token": token}).status_code
+
+    for _round in range(4):
+        make_first = live_link(gp)
+        db.session.commit()
+        rivals = [link.id for link in (second, third)]
+        answers = at_once(
+            app,
+            partial(choose, first, tokens[0], rivals[0]),
+            partial(choose, other, tokens[1], rivals[1]),
+        )
+        assert answers == [303, 303]
+        defaults = [link.id for link in live_links_of(gp) if link.is_default]
+        assert len(defaults) == 1 and defaults[0] in rivals
+        # Back to the first account for the next round.
+        assert choose(first, tokens[0], make_first.id) == 303
+        assert live_link(gp).id == make_first.id
