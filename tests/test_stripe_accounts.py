@@ -102,6 +102,8 @@ def test_a_second_account_is_linked_through_stripe_and_the_same_one_is_refused(
     assert links[1].name == "Harbourside Skin Clinic Pty Ltd"  # named as Stripe names it
     page = browser.get(PAGE.format(gp.id)).get_data(as_text=True)
     assert "Stripe accounts" in page and page.count(">Default</span>") == 1
+    listing = browser.get("/client-payments/").get_data(as_text=True)
+    assert f"{default.label} (2 accounts in all)" in listing
 
     # The same account again, from another press of the button: refused, nothing added.
     started = post(browser, gp, "/stripe/connect")

@@ -59,7 +59,7 @@ def index():
         clinics=clinics,
         organisations=organisations,
         requests=latest_request_by_clinic(clinics),
-        links={c.id: live_link(c) for c in clinics},
+        links={c.id: live_links(c) for c in clinics},
         requestable={o.id: bool(requestable_clinics(current_user, o)) for o in organisations},
     )
 
