@@ -202,6 +202,29 @@ def test_a_routed_clinicians_payment_is_made_on_their_account_and_paid_by_its_we
     right = received("checkout.session.completed")[-1]
     assert (right.account, right.state) == (second.account_id, EventState.PROCESSED)
 
+    # A clinician with no route asks in their own call: the default account's session, and
+    # that account's webhook pays that request.
+    factories.clinic_person("locum@harbourside.example", gp, ClinicRole.CLINICIAN)
+    db.session.commit()
+    locum = app.test_client()
+    sign_in(locum, "locum@harbourside.example", factories.PASSWORD)
+    locum_call = start_call(locum, gp, title="Sam Citizen, 11:00")
+    join(app, locum_call, name="Sam Citizen")
+    ask(locum, locum_call, "40.00", "Follow-up")
+    routed_request, default_request = requests_made()
+    assert default_request.stripe_account_id == default.account_id
+    webhooks.pay(default_request.checkout_session_id)
+    webhooks.wait_for_webhooks()
+    process_received()
+    routed_request, default_request = requests_made()
+    assert (routed_request.state, default_request.state) == (PaymentState.PAID, PaymentState.PAID)
+    completed = received("checkout.session.completed")
+    assert [(e.account, e.state) for e in completed] == [
+        (default.account_id, EventState.IGNORED),  # the decoy naming the routed request
+        (second.account_id, EventState.PROCESSED),
+        (default.account_id, EventState.PROCESSED),
+    ]
+
     # The routed account's payout is read and listed with the clinic's payouts.
     webhooks.settle_balance(second.account_id)
     [made] = webhooks.pay_out(second.account_id)
