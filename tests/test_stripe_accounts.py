@@ -276,6 +276,8 @@ def test_removing_a_routed_account_asks_where_its_routes_go(app, gp, second, str
     [route] = db.session.scalars(select(AccountRoute))
     assert (route.clinician_id, route.link_id) == (person.id, third.id)
     assert link_for(gp, person).id == third.id
+    again = browser.get(PAGE.format(gp.id) + remove_page)  # a stale page's link
+    assert "That account was removed a moment ago." in flashed(browser, again)
 
 
 def test_removing_the_default_asks_for_a_new_one_and_routes_can_go_to_it(

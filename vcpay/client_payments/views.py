@@ -172,7 +172,10 @@ def remove_stripe(clinic_id: int, link_id: int | None = None):
     clinic = _clinic(clinic_id)
     link = _link(clinic, link_id)
     if link is None:
-        flash(_("This clinic has no linked Stripe account."), "warning")
+        if link_id is not None:
+            flash(_("That account was removed a moment ago."), "warning")
+        else:
+            flash(_("This clinic has no linked Stripe account."), "warning")
         return _to_clinic(clinic)
     others = [other for other in live_links(clinic) if other.id != link.id]
     routed = routes_to(link)
