@@ -473,3 +473,38 @@ def test_two_admins_choosing_different_defaults_at_once_leave_one_default(
         # Back to the first account for the next round.
         assert choose(first, tokens[0], make_first.id) == 303
         assert live_link(gp).id == make_first.id
+
+
+def test_an_account_event_changes_only_its_own_account_and_request_payment_follows_the_route(
+    app, gp, second, clinician, webhooks
+):
+    """Stripe turns card payments off on the routed account only: Request Payment is
+    unavailable in the routed clinician's calls, and still there for the others."""
+    person = find_user_by_email(CLINICIAN)
+    post(admin(app), gp, "/routes", clinician=str(person.id), link=str(second.id))
+    webhooks.update_account(second.account_id, charges_enabled=False)
+    webhooks.wait_for_webhooks()
+    process_received()
+    default, routed = live_links_of(gp)
+    assert (default.charges_enabled, routed.charges_enabled) == (True, False)
+
+    call = start_call(clinician, gp)
+    screen = clinician.get(f"/calls/{call.id}").get_data(as_text=True)
+    assert "Stripe has not enabled card payments" in screen
+    join(app, call)
+    form = {"csrf_token": csrf_token(clinician, f"/calls/{call.id}"), "request_key": "k" * 20}
+    refused = ask(clinician, call, form=form)  # a form kept from before: refused all the same
+    assert "Stripe has not enabled card payments" in flashed(clinician, refused)
+    assert requests_made() == []
+
+    factories.clinic_person("locum@harbourside.example", gp, ClinicRole.CLINICIAN)
+    db.session.commit()
+    locum = app.test_client()
+    sign_in(locum, "locum@harbourside.example", factories.PASSWORD)
+    locum_call = start_call(locum, gp, title="Sam Citizen, 11:00")
+    screen = locum.get(f"/calls/{locum_call.id}").get_data(as_text=True)
+    assert "Stripe has not enabled card payments" not in screen
+    join(app, locum_call, name="Sam Citizen")
+    ask(locum, locum_call)
+    [request] = requests_made()
+    assert request.stripe_account_id == default.account_id
