@@ -13,6 +13,7 @@ from sandbox.common.server import serve_in_background, stop_serving
 from sandbox.stripe.control_client import StripeControl
 from sandbox.stripe.server import start_stripe_standin, stop_stripe_standin
 from vcpay.client_payments.models import StripeLink
+from vcpay.client_payments.stripe_link import live_link
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_api import forget_clients
@@ -25,13 +26,15 @@ WEBHOOK_SECRET = "whsec_vcpay_sandbox"
 
 def link_clinic(control: StripeControl, clinic: Clinic, display_name: str = "") -> StripeLink:
     """The clinic's own account, connected at the stand-in and linked with charges enabled,
-    as after Go to Stripe; flushed, the caller commits."""
+    as after Go to Stripe (the clinic's default if it is its first); flushed, the caller
+    commits."""
     name = display_name or f"{clinic.name} Pty Ltd"
     account = control.connected_account(current_app.config["STRIPE_CLIENT_ID"], business_name=name)
     now = utcnow()
     link = StripeLink(
         clinic=clinic, account_id=account, linked_at=now, refreshed_at=now, display_name=name,
-        charges_enabled=True, payouts_enabled=True,
+        charges_enabled=True, payouts_enabled=True, name=name,
+        is_default=live_link(clinic) is None,
     )  # fmt: skip
     db.session.add(link)
     db.session.flush()

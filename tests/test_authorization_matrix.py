@@ -57,6 +57,8 @@ from tests.authorization_world import (  # noqa: F401 - module fixtures
 from tests.stripe_events import event, signed
 from vcpay.auth.passwords import reset_token
 from vcpay.auth.two_factor import new_secret
+from vcpay.client_payments.models import AccountRoute
+from vcpay.client_payments.stripe_link import live_link
 from vcpay.database import utcnow
 from vcpay.errors import CSRF_MESSAGE
 from vcpay.extensions import csrf, db
@@ -147,6 +149,25 @@ def payout_id(world: World, place: Place) -> dict:
 
 def relinked_spare_clinic_id(world: World, place: Place) -> dict:
     return {"clinic_id": world.relinked_spare(place).id}
+
+
+def spare_link(world: World, place: Place) -> dict:
+    spare = world.relinked_spare(place)
+    return {"clinic_id": spare.id, "link_id": live_link(spare).id}
+
+
+def fresh_route(world: World, place: Place) -> dict:
+    """The place's clinician routed to the GP clinic's account, made anew for each case."""
+    clinic = db.session.merge(place.clinic)
+    clinician = db.session.merge(place.people["clinician"])
+    route = db.session.scalar(
+        select(AccountRoute).filter_by(clinic_id=clinic.id, clinician_id=clinician.id)
+    )
+    if route is None:
+        route = AccountRoute(clinic=clinic, clinician=clinician, link=live_link(clinic))
+        db.session.add(route)
+        db.session.commit()
+    return {"clinic_id": clinic.id, "route_id": route.id}
 
 
 # Harmless bodies.
@@ -383,7 +404,7 @@ ROUTES = [
     # Client Payments: admins of the clinic or its organisation.
     Row("GET", "/client-payments/", foreign=SAME),
     Row("GET", "/client-payments/clinics/<int:clinic_id>", clinic_id, own=ADMINS),
-    # Already linked: the admin is told so; nothing changes.
+    # Already linked: another account may be linked beside it (off to Stripe).
     Row("POST", "/client-payments/clinics/<int:clinic_id>/stripe/connect", clinic_id,
         own=ADMINS_REDIRECTED),
     # No state from Stripe: refused for everyone who is signed in.
@@ -393,6 +414,22 @@ ROUTES = [
     Row("GET", "/client-payments/clinics/<int:clinic_id>/stripe/remove", clinic_id, own=ADMINS),
     Row("POST", "/client-payments/clinics/<int:clinic_id>/stripe/remove",
         relinked_spare_clinic_id, own=ADMINS_REDIRECTED),
+    # One of the clinic's several accounts, by its link's id.
+    Row("POST", "/client-payments/clinics/<int:clinic_id>/stripe/<int:link_id>/refresh",
+        spare_link, own=ADMINS_REDIRECTED),
+    Row("GET", "/client-payments/clinics/<int:clinic_id>/stripe/<int:link_id>/remove", spare_link,
+        own=ADMINS),
+    Row("POST", "/client-payments/clinics/<int:clinic_id>/stripe/<int:link_id>/remove",
+        spare_link, own=ADMINS_REDIRECTED),
+    Row("POST", "/client-payments/clinics/<int:clinic_id>/stripe/<int:link_id>/rename",
+        spare_link, own=ADMINS_REDIRECTED, body=form(name="Spare account")),
+    Row("POST", "/client-payments/clinics/<int:clinic_id>/stripe/<int:link_id>/default",
+        spare_link, own=ADMINS_REDIRECTED),
+    # No clinician or account chosen: the admin is told so; nothing changes.
+    Row("POST", "/client-payments/clinics/<int:clinic_id>/routes", clinic_id,
+        own=ADMINS_REDIRECTED),
+    Row("POST", "/client-payments/clinics/<int:clinic_id>/routes/<int:route_id>/remove",
+        fresh_route, own=ADMINS_REDIRECTED),
     # Payouts: admins of a clinic linked to the payout's Stripe account.
     Row("GET", "/payouts/", own=ADMINS, foreign=SAME),
     Row("GET", "/payouts/<int:payout_id>", payout_id, own=ADMINS),

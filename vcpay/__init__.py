@@ -115,6 +115,7 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.auth.views import blueprint as auth
     from vcpay.calls.guest import blueprint as guest
     from vcpay.calls.views import blueprint as calls
+    from vcpay.client_payments.account_views import blueprint as stripe_accounts
     from vcpay.client_payments.views import blueprint as client_payments
     from vcpay.enablement.views import blueprint as enablement
     from vcpay.health.views import blueprint as health
@@ -135,6 +136,7 @@ def register_blueprints(app: Flask) -> None:
         teams,
         two_factor,
         client_payments,
+        stripe_accounts,
         enablement,
         calls,
         guest,

@@ -22,7 +22,12 @@ from vcpay.client_payments.models import (
     StripeLink,
     StripeOAuthAttempt,
 )
-from vcpay.client_payments.stripe_link import apply_account, live_link, live_links_for_account
+from vcpay.client_payments.stripe_link import (
+    apply_account,
+    live_link,
+    live_links,
+    live_links_for_account,
+)
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_api import StripeApi
@@ -206,27 +211,37 @@ def _store_link(attempt, clinic: Clinic, account, user: User) -> Linked:
                 "so it was not linked here. Please link this clinic's own Stripe account."
             ),
         )
-    current = live_link(clinic)
-    if current is not None:
-        raise _fail(attempt, _already_linked(current, account.id))
-    link = StripeLink(clinic=clinic, account_id=account.id, linked_at=utcnow(), linked_by=user)
+    if account.id in {link.account_id for link in live_links(clinic)}:
+        raise _fail(attempt, _already_linked())
+    # The clinic's first account takes its payments; later ones are added beside it.
+    link = StripeLink(
+        clinic=clinic,
+        account_id=account.id,
+        linked_at=utcnow(),
+        linked_by=user,
+        is_default=live_link(clinic) is None,
+    )
     apply_account(link, account)
+    link.name = link.display_name
     db.session.add(link)
     try:
         db.session.flush()
-    except IntegrityError:  # another tab linked this clinic a moment ago
+    except IntegrityError:  # another tab linked this account, or a first one, a moment ago
         db.session.rollback()
-        raise _fail(attempt, _already_linked(live_link(clinic), account.id)) from None
+        same = account.id in {link.account_id for link in live_links(clinic)}
+        raise _fail(attempt, _already_linked() if same else _linked_meanwhile()) from None
     record_audit("stripe.linked", clinic, account=account.id, shared_with=[c.id for c in others])
     clinic_tools_changed(clinic)  # an open call's Request Payment is there without a reload
     _finish(attempt, AttemptOutcome.LINKED, account.id)
     return Linked(link, others)
 
 
-def _already_linked(current: StripeLink | None, account_id: str) -> str:
-    if current is not None and current.account_id == account_id:
-        return _("This clinic is already linked to that Stripe account.")
+def _already_linked() -> str:
+    return _("This clinic is already linked to that Stripe account.")
+
+
+def _linked_meanwhile() -> str:
     return _(
-        "This clinic is already linked to a Stripe account. Remove that link first to link "
-        "another account."
+        "Another account was linked to this clinic at the same moment, so this one was not. "
+        "Please use Link another Stripe account again."
     )

@@ -1,9 +1,18 @@
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from vcpay.client_payments.accounts import clinicians, routes_of, routes_to
+from vcpay.client_payments.forms import TO_DEFAULT, RemoveAccountForm, RenameAccountForm, RouteForm
+from vcpay.client_payments.models import StripeLink
 from vcpay.client_payments.oauth import LinkingFailed, finish_linking, start_linking
-from vcpay.client_payments.stripe_link import live_link, refresh_links, remove_link
+from vcpay.client_payments.stripe_link import (
+    Handover,
+    live_link,
+    live_links,
+    refresh_links,
+    remove_link,
+)
 from vcpay.enablement.queries import latest_request_by_clinic
 from vcpay.enablement.services import requestable_clinics
 from vcpay.extensions import db, limiter
@@ -26,6 +35,16 @@ def _clinic(clinic_id: int) -> Clinic:
     return clinic
 
 
+def _link(clinic: Clinic, link_id: int | None) -> StripeLink | None:
+    """The clinic's live link ``link_id`` (another clinic's is a 404), or its default."""
+    if link_id is None:
+        return live_link(clinic)
+    link = db.session.get(StripeLink, link_id)
+    if link is None or link.clinic_id != clinic.id:
+        abort(404)
+    return link if link.is_live else None
+
+
 def _to_clinic(clinic: Clinic):
     return redirect(url_for("client_payments.clinic", clinic_id=clinic.id), code=303)
 
@@ -40,7 +59,7 @@ def index():
         clinics=clinics,
         organisations=organisations,
         requests=latest_request_by_clinic(clinics),
-        links={c.id: live_link(c) for c in clinics},
+        links={c.id: live_links(c) for c in clinics},
         requestable={o.id: bool(requestable_clinics(current_user, o)) for o in organisations},
     )
 
@@ -49,12 +68,16 @@ def index():
 @login_required
 def clinic(clinic_id: int):
     clinic = _clinic(clinic_id)
-    link = live_link(clinic)
+    links = live_links(clinic)
+    stripe_api = StripeApi.for_app()
     return render_template(
         "client_payments/clinic.html",
         clinic=clinic,
-        link=link,
-        dashboard_url=StripeApi.for_app().dashboard_url(link.account_id) if link else None,
+        links=links,
+        dashboard_urls={link.id: stripe_api.dashboard_url(link.account_id) for link in links},
+        routes=routes_of(clinic),
+        route_form=RouteForm().offer(clinicians(clinic), links),
+        rename_form=RenameAccountForm(),
         enablement=latest_request_by_clinic([clinic]).get(clinic.id),
         can_request=clinic in requestable_clinics(current_user, clinic.organisation),
         form=ConfirmForm(),
@@ -72,9 +95,6 @@ def connect_stripe(clinic_id: int):
         return _to_clinic(clinic)
     if not clinic.gateway_enabled:
         flash(_("The Payment Gateway is not switched on for this clinic yet."), "error")
-        return _to_clinic(clinic)
-    if live_link(clinic) is not None:
-        flash(_("This clinic is already linked to a Stripe account."), "warning")
         return _to_clinic(clinic)
     stripe_address = start_linking(clinic, current_user, StripeApi.for_app())
     db.session.commit()
@@ -118,11 +138,12 @@ def stripe_callback():
 
 
 @blueprint.route("/clinics/<int:clinic_id>/stripe/refresh", methods=["POST"])
+@blueprint.route("/clinics/<int:clinic_id>/stripe/<int:link_id>/refresh", methods=["POST"])
 @login_required
 @limiter.limit("20 per minute")
-def refresh_stripe(clinic_id: int):
+def refresh_stripe(clinic_id: int, link_id: int | None = None):
     clinic = _clinic(clinic_id)
-    link = live_link(clinic)
+    link = _link(clinic, link_id)
     if link is None or not ConfirmForm().validate_on_submit():
         return _to_clinic(clinic)
     try:
@@ -145,18 +166,34 @@ def refresh_stripe(clinic_id: int):
 
 
 @blueprint.route("/clinics/<int:clinic_id>/stripe/remove", methods=["GET", "POST"])
+@blueprint.route("/clinics/<int:clinic_id>/stripe/<int:link_id>/remove", methods=["GET", "POST"])
 @login_required
-def remove_stripe(clinic_id: int):
+def remove_stripe(clinic_id: int, link_id: int | None = None):
     clinic = _clinic(clinic_id)
-    link = live_link(clinic)
+    link = _link(clinic, link_id)
     if link is None:
-        flash(_("This clinic has no linked Stripe account."), "warning")
+        if link_id is not None:
+            flash(_("That account was removed a moment ago."), "warning")
+        else:
+            flash(_("This clinic has no linked Stripe account."), "warning")
         return _to_clinic(clinic)
-    form = ConfirmForm()
+    others = [other for other in live_links(clinic) if other.id != link.id]
+    routed = routes_to(link)
+    form = RemoveAccountForm().offer(link, others, len(routed))
     if not form.validate_on_submit():
-        return render_template("client_payments/remove.html", clinic=clinic, link=link, form=form)
+        status = 400 if request.method == "POST" else 200
+        page = render_template(
+            "client_payments/remove.html",
+            clinic=clinic,
+            link=link,
+            others=others,
+            routed=routed,
+            form=form,
+        )
+        return page, status
     try:
-        still_using = remove_link(link, current_user, StripeApi.for_app())
+        handover = _handover(form, others)
+        still_using = remove_link(link, current_user, StripeApi.for_app(), handover)
     except StripeUnavailable:
         db.session.rollback()
         flash(
@@ -186,3 +223,14 @@ def remove_stripe(clinic_id: int):
         names = ", ".join(c.name for c in still_using)
         flash(_("The account stays connected to vcpay for %(clinics)s.", clinics=names), "warning")
     return _to_clinic(clinic)
+
+
+def _handover(form: RemoveAccountForm, others: list[StripeLink]) -> Handover:
+    """What the removal form chose, among the live links it offered."""
+    by_id = {str(other.id): other for other in others}
+    new_default = getattr(form, "new_default", None)
+    routes = getattr(form, "routes_to", None)
+    return Handover(
+        routes_to=None if routes is None or routes.data == TO_DEFAULT else by_id[routes.data],
+        default=by_id[new_default.data] if new_default is not None else None,
+    )

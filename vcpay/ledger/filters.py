@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
+from vcpay.client_payments.models import LinkState, StripeLink
 from vcpay.clinic_clocks import clinic_zone
 from vcpay.extensions import db
 from vcpay.inputs import parse_id
@@ -92,6 +94,7 @@ class LedgerFilter:
     clinician_id: int | None = None
     search: str = ""
     clinic_id: int | None = None  # the clinic chosen, if one was
+    account: str = ""  # the Stripe account the requests were made on, if one was chosen
     args: dict[str, str] = field(default_factory=dict)  # as given, for links and the form
     recent: bool = False  # no dates were given: the last 30 days are shown
 
@@ -127,6 +130,7 @@ def read_filter(user: User, args) -> LedgerFilter:
     clinic of another organisation is a 404, like its pages."""
     given = {name: args.get(name, "").strip() for name in ("clinic", "from", "to", "status")}
     given |= {"clinician": args.get("clinician", "").strip(), "q": args.get("q", "").strip()}
+    given["account"] = args.get("account", "").strip()
     views = visible_clinics(user)
     clinic_id = _chosen_clinic(given["clinic"])
     if clinic_id is not None:
@@ -151,6 +155,7 @@ def read_filter(user: User, args) -> LedgerFilter:
         clinician_id=_clinician(given["clinician"]),
         search=_search(given["q"]),
         clinic_id=clinic_id,
+        account=_account(given["account"], views),
         args={name: value for name, value in given.items() if value} | dates,
         recent=recent,
     )
@@ -207,6 +212,39 @@ def _clinician(text: str) -> int | None:
     if clinician_id is None:
         raise FilterRefused(_l("Choose a clinician from the list."))
     return clinician_id
+
+
+@dataclass(frozen=True)
+class AccountChoice:
+    account_id: str
+    label: str
+
+
+def accounts_of(views) -> list[AccountChoice]:
+    """The Stripe accounts the clinics' requests may have been made on, named as their
+    links are (removed links too: their payments stay in the list), live ones first."""
+    clinic_ids = [view.clinic.id for view in views]
+    if not clinic_ids:
+        return []
+    links = db.session.scalars(
+        select(StripeLink)
+        .where(StripeLink.clinic_id.in_(clinic_ids))
+        .order_by((StripeLink.state == LinkState.LINKED.value).desc(), StripeLink.id)
+    )
+    choices: dict[str, AccountChoice] = {}
+    for link in links:
+        choices.setdefault(link.account_id, AccountChoice(link.account_id, link.label))
+    return list(choices.values())
+
+
+def _account(text: str, views) -> str:
+    """An account of the clinics shown, or ``FilterRefused``: an account of a clinic the
+    person does not see is refused the same way as one that does not exist."""
+    if not text:
+        return ""
+    if text not in {choice.account_id for choice in accounts_of(views)}:
+        raise FilterRefused(_l("Choose an account from the list."))
+    return text
 
 
 def _search(text: str) -> str:

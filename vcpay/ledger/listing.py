@@ -46,6 +46,8 @@ def conditions(ledger: LedgerFilter, view: ClinicView) -> list:
         found.append(PaymentRequest.state.in_(sorted(ledger.states)))
     if ledger.clinician_id is not None:
         found.append(PaymentRequest.requested_by_id == ledger.clinician_id)
+    if ledger.account:
+        found.append(PaymentRequest.stripe_account_id == ledger.account)
     if ledger.search:
         pattern = like_pattern(ledger.search)
         found.append(or_(*(column.ilike(pattern, escape="\\") for column in SEARCHED)))

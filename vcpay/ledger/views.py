@@ -26,6 +26,7 @@ from vcpay.ledger.chart import takings_chart
 from vcpay.ledger.filters import (
     STATUS_CHOICES,
     FilterRefused,
+    accounts_of,
     page_position,
     read_filter,
     today_in,
@@ -72,6 +73,7 @@ def index():
             views=views,
             args=request.args,
             clinicians=clinicians_of(views),
+            accounts=accounts_of(views),
         )
         return page, 400
     page = page_of(ledger, position, newer)
@@ -90,6 +92,7 @@ def index():
         totals=totals,
         chart=chart,
         clinicians=clinicians_of(ledger_views(ledger)),
+        accounts=accounts_of(ledger.views),
         cursor=keyset.encode,
         every_day_args=ledger.args | {"from": "", "to": ""},
     )

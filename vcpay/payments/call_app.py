@@ -25,7 +25,7 @@ def tool_context(call: Call, clinician: User, state: dict) -> dict:
         "payment_error": state.get("error"),
         "payment_error_field": state.get("field"),
         "payment_repeat_of": state.get("repeat_of"),
-        "unavailable": requesting.why_payments_unavailable(call.clinic),
+        "unavailable": requesting.why_payments_unavailable(call.clinic, call.clinician),
         "patients": patients(call),
     }
 

@@ -19,7 +19,7 @@ from vcpay.audit.services import record_audit
 from vcpay.calls.events import CallEventKind
 from vcpay.calls.models import Call, Participant
 from vcpay.calls.services import patients
-from vcpay.client_payments.stripe_link import live_link
+from vcpay.client_payments.stripe_link import link_for
 from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.i18n import checkout_locale
@@ -68,15 +68,16 @@ class RepeatUnconfirmed(PaymentRefused):
         self.open_request = open_request.request_key
 
 
-def why_payments_unavailable(clinic: Clinic) -> str | None:
-    """Why Request Payment cannot be used in this clinic's calls, and who can fix it."""
+def why_payments_unavailable(clinic: Clinic, clinician: User | None = None) -> str | None:
+    """Why Request Payment cannot be used in this clinic's calls (by ``clinician``, whose
+    payments may be routed to an account of their own), and who can fix it."""
     if not clinic.gateway_enabled:
         return _(
             "Payments are not switched on for %(clinic)s. An organisation admin can ask for "
             "the Payment Gateway under Client Payments.",
             clinic=clinic.name,
         )
-    link = live_link(clinic)
+    link = link_for(clinic, clinician)
     if link is None:
         return _(
             "%(clinic)s has no Stripe account linked yet. A clinic admin can link it with "
@@ -164,7 +165,8 @@ def request_payment(
         return _repeated(call, earlier)
     if not call.is_open:
         raise PaymentRefused(_("This call has ended."))
-    if (reason := why_payments_unavailable(call.clinic)) is not None:
+    # The call's clinician's account (``link_for``), whoever in the call asks.
+    if (reason := why_payments_unavailable(call.clinic, call.clinician)) is not None:
         raise PaymentRefused(reason)
     amount = _parse(asked.amount)
     description = _description(asked.description)
@@ -174,7 +176,7 @@ def request_payment(
         # The other click of a double click stored this very request since the look-up above.
         return Requested(twin, repeated=True)
     _refuse_unconfirmed_repeat(twin, asked.confirm_repeat)
-    link = live_link(call.clinic)
+    link = link_for(call.clinic, call.clinician)
     charge = Charge(amount, description, asked.request_key, _expiry())
     try:
         session = _create_session(call, link.account_id, charge, stripe_api, payer)

@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select, tuple_
 
-from vcpay.client_payments.stripe_link import live_link, live_links_for_account
+from vcpay.client_payments.stripe_link import live_link, live_links, live_links_for_account
 from vcpay.errors import render_error
 from vcpay.extensions import db, limiter
 from vcpay.forms import ConfirmForm
@@ -93,7 +93,8 @@ def index():
     if "clinic" in request.args:
         chosen = _clinic(parse_id(request.args["clinic"]))
     shown = [chosen] if chosen is not None else clinics
-    accounts = {live_link(c).account_id: c for c in reversed(shown) if live_link(c)}
+    # Every account of each clinic shown (a clinic may have several), named by its clinic.
+    accounts = {link.account_id: c for c in reversed(shown) for link in live_links(c)}
     try:
         after = _position(request.args.get("after", ""))
     except keyset.CursorInvalid:
@@ -138,13 +139,14 @@ def refresh(clinic_id: int):
     """Read the clinic's payouts from Stripe now, rather than wait for its webhooks."""
     clinic = _clinic(clinic_id)
     back = redirect(url_for("payouts.index", clinic=clinic.id), code=303)
-    link = live_link(clinic)
-    if link is None or not ConfirmForm().validate_on_submit():
-        if link is None:
+    links = live_links(clinic)
+    if not links or not ConfirmForm().validate_on_submit():
+        if not links:
             flash(_("This clinic has no linked Stripe account."), "warning")
         return back
     try:
-        kept = refresh_account(link.account_id, StripeApi.for_app())
+        stripe_api = StripeApi.for_app()
+        kept = [payout for link in links for payout in refresh_account(link.account_id, stripe_api)]
     except StripeApiError as error:
         db.session.rollback()
         flash(_("Could not read the payouts from Stripe: %(why)s", why=error.words), "error")

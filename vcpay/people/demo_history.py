@@ -98,6 +98,7 @@ def ensure_link(clinic: Clinic, account_id: str, since: datetime, admin: User) -
         linked_by=admin,
         refreshed_at=since,
         created_at=since,
+        is_default=True,
     )
     db.session.add(link)
     db.session.flush()
