@@ -5,10 +5,11 @@ name, the panels it adds to the clinician's screen and to the patient's page (a 
 with a function that says what it shows), and whether it is there for this call and this
 person. The factory adds each app to the Flask application; the call screens render the panels
 of the apps added, in that order, each with its own context and nothing of the screen's but
-the call.
+the call. An app may also add fields to the form that starts a call, and send a patient
+somewhere first (a fee to pay) before they see the call.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from flask import Flask, current_app, session
 from markupsafe import Markup
 
 from vcpay.calls.models import Call, Participant
-from vcpay.people.models import User
+from vcpay.people.models import Clinic, User
 
 EXTENSION = "call_apps"
 TOOL_STATE_KEY = "call_tool_state"
@@ -37,6 +38,26 @@ class Panel:
     context: Callable[..., dict[str, Any]]
 
 
+class CallNotPrepared(Exception):
+    """An app refused what was entered for it on the form that starts a call: no call is made."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class StartFields:
+    """Fields an app adds to the form that starts a call: a template, the function that gives
+    it what it shows in a clinic (``context(clinic, user)``, None where it is not offered), and
+    ``prepare(call, user, sent)``, which takes what was sent once the call is made, in the same
+    transaction, and raises ``CallNotPrepared`` to refuse it."""
+
+    template: str
+    context: Callable[[Clinic, User], dict[str, Any] | None]
+    prepare: Callable[[Call, User, Mapping[str, str]], None]
+
+
 @dataclass(frozen=True)
 class CallApp:
     key: str  # its section's id on the clinician's screen, and the anchor its views return to
@@ -48,6 +69,9 @@ class CallApp:
     # panel's context and ``participant``.
     beside_participant: str | None = None
     available: Callable[[Call, Person], bool] = _always
+    start_fields: StartFields | None = None
+    # Where a patient who joined must go before the open call's page (a fee to pay), or None.
+    patient_gate: Callable[[Call, Participant], str | None] | None = None
 
 
 @dataclass
@@ -109,6 +133,33 @@ class CallApps:
             for app in self._available(call, patient)
             if app.patient_panel is not None
         ]
+
+    def start_fields(self, clinic: Clinic, user: User) -> Markup:
+        """The apps' fields on the form that starts a call in ``clinic``."""
+        parts = []
+        for app in self:
+            fields = app.start_fields
+            context = fields.context(clinic, user) if fields is not None else None
+            if context is not None:
+                template = current_app.jinja_env.get_template(fields.template)
+                parts.append(template.render(clinic=clinic, **context))
+        return Markup("".join(parts))  # noqa: S704  # nosec B704  # each template escaped it
+
+    def prepare(self, call: Call, user: User, sent: Mapping[str, str]) -> None:
+        """Each app takes its fields of the form that started ``call``; ``CallNotPrepared``
+        from any of them refuses the call."""
+        for app in self:
+            if app.start_fields is not None:
+                app.start_fields.prepare(call, user, sent)
+
+    def gate(self, call: Call, patient: Participant) -> str | None:
+        """Where the patient must go before they see the call, if anywhere."""
+        if not call.is_open:
+            return None
+        for app in self:
+            if app.patient_gate is not None and (address := app.patient_gate(call, patient)):
+                return address
+        return None
 
     def _available(self, call: Call, person: Person) -> list[CallApp]:
         return [app for app in self if app.available(call, person)]

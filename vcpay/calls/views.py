@@ -1,12 +1,12 @@
 """The clinician's side of a call: start or reopen it, the call screen with its apps, end it."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from vcpay.auth.sessions import current_sign_in_session
 from vcpay.calls.access import call_for_clinician
-from vcpay.calls.apps import call_apps, take_tool_state
+from vcpay.calls.apps import CallNotPrepared, call_apps, take_tool_state
 from vcpay.calls.events import STAFF_AUDIENCES, latest_event_id
 from vcpay.calls.forms import StartCallForm
 from vcpay.calls.models import Call
@@ -32,6 +32,7 @@ def index():
         clinics=clinics,
         calls=calls_of(clinics),
         forms={c.id: StartCallForm(clinic_id=c.id) for c in clinics},
+        app_fields={c.id: call_apps().start_fields(c, current_user) for c in clinics},
     )
 
 
@@ -47,6 +48,12 @@ def start():
         flash(_first_error(form), "error")
         return redirect(url_for("calls.index"), code=303)
     call = start_call(clinic, current_user, form.title.data or "")
+    try:
+        call_apps().prepare(call, current_user, request.form)
+    except CallNotPrepared as refused:  # nothing of the call is kept
+        db.session.rollback()
+        flash(refused.message, "error")
+        return redirect(url_for("calls.index"), code=303)
     db.session.commit()
     return redirect(url_for("calls.screen", call_id=call.id), code=303)
 
