@@ -143,4 +143,4 @@ def test_one_key_is_one_app():
 
 
 def test_the_factory_adds_request_payment_to_each_application_it_makes(app):
-    assert [a.key for a in call_apps(app)] == ["request-payment"]
+    assert [a.key for a in call_apps(app)] == ["request-payment", "fee-before-joining"]
