@@ -197,6 +197,18 @@ def test_the_clinician_waives_the_fee_and_the_patient_sees_the_call(app, clinici
     assert requests_made() == []
 
 
+def test_waiving_closes_a_checkout_page_of_the_fee_still_open(app, clinician, gp, webhooks):
+    call = call_with_fee(clinician, gp)
+    patient = join(app, call)
+    press_pay_now(patient, call)
+    waive(clinician, call, patient_id(call))
+    [payment] = requests_made()
+    assert payment.state == PaymentState.CANCELLED
+    assert webhooks.sessions()[0]["status"] == "expired"  # nobody can pay it any more
+    assert patient.get(f"/join/{call.guest_token}").status_code == 200
+    assert fee_status(clinician, call) == "waived"
+
+
 @pytest.mark.parametrize(
     "amount, description, why",
     [

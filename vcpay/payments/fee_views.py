@@ -124,7 +124,20 @@ def waive_fee(call_id: int, participant_id: int):
         abort(400)
     if fees.waive(call, patient, current_user):
         db.session.commit()
+        _close_checkout(call, patient)
         flash(_("Fee waived: %(name)s sees the call now.", name=patient.display_name), "success")
     else:
         flash(_("Nothing to waive: %(name)s owes no fee.", name=patient.display_name), "info")
     return redirect(url_for("calls.screen", call_id=call.id), code=303)
+
+
+def _close_checkout(call: Call, patient: Participant) -> None:
+    """A waived fee is not charged: a Checkout page of it still open is closed (if the
+    patient has just paid, it stays paid). If Stripe cannot be reached, it expires."""
+    stripe_api = StripeApi.for_app()
+    for payment in fees.open_payments(call, patient):
+        try:
+            transitions.cancel_request(payment, current_user, stripe_api)
+            db.session.commit()
+        except StripeApiError:
+            db.session.rollback()

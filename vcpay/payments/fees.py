@@ -114,6 +114,12 @@ def latest_payment(call: Call, patient: Participant) -> PaymentRequest | None:
     return theirs[-1] if theirs else None
 
 
+def open_payments(call: Call, patient: Participant) -> list[PaymentRequest]:
+    """The patient's fee payments whose Checkout page is still open."""
+    theirs = _theirs(fee_requests(call), patient)
+    return [r for r in theirs if r.state == PaymentState.REQUESTED]
+
+
 def checkout_for(
     call: Call, fee: CallFee, patient: Participant, stripe_api: StripeApi
 ) -> PaymentRequest:
