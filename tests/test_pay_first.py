@@ -15,6 +15,7 @@ from tests.payment_steps import (
     gp_fixture,  # noqa: F401 - a fixture
     join,
     kinds,
+    read_stream,
     requests_made,
 )
 from tests.stripe_standin import process_received, wait_for_events
@@ -195,6 +196,56 @@ def test_the_clinician_waives_the_fee_and_the_patient_sees_the_call(app, clinici
     [entry] = db.session.scalars(select(AuditEntry).filter_by(action="call.fee_waived")).all()
     assert entry.details["participant"] == pat
     assert requests_made() == []
+
+
+def test_the_patients_stream_carries_the_waiver_while_they_wait_to_pay(app, clinician, gp):
+    app.config["STREAM_MAX_SECONDS"] = 1
+    call = call_with_fee(clinician, gp)
+    patient = join(app, call)
+    page = patient.get(fee_page(call)).get_data(as_text=True)
+    events_url = f"/join/{call.guest_token}/events"
+    assert f'data-events-url="{events_url}"' in page
+    waive(clinician, call, patient_id(call))
+    seen = read_stream(patient, f"{events_url}?after=0")
+    assert [e["kind"] for e in seen][-1] == "fee_waived"
+    assert seen[-1]["name"] == "Pat Citizen"
+
+
+def test_a_fee_paid_with_a_method_that_settles_later_waits_then_lets_the_patient_in(
+    app, clinician, gp, webhooks
+):
+    call = call_with_fee(clinician, gp)
+    patient = join(app, call)
+    press_pay_now(patient, call)
+    [payment] = requests_made()
+    webhooks.pay(payment.checkout_session_id, delayed=True)
+    webhooks.wait_for_webhooks()
+    process_received()
+    assert requests_made()[0].state == PaymentState.PROCESSING
+    page = patient.get(fee_page(call)).get_data(as_text=True)
+    assert "Your bank is confirming the payment." in page and "Pay now" not in page
+    assert fee_status(clinician, call) == "processing"
+    webhooks.settle(payment.checkout_session_id, "succeeded")
+    webhooks.wait_for_webhooks()
+    process_received()
+    assert patient.get(f"/join/{call.guest_token}").status_code == 200
+    assert fee_status(clinician, call) == "paid"
+
+
+def test_a_paid_fee_is_in_the_clinics_payments_like_any_other(app, clinician, gp, webhooks):
+    call = call_with_fee(clinician, gp)
+    patient = join(app, call)
+    press_pay_now(patient, call)
+    [payment] = requests_made()
+    webhooks.pay(payment.checkout_session_id)
+    webhooks.wait_for_webhooks()
+    process_received()
+    admin = app.test_client()
+    sign_in(admin, "clinicadmin@harbourside.example")
+    listing = admin.get("/payments/").get_data(as_text=True)
+    assert "Consultation fee" in listing and "A$60.00" in listing
+    detail = admin.get(f"/payments/{payment.id}").get_data(as_text=True)
+    assert "Pat Citizen" in detail and "Refund" in detail
 
 
 def test_waiving_closes_a_checkout_page_of_the_fee_still_open(app, clinician, gp, webhooks):
