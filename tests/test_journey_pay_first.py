@@ -6,6 +6,7 @@ lands on the pay-first page; the clinician's screen shows "Fee due" without a re
 patient goes to Stripe's Checkout, comes back without paying (told nothing was charged), pays,
 and lands on the call; the clinician sees "Fee paid" and the popup. A carer joins, waits on the
 pay-first page, and moves on to the call by themselves when the clinician waives the fee.
+axe-core finds no serious or critical violation on the pay-first pages and the call screen.
 """
 
 import re
@@ -21,6 +22,7 @@ from tests.journeys import (
     signed_in,
 )
 from tests.processes import wait_for
+from tests.test_accessibility import violations
 
 pytestmark = pytest.mark.browser
 
@@ -62,6 +64,7 @@ def test_pay_before_the_call_go_back_pay_and_a_waiver(journey_product, practice,
     assert "A$60.00" in patient.content() and "Consultation fee" in patient.content()
     clinician.get_by_text("Fee due").wait_for()  # live, no reload
     shot(product, patient, "2-pay-first-page")
+    found = {"pay-first page": violations(patient), "call screen, fee due": violations(clinician)}
 
     # To Checkout, and back without paying.
     patient.get_by_role("button", name="Pay now").click()
@@ -69,6 +72,8 @@ def test_pay_before_the_call_go_back_pay_and_a_waiver(journey_product, practice,
     patient.get_by_role("link", name="Back").click()
     patient.get_by_text("You went back without paying. Nothing was charged.").wait_for()
     shot(product, patient, "3-went-back")
+    found["pay-first page, went back"] = violations(patient)
+    assert {page: lines for page, lines in found.items() if lines} == {}  # axe-core
 
     # Pay now again: the same Checkout, paid, and the call.
     patient.get_by_role("button", name="Pay now").click()
