@@ -6,7 +6,8 @@ lands on the pay-first page; the clinician's screen shows "Fee due" without a re
 patient goes to Stripe's Checkout, comes back without paying (told nothing was charged), pays,
 and lands on the call; the clinician sees "Fee paid" and the popup. A carer joins, waits on the
 pay-first page, and moves on to the call by themselves when the clinician waives the fee.
-axe-core finds no serious or critical violation on the pay-first pages and the call screen.
+axe-core finds no serious or critical violation on the pay-first pages and the call screen;
+the pay-first page is the clinic's and fits a phone.
 """
 
 import re
@@ -23,6 +24,7 @@ from tests.journeys import (
 )
 from tests.processes import wait_for
 from tests.test_accessibility import violations
+from tests.test_journey_phone_width import fits_each_width, headed_by_the_clinic
 
 pytestmark = pytest.mark.browser
 
@@ -74,6 +76,8 @@ def test_pay_before_the_call_go_back_pay_and_a_waiver(journey_product, practice,
     shot(product, patient, "3-went-back")
     found["pay-first page, went back"] = violations(patient)
     assert {page: lines for page, lines in found.items() if lines} == {}  # axe-core
+    headed_by_the_clinic(patient, practice.clinic)  # the clinic's page; vcpay in the footer
+    fits_each_width(patient, product, "pay-first")  # on a phone: the patient pays from here
 
     # Pay now again: the same Checkout, paid, and the call.
     patient.get_by_role("button", name="Pay now").click()
