@@ -5,6 +5,8 @@ The real ``stripe`` library talks HTTP to the stand-in, whose webhooks reach vcp
 stored events are processed as a worker would.
 """
 
+from functools import partial
+
 import pytest
 from sqlalchemy import func, select
 
@@ -19,12 +21,16 @@ from tests.payment_steps import (
     requests_made,
 )
 from tests.stripe_standin import process_received, wait_for_events
+from tests.test_races import at_once
 from vcpay.audit.models import AuditEntry
-from vcpay.calls.models import Call
+from vcpay.calls.events import CallEventKind
+from vcpay.calls.models import Call, CallEvent, Participant
 from vcpay.extensions import db
+from vcpay.integrations.stripe_api import StripeApi
 from vcpay.mail.models import OutboundEmail
-from vcpay.payments.models import CallFee, FeeWaiver, PaymentState
-from vcpay.people.models import ClinicRole
+from vcpay.payments import fees
+from vcpay.payments.models import CallFee, FeeWaiver, PaymentRequest, PaymentState
+from vcpay.people.models import ClinicRole, User
 
 
 def start_with_fee(browser, clinic, amount="60.00", description="Consultation fee"):
@@ -344,3 +350,57 @@ def test_who_may_waive_and_reach_a_fee(app, clinician, gp, webhooks):
     assert patient.get(f"/join/{call.guest_token}/fee/not-a-key/done").status_code == 404
     # Pay now needs the page's CSRF token.
     assert patient.post(fee_page(call)).status_code == 400
+
+
+def _pay_now(call_id: int, patient_id: int) -> str:
+    """Pay now as the patient's page does it, in a rival's own session."""
+    call = db.session.get(Call, call_id)
+    payment = fees.checkout_for(
+        call, fees.fee_of(call), db.session.get(Participant, patient_id), StripeApi.for_app()
+    )
+    db.session.commit()
+    return payment.request_key
+
+
+def _waive(call_id: int, patient_id: int, clinician_id: int) -> bool:
+    call = db.session.get(Call, call_id)
+    patient, clinician = db.session.get(Participant, patient_id), db.session.get(User, clinician_id)
+    waived = fees.waive(call, patient, clinician)
+    db.session.commit()
+    return waived
+
+
+@pytest.mark.races
+def test_pay_now_twice_at_once_makes_one_payment_and_one_session(
+    app, clinician, gp, stripe_control
+):
+    for _round in range(6):
+        call = call_with_fee(clinician, gp)
+        join(app, call)
+        pat = patient_id(call)
+        keys = at_once(app, partial(_pay_now, call.id, pat), partial(_pay_now, call.id, pat))
+        assert keys[0] == keys[1]
+        query = select(func.count(PaymentRequest.id)).filter_by(call_id=call.id)
+        assert db.session.scalar(query) == 1
+        sessions = [s for s in stripe_control.sessions() if s["client_reference_id"] == keys[0]]
+        assert len(sessions) == 1, "two Checkout Sessions for one fee"
+
+
+@pytest.mark.races
+def test_waive_twice_at_once_waives_once(app, clinician, gp):
+    doctor = db.session.scalar(select(User).filter_by(email="clinician@harbourside.example")).id
+    for _round in range(6):
+        call = call_with_fee(clinician, gp)
+        join(app, call)
+        pat = patient_id(call)
+        waived = at_once(
+            app, partial(_waive, call.id, pat, doctor), partial(_waive, call.id, pat, doctor)
+        )
+        assert sorted(waived) == [False, True]
+        assert (
+            db.session.scalar(select(func.count(FeeWaiver.id)).filter_by(participant_id=pat)) == 1
+        )
+        events = select(func.count(CallEvent.id)).filter_by(
+            call_id=call.id, kind=CallEventKind.FEE_WAIVED.value
+        )
+        assert db.session.scalar(events) == 1
