@@ -159,7 +159,10 @@ def test_an_app_adds_fields_to_the_start_form_and_sends_a_patient_somewhere_firs
 ):
     folder = tmp_path / "templates" / "consent"
     folder.mkdir(parents=True)
-    (folder / "start.html").write_text('<input name="consent_note" data-for="{{ clinic.name }}">')
+    (folder / "start.html").write_text(
+        '<input name="consent_note" data-for="{{ clinic.name }}" value="{{ sent.consent_note }}">'
+        '{{ refused.get("message", "") }}'
+    )
     app.register_blueprint(Blueprint("consent", __name__, template_folder=tmp_path / "templates"))
     prepared, signed = [], set()
 
@@ -173,21 +176,26 @@ def test_an_app_adds_fields_to_the_start_form_and_sends_a_patient_somewhere_firs
         CallApp(
             key="consent-first",
             name="Consent first",
-            start_fields=StartFields("consent/start.html", lambda clinic, user: {}, prepare),
+            start_fields=StartFields(
+                "consent/start.html", lambda clinic, user: {}, prepare, fields=("consent_note",)
+            ),
             patient_gate=lambda call, patient: None if patient.id in signed else "/consent-first",
         ),
     )
     clinician = app.test_client()
     sign_in(clinician, CLINICIAN)
     page = clinician.get("/calls/").get_data(as_text=True)
-    assert '<input name="consent_note" data-for="Harbourside GP Clinic">' in page
+    assert '<input name="consent_note" data-for="Harbourside GP Clinic" value="">' in page
 
     [membership] = db.session.scalar(select(User).filter_by(email=CLINICIAN)).clinic_memberships
     token = csrf_token(clinician, "/calls/")
     form = {"csrf_token": token, "clinic_id": membership.clinic_id, "title": "Pat, 10:30"}
     refused = clinician.post("/calls/start", data={**form, "consent_note": "refuse"})
     assert refused.location == "/calls/"
-    assert "No consent form today." in clinician.get("/calls/").get_data(as_text=True)
+    page = clinician.get("/calls/").get_data(as_text=True)
+    assert 'value="refuse">No consent form today.' in page  # as sent, and why
+    assert 'value="Pat, 10:30"' in page
+    assert "No consent form today." not in clinician.get("/calls/").get_data(as_text=True)
     assert db.session.scalars(select(Call)).all() == [] and prepared == []
 
     call = start_call(clinician)

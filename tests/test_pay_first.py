@@ -5,6 +5,7 @@ The real ``stripe`` library talks HTTP to the stand-in, whose webhooks reach vcp
 stored events are processed as a worker would.
 """
 
+import re
 from functools import partial
 
 import pytest
@@ -287,6 +288,17 @@ def test_a_bad_fee_starts_no_call_and_says_why(app, clinician, gp, amount, descr
     assert "No call was started:" in page and why in page
     assert calls_made() == before
     assert db.session.scalar(select(func.count(CallFee.id))) == 0
+    # The form comes back as sent, the field at fault marked and saying why; once.
+    assert 'value="Pat Citizen, 10:30"' in page
+    at_fault = (
+        "amount" if amount in ("0", "ten", "0.20", "1000000", "85.505", "") else "description"
+    )
+    field = re.search(rf'<input id="fee-{at_fault}-{gp.id}"[^>]*>', page).group(0)
+    assert 'aria-invalid="true"' in field and f"fee-error-{gp.id}" in field
+    sent = {"amount": amount, "description": description}[at_fault]
+    assert f'value="{sent}"' in field
+    again = clinician.get("/calls/").get_data(as_text=True)
+    assert why not in again and 'aria-invalid="true"' not in again
 
 
 def test_a_fee_is_refused_where_the_clinic_cannot_take_payments(app, clinician, gp):

@@ -21,6 +21,7 @@ from vcpay.people.models import Clinic, User
 
 EXTENSION = "call_apps"
 TOOL_STATE_KEY = "call_tool_state"
+START_FORM_KEY = "start_call_form"
 # Who is looking: the clinician (a signed-in person) or the patient (a participant who joined).
 Person = User | Participant
 
@@ -39,11 +40,13 @@ class Panel:
 
 
 class CallNotPrepared(Exception):
-    """An app refused what was entered for it on the form that starts a call: no call is made."""
+    """An app refused what was entered for it on the form that starts a call: no call is made.
+    ``field`` names the form field at fault, if any."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.message = message
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -51,11 +54,14 @@ class StartFields:
     """Fields an app adds to the form that starts a call: a template, the function that gives
     it what it shows in a clinic (``context(clinic, user)``, None where it is not offered), and
     ``prepare(call, user, sent)``, which takes what was sent once the call is made, in the same
-    transaction, and raises ``CallNotPrepared`` to refuse it."""
+    transaction, and raises ``CallNotPrepared`` to refuse it. The template is also given
+    ``sent`` (the values of its ``fields`` as sent, when the form comes back refused) and
+    ``refused`` (the field at fault, and why)."""
 
     template: str
     context: Callable[[Clinic, User], dict[str, Any] | None]
     prepare: Callable[[Call, User, Mapping[str, str]], None]
+    fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,16 +140,22 @@ class CallApps:
             if app.patient_panel is not None
         ]
 
-    def start_fields(self, clinic: Clinic, user: User) -> Markup:
-        """The apps' fields on the form that starts a call in ``clinic``."""
+    def start_fields(self, clinic: Clinic, user: User, kept: dict | None = None) -> Markup:
+        """The apps' fields on the form that starts a call in ``clinic``; ``kept`` is what
+        ``keep_start_form`` kept of a refused form, for this clinic."""
+        kept = kept or {}
+        sent, refused = kept.get("values") or {}, kept.get("refused") or {}
         parts = []
         for app in self:
             fields = app.start_fields
             context = fields.context(clinic, user) if fields is not None else None
             if context is not None:
                 template = current_app.jinja_env.get_template(fields.template)
-                parts.append(template.render(clinic=clinic, **context))
+                parts.append(template.render(clinic=clinic, sent=sent, refused=refused, **context))
         return Markup("".join(parts))  # noqa: S704  # nosec B704  # each template escaped it
+
+    def start_field_names(self) -> list[str]:
+        return [name for app in self if app.start_fields for name in app.start_fields.fields]
 
     def prepare(self, call: Call, user: User, sent: Mapping[str, str]) -> None:
         """Each app takes its fields of the form that started ``call``; ``CallNotPrepared``
@@ -180,6 +192,20 @@ def keep_tool_state(call: Call, app_key: str, state: dict[str, Any]) -> None:
     redirects to: the address stays the screen's, and a reload sends nothing again.
     ``state`` must be plain data; it rides in the signed session cookie until shown."""
     session[TOOL_STATE_KEY] = {"call": call.id, "app": app_key, "state": state}
+
+
+def keep_start_form(clinic: Clinic, sent: Mapping[str, str], refused: CallNotPrepared) -> None:
+    """The start form an app refused, as sent, with why: shown again once, for ``clinic``."""
+    names = ["title", *call_apps().start_field_names()]
+    values = {name: str(sent.get(name, ""))[:200] for name in names}
+    why = {"field": refused.field, "message": refused.message}
+    session[START_FORM_KEY] = {"clinic": clinic.id, "values": values, "refused": why}
+
+
+def take_start_form() -> dict[str, Any]:
+    """What ``keep_start_form`` kept (its ``clinic``, ``values``, ``refused``), once."""
+    kept = session.pop(START_FORM_KEY, None)
+    return kept if isinstance(kept, dict) else {}
 
 
 def take_tool_state(call: Call) -> dict[str, dict[str, Any]] | None:

@@ -34,7 +34,10 @@ FEE_BEFORE_JOINING = CallApp(
     beside_participant="payments/_fee_beside_participant.html",
     available=_has_fee,
     start_fields=StartFields(
-        "payments/_fee_start_fields.html", fees.start_fields_context, fees.set_fee
+        "payments/_fee_start_fields.html",
+        fees.start_fields_context,
+        fees.set_fee,
+        fields=(fees.AMOUNT_FIELD, fees.DESCRIPTION_FIELD),
     ),
     patient_gate=fees.patient_gate,
 )

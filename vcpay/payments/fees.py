@@ -61,7 +61,9 @@ def set_fee(call: Call, clinician: User, sent: Mapping[str, str]) -> CallFee | N
         amount = requesting.checked_amount(amount_text)
         description = requesting.checked_description(description_text)
     except requesting.PaymentRefused as refused:
-        raise CallNotPrepared(_("No call was started: %(why)s", why=refused.message)) from None
+        field = {"amount": AMOUNT_FIELD, "description": DESCRIPTION_FIELD}.get(refused.field or "")
+        message = _("No call was started: %(why)s", why=refused.message)
+        raise CallNotPrepared(message, field) from None
     fee = CallFee(call=call, amount=amount, currency="aud", description=description)
     fee.set_by = clinician
     db.session.add(fee)
