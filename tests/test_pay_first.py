@@ -200,8 +200,12 @@ def test_the_clinician_waives_the_fee_and_the_patient_sees_the_call(app, clinici
     again = waive(clinician, call, pat)
     assert "Nothing to waive" in clinician.get(again.location).get_data(as_text=True)
     assert db.session.scalar(select(func.count(FeeWaiver.id))) == 1
-    [entry] = db.session.scalars(select(AuditEntry).filter_by(action="call.fee_waived")).all()
+    [entry] = db.session.scalars(select(AuditEntry).filter_by(action="payment.fee_waived")).all()
     assert entry.details["participant"] == pat
+    admin = app.test_client()
+    sign_in(admin, "clinicadmin@harbourside.example")
+    audit = admin.get("/audit/?kind=payment").get_data(as_text=True)
+    assert "payment.fee_waived" in audit and "payment.fee_set" in audit
     assert requests_made() == []
 
 

@@ -68,7 +68,7 @@ def set_fee(call: Call, clinician: User, sent: Mapping[str, str]) -> CallFee | N
     fee.set_by = clinician
     db.session.add(fee)
     db.session.flush()
-    record_audit("call.fee_set", fee, actor=clinician, amount=amount)
+    record_audit("payment.fee_set", fee, actor=clinician, amount=amount)
     return fee
 
 
@@ -164,5 +164,5 @@ def waive(call: Call, patient: Participant, clinician: User) -> bool:
     except IntegrityError:  # the other click of a double click waived it first
         return False
     record_event(call, CallEventKind.FEE_WAIVED, participant=patient.id, name=patient.display_name)
-    record_audit("call.fee_waived", waiver, actor=clinician, participant=patient.id)
+    record_audit("payment.fee_waived", waiver, actor=clinician, participant=patient.id)
     return True
