@@ -140,9 +140,10 @@ def checkout_for(
     if open_one is not None and open_one.state == PaymentState.REQUESTED:
         return open_one
     key = _fee_key(call, patient, len(theirs) + 1)
-    charge = requesting.Charge(fee.amount, fee.description, key, requesting.expiry())
-    made = requesting.make_request(call, fee.set_by, charge, patient, stripe_api, pay_first=True)
-    return made.request
+    charge = requesting.Charge(
+        fee.amount, fee.description, key, requesting.expiry(), payer=patient, pay_first=True
+    )
+    return requesting.make_request(call, fee.set_by, charge, stripe_api).request
 
 
 def _fee_key(call: Call, patient: Participant, attempt: int) -> str:

@@ -135,12 +135,16 @@ def existing_request(request_key: str) -> PaymentRequest | None:
 
 @dataclass(frozen=True)
 class Charge:
-    """What the patient is asked for, once the clinician's entries have been checked."""
+    """What the patient is asked for, once the clinician's entries have been checked, and of
+    whom: the payer (None: anyone in the call), and whether it is the call's fee before
+    joining (``pay_first``: its patient comes back to the pay-first pages)."""
 
     amount: int  # cents
     description: str
     request_key: str
     expires_at: datetime
+    payer: Participant | None = None
+    pay_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,24 +188,19 @@ def request_payment(
         # The other click of a double click stored this very request since the look-up above.
         return Requested(twin, repeated=True)
     _refuse_unconfirmed_repeat(twin, asked.confirm_repeat)
-    charge = Charge(amount, description, asked.request_key, expiry())
-    return make_request(call, clinician, charge, payer, stripe_api)
+    charge = Charge(amount, description, asked.request_key, expiry(), payer)
+    return make_request(call, clinician, charge, stripe_api)
 
 
 def make_request(
-    call: Call,
-    clinician: User | None,
-    charge: Charge,
-    payer: Participant | None,
-    stripe_api: StripeApi,
-    pay_first: bool = False,
+    call: Call, clinician: User | None, charge: Charge, stripe_api: StripeApi
 ) -> Requested:
     """The Checkout Session on the clinic's account, then the request, once the charge has
-    been checked: for a clinician's request, or for the call's fee before joining
-    (``pay_first``, whose patient comes back to the pay-first pages)."""
+    been checked: a clinician's request, or a payment of the call's fee before joining."""
     link = live_link(call.clinic)
+    payer = charge.payer
     try:
-        session = _create_session(call, link.account_id, charge, stripe_api, payer, pay_first)
+        session = _create_session(call, link.account_id, charge, stripe_api)
     except IdempotencyKeyInUse as error:
         # The other click of a double click is making this very request right now.
         if (earlier := _await_other_click(charge.request_key)) is None:
@@ -222,7 +221,7 @@ def make_request(
         expires_at=charge.expires_at,
         payer=payer,
         patient_name=payer.display_name if payer else patient_names(call),
-        pay_first=pay_first,
+        pay_first=charge.pay_first,
     )
     db.session.add(request)
     try:
@@ -299,20 +298,13 @@ def checked_amount(amount_text: str) -> int:
         raise PaymentRefused(invalid.message, "amount") from None
 
 
-def _create_session(
-    call: Call,
-    account_id: str,
-    charge: Charge,
-    stripe_api: StripeApi,
-    payer: Participant | None,
-    pay_first: bool,
-):
+def _create_session(call: Call, account_id: str, charge: Charge, stripe_api: StripeApi):
     token = call.guest_token
     request_key = charge.request_key
     # A fee before joining brings the patient back to the pay-first pages.
     done_page, left_page = (
         ("fees.fee_done", "fees.fee_left")
-        if pay_first
+        if charge.pay_first
         else ("payments.payment_done", "payments.payment_left")
     )
     done = public_url_for(done_page, token=token, request_key=request_key)
@@ -326,7 +318,7 @@ def _create_session(
         cancel_url=public_url_for(left_page, token=token, request_key=request_key),
         expires_at=int(charge.expires_at.timestamp()),
         idempotency_key=f"vcpay-payreq-{request_key}-checkout",
-        locale=checkout_locale(_readers(call, payer)),
+        locale=checkout_locale(_readers(call, charge.payer)),
         metadata={
             "payment_request": request_key,
             "clinic_id": str(call.clinic_id),
