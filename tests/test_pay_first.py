@@ -95,6 +95,10 @@ def test_a_patient_pays_the_fee_then_sees_the_call(app, clinician, gp, webhooks)
     assert "Each patient pays A$60.00 (Consultation fee)" in clinician.get(
         f"/calls/{call.id}"
     ).get_data(as_text=True)
+    asked = app.test_client().get(f"/join/{call.guest_token}").get_data(as_text=True)
+    assert (
+        "Harbourside GP Clinic asks you to pay A$60.00 (Consultation fee) before the call"
+    ) in asked
     patient = join(app, call)
     sent = patient.get(f"/join/{call.guest_token}")
     assert sent.status_code == 303 and sent.location == fee_page(call)
@@ -317,6 +321,8 @@ def test_a_fee_is_refused_where_the_clinic_cannot_take_payments(app, clinician, 
 
 def test_a_call_without_a_fee_lets_the_patient_straight_in(app, clinician, gp):
     call = call_with_fee(clinician, gp, amount=" ", description="")
+    asked = app.test_client().get(f"/join/{call.guest_token}").get_data(as_text=True)
+    assert "before the call: by card on Stripe" not in asked
     patient = join(app, call)
     assert patient.get(f"/join/{call.guest_token}").status_code == 200
     assert patient.get(fee_page(call)).location == f"/join/{call.guest_token}"

@@ -78,6 +78,8 @@ class CallApp:
     start_fields: StartFields | None = None
     # Where a patient who joined must go before the open call's page (a fee to pay), or None.
     patient_gate: Callable[[Call, Participant], str | None] | None = None
+    # What the page that asks a patient for their name tells them first, or None.
+    join_notice: Callable[[Call], str | None] | None = None
 
 
 @dataclass
@@ -172,6 +174,11 @@ class CallApps:
             if app.patient_gate is not None and (address := app.patient_gate(call, patient)):
                 return address
         return None
+
+    def join_notices(self, call: Call) -> list[str]:
+        """What the apps tell a patient before they give their name (a fee to pay first)."""
+        notices = (app.join_notice(call) for app in self if app.join_notice is not None)
+        return [notice for notice in notices if notice]
 
     def _available(self, call: Call, person: Person) -> list[CallApp]:
         return [app for app in self if app.available(call, person)]

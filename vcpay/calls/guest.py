@@ -30,7 +30,9 @@ def join(token: str):
         db.session.commit()
         remember_joined(call, patient)
         return redirect(url_for("guest.join", token=token), code=303)
-    return render_template("guest/join.html", call=call, form=form), 400 if form.errors else 200
+    notices = call_apps().join_notices(call)
+    page = render_template("guest/join.html", call=call, form=form, notices=notices)
+    return page, 400 if form.errors else 200
 
 
 def _screen(call: Call, me: Participant):

@@ -40,6 +40,7 @@ FEE_BEFORE_JOINING = CallApp(
         fields=(fees.AMOUNT_FIELD, fees.DESCRIPTION_FIELD),
     ),
     patient_gate=fees.patient_gate,
+    join_notice=fees.join_notice,
 )
 
 

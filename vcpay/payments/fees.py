@@ -24,6 +24,7 @@ from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.payments import requesting, transitions
+from vcpay.payments.amounts import format_amount
 from vcpay.payments.models import CallFee, FeeWaiver, PaymentRequest, PaymentState
 from vcpay.people.models import Clinic, User
 
@@ -109,6 +110,19 @@ def patient_gate(call: Call, patient: Participant) -> str | None:
     if status_of(call, patient) in (FeeStatus.PAID, FeeStatus.WAIVED):
         return None
     return url_for("fees.fee_page", token=call.guest_token)
+
+
+def join_notice(call: Call) -> str | None:
+    """What a patient reads before giving their name, when the call has a fee."""
+    if (fee := fee_of(call)) is None:
+        return None
+    return _(
+        "%(clinic)s asks you to pay %(amount)s (%(description)s) before the call: by card on "
+        "Stripe, once you have given your name.",
+        clinic=call.clinic.name,
+        amount=format_amount(fee.amount, fee.currency),
+        description=fee.description,
+    )
 
 
 def latest_payment(call: Call, patient: Participant) -> PaymentRequest | None:
