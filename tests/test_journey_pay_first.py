@@ -42,6 +42,7 @@ def shot(product, page, name: str) -> None:
 def join(chromium, guest_link: str, name: str):
     page = chromium.new_context().new_page()
     page.goto(guest_link)
+    page.get_by_text("A$60.00 (Consultation fee) before the call").wait_for()  # told first
     page.get_by_label("Your name").fill(name)
     page.get_by_role("button", name="Join the call").click()
     return page
