@@ -27,7 +27,7 @@ from vcpay.audit.models import AuditEntry
 from vcpay.calls.events import CallEventKind
 from vcpay.calls.models import Call, CallEvent, Participant
 from vcpay.extensions import db
-from vcpay.integrations.stripe_api import StripeApi
+from vcpay.integrations.stripe_api import StripeApi, forget_clients
 from vcpay.mail.models import OutboundEmail
 from vcpay.payments import fees
 from vcpay.payments.models import CallFee, FeeWaiver, PaymentRequest, PaymentState
@@ -187,6 +187,21 @@ def test_an_expired_payment_asks_again_with_a_new_session(app, clinician, gp, we
     assert fresh.checkout_session_id != expired.checkout_session_id
     assert again.location == fresh.checkout_url
     assert fee_status(clinician, call) == "due"
+
+
+def test_stripe_unreachable_on_pay_now_says_so_and_makes_nothing(app, clinician, gp):
+    call = call_with_fee(clinician, gp)
+    patient = join(app, call)
+    page = patient.get(fee_page(call)).get_data(as_text=True)
+    app.config.update(STRIPE_API_BASE="http://127.0.0.1:1", STRIPE_TIMEOUT_SECONDS=1.0)
+    forget_clients()
+    token = CSRF_FIELD.search(page).group(1)
+    refused = patient.post(fee_page(call), data={"csrf_token": token})
+    assert refused.status_code == 409
+    text = refused.get_data(as_text=True)
+    assert "Stripe could not create the payment, so nothing was requested" in text
+    assert "Pay now" in text  # the patient can try again
+    assert requests_made() == []
 
 
 def test_the_clinician_waives_the_fee_and_the_patient_sees_the_call(app, clinician, gp):
