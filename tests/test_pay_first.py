@@ -19,6 +19,7 @@ from tests.payment_steps import (
     join,
     kinds,
     read_stream,
+    recognise,
     requests_made,
 )
 from tests.stripe_standin import process_received, wait_for_events
@@ -149,6 +150,23 @@ def test_each_patient_pays_their_own_fee(app, clinician, gp, webhooks):
     )
     assert pat.get(f"/join/{call.guest_token}").status_code == 200
     assert carer.get(f"/join/{call.guest_token}").location == fee_page(call)
+
+
+def test_a_patient_who_rejoins_and_is_recognised_has_paid_already(app, clinician, gp, webhooks):
+    call = call_with_fee(clinician, gp)
+    pat = join(app, call, "Pat Citizen")
+    press_pay_now(pat, call)
+    [payment] = requests_made()
+    webhooks.pay(payment.checkout_session_id)
+    webhooks.wait_for_webhooks()
+    process_received()
+    phone = join(app, call, "Pat Citizen")  # a name proves nothing: the phone must pay
+    assert phone.get(f"/join/{call.guest_token}").location == fee_page(call)
+    db.session.rollback()
+    first, second = sorted(p.id for p in db.session.get(Call, call.id).participants[1:])
+    assert recognise(clinician, call, second, first).status_code == 303
+    assert phone.get(f"/join/{call.guest_token}").status_code == 200
+    assert "participant_recognised" in kinds(call)  # the pay-first page moves on by itself
 
 
 def test_going_back_from_checkout_leaves_the_patient_on_the_pay_first_page(
