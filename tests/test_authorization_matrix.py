@@ -479,6 +479,11 @@ ROUTES = [
     Row("POST", "/calls/<int:call_id>/participants/<int:participant_id>/recognise",
         rejoined_patient_of_call, own=(303, 403, 403, 403), body=the_payer,
         mixed={"own": (404, 403, 403, 403)}),
+    # Waive the fee before joining: a clinician of the call (the place's call has no fee, so
+    # nothing is waived); another call's participant is not found.
+    Row("POST", "/calls/<int:call_id>/participants/<int:participant_id>/waive-fee",
+        rejoined_patient_of_call, own=(303, 403, 403, 403),
+        mixed={"own": (404, 403, 403, 403)}),
     # Refunds: admins of the payment's clinic and organisation, never its clinician. The
     # place's payment is not paid yet: the page says so. The post repeats a refund's key.
     Row("GET", "/payments/<int:payment_id>/refund", payment_id, own=ADMINS),
@@ -502,6 +507,15 @@ ROUTES = [
         visitors=(403, 200, 403), own=403, foreign=SAME, mixed=NOBODY_ON_MIXED),
     Row("GET", "/join/<token>/payments/<request_key>/left", payment_of_token,
         visitors=(403, 200, 403), own=403, foreign=SAME, mixed=NOBODY_ON_MIXED),
+    # The pay-first page: for a call without a fee (the place's), or anyone who has not joined
+    # the call in this browser, the call's own page (which shows the call or asks for a name).
+    # Checkout's return pages answer only for the call's fee payments: the place's is not one.
+    Row("GET", "/join/<token>/fee", guest_token, visitors=303, own=303, foreign=SAME),
+    Row("POST", "/join/<token>/fee", guest_token, visitors=303, own=303, foreign=SAME),
+    Row("GET", "/join/<token>/fee/<request_key>/done", payment_of_token, visitors=404, own=404,
+        foreign=SAME, mixed=NOBODY_ON_MIXED),
+    Row("GET", "/join/<token>/fee/<request_key>/left", payment_of_token, visitors=404, own=404,
+        foreign=SAME, mixed=NOBODY_ON_MIXED),
     # The receipt email's own link is the key to that receipt, whoever holds it.
     Row("GET", "/join/receipts/<signed>", paid_receipt_link, visitors=200, own=200,
         foreign=SAME),

@@ -10,7 +10,15 @@ from flask import Blueprint
 from sqlalchemy import select
 
 from tests.conftest import csrf_token, sign_in
-from vcpay.calls.apps import CallApp, CallApps, Panel, add_call_app, call_apps
+from vcpay.calls.apps import (
+    CallApp,
+    CallApps,
+    CallNotPrepared,
+    Panel,
+    StartFields,
+    add_call_app,
+    call_apps,
+)
 from vcpay.calls.models import Call, Participant
 from vcpay.extensions import db
 from vcpay.people.models import User
@@ -143,4 +151,58 @@ def test_one_key_is_one_app():
 
 
 def test_the_factory_adds_request_payment_to_each_application_it_makes(app):
-    assert [a.key for a in call_apps(app)] == ["request-payment"]
+    assert [a.key for a in call_apps(app)] == ["request-payment", "fee-before-joining"]
+
+
+def test_an_app_adds_fields_to_the_start_form_and_sends_a_patient_somewhere_first(
+    app, demo, tmp_path
+):
+    folder = tmp_path / "templates" / "consent"
+    folder.mkdir(parents=True)
+    (folder / "start.html").write_text(
+        '<input name="consent_note" data-for="{{ clinic.name }}" value="{{ sent.consent_note }}">'
+        '{{ refused.get("message", "") }}'
+    )
+    app.register_blueprint(Blueprint("consent", __name__, template_folder=tmp_path / "templates"))
+    prepared, signed = [], set()
+
+    def prepare(call, user, sent):
+        if sent.get("consent_note") == "refuse":
+            raise CallNotPrepared("No consent form today.")
+        prepared.append((call.title, user.email, sent.get("consent_note")))
+
+    add_call_app(
+        app,
+        CallApp(
+            key="consent-first",
+            name="Consent first",
+            start_fields=StartFields(
+                "consent/start.html", lambda clinic, user: {}, prepare, fields=("consent_note",)
+            ),
+            patient_gate=lambda call, patient: None if patient.id in signed else "/consent-first",
+        ),
+    )
+    clinician = app.test_client()
+    sign_in(clinician, CLINICIAN)
+    page = clinician.get("/calls/").get_data(as_text=True)
+    assert '<input name="consent_note" data-for="Harbourside GP Clinic" value="">' in page
+
+    [membership] = db.session.scalar(select(User).filter_by(email=CLINICIAN)).clinic_memberships
+    token = csrf_token(clinician, "/calls/")
+    form = {"csrf_token": token, "clinic_id": membership.clinic_id, "title": "Pat, 10:30"}
+    refused = clinician.post("/calls/start", data={**form, "consent_note": "refuse"})
+    assert refused.location == "/calls/"
+    page = clinician.get("/calls/").get_data(as_text=True)
+    assert 'value="refuse">No consent form today.' in page  # as sent, and why
+    assert 'value="Pat, 10:30"' in page
+    assert "No consent form today." not in clinician.get("/calls/").get_data(as_text=True)
+    assert db.session.scalars(select(Call)).all() == [] and prepared == []
+
+    call = start_call(clinician)
+    assert prepared == [("Pat, 10:30", CLINICIAN, None)]
+    patient = join(app, call)
+    assert patient.get(f"/join/{call.guest_token}").location == "/consent-first"
+    assert patient.get(f"/join/{call.guest_token}/panel").status_code == 403
+    signed.add(db.session.scalars(select(Participant).filter_by(role="patient")).one().id)
+    assert patient.get(f"/join/{call.guest_token}").status_code == 200
+    assert patient.get(f"/join/{call.guest_token}/panel").status_code == 200

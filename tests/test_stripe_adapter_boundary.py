@@ -39,8 +39,16 @@ STRIPE_KEYS = {
     "stripe_user_id",
 }
 # Where the running application's adapters are looked up, to be passed to services.
-# refund_views.py: the refunds blueprint, a view module of its own beside payments' views.py.
-ENTRY_POINTS = {"views.py", "refund_views.py", "tasks.py", "stripe_handlers.py", "cli.py"}
+# refund_views.py, fee_views.py: the refunds' and the fee before joining's blueprints, view
+# modules of their own beside payments' views.py.
+ENTRY_POINTS = {
+    "views.py",
+    "refund_views.py",
+    "fee_views.py",
+    "tasks.py",
+    "stripe_handlers.py",
+    "cli.py",
+}
 LOOKUPS = ("for_app", "from_config")
 ADAPTER_CLASSES = {"StripeApi", "ServiceDesk"}
 

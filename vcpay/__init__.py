@@ -121,6 +121,7 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.health.views import blueprint as health
     from vcpay.ledger.views import blueprint as ledger
     from vcpay.main.views import blueprint as main
+    from vcpay.payments.fee_views import blueprint as fees
     from vcpay.payments.refund_views import blueprint as refunds
     from vcpay.payments.views import blueprint as payments
     from vcpay.payouts.views import blueprint as payouts
@@ -141,6 +142,7 @@ def register_blueprints(app: Flask) -> None:
         calls,
         guest,
         payments,
+        fees,
         refunds,
         ledger,
         audit,
@@ -155,8 +157,10 @@ def register_blueprints(app: Flask) -> None:
 def register_call_apps(app: Flask) -> None:
     """What the call screens host in Apps & Tools, in this order."""
     from vcpay.payments.call_app import register_call_app as request_payment
+    from vcpay.payments.fee_app import register_call_app as fee_before_joining
 
     request_payment(app)
+    fee_before_joining(app)
 
 
 def register_stripe_handlers(app: Flask) -> None:

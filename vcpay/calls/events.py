@@ -32,6 +32,8 @@ class CallEventKind(StrEnum):
     PAYMENT_FAILED = "payment_failed"
     PAYMENT_REFUNDED = "payment_refunded"
     PAYMENT_CANCELLED = "payment_cancelled"
+    # The clinician let a patient in without paying the call's fee before joining.
+    FEE_WAIVED = "fee_waived"
     # What an app's tool offers changed outside the call (a clinic's Stripe link made or
     # removed): the clinician's screen shows the tools again.
     TOOLS_CHANGED = "tools_changed"

@@ -30,13 +30,17 @@ def join(token: str):
         db.session.commit()
         remember_joined(call, patient)
         return redirect(url_for("guest.join", token=token), code=303)
-    return render_template("guest/join.html", call=call, form=form), 400 if form.errors else 200
+    notices = call_apps().join_notices(call)
+    page = render_template("guest/join.html", call=call, form=form, notices=notices)
+    return page, 400 if form.errors else 200
 
 
 def _screen(call: Call, me: Participant):
     if me.locale != (locale := str(get_locale())):  # the patient chose another language
         me.locale = locale
         db.session.commit()
+    if (first := call_apps().gate(call, me)) is not None:  # a fee to pay before the call
+        return redirect(first, code=303)
     return render_template(
         "guest/call.html",
         call=call,
@@ -50,7 +54,7 @@ def _screen(call: Call, me: Participant):
 def panel(token: str):
     call = call_for_link(token)
     me = joined_participant(call)
-    if me is None:
+    if me is None or call_apps().gate(call, me) is not None:
         abort(403)
     apps = call_apps().for_patient(call, me)
     return render_template("guest/_panel.html", call=call, apps=apps)

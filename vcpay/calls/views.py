@@ -1,12 +1,18 @@
 """The clinician's side of a call: start or reopen it, the call screen with its apps, end it."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from vcpay.auth.sessions import current_sign_in_session
 from vcpay.calls.access import call_for_clinician
-from vcpay.calls.apps import call_apps, take_tool_state
+from vcpay.calls.apps import (
+    CallNotPrepared,
+    call_apps,
+    keep_start_form,
+    take_start_form,
+    take_tool_state,
+)
 from vcpay.calls.events import STAFF_AUDIENCES, latest_event_id
 from vcpay.calls.forms import StartCallForm
 from vcpay.calls.models import Call
@@ -27,11 +33,20 @@ blueprint = Blueprint("calls", __name__, url_prefix="/calls")
 @login_required
 def index():
     clinics = clinics_where(current_user, Permission.START_CALL)
+    kept = take_start_form()  # a form an app refused: shown again as it was sent, once
+
+    def kept_for(clinic: Clinic) -> dict:
+        return kept if kept.get("clinic") == clinic.id else {}
+
     return render_template(
         "calls/index.html",
         clinics=clinics,
         calls=calls_of(clinics),
-        forms={c.id: StartCallForm(clinic_id=c.id) for c in clinics},
+        forms={
+            c.id: StartCallForm(clinic_id=c.id, title=kept_for(c).get("values", {}).get("title"))
+            for c in clinics
+        },
+        app_fields={c.id: call_apps().start_fields(c, current_user, kept_for(c)) for c in clinics},
     )
 
 
@@ -47,6 +62,13 @@ def start():
         flash(_first_error(form), "error")
         return redirect(url_for("calls.index"), code=303)
     call = start_call(clinic, current_user, form.title.data or "")
+    try:
+        call_apps().prepare(call, current_user, request.form)
+    except CallNotPrepared as refused:  # nothing of the call is kept
+        db.session.rollback()
+        keep_start_form(clinic, request.form, refused)
+        flash(refused.message, "error")
+        return redirect(url_for("calls.index"), code=303)
     db.session.commit()
     return redirect(url_for("calls.screen", call_id=call.id), code=303)
 

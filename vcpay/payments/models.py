@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 
 from flask_babel import gettext
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vcpay.calls.models import Call, Participant
@@ -89,6 +89,9 @@ class PaymentRequest(CreatedAtMixin, db.Model):
     # The clinician saw the "payment received" popup; until then it is shown again.
     acknowledged_at: Mapped[datetime | None]
     reconciled_at: Mapped[datetime | None]
+    # The call's fee before joining (``CallFee``), asked of its payer when they pressed Pay now
+    # on the pay-first page; otherwise a request the clinician made in the call.
+    pay_first: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     call: Mapped[Call] = relationship()
     clinic: Mapped[Clinic] = relationship()
@@ -127,6 +130,53 @@ class PaymentRequest(CreatedAtMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<PaymentRequest {self.id} {self.amount} {self.currency} {self.state}>"
+
+
+class CallFee(CreatedAtMixin, db.Model):
+    """What each patient pays before they see the call, set when the call was started; each
+    payment of it is a ``PaymentRequest`` marked ``pay_first``."""
+
+    __tablename__ = "call_fees"
+    __table_args__ = (
+        CheckConstraint(
+            f"amount >= {MINIMUM_AMOUNT} AND amount <= {MAXIMUM_AMOUNT}", name="amount_in_range"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), unique=True)
+    amount: Mapped[int]  # minor units (cents)
+    currency: Mapped[str] = mapped_column(String(3), default="aud")
+    description: Mapped[str] = mapped_column(String(120))
+    set_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    call: Mapped[Call] = relationship()
+    set_by: Mapped[User | None] = relationship()
+
+    @property
+    def clinic(self) -> Clinic:
+        """Its scope, for the audit log."""
+        return self.call.clinic
+
+
+class FeeWaiver(CreatedAtMixin, db.Model):
+    """The clinician let this participant in without paying the call's fee: one row each."""
+
+    __tablename__ = "call_fee_waivers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("call_participants.id", ondelete="CASCADE"), unique=True
+    )
+    waived_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    participant: Mapped[Participant] = relationship()
+    waived_by: Mapped[User | None] = relationship()
+
+    @property
+    def clinic(self) -> Clinic:
+        """Its scope, for the audit log."""
+        return self.participant.call.clinic
 
 
 class RefundState(enum.StrEnum):

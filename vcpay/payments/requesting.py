@@ -93,7 +93,7 @@ def why_payments_unavailable(clinic: Clinic, clinician: User | None = None) -> s
     return None
 
 
-def _description(text: str) -> str:
+def checked_description(text: str) -> str:
     if has_control_character(text or ""):
         raise PaymentRefused(str(TEXT_CONTROL_MESSAGE), "description")
     description = " ".join((text or "").split())
@@ -109,7 +109,7 @@ def _description(text: str) -> str:
     return description
 
 
-def _expiry() -> datetime:
+def expiry() -> datetime:
     low, high = MINUTES_ALLOWED
     minutes = min(max(current_app.config["PAYMENT_REQUEST_MINUTES"], low), high)
     return (utcnow() + timedelta(minutes=minutes)).replace(microsecond=0)
@@ -132,6 +132,20 @@ def request_in_call(call: Call, request_key: str) -> PaymentRequest | None:
 
 def existing_request(request_key: str) -> PaymentRequest | None:
     return db.session.scalar(select(PaymentRequest).filter_by(request_key=request_key))
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What the patient is asked for, once the clinician's entries have been checked, and of
+    whom: the payer (None: anyone in the call), and whether it is the call's fee before
+    joining (``pay_first``: its patient comes back to the pay-first pages)."""
+
+    amount: int  # cents
+    description: str
+    request_key: str
+    expires_at: datetime
+    payer: Participant | None = None
+    pay_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,31 +182,41 @@ def request_payment(
     # The call's clinician's account (``link_for``), whoever in the call asks.
     if (reason := why_payments_unavailable(call.clinic, call.clinician)) is not None:
         raise PaymentRefused(reason)
-    amount = _parse(asked.amount)
-    description = _description(asked.description)
+    amount = checked_amount(asked.amount)
+    description = checked_description(asked.description)
     payer = _payer(call, asked.payer)
     twin = open_twin(call, amount, description)
     if twin is not None and twin.request_key == asked.request_key:
         # The other click of a double click stored this very request since the look-up above.
         return Requested(twin, repeated=True)
     _refuse_unconfirmed_repeat(twin, asked.confirm_repeat)
+    charge = Charge(amount, description, asked.request_key, expiry(), payer)
+    return make_request(call, clinician, charge, stripe_api)
+
+
+def make_request(
+    call: Call, clinician: User | None, charge: Charge, stripe_api: StripeApi
+) -> Requested:
+    """The Checkout Session on the account the call's clinician is paid into (``link_for``),
+    then the request, once the charge has been checked: a clinician's request, or a payment
+    of the call's fee before joining."""
     link = link_for(call.clinic, call.clinician)
-    charge = Charge(amount, description, asked.request_key, _expiry())
+    payer = charge.payer
     try:
-        session = _create_session(call, link.account_id, charge, stripe_api, payer)
+        session = _create_session(call, link.account_id, charge, stripe_api)
     except IdempotencyKeyInUse as error:
         # The other click of a double click is making this very request right now.
-        if (earlier := _await_other_click(asked.request_key)) is None:
-            raise _not_created(error) from None
+        if (earlier := _await_other_click(charge.request_key)) is None:
+            raise not_created(error) from None
         return _repeated(call, earlier)
     request = PaymentRequest(
-        request_key=asked.request_key,
+        request_key=charge.request_key,
         call=call,
         clinic=call.clinic,
         requested_by=clinician,
-        amount=amount,
+        amount=charge.amount,
         currency="aud",
-        description=description,
+        description=charge.description,
         updated_at=utcnow(),
         stripe_account_id=link.account_id,
         checkout_session_id=session.id,
@@ -200,15 +224,16 @@ def request_payment(
         expires_at=charge.expires_at,
         payer=payer,
         patient_name=payer.display_name if payer else patient_names(call),
+        pay_first=charge.pay_first,
     )
     db.session.add(request)
     try:
         db.session.flush()
     except IntegrityError:  # the other click of a double click got here first
         db.session.rollback()
-        return Requested(existing_request(asked.request_key), repeated=True)
+        return Requested(existing_request(charge.request_key), repeated=True)
     announce(request, CallEventKind.PAYMENT_REQUESTED)
-    record_audit("payment.requested", request, actor=clinician, amount=amount)
+    record_audit("payment.requested", request, actor=clinician, amount=charge.amount)
     db.session.flush()
     return Requested(request, repeated=False)
 
@@ -269,29 +294,23 @@ def _payer(call: Call, choice: str) -> Participant | None:
     return chosen
 
 
-def _parse(amount_text: str) -> int:
+def checked_amount(amount_text: str) -> int:
     try:
         return parse_amount(amount_text)
     except AmountInvalid as invalid:
         raise PaymentRefused(invalid.message, "amount") from None
 
 
-@dataclass(frozen=True)
-class Charge:
-    """What the patient is asked for, once the clinician's entries have been checked."""
-
-    amount: int  # cents
-    description: str
-    request_key: str
-    expires_at: datetime
-
-
-def _create_session(
-    call: Call, account_id: str, charge: Charge, stripe_api: StripeApi, payer: Participant | None
-):
+def _create_session(call: Call, account_id: str, charge: Charge, stripe_api: StripeApi):
     token = call.guest_token
     request_key = charge.request_key
-    done = public_url_for("payments.payment_done", token=token, request_key=request_key)
+    # A fee before joining brings the patient back to the pay-first pages.
+    done_page, left_page = (
+        ("fees.fee_done", "fees.fee_left")
+        if charge.pay_first
+        else ("payments.payment_done", "payments.payment_left")
+    )
+    done = public_url_for(done_page, token=token, request_key=request_key)
     order = CheckoutRequest(
         account_id=account_id,
         amount=charge.amount,
@@ -299,10 +318,10 @@ def _create_session(
         description=charge.description,
         # Stripe puts the session id in place of the placeholder.
         success_url=f"{done}?session_id={{CHECKOUT_SESSION_ID}}",
-        cancel_url=public_url_for("payments.payment_left", token=token, request_key=request_key),
+        cancel_url=public_url_for(left_page, token=token, request_key=request_key),
         expires_at=int(charge.expires_at.timestamp()),
         idempotency_key=f"vcpay-payreq-{request_key}-checkout",
-        locale=checkout_locale(_readers(call, payer)),
+        locale=checkout_locale(_readers(call, charge.payer)),
         metadata={
             "payment_request": request_key,
             "clinic_id": str(call.clinic_id),
@@ -314,7 +333,7 @@ def _create_session(
     except IdempotencyKeyInUse:
         raise
     except StripeApiError as error:
-        raise _not_created(error) from None
+        raise not_created(error) from None
 
 
 def _readers(call: Call, payer: Participant | None) -> set[str]:
@@ -322,7 +341,7 @@ def _readers(call: Call, payer: Participant | None) -> set[str]:
     return {p.locale for p in ([payer] if payer else patients(call))}
 
 
-def _not_created(error: StripeApiError) -> PaymentRefused:
+def not_created(error: StripeApiError) -> PaymentRefused:
     return PaymentRefused(
         _("Stripe could not create the payment, so nothing was requested: %(why)s", why=error.words)
     )
