@@ -1,7 +1,7 @@
 """several stripe accounts per clinic: named links, a default, clinicians routed
 
 Revision ID: 8c4d2e6f1a37
-Revises: 5e1f0b7c3a92
+Revises: 440c85641222
 Create Date: 2026-12-02 10:30:00.000000
 
 A clinic may now have a live link to several accounts (one live link per account), each with
@@ -17,7 +17,7 @@ import vcpay.database
 
 # revision identifiers, used by Alembic.
 revision = '8c4d2e6f1a37'
-down_revision = '5e1f0b7c3a92'
+down_revision = '440c85641222'
 branch_labels = None
 depends_on = None
 

@@ -44,7 +44,7 @@ def fee_of(call: Call) -> CallFee | None:
 
 def start_fields_context(clinic: Clinic, user: User) -> dict | None:
     """The fee's fields on the form that starts a call, where the clinic can take payments."""
-    if requesting.why_payments_unavailable(clinic) is not None:
+    if requesting.why_payments_unavailable(clinic, user) is not None:  # their own account
         return None
     return {"amount_field": AMOUNT_FIELD, "description_field": DESCRIPTION_FIELD}
 
@@ -57,7 +57,7 @@ def set_fee(call: Call, clinician: User, sent: Mapping[str, str]) -> CallFee | N
     if not amount_text.strip() and not description_text.strip():
         return None
     try:
-        if (reason := requesting.why_payments_unavailable(call.clinic)) is not None:
+        if (reason := requesting.why_payments_unavailable(call.clinic, call.clinician)) is not None:
             raise requesting.PaymentRefused(reason)
         amount = requesting.checked_amount(amount_text)
         description = requesting.checked_description(description_text)
@@ -144,7 +144,7 @@ def checkout_for(
     secret link, the patient and how many they have had, so a double click makes one."""
     if not call.is_open:
         raise requesting.PaymentRefused(_("This call has ended."))
-    if (reason := requesting.why_payments_unavailable(call.clinic)) is not None:
+    if (reason := requesting.why_payments_unavailable(call.clinic, call.clinician)) is not None:
         raise requesting.PaymentRefused(reason)
     theirs = _theirs(fee_requests(call), patient)
     open_one = next((r for r in reversed(theirs) if r.state == PaymentState.REQUESTED), None)
