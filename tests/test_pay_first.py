@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from tests import factories
 from tests.conftest import CSRF_FIELD, csrf_token, sign_in
 from tests.payment_steps import (
+    CLINICIAN,
     clinician_fixture,  # noqa: F401 - a fixture
     gp_fixture,  # noqa: F401 - a fixture
     join,
@@ -22,11 +23,13 @@ from tests.payment_steps import (
     recognise,
     requests_made,
 )
-from tests.stripe_standin import process_received, wait_for_events
+from tests.stripe_standin import link_clinic, process_received, wait_for_events
 from tests.test_races import at_once
 from vcpay.audit.models import AuditEntry
 from vcpay.calls.events import CallEventKind
 from vcpay.calls.models import Call, CallEvent, Participant
+from vcpay.client_payments.models import AccountRoute
+from vcpay.client_payments.stripe_link import live_link
 from vcpay.extensions import db
 from vcpay.integrations.stripe_api import StripeApi, forget_clients
 from vcpay.mail.models import OutboundEmail
@@ -459,3 +462,27 @@ def test_waive_twice_at_once_waives_once(app, clinician, gp):
             call_id=call.id, kind=CallEventKind.FEE_WAIVED.value
         )
         assert db.session.scalar(events) == 1
+
+
+def test_a_routed_clinicians_fee_is_paid_into_their_account(
+    app, clinician, gp, stripe_control, webhooks
+):
+    """The fee takes the same road as Request Payment: the call's clinician's account."""
+    default = live_link(gp)
+    own = link_clinic(stripe_control, gp, display_name="Dr Rivers Pty Ltd")
+    person = db.session.scalar(select(User).filter_by(email=CLINICIAN))
+    db.session.add(AccountRoute(clinic_id=gp.id, clinician_id=person.id, link_id=own.id))
+    db.session.commit()
+    call = call_with_fee(clinician, gp)
+    patient = join(app, call)
+    press_pay_now(patient, call)
+    [payment] = requests_made()
+    assert payment.stripe_account_id == own.account_id != default.account_id
+    assert [s["id"] for s in webhooks.sessions(account=own.account_id)] == [
+        payment.checkout_session_id
+    ]
+    webhooks.pay(payment.checkout_session_id)
+    webhooks.wait_for_webhooks()
+    process_received()
+    assert requests_made()[0].state == PaymentState.PAID
+    assert fee_status(clinician, call) == "paid"
