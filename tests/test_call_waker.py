@@ -224,6 +224,27 @@ def test_the_streams_of_a_call_woken_together_share_one_read(app, monkeypatch):
     assert reads == [4, 4]
 
 
+def test_rows_kept_for_calls_nobody_watches_are_dropped_once_there_are_many(app):
+    """A long-running process reads for many calls over a day: it keeps the shared rows of
+    the calls still watched, not of every call it ever read for."""
+    waker = CallWaker(app)
+    waker.started = True
+    ended = threading.Event()
+    woken = []
+    watching = threading.Thread(
+        target=lambda: woken.append(waker.wait(3, version=0, timeout=60, ended=ended))
+    )
+    watching.start()
+    wait_for(lambda: waker.waiting.get(3), 10, "call 3's stream to wait")
+    for call_id in range(1, 1002):
+        assert waker.recent_events(db.engine, call_id, after=0) == []
+    assert set(waker.shared) == set(waker.readers) == {3, 1001}  # watched, and the last read
+    ended.set()  # call 3's stream is ended (its viewer lost access): it must stop waiting
+    waker.wake(3)
+    watching.join(timeout=10)
+    assert woken == [True] and waker.version_of(3) == 0  # woken by the end, not an event
+
+
 def quiet_call() -> Call:
     call = Call(clinic=seed_demo().clinics[0])
     db.session.add(call)
