@@ -1,5 +1,6 @@
 """The per-process waker behind live call streams."""
 
+import logging
 import threading
 import time
 
@@ -7,7 +8,7 @@ from redis.connection import parse_url
 from sqlalchemy import func, select
 
 from tests.conftest import csrf_token, sign_in
-from tests.processes import wait_for
+from tests.processes import free_port, wait_for
 from tests.services import redis_url
 from vcpay.calls import look_back
 from vcpay.calls import stream as call_stream
@@ -97,6 +98,67 @@ def test_with_redis_an_event_in_one_process_wakes_streams_in_another(app):
         web_server.stop()
 
 
+def test_an_event_heard_from_another_process_wakes_the_streams_of_its_call(app):
+    """What the Redis listener does with each announcement it receives."""
+    waker = CallWaker(app)
+    waker.started = True
+    woken = []
+    watching = threading.Thread(target=lambda: woken.append(waker.wait(3, 0, timeout=60)))
+    watching.start()
+    wait_for(lambda: waker.waiting.get(3), 10, "call 3's stream to wait")
+    waker.hear(b"3:21")
+    watching.join(timeout=10)
+    assert woken == [True] and waker.newest[3] == 21
+    heard = waker.version_of(3)
+    waker.hear(b"3:21")  # heard again (published twice, or also found by the look-back)
+    assert waker.version_of(3) == heard
+    assert waker.version_of(4) == 0  # no other call had news
+
+
+def refused_redis_url() -> str:
+    """A real Redis address where nothing listens: every connection is refused."""
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+def test_with_redis_away_an_event_still_wakes_the_streams_of_its_own_process(app, caplog):
+    app.config["REDIS_URL"] = refused_redis_url()
+    waker = CallWaker(app)
+    waker.started = True
+    with caplog.at_level(logging.WARNING, logger="vcpay.calls.waker"):
+        waker.announce(8, 30)  # the publish is refused; the other processes look back
+    assert waker.wait(8, version=0, timeout=0) is True
+    assert waker.newest[8] == 30
+    assert "Could not publish a call event to Redis" in caplog.text
+
+
+def test_with_redis_away_the_look_back_still_wakes_streams_and_the_listener_retries(
+    app, monkeypatch, caplog
+):
+    monkeypatch.setattr(call_waker, "LOOK_BACK_TICK_SECONDS", 0.1)
+    call = quiet_call()
+    app.config["REDIS_URL"] = refused_redis_url()
+    waker = CallWaker(app)
+    before = set(threading.enumerate())
+    with caplog.at_level(logging.WARNING, logger="vcpay.calls.waker"):
+        try:
+            waker._start_once()
+            wait_for(lambda: waker.version_of(call.id), 10, "the first look-back")
+            learned = waker.version_of(call.id)
+            db.session.add(CallEvent(call_id=call.id, kind="payment_requested", data={}))
+            db.session.commit()  # never announced: Redis is away
+            assert waker.wait(call.id, version=learned, timeout=10) is True
+            assert waker.newest[call.id] == db.session.scalar(select(func.max(CallEvent.id)))
+            lost = "Lost the Redis subscription for call events; reconnecting"
+            wait_for(lambda: caplog.text.count(lost) >= 2, 10, "the listener to try again")
+        finally:
+            waker.stop()
+    started = set(threading.enumerate()) - before
+    assert {thread.name for thread in started} == {"call-waker", "call-look-back"}
+    for thread in started:  # a stopped waker's threads end within a tick
+        thread.join(timeout=5)
+        assert not thread.is_alive(), thread.name
+
+
 def test_a_change_made_in_a_request_wakes_streams_once_its_answer_is_sent(app, client):
     seed_demo()
     db.session.commit()
@@ -160,6 +222,27 @@ def test_the_streams_of_a_call_woken_together_share_one_read(app, monkeypatch):
     waker.note(4, 10)  # a newer event: the shared rows are stale, so the next stream reads
     waker.recent_events(None, 4, after=9)
     assert reads == [4, 4]
+
+
+def test_rows_kept_for_calls_nobody_watches_are_dropped_once_there_are_many(app):
+    """A long-running process reads for many calls over a day: it keeps the shared rows of
+    the calls still watched, not of every call it ever read for."""
+    waker = CallWaker(app)
+    waker.started = True
+    ended = threading.Event()
+    woken = []
+    watching = threading.Thread(
+        target=lambda: woken.append(waker.wait(3, version=0, timeout=60, ended=ended))
+    )
+    watching.start()
+    wait_for(lambda: waker.waiting.get(3), 10, "call 3's stream to wait")
+    for call_id in range(1, 1002):
+        assert waker.recent_events(db.engine, call_id, after=0) == []
+    assert set(waker.shared) == set(waker.readers) == {3, 1001}  # watched, and the last read
+    ended.set()  # call 3's stream is ended (its viewer lost access): it must stop waiting
+    waker.wake(3)
+    watching.join(timeout=10)
+    assert woken == [True] and waker.version_of(3) == 0  # woken by the end, not an event
 
 
 def quiet_call() -> Call:

@@ -49,11 +49,52 @@ def test_the_environment_wins(tmp_path):
         ("VCPAY_SESSION_HOURS", "twelve"),
         ("VCPAY_COOKIE_SECURE", "maybe"),
         ("VCPAY_TRUSTED_PROXIES", "-1"),
+        ("VCPAY_INVITATION_DAYS", "0"),
+        ("VCPAY_ADMIN_IDLE_MINUTES", "0"),
+        ("VCPAY_READY_HEARTBEAT_SECONDS", "0"),
+        ("VCPAY_DEFAULT_TIMEZONE", "Sydney"),
+        ("VCPAY_METRICS_TOKEN", "guessable"),
+        ("VCPAY_ENV", "staging"),
     ],
 )
 def test_a_bad_value_names_the_setting(tmp_path, name, value):
     with pytest.raises(ValueError, match=name):
         load_settings(str(tmp_path), environ={name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("VCPAY_INVITATION_DAYS", "0", "expected 1 or more days"),
+        ("VCPAY_ADMIN_IDLE_MINUTES", "-5", "expected 1 or more"),
+        ("VCPAY_READY_WEBHOOK_SECONDS", "0", "expected 1 or more seconds"),
+        ("VCPAY_DEFAULT_TIMEZONE", "Sydney", "expected an IANA time zone"),
+        ("VCPAY_METRICS_TOKEN", "guessable", "at least 32 random characters"),
+        ("VCPAY_ENV", "staging", "expected one of development, production"),
+    ],
+)
+def test_a_bad_value_says_what_was_expected(tmp_path, name, value, reason):
+    with pytest.raises(ValueError, match=reason):
+        load_settings(str(tmp_path), environ={name: value})
+
+
+def test_good_values_are_taken_as_given(tmp_path):
+    values = load_settings(
+        str(tmp_path),
+        environ={
+            "VCPAY_INVITATION_DAYS": "7",
+            "VCPAY_ADMIN_IDLE_MINUTES": "15",
+            "VCPAY_DEFAULT_TIMEZONE": "Australia/Perth",
+            "VCPAY_METRICS_TOKEN": "m" * 32,
+            "VCPAY_ENV": " Production ",
+            "VCPAY_READY_HEARTBEAT_SECONDS": "60",
+        },
+    )
+    assert values["READY_HEARTBEAT_SECONDS"] == 60
+    assert (values["INVITATION_DAYS"], values["ADMIN_IDLE_MINUTES"]) == (7, 15)
+    assert values["BABEL_DEFAULT_TIMEZONE"] == "Australia/Perth"
+    assert values["METRICS_TOKEN"] == "m" * 32
+    assert values["ENVIRONMENT"] == "production"
 
 
 def test_the_factory_builds_a_working_app(tmp_path, monkeypatch):

@@ -4,15 +4,22 @@ API clients get JSON; the log says which error it was, and nothing of the reques
 
 import logging
 import sqlite3
+import threading
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError
 
 from tests.conftest import sign_in
-from tests.processes import free_port
+from tests.processes import free_port, wait_for
 from vcpay import create_app
+from vcpay.calls import waker as call_waker
+from vcpay.calls.models import Call, CallEvent
+from vcpay.calls.waker import CallWaker
 from vcpay.errors import DATABASE_RETRY_SECONDS, is_database_unavailable
 from vcpay.extensions import db
+from vcpay.people.demo import seed_demo
 
 POOL_TIMEOUT_SECONDS = 0.5
 GUEST_LINK = "/join/a-patients-own-link-token"
@@ -143,3 +150,73 @@ def test_on_sqlite_only_a_locked_database_is_away_and_a_missing_table_is_a_bug(t
     assert is_database_unavailable(locked)
     missing = sqlite_error(tmp_path / "b.sqlite", "SELECT * FROM no_such_table", hold_lock=False)
     assert not is_database_unavailable(missing)  # answered 500, logged with its traceback
+
+
+@pytest.fixture
+def call_id(app) -> int:
+    """A call with one event already, committed."""
+    call = Call(clinic=seed_demo().clinics[0])
+    db.session.add(call)
+    db.session.flush()
+    db.session.add(CallEvent(call=call, kind="call_started", data={}))
+    db.session.commit()
+    return call.id
+
+
+def add_event(connection, call_id: int) -> int:
+    new = insert(CallEvent).values(call_id=call_id, kind="payment_requested", data={})
+    event_id = connection.execute(new.returning(CallEvent.id)).scalar_one()
+    connection.commit()  # never announced: only a poll or the look-back learns of it
+    return event_id
+
+
+@contextmanager
+def waker_thread(waker: CallWaker, target):
+    """One of the waker's threads, run on its own, then stopped."""
+    waker.started = True  # no other thread: this test starts the one it checks
+    thread = threading.Thread(target=target, daemon=True)
+    try:
+        yield thread
+        assert thread.is_alive()  # it outlived the busy database
+    finally:
+        waker.stop()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_a_busy_database_costs_the_call_waker_a_look_back_not_its_thread(
+    app, call_id, monkeypatch, caplog
+):
+    """The look-back's query waits for the pool like any other: while every connection is
+    taken it fails, and the next tick, once one is free, finds what it missed."""
+    monkeypatch.setattr(call_waker, "LOOK_BACK_TICK_SECONDS", 0.1)
+    waker = CallWaker(app)
+    failed = "Could not look back for call events"
+    with waker_thread(waker, waker._look_back) as looking_back, caplog.at_level(logging.WARNING):
+        db.session.remove()
+        with db.engine.connect() as held:
+            looking_back.start()
+            wait_for(lambda: caplog.text.count(failed) >= 2, 10, "two look-backs to fail")
+            event_id = add_event(held, call_id)  # committed while the pool is taken
+            assert waker.version_of(call_id) == 0
+        assert waker.wait(call_id, version=0, timeout=10) is True
+        wait_for(lambda: waker.newest.get(call_id) == event_id, 10, "the missed event")
+
+
+def test_a_busy_database_costs_the_call_waker_a_poll_not_its_thread(app, call_id, caplog):
+    """Without Redis the waker polls; a process whose first stream opens while every
+    connection is taken polls again once one is free, and learns what comes next."""
+    app.config["STREAM_POLL_SECONDS"] = 0.1
+    waker = CallWaker(app)
+    failed = "Could not poll for call events"
+    with waker_thread(waker, waker._poll) as polling, caplog.at_level(logging.WARNING):
+        db.session.remove()
+        with db.engine.connect():
+            polling.start()
+            wait_for(lambda: caplog.text.count(failed) >= 2, 10, "two polls to fail")
+        wait_for(lambda: waker.high_water, 10, "a poll once a connection is free")
+        assert waker.version_of(call_id) == 0  # what was there before is no news
+        with db.engine.connect() as connection:
+            event_id = add_event(connection, call_id)
+        assert waker.wait(call_id, version=0, timeout=10) is True
+        assert waker.newest[call_id] == event_id

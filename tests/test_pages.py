@@ -6,6 +6,7 @@ import pytest
 
 from tests import factories
 from tests.conftest import csrf_token, sign_in
+from tests.processes import free_port
 from vcpay import create_app
 from vcpay.extensions import db
 from vcpay.health.services import record_heartbeat
@@ -248,6 +249,35 @@ def test_without_its_database_the_web_process_is_alive_and_not_ready(tmp_path):
     )
     assert app.test_client().get("/readyz").status_code == 503
     app.extensions["call_waker"].stop()
+
+
+def test_with_redis_and_the_broker_refusing_the_web_process_is_degraded_and_not_ready(tmp_path):
+    """A real Redis address where nothing listens, for Redis and for the broker: both are
+    named, the database is fine, and a load balancer sends this instance no new work."""
+    refused = f"redis://127.0.0.1:{free_port()}/0"
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'vcpay.sqlite'}",
+            "REDIS_URL": refused,
+            "CELERY_BROKER_URL": refused,
+            "RATELIMIT_STORAGE_URI": "memory://",
+        }
+    )
+    try:
+        with app.app_context():
+            db.create_all()
+        health = app.test_client().get("/healthz")
+        assert health.status_code == 200  # alive: a restart would not bring Redis back
+        body = health.get_json()
+        assert (body["status"], body["database"]) == ("degraded", "ok")
+        assert (body["redis"], body["broker"]) == ("unreachable", "unreachable")
+        ready = app.test_client().get("/readyz")
+        assert ready.status_code == 503
+        assert (ready.get_json()["ready"], ready.get_json()["database"]) == (False, "ok")
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        app.extensions["call_waker"].stop()
 
 
 def test_a_user_may_hold_roles_in_two_organisations(client, demo, other_org):

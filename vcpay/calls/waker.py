@@ -219,27 +219,29 @@ class CallWaker:
                 pubsub = self._redis().pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.channel)
                 while not self.stopped.is_set():
-                    message = pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        call_id, event_id = message["data"].decode().split(":")
-                        self.note(int(call_id), int(event_id))
+                    if (message := pubsub.get_message(timeout=1.0)) is not None:
+                        self.hear(message["data"])
                 pubsub.close()
             except Exception:  # noqa: BLE001 - reconnect; the look-back finds what was missed
                 log.warning("Lost the Redis subscription for call events; reconnecting")
-                time.sleep(1)
+                self.stopped.wait(1)
+
+    def hear(self, announcement: bytes) -> None:
+        """An event another process announced: ``call:event``, as ``announce`` publishes it."""
+        self.note(*(int(part) for part in announcement.decode().split(":")))
 
     def _poll(self) -> None:
-        with self.app.app_context():
-            self.high_water = db.session.scalar(select(func.max(CallEvent.id))) or 0
-            db.session.remove()
-        while not self.stopped.wait(self.poll_seconds):
+        while not self.stopped.is_set():
             try:
                 self._poll_once()
             except Exception:  # a busy database: try again next tick
                 log.warning("Could not poll for call events", exc_info=True)
+            self.stopped.wait(self.poll_seconds)
 
     def _poll_once(self) -> None:
         with self.app.app_context():
+            if not self.high_water:  # the first poll: what is there already is no news
+                self.high_water = db.session.scalar(select(func.max(CallEvent.id))) or 0
             rows = db.session.execute(
                 select(CallEvent.call_id, func.max(CallEvent.id))
                 .where(CallEvent.id > self.high_water)
