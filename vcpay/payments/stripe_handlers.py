@@ -26,8 +26,8 @@ from vcpay.integrations.stripe_values import (
     RefundChanged,
 )
 from vcpay.observability.context import bind
-from vcpay.payments import refunds, transitions
-from vcpay.payments.models import PaymentRequest
+from vcpay.payments import refunds, saved_cards, transitions
+from vcpay.payments.models import PaymentRequest, SavedCard
 from vcpay.webhooks.registry import IgnoreEvent, stripe_handlers
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,22 @@ def register_stripe_handlers(app: Flask) -> None:
 
 def checkout_session_changed(change: CheckoutChanged) -> None:
     request = transitions.request_for_session(change.session_id)
+    if request is None and (card := saved_cards.card_for_session(change.session_id)):
+        _card_setup_changed(change.account, card)
+        return
     _sync(_own_payment(change.account, request))
+
+
+def _card_setup_changed(account: str | None, card: SavedCard) -> None:
+    """A page that saves a card: trusted only from the account the card is saved on."""
+    if account != card.account_id:
+        log.warning(
+            "Stripe event from %s names saved card %s of another account; ignored",
+            account or "the platform",
+            card.id,
+        )
+        raise IgnoreEvent(f"Sent by {account or 'the platform'}, not by saved card {card.id}'s.")
+    saved_cards.complete(card, StripeApi.for_app())
 
 
 def payment_attempt_failed(change: PaymentFailed) -> None:

@@ -1,0 +1,261 @@
+"""Saved cards: a clinic setting, the offer to save a card when a patient joins, the card
+recorded once (return page and webhook), removal by the clinic admin; on the Stripe stand-in
+over HTTP with the real ``stripe`` library.
+"""
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import CSRF_FIELD, csrf_token, sign_in
+from tests.payment_steps import (
+    clinician_fixture,  # noqa: F401 - a fixture
+    gp_fixture,  # noqa: F401 - a fixture
+    join,
+    start_call,
+)
+from tests.stripe_standin import link_clinic, process_received, received
+from vcpay.audit.models import AuditEntry
+from vcpay.calls.models import Call
+from vcpay.client_payments.models import AccountRoute
+from vcpay.client_payments.stripe_link import live_link
+from vcpay.extensions import db
+from vcpay.integrations.stripe_api import StripeApi
+from vcpay.payments import saved_cards
+from vcpay.payments.models import PaymentRequest, SavedCard
+from vcpay.people.models import Clinic, User
+from vcpay.webhooks.models import EventState
+
+CLINIC_ADMIN = "clinicadmin@harbourside.example"
+
+
+@pytest.fixture(name="admin")
+def admin_fixture(app, gp):
+    browser = app.test_client()
+    sign_in(browser, CLINIC_ADMIN)
+    return browser
+
+
+def allow(admin, clinic, allowed="yes"):
+    token = csrf_token(admin, f"/client-payments/clinics/{clinic.id}/saved-cards")
+    return admin.post(
+        f"/client-payments/clinics/{clinic.id}/saved-cards/setting",
+        data={"csrf_token": token, "allowed": allowed},
+    )
+
+
+def save_page(call) -> str:
+    return f"/join/{call.guest_token}/save-card"
+
+
+def choose(patient, call, choice="save", consent=True, email="pat@example.org"):
+    page = patient.get(save_page(call)).get_data(as_text=True)
+    data = {"csrf_token": CSRF_FIELD.search(page).group(1), "choice": choice, "email": email}
+    if consent:
+        data["consent"] = saved_cards.CONSENT_VERSION
+    return patient.post(save_page(call), data=data)
+
+
+def cards() -> list[SavedCard]:
+    db.session.rollback()
+    return list(db.session.scalars(select(SavedCard).order_by(SavedCard.id)))
+
+
+def save_a_card(app, admin, clinician, gp, control, card="4242424242424242"):
+    """A patient joins, saves a card on Stripe's page and comes back: the call, the patient,
+    the card row."""
+    allow(admin, gp)
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    to_stripe = choose(patient, call)
+    [row] = cards()
+    assert to_stripe.status_code == 303 and to_stripe.location == row.setup_url
+    control.pay(row.setup_session_id, card, email="pat@example.org")
+    back = patient.get(f"{save_page(call)}/done?session_id={row.setup_session_id}")
+    assert back.status_code == 303 and back.location == f"/join/{call.guest_token}"
+    return call, patient, cards()[-1]
+
+
+def test_the_setting_is_off_by_default_and_only_the_clinic_admin_turns_it_on(
+    app, admin, clinician, gp
+):
+    assert not gp.saved_cards_allowed
+    page = admin.get(f"/client-payments/clinics/{gp.id}").get_data(as_text=True)
+    assert "Patients may save a card for after the call" in page
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    assert patient.get(f"/join/{call.guest_token}").status_code == 200  # no offer
+    assert patient.get(save_page(call)).location == f"/join/{call.guest_token}"
+
+    assert allow(clinician, gp).status_code in (403, 404)  # a clinician may not
+    db.session.rollback()
+    assert not db.session.get(Clinic, gp.id).saved_cards_allowed
+    assert allow(admin, gp).status_code == 303
+    db.session.rollback()
+    assert db.session.get(Clinic, gp.id).saved_cards_allowed
+    actions = db.session.scalars(select(AuditEntry.action)).all()
+    assert "payment.saved_cards_allowed" in actions
+    token = csrf_token(admin, f"/client-payments/clinics/{gp.id}/saved-cards")
+    refused = admin.post(
+        f"/client-payments/clinics/{gp.id}/saved-cards/setting", data={"allowed": "yes"}
+    )
+    assert refused.status_code == 400 and token  # no CSRF token: refused
+
+
+def test_a_patient_saves_a_card_and_nothing_is_charged(app, admin, clinician, gp, webhooks):
+    allow(admin, gp)
+    call = start_call(clinician, gp)
+    asked = app.test_client().get(f"/join/{call.guest_token}").get_data(as_text=True)
+    assert "offers to keep a card for charges after the call" in asked
+    patient = join(app, call)
+    sent = patient.get(f"/join/{call.guest_token}")
+    assert sent.status_code == 303 and sent.location == save_page(call)
+    page = patient.get(save_page(call)).get_data(as_text=True)
+    assert "I allow Harbourside GP Clinic to keep this card" in page
+    assert "Nothing is charged now" in page
+
+    refused = choose(patient, call, consent=False)
+    assert refused.status_code == 400 and "Tick the box" in refused.get_data(as_text=True)
+    assert cards() == []
+
+    to_stripe = choose(patient, call)
+    [row] = cards()
+    assert to_stripe.location == row.setup_url
+    assert row.account_id == live_link(gp).account_id and row.customer_id.startswith("cus_")
+    assert row.saved_at is None and row.consent_version == saved_cards.CONSENT_VERSION
+    webhooks.pay(row.setup_session_id, "4242424242424242", email="pat@example.org")
+    back = patient.get(f"{save_page(call)}/done?session_id={row.setup_session_id}")
+    assert back.status_code == 303 and back.location == f"/join/{call.guest_token}"
+    screen = patient.get(back.location)
+    assert screen.status_code == 200
+    assert "Your card ending 4242 is saved. Nothing was charged." in screen.get_data(as_text=True)
+    [saved] = cards()
+    assert saved.last4 == "4242" and saved.brand == "visa" and saved.is_usable
+    assert saved.payment_method_id.startswith("pm_") and saved.exp_year
+    assert db.session.scalars(select(PaymentRequest)).all() == []
+    webhooks.wait_for_webhooks()
+    process_received()  # the webhook, later, changes nothing
+    [again] = cards()
+    assert again.saved_at == saved.saved_at
+    paths = [str(c.get("path", "")) for c in webhooks.calls()]
+    assert any(p.startswith("/v1/checkout/sessions") for p in paths)
+    assert not any(p.startswith("/v1/payment_intents") for p in paths)
+
+
+def test_the_webhook_alone_records_the_card(app, admin, clinician, gp, webhooks):
+    allow(admin, gp)
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    choose(patient, call)
+    [row] = cards()
+    webhooks.pay(row.setup_session_id, "4242424242424242")
+    webhooks.wait_for_webhooks()
+    process_received()
+    [saved] = cards()
+    assert saved.is_usable and saved.last4 == "4242"
+    assert patient.get(f"/join/{call.guest_token}").status_code == 200  # no longer asked
+
+
+def test_skipping_goes_to_the_call(app, admin, clinician, gp):
+    allow(admin, gp)
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    skipped = choose(patient, call, choice="skip", consent=False)
+    assert skipped.status_code == 303 and skipped.location == f"/join/{call.guest_token}"
+    assert patient.get(skipped.location).status_code == 200
+    assert cards() == []
+
+
+def test_going_back_from_stripe_saves_nothing(app, admin, clinician, gp):
+    allow(admin, gp)
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    choose(patient, call)
+    page = patient.get(f"{save_page(call)}?back=left").get_data(as_text=True)
+    assert "You went back without saving a card" in page
+    [row] = cards()
+    back = patient.get(f"{save_page(call)}/done?session_id={row.setup_session_id}")
+    assert back.location == f"/join/{call.guest_token}"
+    assert not cards()[0].is_usable
+
+
+def test_the_card_is_saved_on_the_clinicians_routed_account(
+    app, admin, clinician, gp, stripe_control
+):
+    own = link_clinic(stripe_control, gp, "Dr Rivers Pty Ltd")
+    doctor = db.session.scalar(select(User).filter_by(email="clinician@harbourside.example"))
+    db.session.add(AccountRoute(clinic=gp, clinician=doctor, link=own))
+    db.session.commit()
+    _, _, card = save_a_card(app, admin, clinician, gp, stripe_control)
+    assert card.account_id == own.account_id != live_link(gp).account_id
+    assert card.is_usable
+
+
+def test_a_setup_event_from_another_account_is_ignored(app, admin, clinician, gp, webhooks):
+    allow(admin, gp)
+    call = start_call(clinician, gp)
+    patient = join(app, call)
+    choose(patient, call)
+    [row] = cards()
+    db.session.execute(SavedCard.__table__.update().values(account_id="acct_someone_else"))
+    db.session.commit()
+    webhooks.pay(row.setup_session_id, "4242424242424242")
+    webhooks.wait_for_webhooks()
+    process_received()
+    assert not cards()[0].is_usable
+    ignored = [e for e in received("checkout.session.completed")]
+    assert ignored and all(e.state == EventState.IGNORED for e in ignored)
+
+
+def test_another_calls_guest_cannot_reach_the_save_flow(app, admin, clinician, gp):
+    allow(admin, gp)
+    call = start_call(clinician, gp)
+    other = start_call(clinician, gp, title="Someone else")
+    patient = join(app, call)
+    assert patient.get(save_page(other)).location == f"/join/{other.guest_token}"
+    token = csrf_token(patient, save_page(call))
+    sent = patient.post(save_page(other), data={"csrf_token": token, "choice": "save"})
+    assert sent.status_code == 303 and cards() == []
+    assert app.test_client().get("/join/not-a-token/save-card").status_code == 404
+
+
+def test_the_clinic_admin_removes_a_card_and_stripe_detaches_it(
+    app, admin, clinician, gp, stripe_control
+):
+    _, _, card = save_a_card(app, admin, clinician, gp, stripe_control)
+    page = admin.get(f"/client-payments/clinics/{gp.id}/saved-cards").get_data(as_text=True)
+    assert "Pat Citizen" in page and "•••• 4242" in page
+    token = csrf_token(admin, f"/client-payments/clinics/{gp.id}/saved-cards")
+    removed = admin.post(
+        f"/client-payments/clinics/{gp.id}/saved-cards/{card.id}/remove",
+        data={"csrf_token": token},
+    )
+    assert removed.status_code == 303
+    [gone] = cards()
+    assert gone.removed_at is not None and gone.removed_cause == "by_admin"
+    assert "payment.card_removed" in db.session.scalars(select(AuditEntry.action)).all()
+    method = StripeApi.for_app().client.v1.payment_methods.retrieve(
+        card.payment_method_id, options={"stripe_account": card.account_id}
+    )
+    assert method.customer is None
+
+
+def test_another_clinics_card_is_a_404(app, admin, clinician, gp, stripe_control):
+    _, _, card = save_a_card(app, admin, clinician, gp, stripe_control)
+    other = db.session.scalar(select(Clinic).where(Clinic.id != gp.id))
+    token = csrf_token(admin, f"/client-payments/clinics/{gp.id}/saved-cards")
+    for clinic_id in (other.id, 99999):
+        answer = admin.post(
+            f"/client-payments/clinics/{clinic_id}/saved-cards/{card.id}/remove",
+            data={"csrf_token": token},
+        )
+        assert answer.status_code in (403, 404)
+    answer = admin.post(
+        f"/client-payments/clinics/{gp.id}/saved-cards/99999/remove", data={"csrf_token": token}
+    )
+    assert answer.status_code == 404
+    assert clinician.get(f"/client-payments/clinics/{gp.id}/saved-cards").status_code in (
+        403,
+        404,
+    )
+    assert cards()[0].is_usable
+    assert db.session.get(Call, card.call_id) is not None
