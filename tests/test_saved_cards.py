@@ -3,6 +3,8 @@ recorded once (return page and webhook), removal by the clinic admin; on the Str
 over HTTP with the real ``stripe`` library.
 """
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -20,12 +22,15 @@ from vcpay.client_payments.models import AccountRoute
 from vcpay.client_payments.stripe_link import live_link
 from vcpay.extensions import db
 from vcpay.integrations.stripe_api import StripeApi
+from vcpay.mail.models import OutboundEmail
 from vcpay.payments import saved_cards
-from vcpay.payments.models import PaymentRequest, SavedCard
+from vcpay.payments.models import PaymentRequest, PaymentState, SavedCard
 from vcpay.people.models import Clinic, User
 from vcpay.webhooks.models import EventState
 
 CLINIC_ADMIN = "clinicadmin@harbourside.example"
+KEY_FIELD = re.compile(r'name="request_key" type="hidden" value="([^"]+)"')
+LINK = re.compile(r"https?://\S+/pay/confirm/\S+")
 
 
 @pytest.fixture(name="admin")
@@ -259,3 +264,157 @@ def test_another_clinics_card_is_a_404(app, admin, clinician, gp, stripe_control
     )
     assert cards()[0].is_usable
     assert db.session.get(Call, card.call_id) is not None
+
+
+# Charging a saved card: the clinician's tool, during or after the call.
+
+
+def charge(clinician, call, card, amount="45.00", description="Consultation", key=None):
+    page = clinician.get(f"/calls/{call.id}").get_data(as_text=True)
+    assert "Charge saved card" in page
+    key = key or KEY_FIELD.search(page).group(1)
+    data = {
+        "csrf_token": CSRF_FIELD.search(page).group(1),
+        "card": card.id,
+        "amount": amount,
+        "description": description,
+        "request_key": key,
+    }
+    return clinician.post(f"/calls/{call.id}/saved-cards/charge", data=data)
+
+
+def end_call(clinician, call):
+    token = csrf_token(clinician, f"/calls/{call.id}")
+    assert clinician.post(f"/calls/{call.id}/end", data={"csrf_token": token}).status_code == 303
+
+
+def charges() -> list[PaymentRequest]:
+    db.session.rollback()
+    return list(db.session.scalars(select(PaymentRequest).order_by(PaymentRequest.id)))
+
+
+def emails() -> list[OutboundEmail]:
+    db.session.rollback()
+    return list(db.session.scalars(select(OutboundEmail).order_by(OutboundEmail.id)))
+
+
+def test_the_clinician_charges_a_saved_card_after_the_call(
+    app, admin, clinician, gp, stripe_control
+):
+    call, _, card = save_a_card(app, admin, clinician, gp, stripe_control)
+    end_call(clinician, call)
+    page = clinician.get(f"/calls/{call.id}").get_data(as_text=True)
+    assert "Pat Citizen · Visa •••• 4242" in page
+    sent = charge(clinician, call, card)
+    assert sent.status_code == 303
+    [paid] = charges()
+    assert paid.state == PaymentState.PAID and paid.off_session and paid.amount == 4500
+    assert paid.saved_card_id == card.id and paid.checkout_session_id is None
+    assert paid.stripe_account_id == card.account_id and paid.card_last4 == "4242"
+    [receipt] = emails()
+    assert receipt.recipient == "pat@example.org" and "A$45.00" in receipt.body_text
+    screen = clinician.get(f"/calls/{call.id}").get_data(as_text=True)
+    assert "Paid: A$45.00 charged to the saved card." in screen
+    assert "data-off-session" in screen
+    again = charge(clinician, call, card, key=paid.request_key)  # a double click
+    assert again.status_code == 303 and len(charges()) == 1
+    intents = [c for c in stripe_control.calls() if c.get("path") == "/v1/payment_intents"]
+    assert intents and len({c.get("idempotency_key") for c in intents}) == 1
+
+
+def test_a_declined_saved_card_fails_the_request(app, admin, clinician, gp, stripe_control):
+    call, _, card = save_a_card(app, admin, clinician, gp, stripe_control, "4000000000000341")
+    charge(clinician, call, card)
+    [failed] = charges()
+    assert failed.state == PaymentState.FAILED and failed.last_decline
+    assert "Declined:" in clinician.get(f"/calls/{call.id}").get_data(as_text=True)
+    assert emails() == []
+
+
+def test_a_card_that_needs_its_holder_waits_then_the_patient_confirms(
+    app, admin, clinician, gp, webhooks
+):
+    call, _, card = save_a_card(app, admin, clinician, gp, webhooks)
+    webhooks.card_behaves_as(card.payment_method_id, "4000002760003184")
+    charge(clinician, call, card)
+    [waiting] = charges()
+    assert waiting.state == PaymentState.REQUESTED and waiting.payment_intent_id
+    [asked] = emails()
+    assert asked.recipient == "pat@example.org"
+    link = LINK.search(asked.body_text).group(0)
+    path = link.split("://", 1)[1].split("/", 1)[1]
+    browser = app.test_client()  # the patient, from the email: no guest link needed
+    page = browser.get(f"/{path}").get_data(as_text=True)
+    assert "Confirm with my bank" in page and "A$45.00" in page
+    token = CSRF_FIELD.search(page).group(1)
+    to_bank = browser.post(f"/{path}", data={"csrf_token": token})
+    assert to_bank.status_code == 303 and waiting.payment_intent_id in to_bank.location
+    answer = webhooks.authenticate_payment(waiting.payment_intent_id, completed=True)
+    back = answer["next_url"].split("://", 1)[1].split("/", 1)[1]
+    done = browser.get(f"/{back}")
+    assert done.status_code == 303
+    [paid] = charges()
+    assert paid.state == PaymentState.PAID
+    assert "Paid. Thank you" in browser.get(done.location).get_data(as_text=True)
+    assert [e.recipient for e in emails()] == ["pat@example.org", "pat@example.org"]
+    webhooks.wait_for_webhooks()
+    process_received()
+    assert charges()[0].state == PaymentState.PAID
+
+
+def test_a_patient_who_fails_the_bank_check_fails_the_payment(app, admin, clinician, gp, webhooks):
+    call, _, card = save_a_card(app, admin, clinician, gp, webhooks)
+    webhooks.card_behaves_as(card.payment_method_id, "4000002760003184")
+    charge(clinician, call, card)
+    [asked] = emails()
+    path = LINK.search(asked.body_text).group(0).split("://", 1)[1].split("/", 1)[1]
+    browser = app.test_client()
+    token = CSRF_FIELD.search(browser.get(f"/{path}").get_data(as_text=True)).group(1)
+    browser.post(f"/{path}", data={"csrf_token": token})
+    webhooks.authenticate_payment(charges()[0].payment_intent_id, completed=False)
+    webhooks.wait_for_webhooks()
+    process_received()  # the webhook tells first
+    [failed] = charges()
+    assert failed.state == PaymentState.FAILED
+    assert "did not go through" in browser.get(f"/{path}").get_data(as_text=True)
+    assert browser.get("/pay/confirm/not-a-signed-link").status_code == 404
+
+
+def test_a_card_of_a_removed_account_is_not_charged(app, admin, clinician, gp, stripe_control):
+    call, _, card = save_a_card(app, admin, clinician, gp, stripe_control)
+    link = live_link(gp)
+    second = link_clinic(stripe_control, gp, "Second Pty Ltd")
+    link.state, link.is_default, second.is_default = "removed", False, True
+    db.session.commit()
+    refused = charge(clinician, call, card)
+    assert charges() == []
+    page = clinician.get(refused.location).get_data(as_text=True)
+    assert "no longer linked to the clinic" in page
+
+
+def test_permission_attacks_on_charging(app, admin, clinician, gp, stripe_control):
+    call, patient, card = save_a_card(app, admin, clinician, gp, stripe_control)
+    other = start_call(clinician, gp, title="Another")
+    page = clinician.get(f"/calls/{call.id}").get_data(as_text=True)
+    data = {
+        "csrf_token": CSRF_FIELD.search(page).group(1),
+        "card": card.id,
+        "amount": "45.00",
+        "description": "x",
+        "request_key": KEY_FIELD.search(page).group(1),
+    }
+    assert clinician.post(f"/calls/{other.id}/saved-cards/charge", data=data).status_code == 404
+    theirs = {**data, "csrf_token": csrf_token(patient, f"/join/{call.guest_token}")}
+    assert patient.post(f"/calls/{call.id}/saved-cards/charge", data=theirs).status_code in (
+        302,
+        401,
+        403,
+    )
+    no_csrf = {k: v for k, v in data.items() if k != "csrf_token"}
+    assert clinician.post(f"/calls/{call.id}/saved-cards/charge", data=no_csrf).status_code == 400
+    for amount in ("0.10", "abc", "1000000.00"):
+        bad = clinician.post(
+            f"/calls/{call.id}/saved-cards/charge", data={**data, "amount": amount}
+        )
+        assert bad.status_code == 303
+    assert charges() == []

@@ -20,6 +20,7 @@ import stripe
 from flask import current_app
 
 from vcpay.integrations import stripe_cards
+from vcpay.integrations.stripe_card_values import CardSetup, CardSetupRequest, OffSessionCharge
 from vcpay.integrations.stripe_errors import (
     RefundTooLarge,
     StripeApiError,
@@ -37,11 +38,8 @@ from vcpay.integrations.stripe_payouts import (
 from vcpay.integrations.stripe_values import (
     AccountSummary,
     BalanceEntry,
-    CardSetup,
-    CardSetupRequest,
     CheckoutRequest,
     CheckoutSummary,
-    OffSessionCharge,
     PayoutSummary,
     RefundSummary,
     WebhookEvent,

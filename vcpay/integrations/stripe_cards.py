@@ -6,13 +6,13 @@ from typing import Any
 
 import stripe
 
-from vcpay.integrations.stripe_errors import StripeRefused, calling_stripe
-from vcpay.integrations.stripe_values import (
+from vcpay.integrations.stripe_card_values import (
     CardSetup,
     CardSetupRequest,
     OffSessionCharge,
     SavedCardDetails,
 )
+from vcpay.integrations.stripe_errors import StripeRefused, calling_stripe
 
 
 def start_setup(client: stripe.StripeClient, order: CardSetupRequest, expires_at: int) -> CardSetup:

@@ -12,16 +12,18 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from vcpay.calls.access import call_for_link, joined_participant
+from vcpay.calls.access import call_for_clinician, call_for_link, joined_participant
 from vcpay.calls.models import Call, Participant
 from vcpay.extensions import db, limiter
 from vcpay.forms import ConfirmForm
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import StripeApiError
-from vcpay.payments import requesting, saved_cards
-from vcpay.payments.models import SavedCard
+from vcpay.payments import requesting, saved_card_charges, saved_cards, transitions
+from vcpay.payments.amounts import format_amount
+from vcpay.payments.models import PaymentState, SavedCard
 from vcpay.people.models import Clinic
 from vcpay.people.permissions import Permission, require
+from vcpay.public_urls import public_url_for
 
 blueprint = Blueprint("saved_cards", __name__)
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -169,3 +171,102 @@ def remove(clinic_id: int, card_id: int):
     if removed:
         flash(_("Card ending %(last4)s removed.", last4=card.last4), "success")
     return redirect(url_for("saved_cards.clinic_cards", clinic_id=clinic.id), code=303)
+
+
+# The clinician's Charge saved card, on the call's screen (during or after the call).
+
+
+@blueprint.route("/calls/<int:call_id>/saved-cards/charge", methods=["POST"])
+@login_required
+@limiter.limit("30 per minute")
+def charge(call_id: int):
+    call = call_for_clinician(call_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    if not request.form.get("card"):
+        abort(400)  # no card chosen: the form was not the tool's
+    card = saved_card_charges.card_in_call(call, request.form.get("card", ""))
+    if card is None:
+        abort(404)  # not a card saved in this call (another call's, another clinic's)
+    try:
+        payment = saved_card_charges.charge(
+            call,
+            current_user,
+            card,
+            str(request.form.get("amount", "")),
+            str(request.form.get("description", "")),
+            str(request.form.get("request_key", "")),
+            StripeApi.for_app(),
+        )
+        db.session.commit()
+    except requesting.PaymentRefused as refused:
+        db.session.rollback()
+        flash(refused.message, "error")
+        return _to_screen(call)
+    except StripeApiError as error:
+        db.session.commit()  # the request is kept: the reconciler asks Stripe again
+        flash(_("Stripe did not answer; vcpay will ask again: %(why)s", why=error.words), "error")
+        return _to_screen(call)
+    _say_outcome(payment)
+    return _to_screen(call)
+
+
+def _say_outcome(payment) -> None:
+    amount = format_amount(payment.amount, payment.currency)
+    if payment.is_settled:
+        flash(_("Paid: %(amount)s charged to the saved card.", amount=amount), "success")
+    elif payment.state == PaymentState.FAILED:
+        flash(_("Declined: %(why)s", why=payment.last_decline), "error")
+    else:
+        flash(
+            _(
+                "The card needs the patient to confirm %(amount)s with their bank: they have "
+                "been emailed a link.",
+                amount=amount,
+            ),
+            "info",
+        )
+
+
+def _to_screen(call: Call):
+    return redirect(url_for("calls.screen", call_id=call.id) + "#saved-cards", code=303)
+
+
+# The patient's link from the email, when the card needs them to confirm with their bank.
+
+
+@blueprint.route("/pay/confirm/<signed>", methods=["GET", "POST"])
+@limiter.limit("30 per minute", methods=["POST"])
+def authenticate(signed: str):
+    payment = saved_card_charges.request_for_link(signed)
+    if payment is None:
+        abort(404)
+    error = ""
+    if request.method == "POST" and payment.state == PaymentState.REQUESTED:
+        if not ConfirmForm().validate_on_submit():
+            abort(400)
+        back = public_url_for("saved_cards.authenticated", signed=signed)
+        try:
+            to_bank = saved_card_charges.confirm_with_patient(payment, back, StripeApi.for_app())
+            db.session.commit()
+        except StripeApiError as failed:
+            db.session.rollback()
+            to_bank, error = None, str(failed.words)
+        if to_bank:
+            return redirect(to_bank, code=303)
+    return render_template("payments/saved_card_confirm.html", payment=payment, error=error)
+
+
+@blueprint.route("/pay/confirm/<signed>/done")
+def authenticated(signed: str):
+    """Back from 3-D Secure: Stripe is asked (the redirect proves nothing)."""
+    payment = saved_card_charges.request_for_link(signed)
+    if payment is None:
+        abort(404)
+    if payment.state == PaymentState.REQUESTED:
+        try:
+            saved_card_charges.ask_stripe(payment, StripeApi.for_app())
+            db.session.commit()
+        except (StripeApiError, transitions.NotTheRequests):
+            db.session.rollback()
+    return redirect(url_for("saved_cards.authenticate", signed=signed), code=303)

@@ -24,7 +24,7 @@ from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.i18n import checkout_locale
 from vcpay.integrations.stripe_api import StripeApi
-from vcpay.integrations.stripe_values import CardSetup, CardSetupRequest
+from vcpay.integrations.stripe_card_values import CardSetup, CardSetupRequest
 from vcpay.payments import requesting
 from vcpay.payments.models import SavedCard
 from vcpay.people.models import Clinic, User

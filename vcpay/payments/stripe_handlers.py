@@ -23,10 +23,11 @@ from vcpay.integrations.stripe_values import (
     ChargeRefunded,
     CheckoutChanged,
     PaymentFailed,
+    PaymentIntentChanged,
     RefundChanged,
 )
 from vcpay.observability.context import bind
-from vcpay.payments import refunds, saved_cards, transitions
+from vcpay.payments import refunds, saved_card_charges, saved_cards, transitions
 from vcpay.payments.models import PaymentRequest, SavedCard
 from vcpay.webhooks.registry import IgnoreEvent, stripe_handlers
 
@@ -37,6 +38,9 @@ def register_stripe_handlers(app: Flask) -> None:
     handlers = stripe_handlers(app)
     handlers.add_change(checkout_session_changed, *CHECKOUT_EVENTS)
     handlers.add_change(payment_attempt_failed, "payment_intent.payment_failed")
+    handlers.add_change(
+        payment_intent_changed, "payment_intent.succeeded", "payment_intent.requires_action"
+    )
     handlers.add_change(charge_refunded, "charge.refunded")
     handlers.add_change(refund_changed, *REFUND_EVENTS)
 
@@ -106,7 +110,21 @@ def _own_payment(account: str | None, request: PaymentRequest | None) -> Payment
 
 
 def _sync(request: PaymentRequest, **named: str) -> None:
+    if request.off_session:  # a saved card's charge: its PaymentIntent, read again
+        _foreign_ignored(saved_card_charges.ask_stripe, request, StripeApi.for_app())
+        return
     _foreign_ignored(transitions.sync_with_stripe, request, StripeApi.for_app(), **named)
+
+
+def payment_intent_changed(change: PaymentIntentChanged) -> None:
+    """A saved card's charge succeeded or needs its holder: read it again on its account."""
+    request = transitions.request_for_payment_intent(
+        change.payment_intent_id, change.payment_request
+    )
+    request = _own_payment(change.account, request)
+    if not request.off_session:
+        return  # a Checkout payment: its session's events tell
+    _sync(request)
 
 
 def _foreign_ignored(apply, *args, **named) -> None:
