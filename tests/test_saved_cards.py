@@ -4,6 +4,7 @@ over HTTP with the real ``stripe`` library.
 """
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -20,11 +21,13 @@ from vcpay.audit.models import AuditEntry
 from vcpay.calls.models import Call
 from vcpay.client_payments.models import AccountRoute
 from vcpay.client_payments.stripe_link import live_link
+from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.mail.models import OutboundEmail
 from vcpay.payments import saved_cards
 from vcpay.payments.models import PaymentRequest, PaymentState, SavedCard
+from vcpay.payments.tasks import detach_old_saved_cards
 from vcpay.people.models import Clinic, User
 from vcpay.webhooks.models import EventState
 
@@ -418,3 +421,22 @@ def test_permission_attacks_on_charging(app, admin, clinician, gp, stripe_contro
         )
         assert bad.status_code == 303
     assert charges() == []
+
+
+def test_cards_older_than_the_setting_are_detached_by_the_beat_task(
+    app, admin, clinician, gp, stripe_control
+):
+    _, _, card = save_a_card(app, admin, clinician, gp, stripe_control)
+    assert app.config["SAVED_CARD_DAYS"] == 90
+    assert detach_old_saved_cards.run() == 0  # saved today: kept
+    assert cards()[0].is_usable
+    db.session.execute(SavedCard.__table__.update().values(saved_at=utcnow() - timedelta(days=91)))
+    db.session.commit()
+    assert detach_old_saved_cards.run() == 1
+    [gone] = cards()
+    assert gone.removed_at is not None and gone.removed_cause == "expired"
+    method = StripeApi.for_app().client.v1.payment_methods.retrieve(
+        card.payment_method_id, options={"stripe_account": card.account_id}
+    )
+    assert method.customer is None
+    assert detach_old_saved_cards.run() == 0  # once

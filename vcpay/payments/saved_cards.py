@@ -10,6 +10,7 @@ the card itself is unique on its account.
 
 import enum
 import hashlib
+import logging
 from datetime import timedelta
 
 from flask import session, url_for
@@ -25,10 +26,12 @@ from vcpay.extensions import db
 from vcpay.i18n import checkout_locale
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_card_values import CardSetup, CardSetupRequest
+from vcpay.integrations.stripe_errors import StripeApiError
 from vcpay.payments import requesting
 from vcpay.payments.models import SavedCard
 from vcpay.people.models import Clinic, User
 
+log = logging.getLogger(__name__)
 CONSENT_VERSION = "2026-12-02"
 DECIDED_KEY = "saved_card_decided"  # the participants who saved or skipped, in this browser
 SETUP_MINUTES = 30
@@ -231,3 +234,18 @@ def expired_cards(days: int) -> list[SavedCard]:
         SavedCard.saved_at < utcnow() - timedelta(days=days), SavedCard.removed_at.is_(None)
     )
     return list(db.session.scalars(query.order_by(SavedCard.id).limit(200)))
+
+
+def detach_expired(stripe_api: StripeApi, days: int) -> int:
+    """Remove (detach at Stripe) each card saved more than ``days`` ago, each committed on its
+    own; one Stripe cannot detach now is tried again at the next sweep. How many."""
+    removed = 0
+    for card_id in [card.id for card in expired_cards(days)]:
+        card = db.session.get(SavedCard, card_id)
+        try:
+            removed += remove(card, RemovalCause.EXPIRED, stripe_api)
+            db.session.commit()
+        except StripeApiError as error:
+            db.session.rollback()
+            log.warning("Could not detach saved card %s: %s", card_id, error)
+    return removed
