@@ -3,6 +3,8 @@ recorded once (return page and webhook), removal by the clinic admin; on the Str
 over HTTP with the real ``stripe`` library.
 """
 
+import csv
+import io
 import re
 from datetime import timedelta
 
@@ -440,3 +442,17 @@ def test_cards_older_than_the_setting_are_detached_by_the_beat_task(
     )
     assert method.customer is None
     assert detach_old_saved_cards.run() == 0  # once
+
+
+def test_the_back_office_shows_which_payments_were_off_session(
+    app, admin, clinician, gp, stripe_control
+):
+    call, _, card = save_a_card(app, admin, clinician, gp, stripe_control)
+    charge(clinician, call, card, description="After the call")
+    page = admin.get("/payments/?from=&to=").get_data(as_text=True)
+    assert "After the call" in page and "data-off-session" in page
+    response = admin.get("/payments/export.csv?from=&to=")
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
+    [row] = rows
+    assert row["Description"] == "After the call" and row["Off-session"] == "Yes"
