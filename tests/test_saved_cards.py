@@ -422,7 +422,27 @@ def test_permission_attacks_on_charging(app, admin, clinician, gp, stripe_contro
             f"/calls/{call.id}/saved-cards/charge", data={**data, "amount": amount}
         )
         assert bad.status_code == 303
+    for card_id in ("99999999999999999999999", "²", "-1", str(card.id + 1000)):
+        bad = clinician.post(f"/calls/{call.id}/saved-cards/charge", data={**data, "card": card_id})
+        assert bad.status_code == 404
     assert charges() == []
+
+
+def test_a_charge_event_from_another_account_is_ignored(app, admin, clinician, gp, webhooks):
+    call, _, card = save_a_card(app, admin, clinician, gp, webhooks)
+    webhooks.card_behaves_as(card.payment_method_id, "4000002760003184")
+    charge(clinician, call, card)
+    [waiting] = charges()
+    assert waiting.state == PaymentState.REQUESTED and waiting.payment_intent_id
+    # Another account's event naming the same PaymentIntent and request changes nothing.
+    stranger = webhooks.connected_account(app.config["STRIPE_CLIENT_ID"], business_name="X")
+    db.session.execute(PaymentRequest.__table__.update().values(stripe_account_id=stranger))
+    db.session.commit()
+    webhooks.wait_for_webhooks()
+    process_received()
+    events = received("payment_intent.payment_failed")
+    assert events and all(e.state == EventState.IGNORED for e in events)
+    assert charges()[0].state == PaymentState.REQUESTED
 
 
 def test_cards_older_than_the_setting_are_detached_by_the_beat_task(

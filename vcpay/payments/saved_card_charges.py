@@ -25,6 +25,7 @@ from vcpay.calls.models import Call
 from vcpay.client_payments.models import LinkState, StripeLink
 from vcpay.database import utcnow
 from vcpay.extensions import db
+from vcpay.inputs import parse_id
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_card_values import OffSessionCharge
 from vcpay.integrations.stripe_values import CheckoutSummary
@@ -42,7 +43,8 @@ LINK_LIFETIME = timedelta(days=7)
 
 def card_in_call(call: Call, card_id: object) -> SavedCard | None:
     """One of the call's usable saved cards, by the id the form sent."""
-    card = db.session.get(SavedCard, card_id) if str(card_id).isdigit() else None
+    found = parse_id(card_id)
+    card = db.session.get(SavedCard, found) if found is not None else None
     if card is None or card.call_id != call.id or not card.is_usable:
         return None
     return card
