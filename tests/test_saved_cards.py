@@ -29,6 +29,7 @@ from vcpay.integrations.stripe_api import StripeApi
 from vcpay.mail.models import OutboundEmail
 from vcpay.payments import saved_cards
 from vcpay.payments.models import PaymentRequest, PaymentState, SavedCard
+from vcpay.payments.reconciler import reconcile
 from vcpay.payments.tasks import detach_old_saved_cards
 from vcpay.people.models import Clinic, User
 from vcpay.webhooks.models import EventState
@@ -385,6 +386,27 @@ def test_a_patient_who_fails_the_bank_check_fails_the_payment(app, admin, clinic
     assert browser.get("/pay/confirm/not-a-signed-link").status_code == 404
 
 
+def test_a_charge_the_patient_never_confirms_expires_with_its_link(
+    app, admin, clinician, gp, stripe_control
+):
+    call, _, card = save_a_card(app, admin, clinician, gp, stripe_control)
+    stripe_control.card_behaves_as(card.payment_method_id, "4000002760003184")
+    charge(clinician, call, card)
+    [waiting] = charges()
+    assert waiting.state == PaymentState.REQUESTED
+    assert reconcile(StripeApi.for_app(), timedelta(0), timedelta(0)) == 0  # still waiting
+    db.session.execute(
+        PaymentRequest.__table__.update().values(expires_at=utcnow() - timedelta(minutes=1))
+    )
+    db.session.commit()
+    assert reconcile(StripeApi.for_app(), timedelta(0), timedelta(0)) == 1
+    assert charges()[0].state == PaymentState.EXPIRED
+    [asked] = emails()
+    path = LINK.search(asked.body_text).group(0).split("://", 1)[1].split("/", 1)[1]
+    page = app.test_client().get(f"/{path}").get_data(as_text=True)
+    assert "Nothing to confirm" in page and "Confirm with my bank" not in page
+
+
 def test_a_card_of_a_removed_account_is_not_charged(app, admin, clinician, gp, stripe_control):
     call, _, card = save_a_card(app, admin, clinician, gp, stripe_control)
     link = live_link(gp)
@@ -476,3 +498,5 @@ def test_the_back_office_shows_which_payments_were_off_session(
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
     [row] = rows
     assert row["Description"] == "After the call" and row["Off-session"] == "Yes"
+    [paid] = charges()
+    assert admin.get(f"/payments/{paid.id}").status_code == 200

@@ -160,6 +160,10 @@ def _apply(request: PaymentRequest, answer: OffSessionCharge) -> bool:
             transitions.move(request, PaymentState.REQUESTED, **_waiting(answer))
             _ask_patient(request)
             return True
+        if request.expires_at <= utcnow():  # the emailed link has stopped working
+            transitions.move(request, PaymentState.EXPIRED)
+            transitions.announce(request, CallEventKind.PAYMENT_EXPIRED)
+            return True
         return False
     if answer.status in ("requires_payment_method", "canceled"):
         message = answer.message or _("The card was declined.")
