@@ -19,6 +19,7 @@ from tests.payment_steps import (
     start_call,
 )
 from tests.stripe_standin import link_clinic, process_received, received
+from tests.test_refunds import refund
 from vcpay.audit.models import AuditEntry
 from vcpay.calls.models import Call
 from vcpay.client_payments.models import AccountRoute
@@ -500,3 +501,14 @@ def test_the_back_office_shows_which_payments_were_off_session(
     assert row["Description"] == "After the call" and row["Off-session"] == "Yes"
     [paid] = charges()
     assert admin.get(f"/payments/{paid.id}").status_code == 200
+
+
+def test_an_off_session_payment_is_refunded_like_any_other(
+    app, admin, clinician, gp, stripe_control
+):
+    call, _, card = save_a_card(app, admin, clinician, gp, stripe_control)
+    charge(clinician, call, card)
+    [paid] = charges()
+    assert refund(admin, paid).status_code == 303
+    [refunded] = charges()
+    assert refunded.state == PaymentState.REFUNDED and refunded.amount_refunded == 4500

@@ -22,7 +22,16 @@ branch_labels = None
 depends_on = None
 
 
+def _foreign_keys(on: bool) -> None:
+    """SQLite rebuilds a table to change a column (batch mode): with foreign keys enforced,
+    dropping the old table would cascade to the rows that point at it (refunds, links).
+    Off while this migration runs (before any row is written, so outside a transaction)."""
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
 def upgrade():
+    _foreign_keys(False)
     with op.batch_alter_table("clinics", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -98,9 +107,11 @@ def upgrade():
             "checkout_session_id", existing_type=sa.String(length=255), nullable=True
         )
         batch_op.alter_column("checkout_url", existing_type=sa.String(length=2000), nullable=True)
+    _foreign_keys(True)
 
 
 def downgrade():
+    _foreign_keys(False)
     with op.batch_alter_table("payment_requests", schema=None) as batch_op:
         batch_op.alter_column("checkout_url", existing_type=sa.String(length=2000), nullable=False)
         batch_op.alter_column(
@@ -121,3 +132,4 @@ def downgrade():
     op.drop_table("saved_cards")
     with op.batch_alter_table("clinics", schema=None) as batch_op:
         batch_op.drop_column("saved_cards_allowed")
+    _foreign_keys(True)
