@@ -62,7 +62,9 @@ from vcpay.client_payments.stripe_link import live_link
 from vcpay.database import utcnow
 from vcpay.errors import CSRF_MESSAGE
 from vcpay.extensions import csrf, db
+from vcpay.payments.models import PaymentRequest, SavedCard
 from vcpay.payments.receipts import receipt_url
+from vcpay.payments.saved_card_charges import authentication_url
 from vcpay.people.models import ClinicRole, User
 from vcpay.people.services import (
     add_clinic_role,
@@ -141,6 +143,41 @@ def rejoined_patient_of_call(world: World, place: Place) -> dict:
 
 def paid_receipt_link(world: World, place: Place) -> dict:
     return {"signed": receipt_url(world.paid_payment(place)).rsplit("/", 1)[1]}
+
+
+def removed_saved_card(world: World, place: Place) -> dict:
+    """A card the place's patient saved, already removed: Remove changes nothing. Mixed, it is
+    the other organisation's patient's card, asked for through this one's clinic."""
+    patient = db.session.merge(place.patient)
+    session_id = f"cs_matrix_{patient.id}"
+    card = db.session.scalar(select(SavedCard).filter_by(setup_session_id=session_id))
+    if card is None:
+        now = utcnow()
+        card = SavedCard(
+            clinic_id=patient.call.clinic_id, call_id=patient.call_id, participant=patient,
+            account_id="acct_matrix", customer_id="cus_matrix", setup_url="",
+            setup_session_id=session_id, payment_method_id=f"pm_matrix_{patient.id}",
+            consent_version="matrix", saved_at=now, removed_at=now, removed_cause="by_admin",
+        )  # fmt: skip
+        db.session.add(card)
+        db.session.commit()
+    return {"clinic_id": place.clinic.id, "card_id": card.id}
+
+
+def paid_off_session_link(world: World, place: Place) -> dict:
+    """The emailed link of a saved card's charge of the place's call, already paid."""
+    call = db.session.merge(place.call)
+    key = f"matrix-off-session-{place.name}"
+    request = db.session.scalar(select(PaymentRequest).filter_by(request_key=key))
+    if request is None:
+        request = PaymentRequest(
+            request_key=key, call=call, clinic_id=call.clinic_id, amount=100, currency="aud",
+            description="Matrix", updated_at=utcnow(), stripe_account_id="acct_matrix",
+            expires_at=utcnow(), off_session=True, state="paid",
+        )  # fmt: skip
+        db.session.add(request)
+        db.session.commit()
+    return {"signed": authentication_url(request).rsplit("/", 1)[1]}
 
 
 def payout_id(world: World, place: Place) -> dict:
@@ -519,6 +556,27 @@ ROUTES = [
     # The receipt email's own link is the key to that receipt, whoever holds it.
     Row("GET", "/join/receipts/<signed>", paid_receipt_link, visitors=200, own=200,
         foreign=SAME),
+    # Saved cards: the offer to save one is for a joined patient of a clinic that allows it
+    # (the place's does not: back to the call). The emailed link of a charge that needs its
+    # card's holder is the key to that one payment (paid already: nothing to confirm).
+    Row("GET", "/join/<token>/save-card", guest_token, visitors=303, own=303, foreign=SAME),
+    Row("POST", "/join/<token>/save-card", guest_token, visitors=303, own=303, foreign=SAME),
+    Row("GET", "/join/<token>/save-card/done", guest_token, visitors=303, own=303,
+        foreign=SAME),
+    Row("GET", "/pay/confirm/<signed>", paid_off_session_link, visitors=200, own=200,
+        foreign=SAME),
+    Row("POST", "/pay/confirm/<signed>", paid_off_session_link, visitors=200, own=200,
+        foreign=SAME),
+    Row("GET", "/pay/confirm/<signed>/done", paid_off_session_link, visitors=303, own=303,
+        foreign=SAME),
+    # The clinic admin's setting and list; Remove of a card removed already changes nothing.
+    Row("GET", "/client-payments/clinics/<int:clinic_id>/saved-cards", clinic_id, own=ADMINS),
+    Row("POST", "/client-payments/clinics/<int:clinic_id>/saved-cards/setting", clinic_id,
+        own=ADMINS_REDIRECTED, body=form(allowed="no")),
+    Row("POST", "/client-payments/clinics/<int:clinic_id>/saved-cards/<int:card_id>/remove",
+        removed_saved_card, own=ADMINS_REDIRECTED, mixed={"own": (403, 404, 404, 404)}),
+    # Charge saved card: the call's clinician; a form naming no card is refused.
+    Row("POST", "/calls/<int:call_id>/saved-cards/charge", call_id, own=(400, 403, 403, 403)),
     # Payments: everyone with a role in a clinic opens the list and the export (a clinician
     # sees the requests they made, which include the place's); the place's request is its
     # clinician's. Its receipt is for admins to send again; the request is unpaid, so they

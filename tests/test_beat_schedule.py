@@ -43,6 +43,7 @@ def test_every_task_in_beats_schedule_is_registered_with_the_worker(tmp_path):
         "reconcile-payment-requests",
         "sweep-stripe-events",
         "refresh-payouts",
+        "detach-old-saved-cards",
     }
     assert unregistered(scheduled, registered) == {}
     # The check itself: one letter wrong and the entry is reported.

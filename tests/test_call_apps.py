@@ -151,7 +151,11 @@ def test_one_key_is_one_app():
 
 
 def test_the_factory_adds_request_payment_to_each_application_it_makes(app):
-    assert [a.key for a in call_apps(app)] == ["request-payment", "fee-before-joining"]
+    assert [a.key for a in call_apps(app)] == [
+        "request-payment",
+        "fee-before-joining",
+        "saved-cards",
+    ]
 
 
 def test_an_app_adds_fields_to_the_start_form_and_sends_a_patient_somewhere_first(

@@ -39,12 +39,13 @@ STRIPE_KEYS = {
     "stripe_user_id",
 }
 # Where the running application's adapters are looked up, to be passed to services.
-# refund_views.py, fee_views.py: the refunds' and the fee before joining's blueprints, view
-# modules of their own beside payments' views.py.
+# refund_views.py, fee_views.py, saved_card_views.py: the refunds', the fee before joining's
+# and saved cards' blueprints, view modules of their own beside payments' views.py.
 ENTRY_POINTS = {
     "views.py",
     "refund_views.py",
     "fee_views.py",
+    "saved_card_views.py",
     "tasks.py",
     "stripe_handlers.py",
     "cli.py",

@@ -48,7 +48,11 @@ def test_the_factory_gives_each_event_type_its_handler(app):
 
 
 def test_the_factory_wires_the_call_apps_link_removal_and_live_events(app):
-    assert [a.key for a in call_apps(app)] == ["request-payment", "fee-before-joining"]
+    assert [a.key for a in call_apps(app)] == [
+        "request-payment",
+        "fee-before-joining",
+        "saved-cards",
+    ]
     [settle] = app.extensions[LINK_REMOVAL]
     assert settle.__name__ == "cancel_requests_of_removed_link"
     assert {"call_waker", "call_streams"} <= set(app.extensions)

@@ -123,6 +123,7 @@ def register_blueprints(app: Flask) -> None:
     from vcpay.main.views import blueprint as main
     from vcpay.payments.fee_views import blueprint as fees
     from vcpay.payments.refund_views import blueprint as refunds
+    from vcpay.payments.saved_card_views import blueprint as saved_cards
     from vcpay.payments.views import blueprint as payments
     from vcpay.payouts.views import blueprint as payouts
     from vcpay.people.two_factor_views import blueprint as two_factor
@@ -143,6 +144,7 @@ def register_blueprints(app: Flask) -> None:
         guest,
         payments,
         fees,
+        saved_cards,
         refunds,
         ledger,
         audit,
@@ -158,9 +160,11 @@ def register_call_apps(app: Flask) -> None:
     """What the call screens host in Apps & Tools, in this order."""
     from vcpay.payments.call_app import register_call_app as request_payment
     from vcpay.payments.fee_app import register_call_app as fee_before_joining
+    from vcpay.payments.saved_card_app import register_call_app as saved_cards
 
     request_payment(app)
     fee_before_joining(app)
+    saved_cards(app)
 
 
 def register_stripe_handlers(app: Flask) -> None:

@@ -20,6 +20,7 @@ TASK_MODULES = [
 ]
 # Payouts' webhooks bring their news at once; this catches what a missed one would have told.
 PAYOUT_REFRESH_SECONDS = 3600
+SAVED_CARD_SWEEP_SECONDS = 3600  # cards are kept for days: an hour late is on time
 
 # Embedded brokers (no server) are polled; they cannot broadcast to workers.
 SERVERLESS_SCHEMES = ("sqla+", "filesystem")
@@ -146,6 +147,9 @@ def celery_settings(config: dict[str, Any], instance_path: str) -> dict[str, Any
                 "vcpay.webhooks.sweep_stripe_events", config["STRIPE_EVENT_SWEEP_SECONDS"]
             ),
             "refresh-payouts": _every("vcpay.payouts.refresh_all_payouts", PAYOUT_REFRESH_SECONDS),
+            "detach-old-saved-cards": _every(
+                "vcpay.payments.detach_old_saved_cards", SAVED_CARD_SWEEP_SECONDS
+            ),
         },
     }
 

@@ -19,6 +19,8 @@ from typing import Any
 import stripe
 from flask import current_app
 
+from vcpay.integrations import stripe_cards
+from vcpay.integrations.stripe_card_values import CardSetup, CardSetupRequest, OffSessionCharge
 from vcpay.integrations.stripe_errors import (
     RefundTooLarge,
     StripeApiError,
@@ -321,6 +323,49 @@ class StripeApi:
                 {"stripe_account": account_id},
             )
             return [_refund(refund.to_dict()) for refund in page.auto_paging_iter()]
+
+    # Saved cards, on the connected account the card was saved on (``stripe_cards``).
+
+    def start_card_setup(self, order: CardSetupRequest) -> CardSetup:
+        """A Customer and a setup Checkout page for them; the same key makes the same ones."""
+        expires_at = within_checkout_window(order.expires_at, time.time())
+        return stripe_cards.start_setup(self.client, order, expires_at)
+
+    def read_card_setup(self, account_id: str, session_id: str) -> CardSetup:
+        return stripe_cards.read_setup(self.client, account_id, session_id)
+
+    def charge_saved_card(
+        self,
+        account_id: str,
+        customer_id: str,
+        payment_method_id: str,
+        amount: int,
+        description: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
+    ) -> OffSessionCharge:
+        params = {
+            "amount": amount,
+            "currency": "aud",
+            "customer": customer_id,
+            "payment_method": payment_method_id,
+            "description": description,
+            "metadata": metadata,
+        }
+        return stripe_cards.charge(self.client, account_id, params, idempotency_key)
+
+    def confirm_saved_card_charge(
+        self, account_id: str, payment_intent_id: str, payment_method_id: str, return_url: str
+    ) -> OffSessionCharge:
+        return stripe_cards.confirm(
+            self.client, account_id, payment_intent_id, payment_method_id, return_url
+        )
+
+    def read_saved_card_charge(self, account_id: str, payment_intent_id: str) -> OffSessionCharge:
+        return stripe_cards.read_charge(self.client, account_id, payment_intent_id)
+
+    def detach_card(self, account_id: str, payment_method_id: str) -> None:
+        stripe_cards.detach(self.client, account_id, payment_method_id)
 
     def _unrefunded(self, account_id: str, payment_intent_id: str) -> int | None:
         """What the payment's charge has left to refund, or None if Stripe cannot say now."""

@@ -17,6 +17,7 @@ from vcpay.integrations.stripe_values import (
     ChargeRefunded,
     CheckoutChanged,
     PaymentFailed,
+    PaymentIntentChanged,
     PayoutChanged,
     RefundChanged,
     StripeChange,
@@ -54,6 +55,9 @@ def read_change(event_type: str, account: str | None, payload: str) -> StripeCha
     if event_type == "payment_intent.payment_failed":
         intent = _data_object(payload)
         return PaymentFailed(account, _object_id(intent), _request_hint(intent))
+    if event_type in ("payment_intent.succeeded", "payment_intent.requires_action"):
+        intent = _data_object(payload)
+        return PaymentIntentChanged(account, _object_id(intent), _request_hint(intent))
     if event_type == "charge.refunded":
         charge = _data_object(payload)
         return ChargeRefunded(

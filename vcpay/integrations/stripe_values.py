@@ -110,6 +110,15 @@ class PaymentFailed:
 
 
 @dataclass(frozen=True)
+class PaymentIntentChanged:
+    """A PaymentIntent succeeded or needs its card's holder (a saved card's charge)."""
+
+    account: str | None
+    payment_intent_id: str
+    payment_request: str | None
+
+
+@dataclass(frozen=True)
 class ChargeRefunded:
     account: str | None
     charge_id: str
@@ -183,6 +192,7 @@ class RefundChanged:
 StripeChange = (
     CheckoutChanged
     | PaymentFailed
+    | PaymentIntentChanged
     | ChargeRefunded
     | AccountChanged
     | AccountAuthorized

@@ -46,6 +46,7 @@ def headers() -> list[str]:
         _("Net"),
         _("Payout"),
         _("Request id"),
+        _("Off-session"),
     ]
 
 
@@ -65,6 +66,7 @@ COLUMNS = (
     Clinic.name.label("clinic_name"),
     Clinic.time_zone,
     User.name.label("clinician_name"),
+    PaymentRequest.off_session,
 )
 
 
@@ -118,7 +120,8 @@ def _batches(ledger: LedgerFilter, size: int) -> Iterator[list]:
 
 def status_names() -> dict[str, str]:
     """Each state's name in the reader's language, translated once for the whole file."""
-    return {state: str(label) for state, (label, _states) in STATUS_CHOICES.items()}
+    names = {state: str(label) for state, (label, _states) in STATUS_CHOICES.items()}
+    return {**names, "off_session": _("Yes")}
 
 
 def _cells(row, statuses: dict[str, str]) -> list[str]:
@@ -140,6 +143,7 @@ def _cells(row, statuses: dict[str, str]) -> list[str]:
         clinic,
         time_zone,
         clinician,
+        off_session,
         payout,
     ) = row
     zone = zone_named(time_zone)
@@ -163,6 +167,7 @@ def _cells(row, statuses: dict[str, str]) -> list[str]:
         dollars(net),
         payout or "",
         str(row_id),
+        statuses["off_session"] if off_session else "",
     ]
 
 

@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 
 from flask_babel import gettext
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, false
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vcpay.calls.models import Call, Participant
@@ -67,8 +67,9 @@ class PaymentRequest(CreatedAtMixin, db.Model):
 
     # The clinic's Stripe account when asked, and the Checkout Session made on it.
     stripe_account_id: Mapped[str] = mapped_column(String(64))
-    checkout_session_id: Mapped[str] = mapped_column(String(255), unique=True)
-    checkout_url: Mapped[str] = mapped_column(String(2000))
+    # None for a charge to a saved card (``off_session``): it has no Checkout page.
+    checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    checkout_url: Mapped[str | None] = mapped_column(String(2000))
     expires_at: Mapped[datetime]
 
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
@@ -92,6 +93,11 @@ class PaymentRequest(CreatedAtMixin, db.Model):
     # The call's fee before joining (``CallFee``), asked of its payer when they pressed Pay now
     # on the pay-first page; otherwise a request the clinician made in the call.
     pay_first: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Charged by the clinician to a card the patient saved (no Checkout page: no session).
+    off_session: Mapped[bool] = mapped_column(default=False, server_default=false())
+    saved_card_id: Mapped[int | None] = mapped_column(
+        ForeignKey("saved_cards.id", ondelete="SET NULL")
+    )
 
     call: Mapped[Call] = relationship()
     clinic: Mapped[Clinic] = relationship()
@@ -177,6 +183,47 @@ class FeeWaiver(CreatedAtMixin, db.Model):
     def clinic(self) -> Clinic:
         """Its scope, for the audit log."""
         return self.participant.call.clinic
+
+
+class SavedCard(CreatedAtMixin, db.Model):
+    """A card a patient saved when joining a call, on the Stripe account the call's payments
+    are made on, with the consent they gave; charged after the call by the clinician. Made
+    when the patient goes to Stripe (``setup_session_id``), saved once Stripe says so."""
+
+    __tablename__ = "saved_cards"
+    __table_args__ = (UniqueConstraint("account_id", "payment_method_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("call_participants.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(255))
+    setup_session_id: Mapped[str] = mapped_column(String(255), unique=True)
+    setup_url: Mapped[str] = mapped_column(String(2000))
+    payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    brand: Mapped[str] = mapped_column(String(20), default="")
+    last4: Mapped[str] = mapped_column(String(4), default="")
+    exp_month: Mapped[int | None]
+    exp_year: Mapped[int | None]
+    email: Mapped[str] = mapped_column(String(254), default="")
+    consent_version: Mapped[str] = mapped_column(String(20))
+    saved_at: Mapped[datetime | None] = mapped_column(index=True)
+    removed_at: Mapped[datetime | None]
+    removed_cause: Mapped[str] = mapped_column(String(20), default="")
+
+    clinic: Mapped[Clinic] = relationship()
+    call: Mapped[Call] = relationship()
+    participant: Mapped[Participant] = relationship()
+
+    @property
+    def is_usable(self) -> bool:
+        return self.saved_at is not None and self.removed_at is None
+
+    def __repr__(self) -> str:
+        return f"<SavedCard {self.id} {self.brand} {self.last4}>"
 
 
 class RefundState(enum.StrEnum):

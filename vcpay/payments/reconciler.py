@@ -9,6 +9,7 @@ from vcpay.database import utcnow
 from vcpay.extensions import db
 from vcpay.integrations.stripe_api import StripeApi
 from vcpay.integrations.stripe_errors import StripeApiError
+from vcpay.payments import saved_card_charges
 from vcpay.payments.models import (
     OPEN_STATES,
     PaymentRequest,
@@ -42,7 +43,10 @@ def reconcile(
     for request in candidates:
         request_id = request.id
         try:
-            changed += sync_with_stripe(request, stripe_api)
+            if request.off_session:  # a saved card's charge: no Checkout page
+                changed += saved_card_charges.ask_stripe(request, stripe_api)
+            else:
+                changed += sync_with_stripe(request, stripe_api)
         except StripeApiError as error:
             db.session.rollback()
             log.warning("Could not reconcile payment request %s: %s", request_id, error)

@@ -23,11 +23,12 @@ from vcpay.integrations.stripe_values import (
     ChargeRefunded,
     CheckoutChanged,
     PaymentFailed,
+    PaymentIntentChanged,
     RefundChanged,
 )
 from vcpay.observability.context import bind
-from vcpay.payments import refunds, transitions
-from vcpay.payments.models import PaymentRequest
+from vcpay.payments import refunds, saved_card_charges, saved_cards, transitions
+from vcpay.payments.models import PaymentRequest, SavedCard
 from vcpay.webhooks.registry import IgnoreEvent, stripe_handlers
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,31 @@ def register_stripe_handlers(app: Flask) -> None:
     handlers = stripe_handlers(app)
     handlers.add_change(checkout_session_changed, *CHECKOUT_EVENTS)
     handlers.add_change(payment_attempt_failed, "payment_intent.payment_failed")
+    handlers.add_change(
+        payment_intent_changed, "payment_intent.succeeded", "payment_intent.requires_action"
+    )
     handlers.add_change(charge_refunded, "charge.refunded")
     handlers.add_change(refund_changed, *REFUND_EVENTS)
 
 
 def checkout_session_changed(change: CheckoutChanged) -> None:
     request = transitions.request_for_session(change.session_id)
+    if request is None and (card := saved_cards.card_for_session(change.session_id)):
+        _card_setup_changed(change.account, card)
+        return
     _sync(_own_payment(change.account, request))
+
+
+def _card_setup_changed(account: str | None, card: SavedCard) -> None:
+    """A page that saves a card: trusted only from the account the card is saved on."""
+    if account != card.account_id:
+        log.warning(
+            "Stripe event from %s names saved card %s of another account; ignored",
+            account or "the platform",
+            card.id,
+        )
+        raise IgnoreEvent(f"Sent by {account or 'the platform'}, not by saved card {card.id}'s.")
+    saved_cards.complete(card, StripeApi.for_app())
 
 
 def payment_attempt_failed(change: PaymentFailed) -> None:
@@ -91,7 +110,21 @@ def _own_payment(account: str | None, request: PaymentRequest | None) -> Payment
 
 
 def _sync(request: PaymentRequest, **named: str) -> None:
+    if request.off_session:  # a saved card's charge: its PaymentIntent, read again
+        _foreign_ignored(saved_card_charges.ask_stripe, request, StripeApi.for_app())
+        return
     _foreign_ignored(transitions.sync_with_stripe, request, StripeApi.for_app(), **named)
+
+
+def payment_intent_changed(change: PaymentIntentChanged) -> None:
+    """A saved card's charge succeeded or needs its holder: read it again on its account."""
+    request = transitions.request_for_payment_intent(
+        change.payment_intent_id, change.payment_request
+    )
+    request = _own_payment(change.account, request)
+    if not request.off_session:
+        return  # a Checkout payment: its session's events tell
+    _sync(request)
 
 
 def _foreign_ignored(apply, *args, **named) -> None:

@@ -99,6 +99,11 @@ def _move(request: PaymentRequest, state: PaymentState, **values) -> None:
         set_committed_value(request, name, value)
 
 
+def move(request: PaymentRequest, state: PaymentState, **values) -> None:
+    """The same guarded move, for the charges to saved cards (``saved_card_charges``)."""
+    _move(request, state, **values)
+
+
 def read_checkout(request: PaymentRequest, stripe_api: StripeApi) -> CheckoutSummary:
     """The request's Checkout Session as Stripe has it now, read on the request's account."""
     return stripe_api.retrieve_checkout_session(
@@ -308,6 +313,8 @@ def cancel_request(request: PaymentRequest, user: User, stripe_api: StripeApi) -
     """Close the Checkout page first: if the patient paid meanwhile, it is paid, not cancelled."""
     if request.state != PaymentState.REQUESTED:
         return False
+    if request.checkout_session_id is None:  # a saved card's charge waiting for its holder
+        return _cancelled(request, user)
     session = stripe_api.expire_checkout_session(
         request.stripe_account_id, request.checkout_session_id
     )
@@ -345,8 +352,12 @@ def cancel_requests_of_removed_link(link: StripeLink, stripe_api: StripeApi) -> 
     ).all()
     for request in open_requests:
         try:
-            session = stripe_api.expire_checkout_session(
-                request.stripe_account_id, request.checkout_session_id
+            session = (
+                stripe_api.expire_checkout_session(
+                    request.stripe_account_id, request.checkout_session_id
+                )
+                if request.checkout_session_id is not None
+                else None  # a saved card's charge: no page to close
             )
         except StripeApiError:
             session = None  # access is gone already (disconnected in Stripe): cancel here

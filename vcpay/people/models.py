@@ -71,6 +71,8 @@ class Clinic(CreatedAtMixin, db.Model):
     time_zone: Mapped[str] = mapped_column(
         String(64), default=_default_time_zone, server_default="Australia/Sydney"
     )
+    # Patients may save a card when they join, to be charged after the call (off by default).
+    saved_cards_allowed: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     organisation: Mapped[Organisation] = relationship(back_populates="clinics")
     memberships: Mapped[list["ClinicMembership"]] = relationship(back_populates="clinic")
