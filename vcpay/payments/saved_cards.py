@@ -30,6 +30,7 @@ from vcpay.integrations.stripe_errors import StripeApiError
 from vcpay.payments import requesting
 from vcpay.payments.models import SavedCard
 from vcpay.people.models import Clinic, User
+from vcpay.transactions import commit_unit
 
 log = logging.getLogger(__name__)
 CONSENT_VERSION = "2026-12-02"
@@ -244,7 +245,7 @@ def detach_expired(stripe_api: StripeApi, days: int) -> int:
         card = db.session.get(SavedCard, card_id)
         try:
             removed += remove(card, RemovalCause.EXPIRED, stripe_api)
-            db.session.commit()
+            commit_unit()
         except StripeApiError as error:
             db.session.rollback()
             log.warning("Could not detach saved card %s: %s", card_id, error)
