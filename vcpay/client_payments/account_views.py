@@ -17,18 +17,12 @@ from vcpay.client_payments.accounts import (
 from vcpay.client_payments.forms import RenameAccountForm, RouteForm
 from vcpay.client_payments.models import AccountRoute, StripeLink
 from vcpay.client_payments.stripe_link import live_links
+from vcpay.client_payments.views import managed_clinic
 from vcpay.extensions import db, limiter
 from vcpay.forms import ConfirmForm
 from vcpay.people.models import Clinic, User
-from vcpay.people.permissions import Permission, require
 
 blueprint = Blueprint("stripe_accounts", __name__, url_prefix="/client-payments")
-
-
-def _clinic(clinic_id: int) -> Clinic:
-    clinic = db.session.get(Clinic, clinic_id)
-    require(Permission.MANAGE_CLIENT_PAYMENTS, clinic)
-    return clinic
 
 
 def _live_link(clinic: Clinic, link_id: int) -> StripeLink:
@@ -66,7 +60,7 @@ def _refused(clinic: Clinic, refusal: AccountChangeRefused):
 @login_required
 @limiter.limit("30 per minute")
 def rename(clinic_id: int, link_id: int):
-    clinic = _clinic(clinic_id)
+    clinic = managed_clinic(clinic_id)
     form = RenameAccountForm()
     try:
         link = _live_link(clinic, link_id)
@@ -82,7 +76,7 @@ def rename(clinic_id: int, link_id: int):
 @login_required
 @limiter.limit("30 per minute")
 def make_default_account(clinic_id: int, link_id: int):
-    clinic = _clinic(clinic_id)
+    clinic = managed_clinic(clinic_id)
     try:
         link = _live_link(clinic, link_id)
         if not ConfirmForm().validate_on_submit():
@@ -98,7 +92,7 @@ def make_default_account(clinic_id: int, link_id: int):
 @login_required
 @limiter.limit("30 per minute")
 def route(clinic_id: int):
-    clinic = _clinic(clinic_id)
+    clinic = managed_clinic(clinic_id)
     links = live_links(clinic)
     form = RouteForm().offer(clinicians(clinic), links)
     try:
@@ -121,7 +115,7 @@ def route(clinic_id: int):
 @login_required
 @limiter.limit("30 per minute")
 def unroute(clinic_id: int, route_id: int):
-    clinic = _clinic(clinic_id)
+    clinic = managed_clinic(clinic_id)
     found = db.session.get(AccountRoute, route_id)
     if found is None or found.clinic_id != clinic.id:
         abort(404)

@@ -29,7 +29,8 @@ from vcpay.people.permissions import Permission, clinics_where, require
 blueprint = Blueprint("client_payments", __name__, url_prefix="/client-payments")
 
 
-def _clinic(clinic_id: int) -> Clinic:
+def managed_clinic(clinic_id: int) -> Clinic:
+    """The clinic, if the signed-in person manages its Client Payments (else 403 or 404)."""
     clinic = db.session.get(Clinic, clinic_id)
     require(Permission.MANAGE_CLIENT_PAYMENTS, clinic)
     return clinic
@@ -67,7 +68,7 @@ def index():
 @blueprint.route("/clinics/<int:clinic_id>")
 @login_required
 def clinic(clinic_id: int):
-    clinic = _clinic(clinic_id)
+    clinic = managed_clinic(clinic_id)
     links = live_links(clinic)
     stripe_api = StripeApi.for_app()
     return render_template(
@@ -89,7 +90,7 @@ def clinic(clinic_id: int):
 @limiter.limit("20 per minute")
 def connect_stripe(clinic_id: int):
     """Go to Stripe: sign in there and connect the clinic's existing account."""
-    clinic = _clinic(clinic_id)
+    clinic = managed_clinic(clinic_id)
     if not ConfirmForm().validate_on_submit():
         flash(_("The form expired; please try again."), "error")
         return _to_clinic(clinic)
@@ -142,7 +143,7 @@ def stripe_callback():
 @login_required
 @limiter.limit("20 per minute")
 def refresh_stripe(clinic_id: int, link_id: int | None = None):
-    clinic = _clinic(clinic_id)
+    clinic = managed_clinic(clinic_id)
     link = _link(clinic, link_id)
     if link is None or not ConfirmForm().validate_on_submit():
         return _to_clinic(clinic)
@@ -169,7 +170,7 @@ def refresh_stripe(clinic_id: int, link_id: int | None = None):
 @blueprint.route("/clinics/<int:clinic_id>/stripe/<int:link_id>/remove", methods=["GET", "POST"])
 @login_required
 def remove_stripe(clinic_id: int, link_id: int | None = None):
-    clinic = _clinic(clinic_id)
+    clinic = managed_clinic(clinic_id)
     link = _link(clinic, link_id)
     if link is None:
         if link_id is not None:
